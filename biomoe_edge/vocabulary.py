@@ -1,0 +1,87 @@
+"""The words every part of biomoe-edge shares: modalities, representations, stream and window specs."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+#: Side of the square RGB image the model reads (PIL ``Resize((224, 224))`` in the authors' pipeline).
+IMAGE_SIZE = 224
+#: Tiny-BioMoE's embedding: two 96-D encoder embeddings, concatenated.
+EMBEDDING_DIM = 192
+
+#: Image representations of a signal window, in this order wherever an order is needed.
+REPRESENTATIONS: tuple[str, ...] = (
+    "spectrogram_psd",
+    "spectrogram_angle",
+    "spectrogram_phase",
+    "scalogram",
+    "recurrence",
+    "waveform",
+)
+
+
+class Modality(str, enum.Enum):
+    """Biosignal modalities a wearable streams."""
+
+    EDA = "eda"  # electrodermal activity
+    BVP = "bvp"  # blood volume pulse (PPG)
+    RESP = "resp"  # respiration
+    SPO2 = "spo2"  # peripheral oxygen saturation
+    ECG = "ecg"  # electrocardiogram
+
+    @classmethod
+    def parse(cls, value: str | Modality) -> Modality:
+        """Accept a Modality or its name in any case; raise ValueError naming the valid ones."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown modality {value!r}; expected one of: {valid}") from None
+
+
+def check_representations(names) -> tuple[str, ...]:
+    """Return ``names`` as a tuple, or raise ValueError naming the first unknown one."""
+    if isinstance(names, str):
+        names = (names,)
+    names = tuple(names)
+    if not names:
+        raise ValueError("no representation given; expected some of: " + ", ".join(REPRESENTATIONS))
+    for name in names:
+        if name not in REPRESENTATIONS:
+            raise ValueError(f"unknown representation {name!r}; expected one of: " + ", ".join(REPRESENTATIONS))
+    return names
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One signal stream of one device, as the device describes it."""
+
+    device: str
+    modality: Modality
+    sample_rate_hz: float
+    channels: int = 1
+    units: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "modality", Modality.parse(self.modality))
+        if not self.sample_rate_hz > 0:
+            raise ValueError(f"sample_rate_hz must be positive, got {self.sample_rate_hz!r}")
+        if self.channels < 1:
+            raise ValueError(f"channels must be at least 1, got {self.channels!r}")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Sliding windows over a stream: ``length_s`` long, a new one every ``hop_s``."""
+
+    length_s: float = 10.0
+    hop_s: float = 1.0
+
+    def __post_init__(self):
+        if not self.length_s > 0:
+            raise ValueError(f"window length_s must be positive, got {self.length_s!r}")
+        if not 0 < self.hop_s:
+            raise ValueError(f"window hop_s must be positive, got {self.hop_s!r}")

@@ -1,0 +1,1 @@
+"""Images to embeddings behind one interface: TensorRT, ONNX Runtime, PyTorch."""

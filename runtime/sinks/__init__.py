@@ -1,0 +1,1 @@
+"""Where embeddings go: callbacks, rotating files, Lab Streaming Layer, MQTT."""

@@ -1,0 +1,1 @@
+"""Windows of signal to images: spectrograms, scalograms, recurrence plots, waveforms (NumPy or CuPy)."""
