@@ -1,0 +1,79 @@
+"""A real Mosquitto broker on loopback (Debian's /usr/sbin/mosquitto), started and stopped by the tests."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+
+def _mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if pathlib.Path(p).exists()), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"mosquitto did not open port {port} within {timeout_s} s")
+
+
+class MosquittoBroker:
+    """One broker process on 127.0.0.1:port with persistence in a temp folder (so a restart keeps the
+    subscriptions and queued QoS 1 messages of persistent sessions, like a production broker)."""
+
+    def __init__(self, binary: str, workdir: pathlib.Path):
+        self.binary = binary
+        self.port = _free_port()
+        self.workdir = workdir
+        self.config = workdir / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "log_dest stderr\n"
+        )
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([self.binary, "-c", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=open(self.workdir / "broker.log", "ab"))
+        _wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # SIGTERM: mosquitto saves its persistence file
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    binary = _mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto not installed (Debian: apt-get install mosquitto); .ci/run installs it")
+    broker = MosquittoBroker(binary, tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
