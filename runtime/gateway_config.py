@@ -1,0 +1,364 @@
+"""The gateway's TOML configuration, validated into dataclasses.
+
+Every error is a :class:`ConfigError` (a ``ValueError``) whose message starts with the path of the
+offending key, e.g. ``sinks[1].port: expected an integer, got "abc"``. Unknown keys are refused by name
+(a typo must not silently fall back to a default). Relative paths are resolved against the file's folder.
+See ``examples/gateway.toml`` for every key with its meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from dataclasses import dataclass, field
+
+from biomoe_edge.config import load_toml
+from biomoe_edge.vocabulary import REPRESENTATIONS, Modality, WindowSpec
+
+PROFILES = ("native", "heart_rate", "pulse_oximeter", "polar_pmd")
+ENGINE_KINDS = ("auto", "tensorrt", "onnxruntime", "pytorch")
+PRECISIONS = ("fp32", "fp16", "int8")
+SINK_KINDS = ("jsonl", "npz", "lsl", "mqtt")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type, out of range, or unknown."""
+
+    def __init__(self, key_path: str, message: str, *, source=None):
+        self.key_path = key_path
+        self.reason = message
+        self.source = source
+        text = f"{key_path}: {message}" if key_path else message
+        super().__init__(f"{source}: {text}" if source is not None else text)
+
+
+# -- dataclasses ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One allow-listed wearable: matched by ``address`` when given, else by advertised ``name``."""
+
+    name: str | None = None
+    address: str | None = None
+    profile: str = "native"
+    #: Modalities to use; empty means every stream the device describes.
+    modalities: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.name or self.address or "?"
+
+
+@dataclass(frozen=True)
+class ModalityConfig:
+    window: WindowSpec = field(default_factory=WindowSpec)
+    representations: tuple[str, ...] = ("spectrogram_psd", "scalogram")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    kind: str = "auto"
+    path: pathlib.Path | None = None
+    precision: str = "fp32"
+    max_batch: int = 16
+    #: A partly filled batch runs once its oldest job has waited this long.
+    deadline_s: float = 0.05
+    #: Bound of the scheduler's queue of (window, representation) jobs; the oldest are dropped beyond it.
+    max_queue: int = 256
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    adapter: str | None = None
+    connect_timeout_s: float = 20.0
+    backoff_min_s: float = 1.0
+    backoff_max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    kind: str
+    #: Keyword arguments of the sink's constructor, validated per kind.
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    devices: tuple[DeviceConfig, ...] = ()
+    windows: ModalityConfig = field(default_factory=ModalityConfig)
+    #: Per-modality overrides of ``windows``.
+    modalities: dict = field(default_factory=dict)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    sinks: tuple[SinkConfig, ...] = ()
+    source: pathlib.Path | None = None
+
+    def modality(self, modality: str) -> ModalityConfig:
+        """Window and representations of ``modality`` (its override, else the defaults)."""
+        return self.modalities.get(Modality.parse(modality).value, self.windows)
+
+
+# -- typed readers that name the key --------------------------------------------------------------------
+
+def _show(value) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _type_name(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+class _Table:
+    """A TOML table being read: remembers which keys were used, refuses the rest by name."""
+
+    def __init__(self, data, path: str):
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"expected a table, got {_type_name(data)} {_show(data)}")
+        self.data, self.path, self.used = data, path, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def raw(self, name: str, default=None):
+        self.used.add(name)
+        return self.data.get(name, default)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def string(self, name, default=None, *, choices=None):
+        value = self.raw(name, default)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(self.key(name), f"expected a string, got {_show(value)}")
+        if choices is not None and value not in choices:
+            raise ConfigError(self.key(name), f"expected one of {', '.join(choices)}, got {_show(value)}")
+        return value
+
+    def integer(self, name, default=None, *, minimum=None, maximum=None):
+        value = self.raw(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(self.key(name), f"expected an integer, got {_show(value)}")
+        self._range(name, value, minimum, maximum)
+        return value
+
+    def number(self, name, default=None, *, minimum=None, maximum=None, positive=False):
+        value = self.raw(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(self.key(name), f"expected a number, got {_show(value)}")
+        if positive and not value > 0:
+            raise ConfigError(self.key(name), f"expected a positive number, got {_show(value)}")
+        self._range(name, value, minimum, maximum)
+        return float(value)
+
+    def boolean(self, name, default=None):
+        value = self.raw(name, default)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"expected true or false, got {_show(value)}")
+        return value
+
+    def strings(self, name, default=()):
+        value = self.raw(name, default)
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(self.key(name), f"expected an array of strings, got {_show(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(f"{self.key(name)}[{i}]", f"expected a string, got {_show(item)}")
+        return tuple(value)
+
+    def path_value(self, name, base: pathlib.Path | None):
+        value = self.string(name)
+        if value is None:
+            return None
+        path = pathlib.Path(value).expanduser()
+        return path if path.is_absolute() or base is None else base / path
+
+    def table(self, name) -> _Table:
+        return _Table(self.raw(name, {}), self.key(name))
+
+    def array_of_tables(self, name) -> list[_Table]:
+        value = self.raw(name, [])
+        if not isinstance(value, list):
+            raise ConfigError(self.key(name), f"expected an array of tables ([[{name}]]), got {_show(value)}")
+        return [_Table(item, f"{self.key(name)}[{i}]") for i, item in enumerate(value)]
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            allowed = ", ".join(sorted(self.used))
+            raise ConfigError(self.key(unknown[0]), f"unknown key {_show(unknown[0])} (allowed here: {allowed})")
+
+    def _range(self, name, value, minimum, maximum):
+        if minimum is not None and value < minimum:
+            raise ConfigError(self.key(name), f"expected at least {minimum}, got {_show(value)}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(self.key(name), f"expected at most {maximum}, got {_show(value)}")
+
+
+# -- sections ---------------------------------------------------------------------------------------------
+
+def _modality_name(value: str, key_path: str) -> str:
+    try:
+        return Modality.parse(value).value
+    except ValueError as exc:
+        raise ConfigError(key_path, str(exc)) from None
+
+
+def _representations(table: _Table, default) -> tuple[str, ...]:
+    names = table.strings("representations", default)
+    if not names:
+        raise ConfigError(table.key("representations"), "expected at least one representation")
+    for i, name in enumerate(names):
+        if name not in REPRESENTATIONS:
+            raise ConfigError(f"{table.key('representations')}[{i}]",
+                              f"unknown representation {_show(name)}; expected one of: {', '.join(REPRESENTATIONS)}")
+    return names
+
+
+def _window_section(table: _Table, default: ModalityConfig) -> ModalityConfig:
+    length = table.number("length_s", default.window.length_s, positive=True)
+    hop = table.number("hop_s", default.window.hop_s, positive=True)
+    if hop > length:
+        raise ConfigError(table.key("hop_s"), f"hop_s ({hop}) must not exceed length_s ({length}): samples would be skipped")
+    representations = _representations(table, default.representations)
+    table.finish()
+    return ModalityConfig(WindowSpec(length, hop), representations)
+
+
+def _device(table: _Table) -> DeviceConfig:
+    name = table.string("name")
+    address = table.string("address")
+    if name is None and address is None:
+        raise ConfigError(table.path, "a device needs a name or an address (the allow-list never matches 'anything')")
+    profile = table.string("profile", "native", choices=PROFILES)
+    modalities = tuple(_modality_name(m, f"{table.key('modalities')}[{i}]")
+                       for i, m in enumerate(table.strings("modalities", ())))
+    table.finish()
+    return DeviceConfig(name=name, address=address.upper() if address else None, profile=profile, modalities=modalities)
+
+
+def _engine(table: _Table, base) -> EngineConfig:
+    default = EngineConfig()
+    config = EngineConfig(
+        kind=table.string("kind", default.kind, choices=ENGINE_KINDS),
+        path=table.path_value("path", base),
+        precision=table.string("precision", default.precision, choices=PRECISIONS),
+        max_batch=table.integer("max_batch", default.max_batch, minimum=1, maximum=1024),
+        deadline_s=table.number("deadline_ms", default.deadline_s * 1e3, minimum=0) / 1e3,
+        max_queue=table.integer("max_queue", default.max_queue, minimum=1),
+    )
+    table.finish()
+    return config
+
+
+def _transport(table: _Table) -> TransportConfig:
+    default = TransportConfig()
+    config = TransportConfig(
+        adapter=table.string("adapter"),
+        connect_timeout_s=table.number("connect_timeout_s", default.connect_timeout_s, positive=True),
+        backoff_min_s=table.number("backoff_min_s", default.backoff_min_s, positive=True),
+        backoff_max_s=table.number("backoff_max_s", default.backoff_max_s, positive=True),
+    )
+    if config.backoff_max_s < config.backoff_min_s:
+        raise ConfigError(table.key("backoff_max_s"), "must be at least backoff_min_s")
+    table.finish()
+    return config
+
+
+def _sink(table: _Table, base) -> SinkConfig:
+    kind = table.string("kind", choices=SINK_KINDS)
+    if kind is None:
+        raise ConfigError(table.key("kind"), f"missing; expected one of {', '.join(SINK_KINDS)}")
+    options: dict = {}
+    if kind in ("jsonl", "npz"):
+        directory = table.path_value("directory", base)
+        if directory is None:
+            raise ConfigError(table.key("directory"), "missing: the folder the files are written to")
+        options["directory"] = directory
+        options["prefix"] = table.string("prefix", "embeddings")
+        max_mb = table.number("max_mb", 64, positive=True)
+        options["max_bytes"] = int(max_mb * (1 << 20))
+        options["max_age_s"] = table.number("max_age_s", 3600, positive=True)
+    elif kind == "lsl":
+        options["stream_prefix"] = table.string("stream_prefix", "biomoe")
+    elif kind == "mqtt":
+        options["host"] = table.string("host", "localhost")
+        options["port"] = table.integer("port", 1883, minimum=1, maximum=65535)
+        options["topic"] = table.string("topic", "biomoe/{device}/{modality}/{representation}")
+        options["qos"] = table.integer("qos", 1, minimum=0, maximum=2)
+        options["client_id"] = table.string("client_id", "")
+        options["max_queue"] = table.integer("max_queue", 10000, minimum=1)
+        options["username"] = table.string("username")
+        options["password"] = table.string("password")
+        try:
+            options["topic"].format(device="d", modality="m", representation="r")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(table.key("topic"), f"bad placeholder {exc}; use {{device}}, {{modality}}, {{representation}}") from None
+    table.finish()
+    return SinkConfig(kind, options)
+
+
+def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
+    """Validate an already-parsed TOML document (a dict) into a :class:`GatewayConfig`."""
+    base = pathlib.Path(base_dir) if base_dir is not None else None
+    root = _Table(data, "")
+    windows = _window_section(root.table("windows"), ModalityConfig())
+    modalities_table = root.table("modalities")
+    modalities = {}
+    for name in list(modalities_table.data):
+        modalities_table.used.add(name)
+        modality = _modality_name(name, modalities_table.key(name))
+        modalities[modality] = _window_section(modalities_table.table(name), windows)
+    devices = tuple(_device(t) for t in root.array_of_tables("devices"))
+    seen: dict[str, str] = {}
+    for i, device in enumerate(devices):
+        for ident in filter(None, (device.address, device.name)):
+            if ident in seen:
+                raise ConfigError(f"devices[{i}]", f"{_show(ident)} is already listed at {seen[ident]}")
+            seen[ident] = f"devices[{i}]"
+    config = GatewayConfig(
+        devices=devices,
+        windows=windows,
+        modalities=modalities,
+        engine=_engine(root.table("engine"), base),
+        transport=_transport(root.table("transport")),
+        sinks=tuple(_sink(t, base) for t in root.array_of_tables("sinks")),
+        source=pathlib.Path(source) if source is not None else None,
+    )
+    root.finish()
+    return config
+
+
+def load_config(path) -> GatewayConfig:
+    """Read and validate a gateway TOML file; ``ConfigError`` names the file and the offending key."""
+    path = pathlib.Path(path)
+    data = load_toml(path)
+    try:
+        return parse_config(data, base_dir=path.parent, source=path)
+    except ConfigError as exc:
+        raise ConfigError(exc.key_path, exc.reason, source=path) from None
+
+
+def build_sink(config: SinkConfig):
+    """Create the sink a :class:`SinkConfig` describes (pylsl / paho imported only for their kind)."""
+    from biomoe_edge.runtime import sinks
+
+    factory = {"jsonl": sinks.JsonlSink, "npz": sinks.NpzSink}.get(config.kind)
+    if factory is not None:
+        options = dict(config.options)
+        return factory(options.pop("directory"), **options)
+    if config.kind == "lsl":
+        return sinks.LslSink(**config.options)
+    if config.kind == "mqtt":
+        options = dict(config.options)
+        return sinks.MqttSink(options.pop("host"), options.pop("port"), **options)
+    raise ConfigError("sinks", f"unknown sink kind {config.kind!r}")

@@ -1,0 +1,67 @@
+import pathlib
+
+import pytest
+
+from biomoe_edge.config import tomllib
+from biomoe_edge.runtime.gateway_config import ConfigError, load_config, parse_config
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "gateway.toml"
+
+
+def test_the_documented_example_loads_with_its_values():
+    config = load_config(EXAMPLE)
+    assert [d.label for d in config.devices] == ["biomoe-wrist-1", "C4:7D:4F:00:00:02"]
+    assert config.devices[0].modalities == ("bvp", "eda")
+    assert config.modality("eda").window.length_s == 20.0
+    assert config.modality("EDA").representations == ("waveform", "scalogram")
+    assert config.modality("bvp").window.hop_s == 1.0
+    assert config.modality("bvp").representations == ("spectrogram_psd", "scalogram")
+    assert config.engine.deadline_s == pytest.approx(0.05)
+    assert config.engine.path == EXAMPLE.parent / "../models/tiny_biomoe_fp32.onnx"
+    assert [s.kind for s in config.sinks] == ["jsonl", "mqtt"]
+    assert config.sinks[0].options["directory"] == EXAMPLE.parent / "embeddings"
+    assert config.sinks[0].options["max_bytes"] == 64 << 20
+
+
+def _error(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(tomllib.loads(text))
+    return str(info.value)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[[sinks]]\nkind="jsonl"\ndirectory="x"\n[[sinks]]\nkind="mqtt"\nport="abc"',
+     'sinks[1].port: expected an integer, got "abc"'),
+    ('[engine]\nmax_batch=0', "engine.max_batch: expected at least 1, got 0"),
+    ('[engine]\nkind="tensorflow"', 'engine.kind: expected one of auto, tensorrt, onnxruntime, pytorch, got "tensorflow"'),
+    ('[engine]\nmax_bacth=4', 'engine.max_bacth: unknown key "max_bacth"'),
+    ('colour="red"', 'colour: unknown key "colour"'),
+    ('[windows]\nrepresentations=["scalogram","gaf"]', 'windows.representations[1]: unknown representation "gaf"'),
+    ('[windows]\nlength_s=5\nhop_s=6', "windows.hop_s: hop_s (6.0) must not exceed length_s (5.0)"),
+    ('[modalities.emg]\nhop_s=1', "modalities.emg: unknown modality 'emg'"),
+    ('[modalities.bvp]\nhop_s=true', "modalities.bvp.hop_s: expected a number, got true"),
+    ('[[devices]]\nprofile="native"', "devices[0]: a device needs a name or an address"),
+    ('[[devices]]\nname="a"\nmodalities="bvp"', 'devices[0].modalities: expected an array of strings, got "bvp"'),
+    ('[[devices]]\nname="a"\n[[devices]]\nname="a"', 'devices[1]: "a" is already listed at devices[0]'),
+    ('[[sinks]]\nkind="jsonl"', "sinks[0].directory: missing"),
+    ('[[sinks]]\nkind="mqtt"\ntopic="x/{user}"', "sinks[0].topic: bad placeholder"),
+    ('devices = 3', "devices: expected an array of tables"),
+])
+def test_errors_name_the_offending_key(text, expected):
+    assert expected in _error(text)
+
+
+def test_modality_overrides_inherit_the_defaults():
+    config = parse_config(tomllib.loads('[windows]\nlength_s=8\nhop_s=2\n[modalities.resp]\nhop_s=4'))
+    assert (config.modality("resp").window.length_s, config.modality("resp").window.hop_s) == (8.0, 4.0)
+    assert (config.modality("ecg").window.length_s, config.modality("ecg").window.hop_s) == (8.0, 2.0)
+
+
+def test_load_config_names_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[engine]\nprecision = 'int4'\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: engine\.precision: expected one of fp32, fp16, int8"):
+        load_config(path)
+    path.write_text("[engine\n")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        load_config(path)
