@@ -1,1 +1,43 @@
-"""Wearable wire formats: bytes from BLE notifications to samples, with loss accounting. Needs only NumPy."""
+"""Wearable wire formats: bytes from BLE notifications to samples, with loss accounting. Needs only NumPy.
+
+Layers, each importing only the ones before it (PROTOCOL.md describes the native protocol):
+``exc`` -> ``packet`` (data packet codec) -> ``description`` / ``gatt`` (characteristic values, UUIDs) ->
+``clock`` / ``reassembly`` (sequence, loss, device-to-gateway time) -> ``profiles`` (Heart Rate, PLX, Polar PMD).
+"""
+
+from .description import DeviceDescription, StreamDescription, decode_description, encode_description
+from .exc import (
+    ControlError,
+    CRCError,
+    DescriptionError,
+    LengthMismatchError,
+    PacketError,
+    ProfileError,
+    SampleCountError,
+    SampleFormatError,
+    TruncatedPacketError,
+    UnsupportedVersionError,
+)
+from .packet import Packet, SampleFormat, decode_packet, encode_packet, max_samples_per_packet
+
+__all__ = [
+    "PacketError",
+    "TruncatedPacketError",
+    "LengthMismatchError",
+    "CRCError",
+    "UnsupportedVersionError",
+    "SampleFormatError",
+    "SampleCountError",
+    "ControlError",
+    "DescriptionError",
+    "ProfileError",
+    "SampleFormat",
+    "Packet",
+    "encode_packet",
+    "decode_packet",
+    "max_samples_per_packet",
+    "StreamDescription",
+    "DeviceDescription",
+    "encode_description",
+    "decode_description",
+]
