@@ -1,0 +1,44 @@
+"""``biomoe-edge build-engine DIR/model.onnx``: build a TensorRT engine (and its manifest) on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+HELP = "build a TensorRT engine from an exported ONNX graph (needs TensorRT: JetPack's python3-libnvinfer)"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("onnx", type=pathlib.Path, help="the ONNX graph written by `biomoe-edge export` (DIR/model.onnx)")
+    parser.add_argument("--engine", type=pathlib.Path, default=None, help="engine file to write (default: beside the ONNX, .engine)")
+    parser.add_argument("--max-batch", type=_positive, default=None, help="largest batch (default: the export manifest's, else 32)")
+    parser.add_argument("--opt-batch", type=_positive, default=None, help="batch TensorRT tunes kernels for (default: --max-batch)")
+    parser.add_argument("--workspace-mb", type=_positive, default=1024, help="workspace memory pool cap in MB (default 1024)")
+    parser.add_argument("--dla-core", type=int, default=None, help="build for this DLA core, GPU fallback, static batch")
+    parser.add_argument("--timing-cache", type=pathlib.Path, default=None,
+                        help="timing cache file reused across builds (default: tensorrt.timing.cache beside the engine)")
+    parser.add_argument("--optimization-level", type=int, choices=range(6), default=None, help="TensorRT builder optimization level")
+
+
+def run(args) -> int:
+    from biomoe_edge.export.tensorrt_builder import build_engine
+
+    engine = build_engine(
+        args.onnx,
+        args.engine,
+        max_batch=args.max_batch,
+        opt_batch=args.opt_batch,
+        workspace_mb=args.workspace_mb,
+        dla_core=args.dla_core,
+        timing_cache=args.timing_cache,
+        optimization_level=args.optimization_level,
+    )
+    print(f"wrote {engine} and {engine.with_suffix('.json')}")
+    return 0

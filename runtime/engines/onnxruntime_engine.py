@@ -1,0 +1,140 @@
+"""Tiny-BioMoE on ONNX Runtime: CPU everywhere, the CUDA execution provider where the installed build has it.
+
+Runs any graph ``export_onnx`` wrote (fp32, fp16, int8 Q/DQ) and feeds it the input dtype the graph
+declares. No torch: the gateway's CPU path.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import numpy as np
+
+from biomoe_edge.manifest import manifest_path, read_manifest, sha256_file
+from biomoe_edge.runtime.engines.base import Engine
+from biomoe_edge.runtime.engines.exc import BackendUnavailableError
+
+log = logging.getLogger(__name__)
+
+#: Used when neither the caller, the export manifest nor the graph fixes the largest batch.
+DEFAULT_MAX_BATCH = 32
+_ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"onnxruntime is not installed: `pip install onnxruntime` (CPU; on a Jetson, the onnxruntime-gpu wheel "
+            f"from NVIDIA's Jetson AI Lab index for the CUDA provider) ({exc})"
+        ) from None
+    return onnxruntime
+
+
+def export_manifest(onnx_path) -> dict:
+    """The export manifest beside an ONNX file, or {} when there is none."""
+    if not manifest_path(onnx_path).exists():
+        return {}
+    return read_manifest(onnx_path)
+
+
+def graph_precision(onnx_path) -> str:
+    """fp32 | fp16 | int8 read from the graph itself (used only when no export manifest says it)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
+        return "int8"
+    if any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+class OnnxRuntimeEngine(Engine):
+    """An ONNX graph run by ONNX Runtime.
+
+    ``providers``: ONNX Runtime execution providers, in order of preference; default CUDA (when this
+    build has it) then CPU. ``max_batch``: largest batch per run (default: the export manifest's
+    ``max_batch``, else the graph's fixed batch, else 32); larger batches are split. ``intra_op_num_threads``:
+    CPU threads per run (ONNX Runtime's default: all cores).
+    """
+
+    def __init__(self, path, *, providers=None, max_batch: int | None = None, intra_op_num_threads: int | None = None,
+                 device_id: int = 0):
+        super().__init__()
+        ort = import_onnxruntime()
+        self.path = pathlib.Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no ONNX model at {self.path}: export one with `biomoe-edge export`")
+        manifest = export_manifest(self.path)
+
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        else:
+            providers = list(providers)
+            unknown = [p for p in providers if p not in available]
+            if unknown:
+                raise BackendUnavailableError(
+                    f"ONNX Runtime execution provider(s) {unknown} are not in this build (available: {available})"
+                )
+        provider_options = [{"device_id": device_id} if p == "CUDAExecutionProvider" else {} for p in providers]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_num_threads is not None:
+            options.intra_op_num_threads = int(intra_op_num_threads)
+        self._session = ort.InferenceSession(
+            str(self.path), sess_options=options, providers=providers, provider_options=provider_options
+        )
+
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(f"{self.path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
+        self._input_name, self._output_name = inputs[0].name, outputs[0].name
+        if inputs[0].type not in _ONNX_DTYPES:
+            raise ValueError(f"{self.path}: input {self._input_name!r} has type {inputs[0].type}, expected float or float16")
+        self.input_dtype = np.dtype(_ONNX_DTYPES[inputs[0].type])
+
+        graph_batch = inputs[0].shape[0] if isinstance(inputs[0].shape[0], int) else None
+        if max_batch is None:
+            max_batch = graph_batch or manifest.get("max_batch") or DEFAULT_MAX_BATCH
+        elif graph_batch is not None and max_batch != graph_batch:
+            raise ValueError(f"{self.path} has a fixed batch of {graph_batch}; max_batch={max_batch} cannot run on it")
+        if int(max_batch) < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.max_batch = int(max_batch)
+        self._fixed_batch = graph_batch
+
+        active = self._session.get_providers()
+        device = f"cuda:{device_id}" if active and active[0] == "CUDAExecutionProvider" else "cpu"
+        self._identity = {
+            "kind": "onnxruntime",
+            "precision": manifest.get("precision") or graph_precision(self.path),
+            "model_sha256": sha256_file(self.path),
+            "source": str(self.path),
+            "device": device,
+            "max_batch": self.max_batch,
+            "providers": active,
+            "onnxruntime_version": ort.__version__,
+        }
+        if manifest.get("checkpoint_sha256"):
+            self._identity["checkpoint_sha256"] = manifest["checkpoint_sha256"]
+        log.info("ONNX Runtime engine %s: %s on %s, max_batch %d", self.path, self._identity["precision"], active, self.max_batch)
+
+    def _infer_batch(self, images) -> np.ndarray:
+        if not isinstance(images, np.ndarray):  # a CuPy array: ONNX Runtime's Python API reads host memory
+            images = images.get()
+        images = np.ascontiguousarray(images, dtype=self.input_dtype)
+        batch = images.shape[0]
+        if self._fixed_batch is not None and batch < self._fixed_batch:
+            # A static-batch graph: pad with zero images, keep the real rows.
+            padded = np.zeros((self._fixed_batch, *images.shape[1:]), dtype=self.input_dtype)
+            padded[:batch] = images
+            images = padded
+        (out,) = self._session.run([self._output_name], {self._input_name: images})
+        return np.asarray(out[:batch], dtype=np.float32)
+
+    def _release(self) -> None:
+        self._session = None

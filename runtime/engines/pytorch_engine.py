@@ -1,0 +1,138 @@
+"""Tiny-BioMoE in PyTorch eager mode: CPU or CUDA, optional FP16 autocast, optional CUDA graphs.
+
+The only runtime module that imports torch (lazily, when the engine is opened) and the only place the
+runtime touches ``biomoe_edge.export`` (for ``load_tiny_biomoe``).
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import numpy as np
+
+from biomoe_edge.manifest import sha256_file
+from biomoe_edge.runtime.engines.base import IMAGE_SHAPE, Engine
+from biomoe_edge.runtime.engines.exc import BackendUnavailableError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16")
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"torch is not installed: the pytorch engine needs it (`pip install torch`; on a Jetson, NVIDIA's "
+            f"JetPack wheel); the gateway runs without it on the tensorrt or onnxruntime engine ({exc})"
+        ) from None
+    return torch
+
+
+class PyTorchEngine(Engine):
+    """Tiny-BioMoE as a ``torch.nn.Module``.
+
+    ``checkpoint``: a Tiny-BioMoE ``.pth`` (None: deterministic random weights from ``seed``, with a
+    warning), or pass a loaded ``model``. ``device``: "cpu", "cuda" or "cuda:N". ``precision``: "fp32" or
+    "fp16" (``torch.autocast``, which keeps LayerNorm and Softmax in FP32). ``cuda_graphs``: capture one
+    CUDA graph per batch size and replay it (CUDA only). ``max_batch``: largest batch per run.
+    """
+
+    def __init__(self, checkpoint=None, *, device: str = "cpu", precision: str = "fp32", cuda_graphs: bool = False,
+                 max_batch: int = 32, seed: int = 0, model=None):
+        super().__init__()
+        torch = import_torch()
+        self._torch = torch
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS} for the pytorch engine, got {precision!r}")
+        if int(max_batch) < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailableError(f"device {device!r} requested but torch {torch.__version__} sees no CUDA device")
+        if cuda_graphs and self.device.type != "cuda":
+            raise ValueError("cuda_graphs=True needs a CUDA device")
+        self.precision = precision
+        self.max_batch = int(max_batch)
+        self._cuda_graphs = bool(cuda_graphs)
+        self._graphs: dict[int, tuple] = {}  # batch size -> (graph, static input, static output)
+
+        source = None
+        random_weights = model is None and checkpoint is None
+        if model is None:
+            from biomoe_edge.export import load_tiny_biomoe
+
+            model = load_tiny_biomoe(checkpoint, seed=seed)
+            source = pathlib.Path(checkpoint) if isinstance(checkpoint, (str, pathlib.Path)) else None
+        self._model = model.eval().to(self.device)
+
+        digest = sha256_file(source) if source is not None else None
+        self._identity = {
+            "kind": "pytorch",
+            "precision": precision,
+            "model_sha256": digest,
+            "source": str(source) if source is not None else None,
+            "device": str(self.device),
+            "max_batch": self.max_batch,
+            "cuda_graphs": self._cuda_graphs,
+            "torch_version": torch.__version__,
+        }
+        if digest is not None:
+            self._identity["checkpoint_sha256"] = digest
+        if random_weights:
+            self._identity["seed"] = seed
+
+    def _forward(self, x):
+        torch = self._torch
+        if self.precision == "fp16":
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16):
+                return self._model(x)
+        return self._model(x)
+
+    def _to_tensor(self, images):
+        torch = self._torch
+        if isinstance(images, np.ndarray):
+            tensor = torch.from_numpy(np.ascontiguousarray(images)).to(self.device, non_blocking=True)
+        elif self.device.type == "cuda":
+            tensor = torch.as_tensor(images, device=self.device)  # zero-copy through __cuda_array_interface__
+        else:
+            tensor = torch.from_numpy(images.get())
+        return tensor.float()
+
+    def _infer_batch(self, images) -> np.ndarray:
+        torch = self._torch
+        with torch.no_grad():
+            x = self._to_tensor(images)
+            if self._cuda_graphs:
+                out = self._replay(x)
+            else:
+                out = self._forward(x)
+            return out.float().cpu().numpy()
+
+    def _replay(self, x):
+        """Run through the CUDA graph captured for this batch size (capturing it on first use)."""
+        torch = self._torch
+        batch = x.shape[0]
+        if batch not in self._graphs:
+            static_in = torch.zeros((batch, *IMAGE_SHAPE), device=self.device)
+            side = torch.cuda.Stream(device=self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm up (cuDNN/cuBLAS workspaces, lazy init) outside the capture
+                    self._forward(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self._forward(static_in)
+            self._graphs[batch] = (graph, static_in, static_out)
+            log.info("captured a CUDA graph for batch %d", batch)
+        graph, static_in, static_out = self._graphs[batch]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+    def _release(self) -> None:
+        self._graphs.clear()
+        self._model = None
