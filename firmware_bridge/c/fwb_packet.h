@@ -1,0 +1,96 @@
+/*
+ * biomoe-edge native wearable protocol: reference packet encoder/decoder (PROTOCOL.md beside this folder).
+ *
+ * Portable C99: no heap, no BLE stack, no floating-point maths (float32 values are copied bit for bit),
+ * byte order handled explicitly so the same code runs on little- and big-endian MCUs.
+ * Drop fwb_packet.c/.h into an nRF52 (nRF Connect SDK / SoftDevice) or ESP32 (NimBLE / Bluedroid) project and
+ * send the bytes fwb_encode_*() writes as one notification of the data characteristic.
+ */
+#ifndef FWB_PACKET_H
+#define FWB_PACKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FWB_PROTOCOL_VERSION 1u
+#define FWB_HEADER_SIZE 11u
+#define FWB_CRC_SIZE 2u
+#define FWB_OVERHEAD (FWB_HEADER_SIZE + FWB_CRC_SIZE) /* 13 bytes */
+#define FWB_ATT_DEFAULT_MTU 23u
+#define FWB_ATT_NOTIFY_OVERHEAD 3u /* notification value <= MTU - 3 */
+#define FWB_MAX_SAMPLE_COUNT 255u
+#define FWB_MAX_CHANNELS 255u
+
+typedef enum {
+    FWB_FORMAT_INT16 = 1,
+    FWB_FORMAT_INT24 = 2,
+    FWB_FORMAT_FLOAT32 = 3
+} fwb_format_t;
+
+/* Every function returning int32_t gives a byte count (>= 0) or one of these (< 0). */
+typedef enum {
+    FWB_OK = 0,
+    FWB_ERR_TRUNCATED = -1,   /* fewer bytes than the header announces */
+    FWB_ERR_LENGTH = -2,      /* more bytes than the header announces */
+    FWB_ERR_CRC = -3,         /* CRC-16/CCITT-FALSE mismatch */
+    FWB_ERR_VERSION = -4,     /* protocol version other than 1 */
+    FWB_ERR_FORMAT = -5,      /* unknown sample format code */
+    FWB_ERR_COUNT = -6,       /* zero samples or zero channels */
+    FWB_ERR_BUFFER = -7,      /* output buffer too small */
+    FWB_ERR_RANGE = -8,       /* a value does not fit the sample format */
+    FWB_ERR_ARGUMENT = -9     /* NULL pointer */
+} fwb_status_t;
+
+/* A decoded packet: header fields plus a view of the payload inside the caller's buffer (no copy). */
+typedef struct {
+    uint8_t version;
+    uint8_t stream_id;
+    uint16_t sequence;
+    uint32_t timestamp_us; /* device clock of the first sample; wraps every 2^32 us */
+    uint8_t sample_format; /* fwb_format_t */
+    uint8_t sample_count;  /* samples per channel */
+    uint8_t channel_count;
+    const uint8_t *payload; /* sample-major: s0c0 s0c1 ... s1c0 ... */
+    size_t payload_size;
+} fwb_packet_t;
+
+/* CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR); check("123456789") = 0x29B1. */
+uint16_t fwb_crc16_update(uint16_t crc, const uint8_t *data, size_t size);
+uint16_t fwb_crc16(const uint8_t *data, size_t size);
+
+/* Bytes per value of a format (2, 3, 4), 0 for an unknown code. */
+size_t fwb_format_size(uint8_t sample_format);
+/* Whole packet size for n samples x channels, 0 if any argument is invalid. */
+size_t fwb_packet_size(uint8_t sample_format, uint8_t sample_count, uint8_t channel_count);
+/* Samples per channel that fit one notification at ATT MTU `mtu`; 0 if none (or bad arguments). */
+uint8_t fwb_max_samples(uint16_t mtu, uint8_t channel_count, uint8_t sample_format);
+
+/* Encode int16/int24 samples given as int32 (sample-major, n*channels values). Returns bytes written or < 0. */
+int32_t fwb_encode_int(uint8_t *out, size_t out_capacity, uint8_t stream_id, uint16_t sequence,
+                       uint32_t timestamp_us, uint8_t sample_format, const int32_t *samples,
+                       uint8_t sample_count, uint8_t channel_count);
+/* Encode float32 samples (sample-major). Returns bytes written or < 0. */
+int32_t fwb_encode_float32(uint8_t *out, size_t out_capacity, uint8_t stream_id, uint16_t sequence,
+                           uint32_t timestamp_us, const float *samples, uint8_t sample_count,
+                           uint8_t channel_count);
+
+/* Validate and parse; returns FWB_OK or a negative fwb_status_t. Checks, in order: header length, version,
+ * format, counts, exact length, CRC. */
+int32_t fwb_decode(const uint8_t *data, size_t size, fwb_packet_t *packet);
+/* Value `sample`, `channel` of a decoded int16/int24 packet, sign-extended. */
+int32_t fwb_get_int(const fwb_packet_t *packet, size_t sample, size_t channel);
+/* Value `sample`, `channel` of a decoded float32 packet. */
+float fwb_get_float32(const fwb_packet_t *packet, size_t sample, size_t channel);
+
+/* Name of a status ("crc", "truncated", ...), as the shared test vectors spell them. */
+const char *fwb_status_name(int32_t status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FWB_PACKET_H */
