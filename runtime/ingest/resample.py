@@ -1,0 +1,67 @@
+"""Window-by-window resampling to a modality's model rate, and where that rate comes from.
+
+Rational factors go through ``scipy.signal.resample_poly`` (polyphase FIR with anti-aliasing). Each window
+is resampled on its own, so the result does not depend on how the samples were split into packets.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from biomoe_edge.vocabulary import Modality
+
+#: Model rates used when ``biomoe_edge.runtime.transforms.MODALITY_DEFAULTS`` is not importable (Hz).
+LOCAL_MODEL_RATES_HZ: dict[str, float] = {
+    "ecg": 250.0,
+    "bvp": 64.0,
+    "resp": 32.0,
+    "eda": 32.0,
+    "spo2": 4.0,
+}
+
+#: ``resampler(x, fs_in, fs_out, n_out)``: x is (channels, n_in); returns (channels, n_out).
+Resampler = Callable[[np.ndarray, float, float, int], np.ndarray]
+
+_RATE_FIELDS = ("model_rate_hz", "model_fs", "fs", "sample_rate_hz", "rate_hz")
+
+
+def model_rate_hz(modality: str | Modality) -> float:
+    """The modality's model rate: TRANSFORMS' ``MODALITY_DEFAULTS`` when present, else the local table."""
+    name = Modality.parse(modality).value
+    try:
+        from biomoe_edge.runtime.transforms import MODALITY_DEFAULTS
+    except ImportError:
+        return LOCAL_MODEL_RATES_HZ[name]
+    entry = MODALITY_DEFAULTS.get(name, MODALITY_DEFAULTS.get(Modality(name)))
+    for field in _RATE_FIELDS:
+        value = entry.get(field) if isinstance(entry, dict) else getattr(entry, field, None)
+        if value is not None:
+            return float(value)
+    return LOCAL_MODEL_RATES_HZ[name]
+
+
+def rational_factor(fs_in: float, fs_out: float, *, max_denominator: int = 1000) -> tuple[int, int]:
+    """(up, down) with fs_in * up / down == fs_out, exactly where the rates allow, else to 1/max_denominator."""
+    ratio = (Fraction(fs_out).limit_denominator(10**6) / Fraction(fs_in).limit_denominator(10**6))
+    ratio = ratio.limit_denominator(max_denominator)
+    return ratio.numerator, ratio.denominator
+
+
+def resample_window(x: np.ndarray, fs_in: float, fs_out: float, n_out: int) -> np.ndarray:
+    """Resample (channels, n_in) to (channels, n_out) at ``fs_out`` with resample_poly.
+
+    ``padtype="line"`` extends each window by its linear trend rather than zeros, so window edges do not
+    droop towards zero. Output is cut (or edge-padded by at most a sample or two) to exactly ``n_out``.
+    """
+    if fs_in == fs_out:
+        y = np.array(x, dtype=np.float64, copy=True)
+    else:
+        up, down = rational_factor(fs_in, fs_out)
+        y = resample_poly(x, up, down, axis=-1, padtype="line")
+    if y.shape[-1] >= n_out:
+        return np.ascontiguousarray(y[..., :n_out])
+    return np.pad(y, ((0, 0), (0, n_out - y.shape[-1])), mode="edge")
