@@ -5,6 +5,7 @@ Layers, each importing only the ones before it (PROTOCOL.md describes the native
 ``clock`` / ``reassembly`` (sequence, loss, device-to-gateway time) -> ``profiles`` (Heart Rate, PLX, Polar PMD).
 """
 
+from .clock import ClockMapper
 from .description import DeviceDescription, StreamDescription, decode_description, encode_description
 from .exc import (
     ControlError,
@@ -19,6 +20,7 @@ from .exc import (
     UnsupportedVersionError,
 )
 from .packet import Packet, SampleFormat, decode_packet, encode_packet, max_samples_per_packet
+from .reassembly import ReassemblyStats, SampleBlock, StreamReassembler
 
 __all__ = [
     "PacketError",
@@ -40,4 +42,8 @@ __all__ = [
     "DeviceDescription",
     "encode_description",
     "decode_description",
+    "ClockMapper",
+    "StreamReassembler",
+    "SampleBlock",
+    "ReassemblyStats",
 ]

@@ -1,0 +1,110 @@
+"""ClockMapper against simulated links whose true offset, drift and latency we set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biomoe_edge.firmware_bridge.clock import ClockMapper
+
+T0 = 5000.0  # gateway monotonic seconds at device time 0
+
+
+def simulate(mapper, *, seconds, period_s=0.02, drift_ppm=0.0, start_us=0, jitter="ble", seed=0, min_latency=0.0075):
+    """Feed packets of a device whose clock runs (1 - drift) as fast as the gateway's; return (device_us, truth)."""
+    rng = np.random.default_rng(seed)
+    true_times = np.arange(0.0, seconds, period_s)
+    device_us = start_us + np.round(true_times * (1.0 - drift_ppm * 1e-6) * 1e6).astype(np.int64)
+    # BLE: delivered at the next connection event (7.5 ms interval), sometimes a few events later.
+    extra = min_latency * rng.integers(0, 4, size=true_times.size) + rng.exponential(0.004, size=true_times.size)
+    arrivals = T0 + true_times + min_latency + (extra if jitter == "ble" else 0.0)
+    extended = []
+    for raw, arrival in zip(device_us % (1 << 32), arrivals):
+        ext = mapper.unwrap(int(raw))
+        mapper.observe(ext, arrival)
+        extended.append(ext)
+    return np.array(extended), T0 + true_times + min_latency
+
+
+@pytest.mark.parametrize("drift_ppm", [-80.0, 0.0, 40.0, 250.0])
+def test_recovers_drift_and_maps_to_the_lower_envelope(drift_ppm):
+    mapper = ClockMapper()
+    extended, earliest = simulate(mapper, seconds=120, drift_ppm=drift_ppm)
+    # slope = d(gateway)/d(device) = 1 / (1 - drift) ~ 1 + drift
+    assert mapper.drift_ppm == pytest.approx(drift_ppm, abs=2.0)
+    error = mapper.to_gateway(extended[-500:]) - earliest[-500:]
+    assert np.max(np.abs(error)) < 0.0015  # within 1.5 ms of the earliest possible arrival, while jitter is ~30 ms
+    assert mapper.jumps == 0
+
+
+def test_envelope_is_unbiased_by_jitter_where_least_squares_is_not():
+    mapper = ClockMapper()
+    extended, earliest = simulate(mapper, seconds=60, drift_ppm=100.0, seed=3)
+    assert np.median(mapper.to_gateway(extended) - earliest) == pytest.approx(0.0, abs=0.001)
+    # The textbook alternative, an ordinary least-squares line through the arrivals, sits on the mean latency.
+    rng = np.random.default_rng(3)
+    true_times = np.arange(0.0, 60, 0.02)
+    extra = 0.0075 * rng.integers(0, 4, size=true_times.size) + rng.exponential(0.004, size=true_times.size)
+    slope, intercept = np.polyfit(extended * 1e-6, earliest + extra, 1)
+    assert np.median(intercept + slope * extended * 1e-6 - earliest) > 0.008
+
+
+def test_uint32_wrap_is_continuous():
+    mapper = ClockMapper()
+    start = (1 << 32) - 30_000_000  # wraps 30 s in
+    extended, earliest = simulate(mapper, seconds=60, start_us=start, drift_ppm=20.0)
+    assert mapper.wraps == 1
+    assert np.all(np.diff(extended) > 0)
+    assert extended[-1] > (1 << 32)
+    assert np.max(np.abs(mapper.to_gateway(extended[-100:]) - earliest[-100:])) < 0.0015
+    assert mapper.jumps == 0
+
+
+def test_reordered_packets_around_the_wrap_unwrap_backwards():
+    mapper = ClockMapper()
+    assert mapper.unwrap((1 << 32) - 10) == (1 << 32) - 10
+    assert mapper.unwrap(5) == (1 << 32) + 5
+    assert mapper.unwrap((1 << 32) - 5) == (1 << 32) - 5  # a late packet from before the wrap
+    assert mapper.unwrap(20) == (1 << 32) + 20
+    assert mapper.wraps == 1
+
+
+def test_forward_clock_jump_is_detected_and_reanchored():
+    mapper = ClockMapper()
+    for i in range(500):
+        mapper.observe(mapper.unwrap(i * 20_000), T0 + i * 0.02 + 0.008)
+    # The device clock jumps 10 s ahead; the arrivals go on at the same pace.
+    jumped = [mapper.observe(mapper.unwrap(10_000_000 + i * 20_000), T0 + i * 0.02 + 0.008) for i in range(500, 600)]
+    assert jumped[0] is True and sum(jumped) == 1 and mapper.jumps == 1
+    assert mapper.to_gateway(10_000_000 + 599 * 20_000) == pytest.approx(T0 + 599 * 0.02 + 0.008, abs=0.002)
+
+
+def test_backward_clock_jump_needs_confirmation_then_reanchors():
+    mapper = ClockMapper(jump_confirm=3)
+    for i in range(500):
+        mapper.observe(mapper.unwrap(100_000_000 + i * 20_000), T0 + i * 0.02 + 0.008)
+    jumped = [mapper.observe(mapper.unwrap(95_000_000 + i * 20_000), T0 + i * 0.02 + 0.008) for i in range(500, 520)]
+    assert jumped.index(True) == 2 and mapper.jumps == 1
+    assert mapper.to_gateway(95_000_000 + 519 * 20_000) == pytest.approx(T0 + 519 * 0.02 + 0.008, abs=0.002)
+
+
+def test_ble_stall_burst_is_not_a_jump():
+    mapper = ClockMapper()
+    for i in range(500):
+        mapper.observe(mapper.unwrap(i * 20_000), T0 + i * 0.02 + 0.008)
+    # 3 s stall: 150 packets arrive together, then the link resumes.
+    for i in range(500, 650):
+        mapper.observe(mapper.unwrap(i * 20_000), T0 + 650 * 0.02 + 0.008)
+    for i in range(650, 800):
+        mapper.observe(mapper.unwrap(i * 20_000), T0 + i * 0.02 + 0.008)
+    assert mapper.jumps == 0
+    assert mapper.drift_ppm == pytest.approx(0.0, abs=1.0)
+    assert mapper.to_gateway(799 * 20_000) == pytest.approx(T0 + 799 * 0.02 + 0.008, abs=0.001)
+
+
+def test_refuses_use_before_any_observation_and_bad_arrivals():
+    mapper = ClockMapper()
+    with pytest.raises(RuntimeError):
+        mapper.to_gateway(0)
+    with pytest.raises(ValueError):
+        mapper.observe(0, float("nan"))
