@@ -165,6 +165,7 @@ def build_engine(
     dla_core: int | None = None,
     timing_cache=None,
     optimization_level: int | None = None,
+    tf32: bool = True,
     device_id: int = 0,
 ) -> pathlib.Path:
     """Build a TensorRT engine from an ONNX graph written by ``export_onnx``; write it and its manifest.
@@ -176,6 +177,7 @@ def build_engine(
     for that DLA core with GPU fallback, at the static batch ``max_batch``. ``timing_cache``: the timing
     cache file to read and update (default ``tensorrt.timing.cache`` beside the engine).
     ``optimization_level``: TensorRT's builder optimization level (0..5; default TensorRT's 3).
+    ``tf32``: let fp32 layers use TF32 tensor cores (TensorRT's default; False for bit-faithful fp32).
 
     Raises TensorRTUnavailableError without TensorRT, EngineBuildError when parsing or building fails.
     """
@@ -205,6 +207,8 @@ def build_engine(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
     if optimization_level is not None:
         config.builder_optimization_level = int(optimization_level)
+    if not tf32 and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
     profile.set_shape(network_input.name, (min_b, *IMAGE_SHAPE), (opt_b, *IMAGE_SHAPE), (max_b, *IMAGE_SHAPE))
     config.add_optimization_profile(profile)
@@ -253,7 +257,7 @@ def build_engine(
         max_batch=max_b,
         dla_core=dla_core,
         workspace_mb=int(workspace_mb),
-        extra={"timing_cache": str(timing_cache), "build_seconds": round(build_s, 1)},
+        extra={"tf32": bool(tf32), "timing_cache": str(timing_cache), "build_seconds": round(build_s, 1)},
     )
     log.info("wrote %s (%.1f MB) in %.0f s", engine_path, engine_path.stat().st_size / 1e6, build_s)
     return engine_path

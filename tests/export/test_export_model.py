@@ -1,0 +1,112 @@
+"""Tiny-BioMoE re-implementation against the reference fixtures, checkpoint formats and refusals."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from biomoe_edge.export import CheckpointError, RandomWeightsWarning, load_tiny_biomoe
+from biomoe_edge.export.checkpoint import read_state_dict
+from biomoe_edge.export.model import SpectralGatingNetwork
+
+
+@pytest.mark.parametrize("seed", [11, 29])
+def test_reproduces_reference_embeddings(reference_pairs, seed):
+    checkpoint, images, embeddings = reference_pairs[seed]
+    model = load_tiny_biomoe(checkpoint)
+    assert not model.training
+    with torch.no_grad():
+        out = model(torch.from_numpy(images)).numpy()
+    assert out.shape == (len(images), 192) and out.dtype == np.float32
+    assert np.abs(out - embeddings).max() < 1e-5
+
+
+def test_state_dict_matches_manifest_exactly(reference_dir, model11):
+    manifest = json.loads((reference_dir / "tiny_biomoe_state_dict_manifest.json").read_text())
+    expected = [(e["key"], tuple(e["shape"]), e["dtype"]) for e in manifest["entries"]]
+    got = [(k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model11.state_dict().items()]
+    assert got == expected
+    assert sum(p.numel() for p in model11.parameters()) == manifest["parameter_count"]
+
+
+def test_accepts_bare_and_module_prefixed_state_dicts(reference_pairs, tmp_path):
+    checkpoint, images, embeddings = reference_pairs[29]
+    sd = torch.load(checkpoint, weights_only=True)["model_state_dict"]
+    torch.save({f"module.{k}": v for k, v in sd.items()}, tmp_path / "ddp.pth")
+    for source in (sd, tmp_path / "ddp.pth"):
+        model = load_tiny_biomoe(source)
+        with torch.no_grad():
+            out = model(torch.from_numpy(images[:1])).numpy()
+        assert np.abs(out - embeddings[:1]).max() < 1e-5
+    assert load_tiny_biomoe(tmp_path / "ddp.pth").source_checkpoint["sha256"] is not None
+
+
+def _refusal(source) -> str:
+    with pytest.raises(CheckpointError) as info:
+        load_tiny_biomoe(source)
+    return str(info.value)
+
+
+def test_refuses_missing_unexpected_and_misshaped_keys(reference_pairs):
+    sd = read_state_dict(reference_pairs[11][0])
+    missing = {k: v for k, v in sd.items() if k != "enc2.blocks3.3.ffn1.m.pw2.bn.bias"}
+    assert "missing keys 'enc2.blocks3.3.ffn1.m.pw2.bn.bias'" in _refusal(missing)
+    extra = {**sd, "head.weight": torch.zeros(5, 96)}
+    assert "unexpected keys 'head.weight'" in _refusal(extra)
+    misshaped = {**sd, "enc1.block1.0.attn.complex_weight": torch.zeros(28, 15, 64, 2)}
+    message = _refusal(misshaped)
+    assert "mis-shaped keys" in message and "enc1.block1.0.attn.complex_weight (28, 15, 64, 2)" in message
+
+
+def test_refuses_truncated_and_foreign_files(reference_pairs, tmp_path):
+    data = reference_pairs[11][0].read_bytes()
+    (tmp_path / "truncated.pth").write_bytes(data[: len(data) // 3])
+    assert "not a readable PyTorch checkpoint" in _refusal(tmp_path / "truncated.pth")
+    (tmp_path / "notes.txt").write_text("hello")
+    assert "not a readable PyTorch checkpoint" in _refusal(tmp_path / "notes.txt")
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pth")
+    assert "missing keys 'enc1.patch_embed1.conv.0.weight'" in _refusal(tmp_path / "other.pth")
+    assert "not found" in _refusal(tmp_path / "absent.pth")
+
+
+def test_random_weights_are_deterministic_and_warn():
+    x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with pytest.warns(RandomWeightsWarning, match="meaningless"):
+        a = load_tiny_biomoe(seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        b = load_tiny_biomoe(seed=3)
+        c = load_tiny_biomoe(seed=4)
+    with torch.no_grad():
+        ya, yb, yc = a(x), b(x), c(x)
+    assert torch.equal(ya, yb)
+    assert not torch.allclose(ya, yc)
+    assert a.source_checkpoint == {"path": None, "sha256": None}
+
+
+@pytest.mark.parametrize("grid", [(56, 29), (28, 15)])
+def test_dft_matmul_gate_equals_fft_gate(grid):
+    """The export form (real DFT matrices + MatMul) against torch.fft, with a random complex weight."""
+    h, w = grid
+    gen = torch.Generator().manual_seed(h)
+    gate = SpectralGatingNetwork(16, h, w)
+    with torch.no_grad():
+        gate.complex_weight.copy_(torch.randn(gate.complex_weight.shape, generator=gen))
+    x = torch.randn(3, h * 2 * (w - 1), 16, generator=gen)
+    W = 2 * (w - 1)
+    with torch.no_grad():
+        fft_out = gate(x, h, W)
+        gate.use_dft_matmul = True
+        matmul_out = gate(x, h, W)
+        # independent float64 reference with numpy's FFT
+        xn = x.double().numpy().reshape(3, h, W, 16)
+        weight = gate.complex_weight.double().numpy()
+        ref = np.fft.irfft2(np.fft.rfft2(xn, axes=(1, 2), norm="ortho") * (weight[..., 0] + 1j * weight[..., 1]),
+                            s=(h, W), axes=(1, 2), norm="ortho").reshape(3, -1, 16)
+    scale = np.abs(ref).max()
+    assert np.abs(matmul_out.numpy() - ref).max() < 2e-6 * scale
+    assert np.abs(fft_out.numpy() - ref).max() < 2e-6 * scale
