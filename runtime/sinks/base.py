@@ -44,6 +44,7 @@ class GuardedSink:
         self.sink = sink
         self.records_written = 0
         self.records_failed = 0
+        self.batches_failed = 0
         self.errors: dict[str, int] = {}
 
     @property
@@ -60,6 +61,7 @@ class GuardedSink:
                             self.name, reason, exc)
             self.errors[reason] = self.errors.get(reason, 0) + 1
             self.records_failed += len(records)
+            self.batches_failed += 1
             return False
         self.records_written += len(records)
         return True
@@ -75,6 +77,7 @@ class GuardedSink:
         return {
             "records_written": self.records_written,
             "records_failed": self.records_failed,
+            "batches_failed": self.batches_failed,
             "errors": dict(self.errors),
             **self.sink.stats(),
         }

@@ -1,0 +1,160 @@
+"""The gateway's data path fed with real packets (no Bluetooth): records, accounting and bad input."""
+
+import asyncio
+import logging
+
+import numpy as np
+import pytest
+from gateway_helpers import ProjectionEngine, description, packets
+
+from biomoe_edge.config import tomllib
+from biomoe_edge.runtime.gateway import Gateway
+from biomoe_edge.runtime.gateway_config import parse_config
+
+CONFIG = """
+[windows]
+length_s = 10.0
+hop_s = 2.0
+representations = ["spectrogram_psd", "waveform"]
+[engine]
+max_batch = 8
+deadline_ms = 0
+"""
+
+
+class FakeTime:
+    """The gateway's clock, advanced by the test to each packet's arrival (simulated real time)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+async def _run(feed_items, *, extra=None, seconds=24.0):
+    clock = FakeTime()
+    engine = ProjectionEngine()
+    config = parse_config(tomllib.loads(CONFIG))
+    records = []
+    async with Gateway(config, engine=engine, transport=False, clock=clock) as gateway:
+        gateway.on_embedding(records.append)
+        gateway.add_device("wrist-1", description())
+        for arrival, stream_id, seq, data in feed_items:
+            clock.now = arrival
+            gateway.feed("wrist-1", data, arrival)
+            if extra is not None:
+                extra(gateway, arrival, stream_id, seq)
+            await asyncio.sleep(0)
+        clock.now = seconds + 1
+    return gateway, engine, records
+
+
+async def test_records_carry_windows_identity_and_latency():
+    gateway, engine, records = await _run(packets(24.0))
+    stats = gateway.stats()
+    # 24 s of signal, 10 s windows every 2 s: windows end at 10, 12, ..., 24 s -> 7 or 8 per stream
+    per_stream = {}
+    for r in records:
+        per_stream.setdefault((r.modality, r.representation), []).append(r)
+    assert set(per_stream) == {(m, rep) for m in ("bvp", "eda") for rep in ("spectrogram_psd", "waveform")}
+    for group in per_stream.values():
+        assert 6 <= len(group) <= 8
+        starts = [r.window_start_s for r in group]
+        assert np.allclose(np.diff(starts), 2.0)
+        assert all(r.window_end_s - r.window_start_s == pytest.approx(10.0) for r in group)
+    r = records[0]
+    assert r.device == "wrist-1" and r.embedding.shape == (192,) and r.embedding.dtype == np.float32
+    assert r.model == {"sha256": "0" * 64, "precision": "fp32", "source": None}
+    assert r.engine["kind"] == "projection"
+    assert all(rec.latency_s >= 0 for rec in records)
+    assert stats["embeddings"] == len(records)
+    # Every image the engine saw became exactly one record, in order.
+    seen = np.concatenate(engine.images_seen)
+    assert len(seen) == len(records)
+    assert not np.allclose(per_stream[("bvp", "waveform")][0].embedding, per_stream[("bvp", "spectrogram_psd")][0].embedding)
+    for entry in stats["streams"]:
+        assert entry["samples_received"] == (entry["samples_windowed"] + entry["samples_pending"]
+                                             + sum(entry["samples_dropped"].values()))
+        assert entry["packets_lost"] == 0
+
+
+async def test_lost_packets_are_counted_and_samples_balance():
+    items = packets(24.0)
+    skipped = {(0, 10), (0, 11), (1, 7), (0, 40)}
+    gateway, _, records = await _run([p for p in items if (p[1], p[2]) not in skipped])
+    lost = {e["modality"]: e["packets_lost"] for e in gateway.stats()["streams"]}
+    assert lost == {"bvp": 3, "eda": 1}
+    assert records
+
+
+async def test_garbage_notifications_are_counted_by_reason_and_never_stop_the_stream(caplog):
+    items = packets(24.0)
+    good_total = len(items)
+
+    def inject(gateway, arrival, stream_id, seq):
+        if stream_id == 0 and seq % 50 == 0:
+            gateway.feed("wrist-1", b"\x01\x02", arrival)                    # truncated
+            bad_crc = bytearray(items[0][3])
+            bad_crc[-1] ^= 0xFF
+            gateway.feed("wrist-1", bytes(bad_crc), arrival)                # CRC mismatch
+            gateway.feed("wrist-1", "not bytes", arrival)                   # not even bytes
+            gateway.feed("ghost", items[0][3], arrival)                     # a device never described
+
+    with caplog.at_level(logging.WARNING):
+        gateway, _, records = await _run(items, extra=inject)
+    garbage = gateway.stats()["garbage"]
+    n_injections = len([p for p in items if p[1] == 0 and p[2] % 50 == 0])
+    assert sum(garbage["wrist-1"].values()) == 3 * n_injections
+    assert garbage["wrist-1"]["CRCError"] == n_injections
+    assert garbage["ghost"] == {"undescribed_device": n_injections}
+    assert sum(e["packets_received"] for e in gateway.stats()["streams"]) == good_total
+    assert records
+    crc_logs = [r for r in caplog.records if "CRCError" in r.getMessage()]
+    assert len(crc_logs) == 1
+
+
+async def test_async_iterator_yields_what_the_callback_sees():
+    clock = FakeTime()
+    config = parse_config(tomllib.loads(CONFIG))
+    seen_by_callback, seen_by_iterator = [], []
+    async with Gateway(config, engine=ProjectionEngine(), transport=False, clock=clock) as gateway:
+        gateway.on_embedding(seen_by_callback.append)
+
+        async def consume():
+            async for record in gateway.embeddings():
+                seen_by_iterator.append(record)
+
+        consumer = asyncio.create_task(consume())
+        await asyncio.sleep(0)
+        gateway.add_device("wrist-1", description())
+        for arrival, _, _, data in packets(16.0):
+            clock.now = arrival
+            gateway.feed("wrist-1", data, arrival)
+            await asyncio.sleep(0)
+    await asyncio.wait_for(consumer, 5)
+    assert seen_by_iterator and seen_by_iterator == seen_by_callback
+
+
+async def test_a_failing_callback_does_not_stop_other_sinks():
+    clock = FakeTime()
+    config = parse_config(tomllib.loads(CONFIG))
+    good = []
+
+    def broken(record):
+        raise RuntimeError("application bug")
+
+    async with Gateway(config, engine=ProjectionEngine(), transport=False, clock=clock) as gateway:
+        gateway.on_embedding(broken)
+        gateway.on_embedding(good.append)
+        gateway.add_device("wrist-1", description())
+        for arrival, _, _, data in packets(14.0):
+            clock.now = arrival
+            gateway.feed("wrist-1", data, arrival)
+            await asyncio.sleep(0)
+    sinks = gateway.stats()["sinks"]
+    assert good
+    broken_stats, good_stats = sinks
+    assert broken_stats["records_failed"] == len(good) and broken_stats["records_written"] == 0
+    assert broken_stats["errors"] == {"RuntimeError": broken_stats["batches_failed"]}
+    assert good_stats["records_written"] == len(good) and good_stats["errors"] == {}
