@@ -1,0 +1,51 @@
+"""open_engine: which backend each kind and path opens."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from biomoe_edge.runtime.engines import TensorRTUnavailableError, open_engine, resolve_auto
+
+HAVE_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown engine kind 'tflite'.*tensorrt, onnxruntime, pytorch, auto"):
+        open_engine("tflite", "model.onnx")
+
+
+def test_auto_prefers_onnx_when_no_engine_file_or_no_tensorrt(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"graph")
+    assert resolve_auto(tmp_path) == ("onnxruntime", tmp_path / "model.onnx")
+    assert resolve_auto(tmp_path / "model.onnx") == ("onnxruntime", tmp_path / "model.onnx")
+    (tmp_path / "model.engine").write_bytes(b"engine")
+    expected = ("tensorrt", tmp_path / "model.engine") if HAVE_TENSORRT else ("onnxruntime", tmp_path / "model.onnx")
+    assert resolve_auto(tmp_path) == expected
+    assert resolve_auto(tmp_path / "model.engine") == expected
+
+
+def test_auto_falls_back_to_pytorch(tmp_path):
+    assert resolve_auto(None) == ("pytorch", None)
+    assert resolve_auto(tmp_path / "Tiny-BioMoE.pth") == ("pytorch", tmp_path / "Tiny-BioMoE.pth")
+    assert resolve_auto(tmp_path / "missing.onnx") == ("pytorch", None)
+
+
+@pytest.mark.skipif(HAVE_TENSORRT, reason="tensorrt is installed: the missing-TensorRT path cannot run")
+def test_tensorrt_kind_without_tensorrt_says_how_to_get_it(tmp_path):
+    with pytest.raises(TensorRTUnavailableError, match="python3-libnvinfer"):
+        open_engine("tensorrt", tmp_path / "model.engine")
+
+
+def test_path_is_required_for_file_backends():
+    with pytest.raises(ValueError, match="needs a path"):
+        open_engine("onnxruntime")
+    with pytest.raises(ValueError, match="needs a path"):
+        open_engine("tensorrt")
+
+
+def test_missing_onnx_file_is_named(tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    with pytest.raises(FileNotFoundError, match="no ONNX model at"):
+        open_engine("onnxruntime", tmp_path / "model.onnx")
