@@ -28,6 +28,8 @@ ATT_ERROR_INVALID_LENGTH = 0x0D
 ATT_ERROR_UNKNOWN_OPCODE = 0x80
 ATT_ERROR_UNKNOWN_STREAM = 0x81
 ATT_ERROR_INVALID_PARAMETER = 0x82
+ATT_ERROR_MTU_TOO_SMALL = 0x83  # START refused: not one sample of the stream fits MTU - 3 bytes
+ATT_ERROR_BUSY = 0x84  # CONFIGURE refused: the stream is running (STOP it first)
 
 
 class ControlOpcode(enum.IntEnum):
@@ -105,6 +107,8 @@ __all__ = [
     "ATT_ERROR_UNKNOWN_OPCODE",
     "ATT_ERROR_UNKNOWN_STREAM",
     "ATT_ERROR_INVALID_PARAMETER",
+    "ATT_ERROR_MTU_TOO_SMALL",
+    "ATT_ERROR_BUSY",
     "ControlOpcode",
     "ControlCommand",
     "encode_control",
