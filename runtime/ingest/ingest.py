@@ -191,7 +191,11 @@ class _Stream:
         self.n_in = max(1, round(config.window_length_s * self.fs_in))
         self.n_out = max(1, round(config.window_length_s * self.model_fs))
         hop_in = math.ceil(config.hop_s * self.fs_in)
-        self.ring = SampleRing(self.n_in + max(64, min(hop_in, self.n_in)), channels)
+        self.max_fill = math.floor(config.max_gap_fill_s * self.fs_in)
+        # One window, the longest gap filling (so a gap's real neighbour after it is in the ring when the
+        # window is cut) and some room to write; bursts are written in chunks of whatever is free.
+        self.ring = SampleRing(self.n_in + self.max_fill + max(64, min(hop_in, self.n_in)), channels)
+        self.previous_real: tuple[int, np.ndarray] | None = None  # last released real slot: (index, values)
         self.gap_threshold_s = 1.5 / self.fs_in
         self.last_time: float | None = None  # newest slot's gateway time; None: (re)starting
         self.next_index = 0  # grid number of the next window
@@ -298,15 +302,35 @@ class Ingest:
 
     # -- input --------------------------------------------------------------------------------------------
 
-    def push(self, key, samples, gateway_times_s, *, arrival_time_s: float | None = None) -> int:
+    def push(
+        self,
+        key,
+        samples,
+        gateway_times_s,
+        *,
+        arrival_time_s: float | None = None,
+        lost_before: int | None = None,
+    ) -> int:
         """Add samples ((n,) or (n, channels), physical units) with their gateway times ((n,) seconds).
+
+        ``lost_before``: when the caller knows from sequence numbers how many samples were lost just before
+        this push (``SampleBlock.samples_lost_before``), the push is placed by sample count: it continues the
+        stream after exactly that many gap slots (counted in ``samples_lost["packet_loss"]``), and its gateway
+        times only need to agree within ``late_tolerance_s`` (clock-fit jitter is absorbed, never read as a
+        gap or as late data). Without it, gaps and late data are read from the gateway times.
 
         Windows completed by these samples are cut at once (so a burst never overflows the ring) and queued
         for ``pop_windows``. Returns how many windows this push emitted. Raises a typed ``IngestError`` for a
         malformed push, after counting its samples as received and dropped ("malformed").
         """
         stream = self._get(key)
+        if lost_before is not None and (
+            isinstance(lost_before, bool) or not isinstance(lost_before, (int, np.integer)) or lost_before < 0
+        ):
+            raise IngestError(f"{stream.key}: lost_before must be a non-negative integer, got {lost_before!r}")
         values, times = self._validate(stream, samples, gateway_times_s)
+        if lost_before:
+            stream.lost["packet_loss"] += int(lost_before)
         n = len(times)
         if n == 0:
             return 0
@@ -318,12 +342,22 @@ class Ingest:
             self._drop(stream, "invalid", int(n - finite_time.sum()), "gateway time is NaN or Inf")
             values, times = values[finite_time], times[finite_time]
         emitted_before = stream.windows_emitted
-        self._place(stream, values, times, float(arrival_time_s))
+        if lost_before is not None and len(times):
+            self._place_by_count(stream, values, times, int(lost_before), float(arrival_time_s))
+        else:
+            self._place(stream, values, times, float(arrival_time_s))
         return stream.windows_emitted - emitted_before
 
     def push_block(self, key, block, *, arrival_time_s: float | None = None) -> int:
-        """``push`` a firmware_bridge ``SampleBlock`` (``.samples`` (n, channels), ``.gateway_times_s``)."""
-        return self.push(key, block.samples, block.gateway_times_s, arrival_time_s=arrival_time_s)
+        """``push`` a firmware_bridge ``SampleBlock``: ``.samples`` (n, channels), ``.gateway_times_s``, and
+        ``.samples_lost_before`` as ``lost_before`` (so do not also call ``mark_lost`` for those)."""
+        return self.push(
+            key,
+            block.samples,
+            block.gateway_times_s,
+            arrival_time_s=arrival_time_s,
+            lost_before=getattr(block, "samples_lost_before", None),
+        )
 
     def mark_lost(self, key, n_samples: int, reason: str = "packet_loss") -> None:
         """Count samples the device sent that never arrived (e.g. ``ReassemblyStats.samples_lost`` deltas)."""
@@ -393,9 +427,29 @@ class Ingest:
                 if missing / stream.fs_in <= config.max_gap_fill_s:
                     stream.events["gap_filled"] += 1
                     filler_times = np.linspace(stream.last_time, times[i], missing + 2)[1:-1]
-                    self._write(stream, None, filler_times, arrival)
+                    self._write(stream, None, filler_times, arrival, cut=False)
                 else:
                     self._restart(stream, "gap", f"gateway time leapt {step:.3f} s forward")
+
+    def _place_by_count(self, stream: _Stream, values: np.ndarray, times: np.ndarray, lost_before: int, arrival: float) -> None:
+        """Place a block known to follow the previous one after exactly ``lost_before`` missing samples."""
+        config = stream.config
+        if stream.last_time is not None:
+            expected = stream.last_time + (lost_before + 1) / stream.fs_in
+            deviation = float(times[0]) - expected
+            if abs(deviation) > config.late_tolerance_s:
+                self._restart(stream, "clock_jump", f"gateway time is {deviation:+.3f} s off the sample count")
+            elif lost_before / stream.fs_in > config.max_gap_fill_s:
+                self._restart(stream, "gap", f"{lost_before} sample(s) lost ({lost_before / stream.fs_in:.3f} s)")
+        if stream.last_time is None:
+            self._begin(stream, float(times[0]))
+        elif lost_before:
+            stream.events["gap_filled"] += 1
+            filler = np.linspace(stream.last_time, max(float(times[0]), stream.last_time), lost_before + 2)[1:-1]
+            self._write(stream, None, filler, arrival, cut=False)
+        if stream.last_time is not None:  # keep the ring's times non-decreasing through clock-fit jitter
+            times = np.maximum.accumulate(np.maximum(times, stream.last_time))
+        self._write(stream, values, times, arrival)
 
     def _begin(self, stream: _Stream, t: float) -> None:
         """(Re)start a stream at time ``t`` on its device's grid: the first window starts at or after ``t``."""
@@ -409,11 +463,14 @@ class Ingest:
         stream.events[reason] += 1
         stream.ring.clear()
         stream.windowed_upto = stream.ring.end
+        stream.previous_real = None
         stream.last_time = None
         return pending
 
-    def _write(self, stream: _Stream, values: np.ndarray | None, times: np.ndarray, arrival: float) -> None:
-        """Append slots (``values=None``: gap fillers), cutting windows whenever the ring would fill."""
+    def _write(self, stream: _Stream, values: np.ndarray | None, times: np.ndarray, arrival: float, *, cut: bool = True) -> None:
+        """Append slots (``values=None``: gap fillers), cutting windows after each chunk. ``cut=False`` (gap
+        fillers) defers cutting to the next write, whose first real sample closes the gap, unless the ring
+        is full."""
         ring = stream.ring
         start = 0
         while start < len(times):
@@ -432,7 +489,8 @@ class Ingest:
             ring.append(chunk, chunk_times, real, invalid)
             stream.last_time = float(chunk_times[-1])
             start = stop
-            self._cut_windows(stream, arrival)
+            if cut or start < len(times):
+                self._cut_windows(stream, arrival)
 
     # -- windows ------------------------------------------------------------------------------------------
 
@@ -452,12 +510,18 @@ class Ingest:
 
     def _release(self, stream: _Stream, upto: int) -> None:
         """Forget slots before the next window; real ones that never entered a window are dropped."""
+        ring = stream.ring
         if upto > stream.windowed_upto:
-            unwindowed = stream.ring.count_real(stream.windowed_upto, upto)
+            unwindowed = ring.count_real(stream.windowed_upto, upto)
             reason = "alignment" if stream.windows_since_start == 0 else "hop_gap"
             self._drop(stream, reason, unwindowed, "samples outside every window")
             stream.windowed_upto = upto
-        stream.ring.release(upto)
+        if upto > ring.start:
+            real = ring.real(ring.start, upto)
+            if real.any():  # kept so that a gap at the next window's start is interpolated, not held
+                last = ring.start + len(real) - 1 - int(np.argmax(real[::-1]))
+                stream.previous_real = (last, ring.values(last, last + 1)[0].copy())
+        ring.release(upto)
 
     def _emit(self, stream: _Stream, first: int, start_s: float, arrival: float) -> None:
         ring, quality = stream.ring, stream.config.quality
@@ -468,7 +532,7 @@ class Ingest:
             stream.windowed_upto = stop
         n_real = int(np.count_nonzero(real))
         flags = assess_window(values, real, invalid, quality)
-        samples = self._resample(fill_gaps(values, real).T, stream.fs_in, stream.model_fs, stream.n_out)
+        samples = self._resample(self._gap_free(stream, first, stop).T, stream.fs_in, stream.model_fs, stream.n_out)
         if not np.isfinite(samples).all():  # a custom resampler misbehaved: never pass a NaN on
             samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
             flags = flags if "nonfinite" in flags else flags + ("nonfinite",)
@@ -495,6 +559,25 @@ class Ingest:
             victim.windows_dropped["ingest_overflow"] += 1
             self._log_once(victim, "ingest_overflow", f"ready-window queue full ({self.max_ready_windows})")
         self._ready.append(window)
+
+    @staticmethod
+    def _gap_free(stream: _Stream, first: int, stop: int) -> np.ndarray:
+        """The window's values with gap slots interpolated between the real samples either side of them,
+        looking past the window's edges (previous released real slot, next real slot in the ring)."""
+        ring = stream.ring
+        values, real = ring.values(first, stop), ring.real(first, stop)
+        if real.all():
+            return np.array(values, dtype=np.float64)
+        before = after = None
+        if not real[0] and stream.previous_real is not None:
+            index, row = stream.previous_real
+            before = (index - first, row)
+        if not real[-1]:
+            beyond = ring.real(stop, ring.end)
+            if beyond.any():
+                index = int(np.argmax(beyond))
+                after = (stop - first + index, ring.values(stop + index, stop + index + 1)[0])
+        return fill_gaps(values, real, before=before, after=after)
 
     # -- output and counters ------------------------------------------------------------------------------
 

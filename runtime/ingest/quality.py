@@ -5,7 +5,8 @@ Flags (``Window.quality``), in this order:
   non-finite samples) exceeds ``max_gap_fraction``, or the window holds no valid sample at all;
 - ``"nonfinite"``: at least one sample in the window arrived as NaN or +-Inf (it was replaced by
   interpolation, never passed on);
-- ``"flat"``: some channel's valid samples span no more than ``flat_tolerance`` (a detached or dead sensor);
+- ``"flat"``: some channel's valid samples span no more than ``flat_tolerance`` times their magnitude, or
+  exactly nothing (a detached or dead sensor; the same rule as ``transforms.check_window``);
 - ``"saturated"``: more than ``max_saturated_fraction`` of some channel's valid samples sit at or beyond
   ``saturation_range`` (the ADC limits in physical units; only checked when the range is given).
 """
@@ -30,7 +31,7 @@ class QualityConfig:
     """
 
     max_gap_fraction: float = 0.2
-    flat_tolerance: float = 0.0
+    flat_tolerance: float = 1e-6
     saturation_range: tuple[float, float] | None = None
     max_saturated_fraction: float = 0.05
     action: str = "withhold"
@@ -65,8 +66,9 @@ def assess_window(values: np.ndarray, real: np.ndarray, invalid: np.ndarray, con
         flags.append("nonfinite")
     if n_real:
         valid = values[real]
-        span = valid.max(axis=0) - valid.min(axis=0)
-        if np.any(span <= config.flat_tolerance):
+        low, high = valid.min(axis=0), valid.max(axis=0)
+        span = high - low
+        if np.any((span == 0) | (span <= config.flat_tolerance * np.maximum(np.abs(low), np.abs(high)))):
             flags.append("flat")
         if config.saturation_range is not None:
             low, high = config.saturation_range
@@ -82,15 +84,27 @@ def is_withheld(flags: tuple[str, ...], n_real: int, config: QualityConfig) -> b
     return config.action == "withhold" and any(f in config.withhold_on for f in flags)
 
 
-def fill_gaps(values: np.ndarray, real: np.ndarray) -> np.ndarray:
-    """Copy of ``values`` with non-real slots linearly interpolated from real neighbours (edges held)."""
+def fill_gaps(values: np.ndarray, real: np.ndarray, *, before=None, after=None) -> np.ndarray:
+    """Copy of ``values`` (n, channels) with non-real slots linearly interpolated from real neighbours.
+
+    ``before``/``after``: optional ``(position, row)`` real samples outside the window (position < 0 or
+    >= n) to interpolate towards at the edges; without them the nearest real value is held.
+    """
     filled = np.array(values, dtype=np.float64, copy=True)
     if real.all():
         return filled
-    if not real.any():
+    positions = np.flatnonzero(real)
+    known = filled[real]
+    if before is not None:
+        positions = np.concatenate(([before[0]], positions))
+        known = np.concatenate((np.asarray(before[1], dtype=np.float64)[None, :], known))
+    if after is not None:
+        positions = np.concatenate((positions, [after[0]]))
+        known = np.concatenate((known, np.asarray(after[1], dtype=np.float64)[None, :]))
+    if len(positions) == 0:
         filled[:] = 0.0
         return filled
-    index = np.arange(len(real))
+    missing = np.flatnonzero(~real)
     for channel in range(filled.shape[1]):
-        filled[~real, channel] = np.interp(index[~real], index[real], filled[real, channel])
+        filled[missing, channel] = np.interp(missing, positions, known[:, channel])
     return filled

@@ -15,11 +15,11 @@ from scipy.signal import resample_poly
 from biomoe_edge.vocabulary import Modality
 
 #: Model rates used when ``biomoe_edge.runtime.transforms.MODALITY_DEFAULTS`` is not importable (Hz).
-LOCAL_MODEL_RATES_HZ: dict[str, float] = {
-    "ecg": 250.0,
+LOCAL_MODEL_RATES_HZ: dict[str, float] = {  # the same values as TRANSFORMS' defaults, for a lean install
+    "ecg": 100.0,
     "bvp": 64.0,
-    "resp": 32.0,
-    "eda": 32.0,
+    "resp": 16.0,
+    "eda": 8.0,
     "spo2": 4.0,
 }
 

@@ -55,10 +55,9 @@ def test_lost_packets_become_gaps_interpolated_and_measured():
         covers_gap = w.start_s <= 15.0 and w.end_s >= 15.2
         assert w.gap_fraction == pytest.approx(0.02 if covers_gap else 0.0)
         assert w.quality == () and not w.withheld
-        expected = 2.0 * (w.start_s + np.arange(1000) / FS)
-        if w.start_s == 15.0:  # the window opens inside the hole: its first real value is held backwards
-            expected[:20] = 2.0 * 15.2
-        np.testing.assert_allclose(w.samples[0], expected)  # inside: linear interpolation of a ramp is exact
+        # linear interpolation of a ramp is exact, also for the window that opens inside the hole
+        # (interpolated from the last real sample before the window)
+        np.testing.assert_allclose(w.samples[0], 2.0 * (w.start_s + np.arange(1000) / FS))
     account = ingest.account(key)
     assert (account.samples_received, account.samples_windowed, account.samples_pending) == (2980, 2980, 0)
     assert account.samples_lost == {"packet_loss": 20} and account.samples_dropped == {}
@@ -182,7 +181,7 @@ def test_burst_after_reconnect_is_windowed_in_order_through_a_small_ring():
     ingest.push(key, np.sin(_times(0, 12)), _times(0, 12))
     ingest.restart(key, "disconnect")  # the gateway saw the link drop: 12.00..? nothing pending (0)
     burst = _times(30.0, 90.0)  # 60 s buffered on the device, delivered at once
-    assert len(burst) > 5 * ring_capacity
+    assert len(burst) > 4 * ring_capacity
     emitted = ingest.push(key, np.sin(burst), burst, arrival_time_s=91.0)
     windows = ingest.pop_windows()
     assert emitted == 51 and [w.start_s for w in windows[3:]] == [float(s) for s in range(30, 81)]

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from biomoe_edge.runtime.ingest import Ingest, IngestConfig, StreamKey, model_rate_hz, rational_factor
+from biomoe_edge.runtime.ingest import (
+    LOCAL_MODEL_RATES_HZ,
+    Ingest,
+    IngestConfig,
+    StreamKey,
+    model_rate_hz,
+    rational_factor,
+)
 
 
 def _feed(ingest, key, x, t, packet_sizes):
@@ -93,8 +100,10 @@ def test_model_rate_and_rational_factors():
     assert rational_factor(100.0, 64.0) == (16, 25)
     assert rational_factor(130.0, 250.0) == (25, 13)
     assert rational_factor(64.0, 64.0) == (1, 1)
-    for modality in ("ecg", "bvp", "eda", "resp", "spo2"):
-        assert model_rate_hz(modality) > 0
+    from biomoe_edge.runtime.transforms import MODALITY_DEFAULTS
+
+    for modality in ("ecg", "bvp", "eda", "resp", "spo2"):  # the transforms' rates, which the images assume
+        assert model_rate_hz(modality) == MODALITY_DEFAULTS[modality].model_fs == LOCAL_MODEL_RATES_HZ[modality]
     with pytest.raises(ValueError, match="unknown modality"):
         model_rate_hz("emg")
 
