@@ -1,0 +1,325 @@
+"""jetson/: shellcheck, setup.sh's plan from fixture release files, stage_rootfs.sh into a temporary tree (twice:
+the second run must change nothing), the systemd units through systemd-analyze, the default gateway.toml through
+the gateway's own config loader, and the container recipe's references.
+
+What needs a Jetson (apt, the venv with JetPack's tensorrt, CuPy on the GPU, systemd actually starting the units,
+docker build/run) is not run here; docs/jetson.md says how a board owner checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from biomoe_edge.runtime.gateway_config import load_config
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+JETSON = REPO / "jetson"
+SHELL_SCRIPTS = sorted(JETSON.rglob("*.sh"))
+
+# First lines of /etc/nv_tegra_release. R36.4.4 (AGX Orin) and R38.4.0 (AGX Thor) as quoted in
+# github.com/lesomnus/tegra-exporter stats/parse_test.go; R35.4.1 is JetPack 5.1.2's.
+RELEASE_R36 = "# R36 (release), REVISION: 4.4, GCID: 41062509, BOARD: generic, EABI: aarch64, DATE: Mon Jun 16 16:07:13 UTC 2025\n# KERNEL_VARIANT: oot\n"
+RELEASE_R38 = "# R38 (release), REVISION: 4.0, GCID: 43443517, BOARD: generic, EABI: aarch64, DATE: Wed Dec 31 00:15:19 UTC 2025\n"
+RELEASE_R35 = "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023\n"
+MODEL_ORIN = "NVIDIA Jetson AGX Orin Developer Kit\0"
+MODEL_THOR = "NVIDIA Jetson AGX Thor Developer Kit\0"
+
+
+def _run(command, **kwargs):
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+# -- shellcheck -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: str(p.relative_to(JETSON)))
+def test_shellcheck(script):
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
+    result = _run(["shellcheck", "-x", "-P", str(script.parent), str(script)], cwd=script.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scripts_are_executable():
+    for name in ("setup.sh", "stage_rootfs.sh", "container-entrypoint.sh"):
+        assert os.access(JETSON / name, os.X_OK), name
+
+
+# -- setup.sh --print-plan ------------------------------------------------------------------------------------
+
+
+def _plan(tmp_path, release: str | None, model: str):
+    release_file = tmp_path / "nv_tegra_release"
+    if release is not None:
+        release_file.write_text(release)
+    model_file = tmp_path / "model"
+    model_file.write_text(model)
+    env = dict(os.environ, BIOMOE_NV_TEGRA_RELEASE=str(release_file), BIOMOE_DT_MODEL=str(model_file))
+    return _run(["bash", str(JETSON / "setup.sh"), "--print-plan"], env=env)
+
+
+def _plan_fields(stdout: str) -> dict:
+    return {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in stdout.splitlines() if ":" in line)}
+
+
+def test_plan_for_orin_on_jetpack6(tmp_path):
+    result = _plan(tmp_path, RELEASE_R36, MODEL_ORIN)
+    assert result.returncode == 0, result.stderr
+    plan = _plan_fields(result.stdout)
+    assert plan["L4T release"].startswith("R36.4.4 (JetPack 6")
+    assert plan["module"] == "NVIDIA Jetson AGX Orin Developer Kit"
+    assert plan["CuPy wheel"] == "cupy-cuda12x"
+    assert plan["python"].startswith("3.10")
+    assert {"python3-venv", "bluez", "python3-libnvinfer"} <= set(plan["apt packages"].split())
+    assert plan["virtual environment"] == "/opt/biomoe-edge/venv (--system-site-packages)"
+
+
+def test_plan_for_thor_on_jetpack7(tmp_path):
+    result = _plan(tmp_path, RELEASE_R38, MODEL_THOR)
+    assert result.returncode == 0, result.stderr
+    plan = _plan_fields(result.stdout)
+    assert plan["L4T release"].startswith("R38.4.0 (JetPack 7")
+    assert plan["CuPy wheel"] == "cupy-cuda13x"
+    assert plan["python"].startswith("3.12")
+
+
+def test_setup_refuses_jetpack5(tmp_path):
+    result = _plan(tmp_path, RELEASE_R35, "NVIDIA Jetson AGX Xavier Developer Kit\0")
+    assert result.returncode != 0
+    assert "L4T R35.4.1 is not supported" in result.stderr
+    assert "JetPack 6" in result.stderr and "JetPack 7" in result.stderr
+    assert "CuPy" not in result.stdout  # no plan printed
+
+
+def test_setup_refuses_a_machine_that_is_not_a_jetson(tmp_path):
+    result = _plan(tmp_path, None, MODEL_ORIN)
+    assert result.returncode != 0 and "not a Jetson" in result.stderr
+    result = _plan(tmp_path, "Ubuntu 22.04\n", MODEL_ORIN)
+    assert result.returncode != 0 and "cannot read the L4T release" in result.stderr
+
+
+# -- stage_rootfs.sh ------------------------------------------------------------------------------------------
+
+
+def _snapshot(root: pathlib.Path) -> dict:
+    """path -> (mode, sha256 or link target) for every file and link under root."""
+    snap = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            snap[rel] = ("link", os.readlink(path))
+        elif path.is_file():
+            snap[rel] = (oct(path.stat().st_mode), hashlib.sha256(path.read_bytes()).hexdigest())
+        else:
+            snap[rel] = (oct(path.stat().st_mode), None)
+    return snap
+
+
+def _stage(rootfs, *args, checkout=REPO):
+    env = dict(os.environ, PYTHON=sys.executable)
+    return _run(["bash", str(checkout / "jetson/stage_rootfs.sh"), *args, str(rootfs)], env=env)
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """A minimal Linux_for_Tegra/rootfs (after apply_binaries.sh: nv_tegra_release, passwd, group), staged twice
+    from a frozen copy of the checkout (not a git checkout: the script's other code path); gateway.toml is edited
+    between the runs like a user would."""
+    checkout = tmp_path_factory.mktemp("checkout")
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, checkout / name)
+    for name in ("biomoe_edge", "export", "runtime", "firmware_bridge", "jetson"):
+        shutil.copytree(REPO / name, checkout / name, ignore=junk, symlinks=True)
+    rootfs = tmp_path_factory.mktemp("Linux_for_Tegra") / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "usr/bin").mkdir(parents=True)
+    (rootfs / "etc/nv_tegra_release").write_text(RELEASE_R36)
+    (rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (rootfs / "etc/group").write_text("root:x:0:\nvideo:x:44:\nbluetooth:x:112:\n")
+    first = _stage(rootfs, "--no-deps", checkout=checkout)
+    assert first.returncode == 0, first.stdout + first.stderr
+    config = rootfs / "etc/biomoe-edge/gateway.toml"
+    config.write_text(config.read_text() + "\n# edited by the user\n")
+    before = _snapshot(rootfs)
+    second = _stage(rootfs, "--no-deps", checkout=checkout)
+    assert second.returncode == 0, second.stdout + second.stderr
+    return rootfs, first, second, before, _snapshot(rootfs)
+
+
+def test_stage_installs_the_sdk_importable_from_its_lib(staged):
+    rootfs, *_ = staged
+    lib = rootfs / "opt/biomoe-edge/lib"
+    code = "import biomoe_edge.runtime.power; print(biomoe_edge.runtime.power.__file__)"
+    # The host's system Python, not this test's venv (which has the SDK installed editable).
+    python = shutil.which("python3", path="/usr/bin") or sys.executable
+    result = _run([python, "-c", code], env={"PYTHONPATH": str(lib), "PATH": "/usr/bin:/bin"}, cwd=lib)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(lib / "biomoe_edge/runtime/power.py")
+    # pyproject's package-dir mapping: export/, runtime/, firmware_bridge/ land inside biomoe_edge/.
+    for module in ("export/tensorrt_builder.py", "runtime/engines/compatibility.py", "firmware_bridge/__init__.py", "cli.py"):
+        assert (lib / "biomoe_edge" / module).is_file(), module
+    # Host-specific leftovers of pip --target are gone: console scripts (host Python's path), direct_url.json.
+    assert not (lib / "bin").exists()
+    assert not list(lib.glob("*.dist-info/direct_url.json"))
+
+
+def test_stage_launchers_use_the_rootfs_python_with_the_sdk_first(staged):
+    rootfs, *_ = staged
+    launcher = rootfs / "opt/biomoe-edge/bin/python"
+    text = launcher.read_text()
+    assert "exec /usr/bin/python3" in text
+    if pathlib.Path("/usr/bin/python3").exists():
+        result = _run([str(launcher), "-c", "import sys; print(sys.path[1])"], env={"PATH": "/usr/bin:/bin"})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "/opt/biomoe-edge/lib"
+    assert "/opt/biomoe-edge/bin/python -m biomoe_edge" in (rootfs / "opt/biomoe-edge/bin/biomoe-edge").read_text()
+
+
+def test_stage_installs_services_enablement_config_and_user(staged):
+    rootfs, *_ = staged
+    for unit in ("biomoe-edge.service", "biomoe-edge-engine.service"):
+        assert (rootfs / "etc/systemd/system" / unit).read_bytes() == (JETSON / "systemd" / unit).read_bytes()
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants/biomoe-edge.service"
+    assert os.readlink(wants) == "/etc/systemd/system/biomoe-edge.service"
+    assert (rootfs / "etc/sysusers.d/biomoe-edge.conf").read_bytes() == (JETSON / "sysusers.d/biomoe-edge.conf").read_bytes()
+    assert (rootfs / "etc/biomoe-edge/engine.env").read_bytes() == (JETSON / "engine.env").read_bytes()
+    assert (rootfs / "opt/biomoe-edge/libexec/engine_check.py").read_bytes() == (JETSON / "engine_check.py").read_bytes()
+    assert (rootfs / "var/lib/biomoe-edge/models").is_dir() and (rootfs / "var/lib/biomoe-edge/engines").is_dir()
+    if shutil.which("systemd-sysusers") is None:
+        pytest.skip("systemd-sysusers is not installed: the user is created at first boot instead")
+    users = {line.split(":")[0]: line.split(":") for line in (rootfs / "etc/passwd").read_text().splitlines()}
+    assert users["biomoe-edge"][5] == "/var/lib/biomoe-edge" and users["biomoe-edge"][6] == "/usr/sbin/nologin"
+    groups = {line.split(":")[0]: line.split(":")[3].split(",") for line in (rootfs / "etc/group").read_text().splitlines()}
+    for group in ("bluetooth", "video", "render"):
+        assert "biomoe-edge" in groups[group], group
+    assert groups["bluetooth"] and (rootfs / "etc/group").read_text().count("bluetooth:x:112:") == 1  # kept its GID
+
+
+def test_second_stage_changes_nothing_and_keeps_user_edits(staged):
+    rootfs, first, second, before, after = staged
+    assert "installed  " in first.stdout
+    changed = [line for line in second.stdout.splitlines() if re.match(r"(installed|linked|created) ", line)]
+    assert changed == [], second.stdout
+    assert before == after
+    assert "# edited by the user" in (rootfs / "etc/biomoe-edge/gateway.toml").read_text()
+    assert "kept       " in second.stdout
+
+
+def test_stage_refuses_an_unsupported_or_missing_rootfs(tmp_path):
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc/nv_tegra_release").write_text(RELEASE_R35)
+    result = _stage(rootfs, "--no-deps")
+    assert result.returncode != 0 and "L4T R35 is not supported" in result.stderr
+    assert not (rootfs / "opt").exists()
+    result = _stage(tmp_path / "nothing-here", "--no-deps")
+    assert result.returncode != 0 and "does not look like a root filesystem" in result.stderr
+
+
+# -- systemd units --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def units_in_temp_root(tmp_path):
+    """The units with /opt/biomoe-edge rewritten to a temporary prefix holding executables, because
+    `systemd-analyze verify` checks that every ExecStart= binary exists and is executable."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (Debian: apt-get install systemd)")
+    prefix = tmp_path / "opt/biomoe-edge"
+    (prefix / "bin").mkdir(parents=True)
+    for name in ("biomoe-edge", "python"):
+        (prefix / "bin" / name).write_text("#!/bin/sh\n")
+        (prefix / "bin" / name).chmod(0o755)
+    units = []
+    for unit in ("biomoe-edge.service", "biomoe-edge-engine.service"):
+        text = (JETSON / "systemd" / unit).read_text().replace("/opt/biomoe-edge", str(prefix))
+        (tmp_path / unit).write_text(text)
+        units.append(tmp_path / unit)
+    return tmp_path, units
+
+
+def _verify(paths, cwd):
+    result = _run(["systemd-analyze", "verify", *map(str, paths)], cwd=cwd)
+    # verify exits 0 on unknown keys and unparsable values but prints them: any line naming our files fails.
+    ours = [line for line in result.stderr.splitlines() if any(p.name in line for p in paths)]
+    return result.returncode, ours, result.stderr
+
+
+def test_units_pass_systemd_analyze_verify(units_in_temp_root):
+    root, units = units_in_temp_root
+    returncode, ours, stderr = _verify(units, root)
+    assert returncode == 0 and ours == [], stderr
+
+
+def test_verify_catches_a_broken_unit(units_in_temp_root):
+    # The check above can fail: a misspelt key and a missing executable are both reported.
+    root, units = units_in_temp_root
+    broken = root / "broken.service"
+    text = units[0].read_text().replace("ProtectSystem=strict", "ProtectSytem=strict")
+    broken.write_text(text.replace("bin/biomoe-edge run", "bin/not-there run"))
+    returncode, ours, _ = _verify([broken], root)
+    assert returncode != 0 or ours
+    assert any("ProtectSytem" in line for line in ours)
+
+
+@pytest.mark.parametrize("unit, threshold", [("biomoe-edge.service", 50), ("biomoe-edge-engine.service", 40)])
+def test_units_hardening_exposure(units_in_temp_root, unit, threshold):
+    # systemd's own exposure score (0 best .. 100 worst, shown /10): 4.1 and 2.8 with systemd 252.
+    root, _ = units_in_temp_root
+    result = _run(["systemd-analyze", "security", "--offline=yes", f"--threshold={threshold}", unit], cwd=root)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+
+
+def test_gateway_unit_keeps_the_gpu_reachable_and_ble_capabilities():
+    text = (JETSON / "systemd/biomoe-edge.service").read_text()
+    settings = dict(re.findall(r"^(\w+)=(.*)$", text, re.MULTILINE))
+    # PrivateDevices/DevicePolicy would hide /dev/nvhost-*, /dev/nvmap (Orin) and /dev/nvidia* (Thor).
+    assert "PrivateDevices" not in settings and "DevicePolicy" not in settings
+    assert set(settings["AmbientCapabilities"].split()) == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
+    assert settings["User"] == "biomoe-edge" and settings["Type"] == "notify" and settings["WatchdogSec"] == "30s"
+    assert settings["Restart"] == "on-failure" and settings["ProtectSystem"] == "strict"
+    assert "AF_BLUETOOTH" in settings["RestrictAddressFamilies"]
+
+
+# -- configuration --------------------------------------------------------------------------------------------
+
+
+def test_default_gateway_toml_passes_the_gateway_loader_and_agrees_with_engine_env():
+    config = load_config(JETSON / "gateway.toml")
+    assert config.devices == ()  # empty allow-list: connects to nothing until the user lists wearables
+    assert config.engine.kind == "tensorrt"
+    env = dict(re.findall(r'^(\w+)="?([^"\n]*)"?$', (JETSON / "engine.env").read_text(), re.MULTILINE))
+    engine, onnx = pathlib.Path(env["BIOMOE_ENGINE"]), pathlib.Path(env["BIOMOE_ONNX"])
+    assert config.engine.path == engine
+    assert engine.is_relative_to("/var/lib/biomoe-edge") and onnx.is_relative_to("/var/lib/biomoe-edge")
+    # Engine and ONNX manifests are both <stem>.json: they must live in different folders.
+    assert engine.with_suffix(".json") != onnx.with_suffix(".json")
+    assert all(str(s.options.get("directory", "/var/lib/biomoe-edge")).startswith("/var/lib/biomoe-edge") for s in config.sinks)
+
+
+# -- container recipe -----------------------------------------------------------------------------------------
+
+
+def test_dockerfile_base_image_and_references():
+    text = (JETSON / "Dockerfile").read_text()
+    assert re.search(r"^FROM nvcr\.io/nvidia/l4t-(jetpack:r36\.4\.0|tensorrt:r10\.3\.0-runtime)$", text, re.MULTILINE)
+    ignore = (JETSON / "Dockerfile.dockerignore").read_text().splitlines()
+    for line in re.findall(r"^COPY (.+)$", text, re.MULTILINE):
+        *sources, _dest = line.split()
+        for source in sources:
+            assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+            top = source.split("/")[0]
+            assert any(rule in (f"!{source}", f"!{top}/**", f"!{source}/**") for rule in ignore), f"{source} is excluded by Dockerfile.dockerignore"
+    entrypoint = re.search(r'^ENTRYPOINT \["([^"]+)"\]', text, re.MULTILINE).group(1)
+    assert re.search(rf"^COPY jetson/container-entrypoint\.sh {re.escape(entrypoint)}$", text, re.MULTILINE)
+    for flag in ("--runtime nvidia", "-v /var/run/dbus:/var/run/dbus"):
+        assert flag in text and flag in (REPO / "docs/jetson.md").read_text()
