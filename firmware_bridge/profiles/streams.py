@@ -1,0 +1,178 @@
+"""Market profiles as streams: notification bytes -> SampleBlocks, like StreamReassembler gives for native packets.
+
+Each class has the reassembler's shape: ``.description`` (a StreamDescription), ``.push(data, arrival_time_s)
+-> list[SampleBlock]``, ``.flush()``, ``.stats`` (ReassemblyStats, same identities). Bytes that do not parse
+are counted as rejected (``stats.rejected_reasons`` names the error), never raised, so one bad notification
+cannot stop a gateway.
+
+- ``PmdStream``: Polar PMD ECG / PPG / ACC frames. Device time is the frame timestamp (the last sample's,
+  ns since 2000-01-01); samples lie 1/sample_rate apart before it. A frame whose first sample comes later
+  than one period after the previous frame's last is a gap: its samples are counted lost and reported in
+  ``samples_lost_before``. A frame not newer than the previous one is a duplicate (same timestamp) or late.
+  Device time maps to gateway time through a ClockMapper (drift, jitter, jumps) as for native streams;
+  ``device_times_us`` of its blocks count from the stream's first frame.
+- ``HeartRateStream``: one sample (bpm) per Heart Rate Measurement, at its arrival time (the profile carries
+  no device time); RR intervals are kept in ``rr_intervals_s`` (the last ``rr_history`` of them).
+- ``PlxStream``: two channels (SpO2 %, pulse rate bpm) per PLX Continuous Measurement, at arrival time.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from ..clock import ClockMapper
+from ..description import StreamDescription
+from ..exc import PacketError
+from ..reassembly import ReassemblyStats, SampleBlock
+from . import heart_rate, polar_pmd, pulse_oximeter
+
+_PMD_MODALITY = {
+    polar_pmd.MeasurementType.ECG: ("ecg", "uV"),
+    polar_pmd.MeasurementType.PPG: ("bvp", ""),
+    polar_pmd.MeasurementType.ACC: ("acc", "mG"),
+}
+
+
+class _ProfileStream:
+    """Shared counting for the profile streams."""
+
+    def __init__(self, description: StreamDescription):
+        self.description = description
+        self.stats = ReassemblyStats()
+        self._count = 0  # blocks delivered, as a 16-bit first_sequence
+
+    def _reject(self, reason: str, samples: int = 0) -> list[SampleBlock]:
+        self.stats.packets_received += 1
+        self.stats.samples_received += samples
+        self.stats.packets_rejected += 1
+        self.stats.samples_rejected += samples
+        self.stats.rejected_reasons[reason] = self.stats.rejected_reasons.get(reason, 0) + 1
+        return []
+
+    def _block(self, samples: np.ndarray, gateway_times_s, device_times_us, lost_before: int = 0) -> SampleBlock:
+        n = samples.shape[0]
+        self.stats.packets_received += 1
+        self.stats.samples_received += n
+        self.stats.packets_delivered += 1
+        self.stats.samples_delivered += n
+        block = SampleBlock(
+            stream_id=self.description.stream_id,
+            first_sequence=self._count % 65536,
+            samples=np.asarray(samples, dtype=np.float64).reshape(n, -1),
+            gateway_times_s=np.asarray(gateway_times_s, dtype=np.float64).reshape(n),
+            device_times_us=np.asarray(device_times_us, dtype=np.float64).reshape(n),
+            samples_lost_before=lost_before,
+        )
+        self._count += 1
+        return block
+
+    def flush(self) -> list[SampleBlock]:
+        return []  # nothing is held: notifications of these profiles are delivered as they come
+
+
+class PmdStream(_ProfileStream):
+    """One Polar PMD measurement (ECG, PPG or ACC) as a stream; see the module docstring."""
+
+    def __init__(self, measurement_type, sample_rate_hz: float, *, stream_id: int = 0, factor: float = 1.0,
+                 channels: int | None = None, resolution: int | None = None, modality: str | None = None,
+                 units: str | None = None, clock: ClockMapper | None = None):
+        self.measurement_type = int(measurement_type)
+        default_modality, default_units = _PMD_MODALITY.get(self.measurement_type, ("pmd", ""))
+        default_channels = {0: 1, 1: 4, 2: 3}.get(self.measurement_type, channels or 1)
+        super().__init__(
+            StreamDescription(
+                stream_id=stream_id,
+                modality=modality or default_modality,
+                sample_rate_hz=float(sample_rate_hz),
+                channels=channels or default_channels,
+                sample_format="int24",  # nominal: PMD values are integers of up to 24 bits before the factor
+                scale=float(factor),
+                offset=0.0,
+                units=default_units if units is None else units,
+            )
+        )
+        self.factor = float(factor)
+        self.channels = channels
+        self.resolution = resolution
+        self.clock = clock if clock is not None else ClockMapper()
+        self._period_ns = 1e9 / float(sample_rate_hz)
+        self._last_ns: int | None = None  # timestamp of the last delivered sample
+        self._origin_ns: int | None = None  # first frame's timestamp: device_times_us count from it
+
+    def push(self, data, arrival_time_s: float) -> list[SampleBlock]:
+        try:
+            frame = polar_pmd.parse_data_frame(data, channels=self.channels, resolution=self.resolution,
+                                               factor=self.factor)
+        except PacketError as error:
+            return self._reject(type(error).__name__)
+        n = frame.samples.shape[0]
+        if frame.measurement_type != self.measurement_type:
+            return self._reject(f"measurement type {frame.measurement_type} (expected {self.measurement_type})", n)
+        if frame.samples.shape[1] != self.description.channels:
+            return self._reject(f"{frame.samples.shape[1]} channels (described {self.description.channels})", n)
+        lost = 0
+        if self._last_ns is not None:
+            if frame.timestamp_ns == self._last_ns:
+                self.stats.packets_received += 1
+                self.stats.samples_received += n
+                self.stats.packets_duplicated += 1
+                self.stats.samples_duplicated += n
+                return []
+            if frame.timestamp_ns < self._last_ns:
+                self.stats.packets_received += 1
+                self.stats.samples_received += n
+                self.stats.packets_late += 1
+                self.stats.samples_late += n
+                return []
+            first_ns = frame.timestamp_ns - (n - 1) * self._period_ns
+            lost = max(0, round((first_ns - self._last_ns) / self._period_ns) - 1)
+            if lost:
+                self.stats.gaps += 1
+                self.stats.samples_lost += lost
+        if self._origin_ns is None:
+            self._origin_ns = frame.timestamp_ns
+        # Microseconds since the stream's first frame: small numbers keep float64 at sub-ns resolution.
+        last_us = (frame.timestamp_ns - self._origin_ns) / 1000.0
+        device_us = last_us - self._period_ns / 1000.0 * np.arange(n - 1, -1, -1)
+        if self.clock.observe(last_us, arrival_time_s):
+            self.stats.clock_jumps += 1
+        self._last_ns = frame.timestamp_ns
+        return [self._block(frame.samples, self.clock.to_gateway(device_us), device_us, lost)]
+
+
+class HeartRateStream(_ProfileStream):
+    """Heart Rate Measurement notifications as a 1-channel bpm stream at arrival time."""
+
+    def __init__(self, *, stream_id: int = 0, nominal_rate_hz: float = 1.0, rr_history: int = 4096):
+        super().__init__(StreamDescription(stream_id, "hr", nominal_rate_hz, 1, "int16", 1.0, 0.0, "bpm"))
+        self.rr_intervals_s: collections.deque = collections.deque(maxlen=rr_history)
+        self.contact: bool | None = None
+
+    def push(self, data, arrival_time_s: float) -> list[SampleBlock]:
+        try:
+            measurement = heart_rate.parse_measurement(data)
+        except PacketError as error:
+            return self._reject(type(error).__name__)
+        self.rr_intervals_s.extend(measurement.rr_intervals_s)
+        self.contact = measurement.contact
+        return [self._block(np.array([[measurement.bpm]]), [arrival_time_s], [np.nan])]
+
+
+class PlxStream(_ProfileStream):
+    """PLX Continuous Measurement notifications as a 2-channel (SpO2 %, pulse rate) stream at arrival time."""
+
+    def __init__(self, *, stream_id: int = 0, nominal_rate_hz: float = 1.0):
+        super().__init__(StreamDescription(stream_id, "spo2", nominal_rate_hz, 2, "float32", 1.0, 0.0, "%, bpm"))
+
+    def push(self, data, arrival_time_s: float) -> list[SampleBlock]:
+        try:
+            measurement = pulse_oximeter.parse_continuous(data)
+        except PacketError as error:
+            return self._reject(type(error).__name__)
+        values = np.array([[measurement.spo2, measurement.pulse_rate]])
+        return [self._block(values, [arrival_time_s], [np.nan])]
+
+
+__all__ = ["PmdStream", "HeartRateStream", "PlxStream"]
