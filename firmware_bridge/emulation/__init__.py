@@ -1,1 +1,44 @@
-"""Emulated wearables on Bumble, and a bleak backend on Bumble, so production BleakClient code runs with no hardware."""
+"""Emulated wearables on Bumble, and a bleak backend on Bumble, so production BleakClient code runs with no hardware.
+
+Bumble and bleak are imported only when one of these names is first used (``firmware_bridge`` core needs
+NumPy only)::
+
+    from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork, BleakClientBumble
+
+Modules: ``link`` (virtual radio, devices on a real HCI transport), ``central`` (the gateway-side Bumble
+device), ``bleak_backend`` (bleak client and scanner backends), ``wearable`` (the emulated wearable's
+GATT server and streaming loop), ``signals`` (simulated and recorded signals), ``faults`` (seeded loss,
+reordering, disconnects).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "VirtualBleNetwork": "link",
+    "VirtualController": "link",
+    "device_on_transport": "link",
+    "BumbleCentral": "central",
+    "BleakClientBumble": "bleak_backend",
+    "BleakScannerBumble": "bleak_backend",
+    "BumbleDeviceDetails": "bleak_backend",
+    "discover": "bleak_backend",
+    "EmulatedWearable": "wearable",
+    "WearableCounters": "wearable",
+    "SignalSource": "signals",
+    "simulated_signals": "signals",
+    "recorded_signals": "signals",
+    "LinkFaults": "faults",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,80 @@
+"""The gateway side of a Bumble link: one Bumble device acting as central for the bleak backend.
+
+Bumble's ``Device`` scans once and connects one peer at a time; bleak users expect many scanners and
+many concurrent ``connect()`` calls. ``BumbleCentral`` multiplexes advertisements to every active
+scanner and serialises connection attempts, as BlueZ does for an adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bumble import core, hci
+from bumble.device import Advertisement, Connection, Device
+
+logger = logging.getLogger(__name__)
+
+AdvertisementListener = Callable[[Advertisement], None]
+
+
+class BumbleCentral:
+    """A powered Bumble ``Device`` used as a BLE central by ``BleakClientBumble``/``BleakScannerBumble``."""
+
+    def __init__(self, device: Device, *, transport: Any = None) -> None:
+        self.device = device
+        self._transport = transport  # an opened bumble transport to close, when on real hardware
+        self._listeners: set[AdvertisementListener] = set()
+        self._scan_lock = asyncio.Lock()
+        self._connect_lock = asyncio.Lock()
+        device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+
+    @classmethod
+    async def open(cls, transport_spec: str, *, address: str = "F0:00:00:00:C0:01") -> BumbleCentral:
+        """A central on a real HCI controller (``usb:0``, ``hci-socket:0``...): bleak over Bumble on hardware."""
+        from biomoe_edge.firmware_bridge.emulation.link import device_on_transport
+
+        device, transport = await device_on_transport(transport_spec, "biomoe-gateway", address)
+        central = cls(device, transport=transport)
+        await central.power_on()
+        return central
+
+    async def power_on(self) -> None:
+        await self.device.power_on()
+
+    async def close(self) -> None:
+        for connection in list(self.device.connections.values()):
+            try:
+                await connection.disconnect()
+            except (core.BaseBumbleError, hci.HCI_Error, asyncio.TimeoutError) as exc:
+                logger.debug("disconnect on close failed: %s", exc)
+        if self.device.scanning:
+            await self.device.stop_scanning()
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
+
+    # Scanning, shared by every scanner.
+    def _on_advertisement(self, advertisement: Advertisement) -> None:
+        for listener in list(self._listeners):
+            listener(advertisement)
+
+    async def add_scan_listener(self, listener: AdvertisementListener) -> None:
+        async with self._scan_lock:
+            self._listeners.add(listener)
+            if not self.device.scanning:
+                # Active scanning: the scan response carries the service UUID.
+                await self.device.start_scanning(active=True, filter_duplicates=False)
+
+    async def remove_scan_listener(self, listener: AdvertisementListener) -> None:
+        async with self._scan_lock:
+            self._listeners.discard(listener)
+            if not self._listeners and self.device.scanning:
+                await self.device.stop_scanning()
+
+    # Connections, one attempt at a time (a controller has one LE initiator).
+    async def connect(self, address: hci.Address, timeout: float) -> Connection:
+        async with self._connect_lock:
+            return await self.device.connect(address, transport=core.PhysicalTransport.LE, timeout=timeout)

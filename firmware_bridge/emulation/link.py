@@ -1,0 +1,141 @@
+"""Bumble devices on an in-process virtual link, or on a real HCI controller.
+
+``VirtualBleNetwork`` is one Bumble ``LocalLink`` (a virtual radio) with helpers to add emulated wearables
+and to create the central-side Bumble device that the bleak backend drives. Everything here speaks real
+HCI, L2CAP, ATT and GATT; only the radio is simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bumble import hci
+from bumble.controller import Controller
+from bumble.device import Device
+from bumble.host import Host
+from bumble.link import LocalLink
+from bumble.transport.common import AsyncPipeSink
+
+if TYPE_CHECKING:
+    from biomoe_edge.firmware_bridge.emulation.central import BumbleCentral
+    from biomoe_edge.firmware_bridge.emulation.wearable import EmulatedWearable
+
+logger = logging.getLogger(__name__)
+
+#: Address of the gateway's central on a virtual link (static random: the two top bits are 1).
+CENTRAL_ADDRESS = "F0:00:00:00:C0:01"
+
+
+class VirtualController(Controller):
+    """Bumble's virtual controller, with LE Create Connection Cancel completed as the Core spec says.
+
+    Bumble 0.0.236 acknowledges the cancel but neither clears the pending connection nor sends the LE
+    Connection Complete event (status Unknown Connection Identifier) that the host waits for, so a
+    connection attempt to a device that stopped advertising would hang the central forever. Vol 4, Part E,
+    7.8.13: after a successful cancel the controller shall send that event.
+    """
+
+    def on_hci_le_create_connection_cancel_command(self, command):
+        pending = self.pending_le_connection
+        self.pending_le_connection = None
+        if pending is not None:
+            event = hci.HCI_LE_Connection_Complete_Event(
+                status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                connection_handle=0,
+                role=hci.Role.CENTRAL,
+                peer_address_type=pending.peer_address_type,
+                peer_address=pending.peer_address,
+                connection_interval=0,
+                peripheral_latency=0,
+                supervision_timeout=0,
+                central_clock_accuracy=0,
+            )
+            # After the Command Complete that the return value below produces.
+            asyncio.get_running_loop().call_soon(self.send_hci_packet, event)
+        return super().on_hci_le_create_connection_cancel_command(command)
+
+
+def device_on_link(link: LocalLink, name: str, address: str) -> Device:
+    """A Bumble device whose host talks to a fresh virtual controller on ``link`` (needs a running loop)."""
+    controller = VirtualController(name, link=link, public_address=address)
+    return Device(name=name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller)))
+
+
+async def device_on_transport(spec: str, name: str, address: str) -> tuple[Device, Any]:
+    """A Bumble device on a real HCI controller, e.g. ``usb:0``, ``hci-socket:0``, ``serial:/dev/ttyACM0``.
+
+    Returns ``(device, transport)``; close the transport when done (``await transport.close()``).
+    """
+    from bumble.transport import open_transport
+
+    transport = await open_transport(spec)
+    device = Device.with_hci(name, hci.Address(address), transport.source, transport.sink)
+    return device, transport
+
+
+def virtual_address(index: int) -> str:
+    """A static random address for the ``index``-th emulated device on a virtual link."""
+    if not 0 <= index < 1 << 24:
+        raise ValueError(f"virtual device index out of range: {index}")
+    low = f"{index:06X}"
+    return f"F0:00:00:{low[0:2]}:{low[2:4]}:{low[4:6]}"
+
+
+class VirtualBleNetwork:
+    """One in-process virtual radio: emulated wearables on one side, the gateway's central on the other.
+
+    Use as an async context manager (it must be created inside a running event loop)::
+
+        async with VirtualBleNetwork() as network:
+            wearable = await network.add_wearable("wear-1", loss=0.01, speed=20)
+            central = await network.central()          # for BleakClientBumble / BleakScannerBumble
+    """
+
+    def __init__(self) -> None:
+        self.link = LocalLink()
+        self.wearables: list[EmulatedWearable] = []
+        self._central: BumbleCentral | None = None
+        self._next_index = 1
+
+    def allocate_address(self) -> str:
+        address = virtual_address(self._next_index)
+        self._next_index += 1
+        return address
+
+    def create_device(self, name: str, address: str | None = None) -> Device:
+        """A Bumble device with its own virtual controller on this network's link."""
+        return device_on_link(self.link, name, address or self.allocate_address())
+
+    async def add_wearable(self, name: str, **options) -> EmulatedWearable:
+        """Create an ``EmulatedWearable`` (same keyword options), start it on this link and return it."""
+        from biomoe_edge.firmware_bridge.emulation.wearable import EmulatedWearable
+
+        wearable = EmulatedWearable(name, **options)
+        await wearable.start(self)
+        self.wearables.append(wearable)
+        return wearable
+
+    async def central(self) -> BumbleCentral:
+        """The gateway-side central (created and powered on at the first call, then shared)."""
+        if self._central is None:
+            from biomoe_edge.firmware_bridge.emulation.central import BumbleCentral
+
+            central = BumbleCentral(self.create_device("biomoe-gateway", CENTRAL_ADDRESS))
+            await central.power_on()
+            self._central = central
+        return self._central
+
+    async def close(self) -> None:
+        for wearable in self.wearables:
+            await wearable.stop()
+        if self._central is not None:
+            await self._central.close()
+            self._central = None
+
+    async def __aenter__(self) -> VirtualBleNetwork:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
