@@ -226,8 +226,9 @@ def build_engine(
     # The timing cache: reuse what earlier builds measured on this GPU and TensorRT version.
     cache_bytes = timing_cache.read_bytes() if timing_cache.is_file() else b""
     cache = config.create_timing_cache(cache_bytes)
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
-        log.warning("timing cache %s does not match this GPU / TensorRT; starting a fresh one", timing_cache)
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        # A cache from another GPU or TensorRT version (or a damaged file): never mix its timings in.
+        log.warning("timing cache %s does not fit this GPU / TensorRT %s; starting a fresh one", timing_cache, trt.__version__)
         cache = config.create_timing_cache(b"")
         config.set_timing_cache(cache, ignore_mismatch=False)
 
