@@ -1,0 +1,292 @@
+"""One BLE connection to one wearable, kept alive: scan (allow-listed only), connect with
+bleak-retry-connector's ``establish_connection``, read the device description, subscribe, START; on loss,
+reconnect with exponential backoff and full jitter, and subscribe again.
+
+Every notification goes to ``on_packet(device_name, payload, arrival_time_s)`` as it came, garbage included
+(decoding and counting rejected packets is the gateway's job); connection changes go to
+``on_state(device_name, state, reason)``. Nothing a device does (vanishing, garbage, refusing a write,
+dropping the link mid-set-up) raises out of ``run()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from biomoe_edge.firmware_bridge import gatt as native_gatt
+from biomoe_edge.firmware_bridge.description import DeviceDescription, decode_description
+from biomoe_edge.firmware_bridge.exc import PacketError
+from biomoe_edge.runtime.transport.allow_list import DeviceTarget
+from biomoe_edge.runtime.transport.backend import TransportBackend
+from biomoe_edge.runtime.transport.backoff import Backoff
+
+logger = logging.getLogger(__name__)
+
+PacketCallback = Callable[[str, bytes, float], None]
+StateCallback = Callable[[str, str, str], None]
+SUPPORTED_PROFILES = ("native",)
+
+
+class ConnectionState(str, enum.Enum):
+    CONNECTING = "connecting"  # scanning / connecting / setting up
+    CONNECTED = "connected"  # subscribed, streams started
+    DISCONNECTED = "disconnected"  # link lost or attempt failed; a retry is scheduled
+    FAILED = "failed"  # gave up: the device is not one we can talk to (bad description)
+    STOPPED = "stopped"  # stop() was called
+
+
+@dataclass
+class ConnectionStats:
+    connects: int = 0  # successful set-ups (first connection included)
+    disconnects: int = 0  # links lost after a successful set-up
+    failed_attempts: int = 0  # scans that found nothing, refused connections, failed set-ups
+    consecutive_failures: int = 0  # since the last success (what the backoff grows with)
+    notifications: int = 0
+    notification_bytes: int = 0
+    callback_errors: int = 0  # on_packet/on_state raised (logged once, then counted)
+    mtu: int | None = None
+    last_error: str | None = None
+    backoff_delays_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=64))
+
+
+class _GiveUp(Exception):
+    """The device answered with something we cannot use; retrying will not help."""
+
+
+class DeviceConnection:
+    """Keeps one allow-listed wearable connected and streaming. ``await start()`` / ``await stop()``.
+
+    Args:
+        target: which device (address and/or advertised name) and its profile.
+        on_packet: called per notification with (device label, payload bytes, ``clock()`` at arrival).
+        on_state: called on state changes with (device label, ``ConnectionState`` value, reason).
+        backend: ``TransportBackend`` (default: bleak's platform backend, BlueZ on Linux).
+        backoff: reconnection delays (default ``Backoff()``: 0.5 s doubling to 30 s, full jitter).
+        scan_timeout_s: how long one scan looks for the device.
+        connect_timeout_s: bleak connect timeout; setup_timeout_s bounds description read + subscribe + START.
+        connect_attempts: ``establish_connection``'s ``max_attempts`` per cycle (then our backoff).
+        start_streams: write START (all streams) after subscribing.
+        clock: arrival-time clock (default ``time.monotonic``, the gateway's clock).
+    """
+
+    def __init__(
+        self,
+        target: DeviceTarget,
+        *,
+        on_packet: PacketCallback,
+        on_state: StateCallback | None = None,
+        backend: TransportBackend | None = None,
+        backoff: Backoff | None = None,
+        scan_timeout_s: float = 10.0,
+        connect_timeout_s: float = 20.0,
+        setup_timeout_s: float = 10.0,
+        connect_attempts: int = 2,
+        start_streams: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if target.profile not in SUPPORTED_PROFILES:
+            raise ValueError(f"{target.label}: unsupported profile {target.profile!r}; expected one of {SUPPORTED_PROFILES}")
+        self.target = target
+        self.label = target.label
+        self.backend = backend or TransportBackend.platform()
+        self.backoff = backoff or Backoff()
+        self.scan_timeout_s = float(scan_timeout_s)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.setup_timeout_s = float(setup_timeout_s)
+        self.connect_attempts = int(connect_attempts)
+        self.start_streams = start_streams
+        self.stats = ConnectionStats()
+        self.state = ConnectionState.DISCONNECTED
+        self.description: DeviceDescription | None = None
+        self._on_packet = on_packet
+        self._on_state = on_state
+        self._clock = clock
+        self._client = None
+        self._link_lost = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._callback_error_logged = False
+
+    # Public life cycle
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=f"ble-connection-{self.label}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        """Connect, stream, reconnect, until ``stop()``. Never raises for what a device does."""
+        try:
+            while not self._stopping.is_set():
+                if self.stats.consecutive_failures == 0:
+                    self._set_state(ConnectionState.CONNECTING, "scanning")
+                try:
+                    await self._connect_once()
+                except _GiveUp as exc:
+                    self.stats.last_error = str(exc)
+                    logger.error("%s: giving up: %s", self.label, exc)
+                    self._set_state(ConnectionState.FAILED, str(exc))
+                    await self._close_client()
+                    return
+                except Exception as exc:  # noqa: BLE001 - bleak/BlueZ/D-Bus raise many types; all mean "retry"
+                    await self._close_client()
+                    if self._stopping.is_set():
+                        break
+                    self._attempt_failed(exc)
+                    await self._pause(self.backoff.next_delay())
+                    continue
+                self._connected()
+                await self._wait_for(self._link_lost)
+                if self._stopping.is_set():
+                    break
+                self.stats.disconnects += 1
+                logger.info("%s: link lost; reconnecting", self.label)
+                self._set_state(ConnectionState.DISCONNECTED, "link lost")
+                await self._close_client()
+                await self._pause(self.backoff.next_delay())
+        finally:
+            await self._close_client(stop_streams=True)
+            self._set_state(ConnectionState.STOPPED, "stopped")
+
+    # One connection cycle
+    async def _connect_once(self) -> None:
+        from bleak import BleakClient, BleakScanner
+        from bleak_retry_connector import establish_connection
+
+        device = await BleakScanner.find_device_by_filter(
+            lambda d, ad: self.target.matches(d.address, ad.local_name or d.name),
+            timeout=self.scan_timeout_s,
+            backend=self.backend.scanner_backend,
+            **self.backend.scanner_kwargs,
+        )
+        if device is None:
+            raise LookupError(f"not found: no allow-listed advertisement in {self.scan_timeout_s:g} s")
+        self._link_lost.clear()
+        self._client = await establish_connection(
+            BleakClient,
+            device,
+            self.label,
+            disconnected_callback=self._on_disconnected,
+            max_attempts=self.connect_attempts,
+            timeout=self.connect_timeout_s,
+            backend=self.backend.client_backend,
+            **self.backend.client_kwargs,
+        )
+        await asyncio.wait_for(self._set_up(self._client), self.setup_timeout_s)
+        if self._link_lost.is_set() or not self._client.is_connected:
+            raise ConnectionError("disconnected during set-up")
+
+    async def _set_up(self, client) -> None:
+        self.stats.mtu = await self._mtu(client)
+        raw = await client.read_gatt_char(native_gatt.DESCRIPTION_CHAR_UUID)
+        try:
+            self.description = decode_description(raw)
+        except PacketError as exc:
+            raise _GiveUp(f"unusable device description: {exc}") from exc
+        await client.start_notify(native_gatt.DATA_CHAR_UUID, self._on_notification)
+        if self.start_streams:
+            await client.write_gatt_char(
+                native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.START), response=True
+            )
+
+    async def _mtu(self, client) -> int:
+        from bleak.backends import BleakBackend
+
+        if client.backend_id == BleakBackend.BLUEZ_DBUS:
+            # BlueZ negotiates the MTU itself but reports 23 until asked (bleak's examples/mtu_size.py).
+            try:
+                await client._backend._acquire_mtu()
+            except Exception as exc:  # noqa: BLE001 - only a diagnostic figure is lost
+                logger.debug("%s: could not read the MTU from BlueZ: %r", self.label, exc)
+        return int(client.mtu_size)
+
+    # Callbacks from bleak
+    def _on_notification(self, _characteristic, data: bytearray) -> None:
+        arrival = self._clock()
+        self.stats.notifications += 1
+        self.stats.notification_bytes += len(data)
+        self._call(self._on_packet, self.label, bytes(data), arrival)
+
+    def _on_disconnected(self, client) -> None:
+        if client is self._client:
+            self._link_lost.set()
+
+    # Helpers
+    def _call(self, callback, *args) -> None:
+        try:
+            callback(*args)
+        except Exception:  # noqa: BLE001 - a consumer bug must not take the link down
+            self.stats.callback_errors += 1
+            if not self._callback_error_logged:
+                self._callback_error_logged = True
+                logger.exception("%s: callback %r raised (logged once; see stats.callback_errors)", self.label, callback)
+
+    def _set_state(self, state: ConnectionState, reason: str) -> None:
+        self.state = state
+        if self._on_state is not None:
+            self._call(self._on_state, self.label, state.value, reason)
+
+    def _attempt_failed(self, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self.stats.failed_attempts += 1
+        self.stats.consecutive_failures += 1
+        self.stats.last_error = reason
+        if self.stats.consecutive_failures == 1:
+            logger.warning(
+                "%s: %s; retrying with backoff up to %g s (further failures are counted, not logged)",
+                self.label,
+                reason,
+                self.backoff.max_s,
+            )
+            self._set_state(ConnectionState.DISCONNECTED, reason)
+        else:
+            logger.debug("%s: attempt %d failed: %s", self.label, self.stats.consecutive_failures, reason)
+
+    def _connected(self) -> None:
+        if self.stats.consecutive_failures:
+            logger.info("%s: connected after %d failed attempts", self.label, self.stats.consecutive_failures)
+        self.stats.connects += 1
+        self.stats.consecutive_failures = 0
+        self.backoff.reset()
+        self._set_state(ConnectionState.CONNECTED, f"mtu {self.stats.mtu}")
+
+    async def _pause(self, delay_s: float) -> None:
+        self.stats.backoff_delays_s.append(delay_s)
+        try:
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _wait_for(self, event: asyncio.Event) -> None:
+        """Wait for ``event`` or ``stop()``."""
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stopping.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _close_client(self, *, stop_streams: bool = False) -> None:
+        client, self._client = self._client, None
+        if client is None or not client.is_connected:
+            return
+        try:
+            if stop_streams and self.start_streams:  # let the board stop sampling (best effort)
+                await asyncio.wait_for(
+                    client.write_gatt_char(
+                        native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.STOP), response=True
+                    ),
+                    2.0,
+                )
+            await asyncio.wait_for(client.disconnect(), 5.0)
+        except Exception as exc:  # noqa: BLE001 - the link is going away anyway
+            logger.debug("%s: disconnect: %r", self.label, exc)

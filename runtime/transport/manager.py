@@ -1,0 +1,57 @@
+"""Many wearables at once: one ``DeviceConnection`` per allow-listed target, run concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from biomoe_edge.runtime.transport.allow_list import AllowList, DeviceTarget
+from biomoe_edge.runtime.transport.backend import TransportBackend
+from biomoe_edge.runtime.transport.backoff import Backoff
+from biomoe_edge.runtime.transport.connection import ConnectionStats, DeviceConnection, PacketCallback, StateCallback
+
+
+class ConnectionManager:
+    """Connects to every target of the allow-list and keeps them connected. ``async with`` or start/stop.
+
+    ``seed`` makes the backoff jitter reproducible (device ``i`` uses ``seed + i``); ``backoff_initial_s`` /
+    ``backoff_max_s`` shape it; other keyword arguments go to each ``DeviceConnection``.
+    """
+
+    def __init__(
+        self,
+        targets: AllowList | Iterable[DeviceTarget],
+        *,
+        on_packet: PacketCallback,
+        on_state: StateCallback | None = None,
+        backend: TransportBackend | None = None,
+        seed: int | None = None,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        **connection_options,
+    ) -> None:
+        self.allow_list = targets if isinstance(targets, AllowList) else AllowList(targets)
+        self.backend = backend or TransportBackend.platform()
+        self.connections: dict[str, DeviceConnection] = {}
+        for index, target in enumerate(self.allow_list):
+            backoff = Backoff(backoff_initial_s, backoff_max_s, seed=None if seed is None else seed + index)
+            self.connections[target.label] = DeviceConnection(
+                target, on_packet=on_packet, on_state=on_state, backend=self.backend, backoff=backoff, **connection_options
+            )
+
+    async def start(self) -> None:
+        for connection in self.connections.values():
+            await connection.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(connection.stop() for connection in self.connections.values()))
+
+    def stats(self) -> dict[str, ConnectionStats]:
+        return {label: connection.stats for label, connection in self.connections.items()}
+
+    async def __aenter__(self) -> ConnectionManager:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.stop()
