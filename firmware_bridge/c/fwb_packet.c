@@ -241,6 +241,144 @@ float fwb_get_float32(const fwb_packet_t *packet, size_t sample, size_t channel)
     return value;
 }
 
+/* f64 values travel as their IEEE-754 bit pattern too. */
+typedef char fwb_double_is_64_bits[(sizeof(double) == 8) ? 1 : -1];
+
+static void put_f64(uint8_t *p, double value)
+{
+    uint64_t bits;
+    int i;
+    memcpy(&bits, &value, sizeof bits);
+    for (i = 0; i < 8; ++i) {
+        p[i] = (uint8_t)((bits >> (8 * i)) & 0xFFu);
+    }
+}
+
+/* Writes a u8 length + the string; returns bytes written or < 0. */
+static int32_t put_short_string(uint8_t *out, size_t capacity, size_t at, const char *text)
+{
+    size_t length = text == NULL ? 0u : strlen(text);
+    if (length > 255u) {
+        return FWB_ERR_RANGE;
+    }
+    if (at + 1u + length > capacity) {
+        return FWB_ERR_BUFFER;
+    }
+    out[at] = (uint8_t)length;
+    if (length > 0u) {
+        memcpy(out + at + 1u, text, length);
+    }
+    return (int32_t)(1u + length);
+}
+
+int32_t fwb_encode_description(uint8_t *out, size_t out_capacity, const char *firmware_version,
+                               const fwb_stream_desc_t *streams, uint8_t stream_count)
+{
+    size_t at = 0;
+    int32_t written;
+    uint8_t i, j;
+    if (out == NULL || firmware_version == NULL || streams == NULL) {
+        return FWB_ERR_ARGUMENT;
+    }
+    if (stream_count == 0u || stream_count > FWB_MAX_STREAMS) {
+        return FWB_ERR_COUNT;
+    }
+    if (out_capacity < 1u) {
+        return FWB_ERR_BUFFER;
+    }
+    out[at++] = (uint8_t)FWB_DESCRIPTION_VERSION;
+    written = put_short_string(out, out_capacity, at, firmware_version);
+    if (written < 0) {
+        return written;
+    }
+    at += (size_t)written;
+    if (at + 1u > out_capacity) {
+        return FWB_ERR_BUFFER;
+    }
+    out[at++] = stream_count;
+    for (i = 0; i < stream_count; ++i) {
+        const fwb_stream_desc_t *s = &streams[i];
+        for (j = 0; j < i; ++j) {
+            if (streams[j].stream_id == s->stream_id) {
+                return FWB_ERR_RANGE; /* stream ids must be unique */
+            }
+        }
+        if (fwb_format_size(s->sample_format) == 0u) {
+            return FWB_ERR_FORMAT;
+        }
+        /* !(x > 0) also refuses NaN; x - x != 0 is true for NaN and the infinities. */
+        if (s->channels == 0u || !(s->sample_rate_hz > 0.0) || s->sample_rate_hz - s->sample_rate_hz != 0.0 ||
+            s->scale - s->scale != 0.0 || s->offset - s->offset != 0.0 || s->modality == NULL ||
+            s->modality[0] == '\0') {
+            return FWB_ERR_RANGE;
+        }
+        if (at + 27u > out_capacity) {
+            return FWB_ERR_BUFFER;
+        }
+        out[at++] = s->stream_id;
+        out[at++] = s->sample_format;
+        out[at++] = s->channels;
+        put_f64(out + at, s->sample_rate_hz);
+        put_f64(out + at + 8u, s->scale);
+        put_f64(out + at + 16u, s->offset);
+        at += 24u;
+        written = put_short_string(out, out_capacity, at, s->modality);
+        if (written < 0) {
+            return written;
+        }
+        at += (size_t)written;
+        written = put_short_string(out, out_capacity, at, s->units);
+        if (written < 0) {
+            return written;
+        }
+        at += (size_t)written;
+    }
+    if (at + FWB_CRC_SIZE > out_capacity) {
+        return FWB_ERR_BUFFER;
+    }
+    put_u16(out + at, fwb_crc16(out, at));
+    return (int32_t)(at + FWB_CRC_SIZE);
+}
+
+int fwb_decode_control(const uint8_t *data, size_t size, fwb_control_t *command)
+{
+    uint32_t bits;
+    float rate;
+    if (data == NULL || command == NULL || size == 0u) {
+        return FWB_ATT_ERR_INVALID_LENGTH;
+    }
+    if (data[0] != FWB_OP_START && data[0] != FWB_OP_STOP && data[0] != FWB_OP_CONFIGURE) {
+        return FWB_ATT_ERR_UNKNOWN_OPCODE;
+    }
+    if (size != (data[0] == FWB_OP_CONFIGURE ? 7u : 2u)) {
+        return FWB_ATT_ERR_INVALID_LENGTH;
+    }
+    command->opcode = data[0];
+    command->stream_id = data[1];
+    command->sample_rate_hz = 0.0f;
+    command->samples_per_packet = 0u;
+    if (data[0] == FWB_OP_CONFIGURE) {
+        bits = get_u32(data + 2);
+        memcpy(&rate, &bits, sizeof rate);
+        if (!(rate >= 0.0f) || rate - rate != 0.0f) { /* NaN, negative or infinite */
+            return FWB_ATT_ERR_INVALID_PARAMETER;
+        }
+        command->sample_rate_hz = rate;
+        command->samples_per_packet = data[6];
+    }
+    return 0;
+}
+
+uint32_t fwb_sample_timestamp_us(uint64_t sample_index, uint32_t rate_millihz)
+{
+    uint64_t numerator;
+    if (rate_millihz == 0u) {
+        return 0u;
+    }
+    numerator = sample_index * 1000000000u + rate_millihz / 2u; /* round half up */
+    return (uint32_t)((numerator / rate_millihz) & 0xFFFFFFFFu);
+}
+
 const char *fwb_status_name(int32_t status)
 {
     switch (status) {

@@ -86,6 +86,56 @@ int32_t fwb_get_int(const fwb_packet_t *packet, size_t sample, size_t channel);
 /* Value `sample`, `channel` of a decoded float32 packet. */
 float fwb_get_float32(const fwb_packet_t *packet, size_t sample, size_t channel);
 
+/* ---- Device description (PROTOCOL.md section 5) ---- */
+#define FWB_DESCRIPTION_VERSION 1u
+#define FWB_MAX_STREAMS 16u
+
+typedef struct {
+    uint8_t stream_id;
+    uint8_t sample_format; /* fwb_format_t */
+    uint8_t channels;
+    double sample_rate_hz; /* > 0 */
+    double scale;          /* physical = raw * scale + offset */
+    double offset;
+    const char *modality; /* NUL-terminated UTF-8, 1..255 bytes: "ecg", "bvp", "eda", "resp", "spo2", ... */
+    const char *units;    /* NUL-terminated UTF-8, 0..255 bytes; NULL means "" */
+} fwb_stream_desc_t;
+
+/* Serialise the description characteristic value (needs a 64-bit IEEE-754 double). Returns bytes written or
+ * < 0 (FWB_ERR_BUFFER, FWB_ERR_COUNT for 0 or > 16 streams, FWB_ERR_RANGE for an over-long string or a bad
+ * field, FWB_ERR_FORMAT, FWB_ERR_ARGUMENT). */
+int32_t fwb_encode_description(uint8_t *out, size_t out_capacity, const char *firmware_version,
+                               const fwb_stream_desc_t *streams, uint8_t stream_count);
+
+/* ---- Control characteristic (PROTOCOL.md section 6) ---- */
+#define FWB_OP_START 0x01u
+#define FWB_OP_STOP 0x02u
+#define FWB_OP_CONFIGURE 0x03u
+#define FWB_ALL_STREAMS 0xFFu
+/* ATT error codes to answer a bad control write with. */
+#define FWB_ATT_ERR_INVALID_LENGTH 0x0D
+#define FWB_ATT_ERR_UNKNOWN_OPCODE 0x80
+#define FWB_ATT_ERR_UNKNOWN_STREAM 0x81
+#define FWB_ATT_ERR_INVALID_PARAMETER 0x82
+#define FWB_ATT_ERR_MTU_TOO_SMALL 0x83
+#define FWB_ATT_ERR_BUSY 0x84
+
+typedef struct {
+    uint8_t opcode;
+    uint8_t stream_id;
+    float sample_rate_hz;       /* CONFIGURE only; 0 = keep */
+    uint8_t samples_per_packet; /* CONFIGURE only; 0 = as many as the MTU allows */
+} fwb_control_t;
+
+/* Parse a control write. Returns 0, or the ATT error code to answer the write with (> 0). Checking that the
+ * stream exists, the rate is supported and the stream is stopped is the application's (0x81, 0x82, 0x84). */
+int fwb_decode_control(const uint8_t *data, size_t size, fwb_control_t *command);
+
+/* Device timestamp of sample `sample_index` of a stream sampled at `rate_millihz` / 1000 Hz, from the sample
+ * counter (no accumulated rounding; PROTOCOL.md section 7): round(index * 1e9 / rate_millihz) mod 2^32.
+ * Exact while sample_index * 1e9 < 2^64 (e.g. 213 days at 1 kHz). */
+uint32_t fwb_sample_timestamp_us(uint64_t sample_index, uint32_t rate_millihz);
+
 /* Name of a status ("crc", "truncated", ...), as the shared test vectors spell them. */
 const char *fwb_status_name(int32_t status);
 

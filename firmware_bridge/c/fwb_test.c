@@ -6,6 +6,12 @@
  *                              (int formats: decimal values; float32: 8-hex-digit IEEE-754 bit patterns)
  *   fwb_test decode < lines    each line a packet in hex -> "ok stream seq ts format n channels v..." or
  *                              "error NAME" (NAME as fwb_status_name spells it)
+ *   fwb_test describe < lines  each line "firmware count" then per stream "id format channels rate scale offset
+ *                              modality units" (doubles as 16-hex-digit IEEE-754 bit patterns, units "-" for
+ *                              empty) -> the description value in hex, or "error NAME"
+ *   fwb_test control < lines   each line a control write in hex -> "ok op stream rate_bits spp" or
+ *                              "error 0xNN" (the ATT error code)
+ *   fwb_test timestamp < lines each line "sample_index rate_millihz" -> fwb_sample_timestamp_us
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +85,25 @@ static int selftest(void)
     check(fwb_max_samples(247, 1, FWB_FORMAT_INT16) == 115 && fwb_max_samples(517, 1, FWB_FORMAT_INT16) == 250,
           "samples per packet at MTU 247 and 517");
     check(fwb_max_samples(22, 1, FWB_FORMAT_INT16) == 0, "MTU below 23");
+
+    {
+        static const uint8_t start_all[2] = {0x01, 0xFF};
+        static const uint8_t configure[7] = {0x03, 0x01, 0x00, 0x00, 0x02, 0x43, 0x0A}; /* 130.0f, 10 */
+        static const uint8_t bad_length[3] = {0x02, 0x00, 0x00};
+        static const uint8_t bad_op[2] = {0x09, 0x00};
+        fwb_control_t command;
+        check(fwb_decode_control(start_all, 2, &command) == 0 && command.opcode == FWB_OP_START &&
+                  command.stream_id == FWB_ALL_STREAMS,
+              "START all streams");
+        check(fwb_decode_control(configure, 7, &command) == 0 && command.sample_rate_hz == 130.0f &&
+                  command.samples_per_packet == 10u,
+              "CONFIGURE 130 Hz, 10 samples per packet");
+        check(fwb_decode_control(bad_length, 3, &command) == FWB_ATT_ERR_INVALID_LENGTH, "STOP of 3 bytes");
+        check(fwb_decode_control(bad_op, 2, &command) == FWB_ATT_ERR_UNKNOWN_OPCODE, "opcode 9");
+        check(fwb_sample_timestamp_us(130u, 130000u) == 1000000u, "130 samples at 130 Hz = 1 s");
+        check(fwb_sample_timestamp_us(1u, 3000u) == 333333u, "1/3 s rounds to 333333 us");
+        check(fwb_sample_timestamp_us(4295u * 1000u, 1000000u) == 32704u, "wraps modulo 2^32");
+    }
 
     printf("selftest: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
@@ -174,11 +199,99 @@ static int decode_lines(void)
     return 0;
 }
 
+static double double_from_hex(const char *text, char **end)
+{
+    uint64_t bits = (uint64_t)strtoull(text, end, 16);
+    double value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static int describe_lines(void)
+{
+    static char names[FWB_MAX_STREAMS][2][256];
+    static char firmware[256];
+    static fwb_stream_desc_t streams[FWB_MAX_STREAMS];
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        char *cursor = line, *end;
+        int consumed = 0;
+        unsigned count, i;
+        int32_t n;
+        if (sscanf(cursor, "%255s %u%n", firmware, &count, &consumed) != 2 || count > FWB_MAX_STREAMS) {
+            fprintf(stderr, "bad description line\n");
+            return 2;
+        }
+        cursor += consumed;
+        for (i = 0; i < count; ++i) {
+            fwb_stream_desc_t *s = &streams[i];
+            s->stream_id = (uint8_t)strtoul(cursor, &end, 10);
+            s->sample_format = (uint8_t)strtoul(end, &end, 10);
+            s->channels = (uint8_t)strtoul(end, &end, 10);
+            s->sample_rate_hz = double_from_hex(end, &end);
+            s->scale = double_from_hex(end, &end);
+            s->offset = double_from_hex(end, &end);
+            if (sscanf(end, "%255s %255s%n", names[i][0], names[i][1], &consumed) != 2) {
+                fprintf(stderr, "bad stream %u\n", i);
+                return 2;
+            }
+            cursor = end + consumed;
+            s->modality = names[i][0];
+            s->units = strcmp(names[i][1], "-") == 0 ? "" : names[i][1];
+        }
+        n = fwb_encode_description(packet_bytes, sizeof packet_bytes, firmware, streams, (uint8_t)count);
+        if (n < 0) {
+            printf("error %s\n", fwb_status_name(n));
+            continue;
+        }
+        for (i = 0; i < (unsigned)n; ++i) {
+            printf("%02x", packet_bytes[i]);
+        }
+        printf("\n");
+    }
+    return 0;
+}
+
+static int control_lines(void)
+{
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        size_t size = 0, i;
+        fwb_control_t command;
+        int status;
+        uint32_t bits;
+        for (i = 0; hex_value(line[i]) >= 0 && hex_value(line[i + 1]) >= 0; i += 2) {
+            packet_bytes[size++] = (uint8_t)(hex_value(line[i]) * 16 + hex_value(line[i + 1]));
+        }
+        status = fwb_decode_control(packet_bytes, size, &command);
+        if (status != 0) {
+            printf("error 0x%02X\n", (unsigned)status);
+            continue;
+        }
+        memcpy(&bits, &command.sample_rate_hz, sizeof bits);
+        printf("ok %u %u %08lx %u\n", (unsigned)command.opcode, (unsigned)command.stream_id, (unsigned long)bits,
+               (unsigned)command.samples_per_packet);
+    }
+    return 0;
+}
+
+static int timestamp_lines(void)
+{
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        char *end;
+        uint64_t index = (uint64_t)strtoull(line, &end, 10);
+        uint32_t rate = (uint32_t)strtoul(end, &end, 10);
+        printf("%lu\n", (unsigned long)fwb_sample_timestamp_us(index, rate));
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "selftest") == 0) return selftest();
     if (argc == 2 && strcmp(argv[1], "encode") == 0) return encode_lines();
     if (argc == 2 && strcmp(argv[1], "decode") == 0) return decode_lines();
-    fprintf(stderr, "usage: %s selftest|encode|decode\n", argv[0]);
+    if (argc == 2 && strcmp(argv[1], "describe") == 0) return describe_lines();
+    if (argc == 2 && strcmp(argv[1], "control") == 0) return control_lines();
+    if (argc == 2 && strcmp(argv[1], "timestamp") == 0) return timestamp_lines();
+    fprintf(stderr, "usage: %s selftest|encode|decode|describe|control|timestamp\n", argv[0]);
     return 2;
 }

@@ -178,3 +178,69 @@ def test_vector_trailers_are_crc16_ccitt_false():
             for _ in range(8):
                 crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
         assert struct.unpack("<H", data[-2:])[0] == crc, vector["name"]
+
+
+def _f64_hex(value: float) -> str:
+    return struct.pack("<d", value)[::-1].hex()  # big-endian hex digits of the bit pattern, for strtoull
+
+
+def test_c_description_encoder_matches_python(fwb_test):
+    rng = np.random.default_rng(6)
+    descriptions = [
+        fb.DeviceDescription("1.4.2", (fb.StreamDescription(0, "ecg", 130.0, 1, "int24", 0.001, 0.0, "mV"),)),
+        fb.DeviceDescription("fw-2", (
+            fb.StreamDescription(3, "eda", 4.0, 1, "int16", 0.01, -1.5, "uS"),
+            fb.StreamDescription(5, "bvp", 64.0, 2, "float32", 1.0, 0.0, ""),
+        )),
+    ]
+    for i in range(20):
+        streams = tuple(
+            fb.StreamDescription(int(sid), ["ecg", "bvp", "eda", "resp", "spo2"][int(sid) % 5], float(rng.uniform(0.1, 2000)),
+                                 int(rng.integers(1, 9)), int(rng.integers(1, 4)), float(rng.normal() * 10.0 ** rng.integers(-6, 6)),
+                                 float(rng.normal()), ["mV", "uS", "%", ""][int(sid) % 4])
+            for sid in rng.choice(256, size=int(rng.integers(1, 17)), replace=False)
+        )
+        descriptions.append(fb.DeviceDescription(f"v{i}.{int(rng.integers(0, 1000))}", streams))
+    lines = []
+    for d in descriptions:
+        parts = [d.firmware_version, str(len(d.streams))]
+        for s in d.streams:
+            parts += [str(s.stream_id), str(int(s.sample_format)), str(s.channels), _f64_hex(s.sample_rate_hz),
+                      _f64_hex(s.scale), _f64_hex(s.offset), s.modality, s.units or "-"]
+        lines.append(" ".join(parts))
+    assert run_c(fwb_test, "describe", lines) == [fb.encode_description(d).hex() for d in descriptions]
+    # What C refuses: duplicate ids, a zero rate, a NaN scale.
+    bad = [
+        "x 2 1 1 1 " + " ".join([_f64_hex(10.0), _f64_hex(1.0), _f64_hex(0.0)]) + " ecg - 1 1 1 " + " ".join([_f64_hex(10.0), _f64_hex(1.0), _f64_hex(0.0)]) + " ecg -",
+        "x 1 1 1 1 " + " ".join([_f64_hex(0.0), _f64_hex(1.0), _f64_hex(0.0)]) + " ecg -",
+        "x 1 1 1 1 " + " ".join([_f64_hex(10.0), _f64_hex(float("nan")), _f64_hex(0.0)]) + " ecg -",
+    ]
+    assert run_c(fwb_test, "describe", bad) == ["error range"] * 3
+
+
+def test_c_control_decoder_matches_python(fwb_test):
+    from biomoe_edge.firmware_bridge import gatt
+
+    cases = [b"\x01\xff", b"\x02\x03", b"\x03\x01" + struct.pack("<f", 130.0) + b"\x0a", b"\x03\x00" + bytes(5), b"",
+             b"\x01", b"\x02\x00\x00", b"\x09\x00", b"\x03\x00" + struct.pack("<f", -1.0) + b"\x00",
+             b"\x03\x00" + struct.pack("<f", float("inf")) + b"\x00", b"\x03\x00" + struct.pack("<f", float("nan")) + b"\x00"]
+    rng = np.random.default_rng(7)
+    cases += [bytes(rng.integers(0, 256, size=int(rng.integers(0, 9)), dtype=np.uint8)) for _ in range(300)]
+    cases += [bytes([int(rng.integers(1, 4))]) + bytes(rng.integers(0, 256, size=6, dtype=np.uint8)) for _ in range(300)]
+    out = run_c(fwb_test, "control", [c.hex() for c in cases])
+    for data, line in zip(cases, out):
+        try:
+            command = gatt.decode_control(data)
+        except fb.ControlError as error:
+            assert line == f"error 0x{error.att_error:02X}", data.hex()
+            continue
+        rate = struct.unpack("<I", struct.pack("<f", command.sample_rate_hz or 0.0))[0]
+        assert line == f"ok {int(command.opcode)} {command.stream_id} {rate:08x} {command.samples_per_packet or 0}", data.hex()
+
+
+def test_c_sample_timestamps_follow_the_protocol_formula(fwb_test):
+    cases = [(0, 130_000), (130, 130_000), (1, 3_000), (7, 64_000), (10**9, 250_000), (4_295_000, 1_000_000),
+             (123_456_789, 4_000), (18 * 10**9, 1_000_000)]
+    out = run_c(fwb_test, "timestamp", [f"{i} {r}" for i, r in cases])
+    # round(index * 1e6 / rate_hz) mod 2**32, in exact integer arithmetic (half up)
+    assert out == [str(((i * 10**9 + r // 2) // r) % 2**32) for i, r in cases]
