@@ -78,8 +78,7 @@ STAMP=$ROOTFS$BIOMOE_PREFIX/.sdk-stamp
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 pip_target=(--target "$WORK/lib" --no-compile --only-binary=:all: --implementation cp --abi "$PY_TAG"
-  --python-version "$PYTHON_VERSION" --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64
-  --platform manylinux_2_28_aarch64 --platform linux_aarch64)
+  --python-version "$PYTHON_VERSION" --platform "manylinux_${GLIBC}_aarch64" --platform manylinux2014_aarch64)
 if [ -n "$WHEELHOUSE" ]; then
   pip_target+=(--no-index --find-links "$WHEELHOUSE")
 fi
@@ -108,6 +107,9 @@ else
   requirements=("${WHEEL}[ble,mqtt]")
   if [ "$NO_DEPS" = 0 ]; then
     requirements+=("$CUPY_PACKAGE>=13")
+    # pip evaluates environment markers with the host's Python, not --python-version: the SDK's
+    # `tomli; python_version < "3.11"` would be skipped for the rootfs's Python 3.10 without this.
+    case "$PYTHON_VERSION" in 3.10) requirements+=("tomli>=2.0") ;; esac
   fi
   "$PYTHON" -m pip install --quiet "${pip_target[@]}" "${requirements[@]}"
   # Console scripts carry the host Python's path, and direct_url.json a temporary path: launchers replace both.

@@ -25,8 +25,8 @@ l4t_release_of() {
 # returns 1 for a release biomoe-edge does not support.
 target_for_l4t() {
   case "$1" in
-    36) JETPACK=6; UBUNTU=22.04; PYTHON_VERSION=3.10; CUDA_MAJOR=12; CUPY_PACKAGE=cupy-cuda12x ;;
-    38) JETPACK=7; UBUNTU=24.04; PYTHON_VERSION=3.12; CUDA_MAJOR=13; CUPY_PACKAGE=cupy-cuda13x ;;
+    36) JETPACK=6; UBUNTU=22.04; GLIBC=2_35; PYTHON_VERSION=3.10; CUDA_MAJOR=12; CUPY_PACKAGE=cupy-cuda12x ;;
+    38) JETPACK=7; UBUNTU=24.04; GLIBC=2_39; PYTHON_VERSION=3.12; CUDA_MAJOR=13; CUPY_PACKAGE=cupy-cuda13x ;;
     *) return 1 ;;
   esac
   # python3-venv: the SDK's virtual environment; bluez: the BLE stack bleak talks to over D-Bus; nvidia-cuda and
