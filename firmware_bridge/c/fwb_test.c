@@ -117,6 +117,16 @@ static int hex_value(char c)
     return -1;
 }
 
+/* The hex digits at the start of `line` -> packet_bytes; returns the byte count. */
+static size_t hex_line_to_bytes(void)
+{
+    size_t size = 0, i;
+    for (i = 0; hex_value(line[i]) >= 0 && hex_value(line[i + 1]) >= 0; i += 2) {
+        packet_bytes[size++] = (uint8_t)(hex_value(line[i]) * 16 + hex_value(line[i + 1]));
+    }
+    return size;
+}
+
 static int encode_lines(void)
 {
     while (fgets(line, sizeof line, stdin) != NULL) {
@@ -169,12 +179,9 @@ static int encode_lines(void)
 static int decode_lines(void)
 {
     while (fgets(line, sizeof line, stdin) != NULL) {
-        size_t size = 0, i, j;
+        size_t size = hex_line_to_bytes(), i, j;
         fwb_packet_t p;
         int32_t status;
-        for (i = 0; hex_value(line[i]) >= 0 && hex_value(line[i + 1]) >= 0; i += 2) {
-            packet_bytes[size++] = (uint8_t)(hex_value(line[i]) * 16 + hex_value(line[i + 1]));
-        }
         status = fwb_decode(packet_bytes, size, &p);
         if (status != FWB_OK) {
             printf("error %s\n", fwb_status_name(status));
@@ -254,13 +261,10 @@ static int describe_lines(void)
 static int control_lines(void)
 {
     while (fgets(line, sizeof line, stdin) != NULL) {
-        size_t size = 0, i;
+        size_t size = hex_line_to_bytes();
         fwb_control_t command;
         int status;
         uint32_t bits;
-        for (i = 0; hex_value(line[i]) >= 0 && hex_value(line[i + 1]) >= 0; i += 2) {
-            packet_bytes[size++] = (uint8_t)(hex_value(line[i]) * 16 + hex_value(line[i + 1]));
-        }
         status = fwb_decode_control(packet_bytes, size, &command);
         if (status != 0) {
             printf("error 0x%02X\n", (unsigned)status);
