@@ -244,3 +244,45 @@ def test_c_sample_timestamps_follow_the_protocol_formula(fwb_test):
     out = run_c(fwb_test, "timestamp", [f"{i} {r}" for i, r in cases])
     # round(index * 1e6 / rate_hz) mod 2**32, in exact integer arithmetic (half up)
     assert out == [str(((i * 10**9 + r // 2) // r) % 2**32) for i, r in cases]
+
+
+def test_c_firmware_stream_through_the_python_gateway_path(fwb_test):
+    """C packs 40 s of 3-channel int24 at 250 Hz (timestamps from its sample counter, sequence and clock both
+    wrapping); the link loses, duplicates and reorders; Python decodes and reassembles every sample into place."""
+    from biomoe_edge.firmware_bridge.reassembly import StreamReassembler
+
+    fs, per_packet, channels = 250.0, 25, 3
+    rng = np.random.default_rng(8)
+    total = int(40 * fs)
+    signal = rng.integers(-(1 << 23), 1 << 23, size=(total, channels))
+    starts = list(range(0, total, per_packet))
+    first_index = 3 * 1_073_741 - 20 * 250  # up 3.6 h: 20 s before its u32 microsecond clock wraps a third time
+    stamps = run_c(fwb_test, "timestamp", [f"{first_index + k} 250000" for k in starts])
+    lines = [encode_line(9, (65500 + i) % 65536, int(stamps[i]), fb.SampleFormat.INT24, signal[k : k + per_packet])
+             for i, k in enumerate(starts)]
+    packets = [bytes.fromhex(h) for h in run_c(fwb_test, "encode", lines)]
+    assert int(stamps[-1]) < int(stamps[0])  # the clock wrapped
+
+    lost = set(rng.choice(len(packets), size=12, replace=False).tolist()) - {0}
+    order = [i for i in range(len(packets)) if i not in lost]
+    for j in range(5, len(order) - 1, 37):
+        order[j], order[j + 1] = order[j + 1], order[j]
+    order += [order[50], order[200]]  # two duplicates arrive late
+    stream = fb.StreamDescription(9, "ecg", fs, channels, "int24", 1.0, 0.0, "uV")
+    reassembler = StreamReassembler(stream)
+    blocks = []
+    for i in order:
+        blocks += reassembler.push(fb.decode_packet(packets[i]), 1000.0 + (starts[i] + per_packet) / fs + 0.01)
+    blocks += reassembler.flush()
+
+    position = 0
+    for block in blocks:
+        position += block.samples_lost_before
+        np.testing.assert_array_equal(block.samples, signal[position : position + block.samples.shape[0]])
+        position += block.samples.shape[0]
+    stats = reassembler.stats
+    last_lost_at_end = sum(1 for i in lost if i > max(set(range(len(packets))) - lost))
+    assert stats.packets_lost == len(lost) - last_lost_at_end
+    assert stats.samples_lost == per_packet * (len(lost) - last_lost_at_end)
+    assert stats.packets_duplicated == 2 and stats.restarts == 0 and stats.clock_jumps == 0
+    assert reassembler.clock.wraps == 1
