@@ -566,8 +566,8 @@ class Ingest:
         looking past the window's edges (previous released real slot, next real slot in the ring)."""
         ring = stream.ring
         values, real = ring.values(first, stop), ring.real(first, stop)
-        if real.all():
-            return np.array(values, dtype=np.float64)
+        if real.all() or not real.any():  # no valid sample at all: zeros (the window is withheld)
+            return fill_gaps(values, real)
         before = after = None
         if not real[0] and stream.previous_real is not None:
             index, row = stream.previous_real

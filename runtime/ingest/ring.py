@@ -48,16 +48,30 @@ class SampleRing:
             return
         if n > self.free:
             raise OverflowError(f"ring of {self.capacity} slots has {self.free} free, asked to write {n}")
-        positions = (self.end + np.arange(n)) % self.capacity
         real_before = self.real_total + np.concatenate(([0], np.cumsum(real[:-1], dtype=np.int64)))
-        for offset in (0, self.capacity):
-            self._values[positions + offset] = values
-            self._times[positions + offset] = times
-            self._real[positions + offset] = real
-            self._invalid[positions + offset] = invalid
-            self._real_before[positions + offset] = real_before
+        first = self.end % self.capacity
+        for array, data in (
+            (self._values, values),
+            (self._times, times),
+            (self._real, real),
+            (self._invalid, invalid),
+            (self._real_before, real_before),
+        ):
+            self._put(array, first, data)
         self.end += n
         self.real_total += int(np.count_nonzero(real))
+
+    def _put(self, array: np.ndarray, first: int, data: np.ndarray) -> None:
+        """Write ``data`` at slot position ``first`` and at its mirror ``first + C`` (wrapping past 2C)."""
+        n, doubled = len(data), 2 * self.capacity
+        for base in (first, first + self.capacity):
+            stop = base + n
+            if stop <= doubled:
+                array[base:stop] = data
+            else:
+                split = doubled - base
+                array[base:] = data[:split]
+                array[: stop - doubled] = data[split:]
 
     def _span(self, a: int, b: int) -> slice:
         if not self.start <= a <= b <= self.end:

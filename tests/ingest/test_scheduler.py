@@ -134,3 +134,12 @@ def test_burst_through_ingest_and_a_slow_engine_keeps_samples_and_windows_accoun
     assert stats.windows_dropped == {key: {"scheduler_overflow": 47}}
     account = ingest.account(key)
     assert account.samples_windowed == len(t) and account.samples_pending == 0 and account.samples_dropped == {}
+
+
+def test_drops_are_logged_once_per_reason(caplog):
+    scheduler = BatchScheduler(max_batch=1, deadline_s=0.0, max_queue=2)
+    with caplog.at_level("WARNING", logger="biomoe_edge.runtime.scheduler"):
+        for index in range(50):
+            scheduler.submit(_window(index=index), ("scalogram",), now=float(index))
+    assert sum(scheduler.stats().jobs_dropped[StreamKey("d", "bvp")].values()) == 48
+    assert len([r for r in caplog.records if "scheduler_overflow" in r.getMessage()]) == 1
