@@ -113,14 +113,24 @@ class TensorRTEngine(Engine):
 
     def _infer_batch(self, images) -> np.ndarray:
         batch = images.shape[0]
-        with self._device, self._stream:
-            if isinstance(images, np.ndarray):  # host -> device into the bound input buffer
-                self._input[:batch].set(np.ascontiguousarray(images, dtype=self._input.dtype), stream=self._stream)
-            else:  # device -> device (and cast) on this stream
-                self._input[:batch] = images
-            # A static-batch engine runs its full batch; rows past `batch` hold earlier, finite images.
-            self._execute(max(batch, self.min_batch))
-            return self._output[:batch].get(stream=self._stream).astype(np.float32, copy=False)
+        with self._device:
+            if not isinstance(images, np.ndarray):
+                # Order the copy after whatever the caller queued on its current stream (it made the images).
+                caller = self._cupy.cuda.get_current_stream()
+                if caller.ptr != self._stream.ptr:
+                    self._stream.wait_event(caller.record())
+            with self._stream:
+                return self._run(images, batch)
+
+    def _run(self, images, batch: int) -> np.ndarray:
+        """Copy in, execute, copy out; on the engine's device and stream."""
+        if isinstance(images, np.ndarray):  # host -> device into the bound input buffer
+            self._input[:batch].set(np.ascontiguousarray(images, dtype=self._input.dtype), stream=self._stream)
+        else:  # device -> device (and cast) on this stream
+            self._input[:batch] = images
+        # A static-batch engine runs its full batch; rows past `batch` hold earlier, finite images.
+        self._execute(max(batch, self.min_batch))
+        return self._output[:batch].get(stream=self._stream).astype(np.float32, copy=False)
 
     def _set_batch(self, batch: int) -> None:
         if self._shape_batch != batch:
