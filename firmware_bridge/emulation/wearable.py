@@ -277,24 +277,21 @@ class EmulatedWearable:
             logger.debug("%s: disconnect failed: %r", self.name, exc)
 
     async def _advertise(self) -> None:
-        advertising_data = bytes(
-            AdvertisingData(
-                [
-                    (AdvertisingData.FLAGS, bytes([AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG])),
-                    (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode("utf-8")),
-                ]
-            )
-        )
-        scan_response = bytes(
-            AdvertisingData(
-                [(AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(native_gatt.SERVICE_UUID).to_bytes())]
-            )
-        )
+        # Legacy advertising carries 31 bytes: flags and the complete name always; the 128-bit service UUID
+        # too when it fits (names up to 8 bytes), else only in the scan response. (Bumble's virtual
+        # controller answers scans with a copy of the advertising data, so on a virtual link the UUID is
+        # seen only where it fits.)
+        flags = (AdvertisingData.FLAGS, bytes([AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG]))
+        name = (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode("utf-8"))
+        service = (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(native_gatt.SERVICE_UUID).to_bytes())
+        advertising_data = bytes(AdvertisingData([flags, name, service]))
+        if len(advertising_data) > 31:
+            advertising_data = bytes(AdvertisingData([flags, name]))
         if len(advertising_data) > 31:
             raise ValueError(f"name {self.name!r} too long to advertise (at most 26 UTF-8 bytes)")
         await self.device.start_advertising(
             advertising_data=advertising_data,
-            scan_response_data=scan_response,
+            scan_response_data=bytes(AdvertisingData([service])),
             advertising_interval_min=self.advertising_interval_ms,
             advertising_interval_max=self.advertising_interval_ms,
         )

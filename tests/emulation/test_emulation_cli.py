@@ -1,0 +1,36 @@
+"""``biomoe-edge emulate`` in-process: a NeuroKit2-simulated wearable, a gateway connection, counted losses."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from biomoe_edge.cli import main
+
+
+def test_emulate_in_process_streams_simulated_signals_and_counts_what_it_dropped(capsys):
+    pytest.importorskip("neurokit2", reason="simulated signals need NeuroKit2 (pip install 'biomoe-edge[signals]')")
+    code = main(
+        ["emulate", "--profile", "native", "--signals", "simulated", "--loss", "0.05", "--seed", "3",
+         "--duration", "2", "--speed", "10", "--modalities", "bvp,ecg,eda,resp"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "[biomoe-wear-1] connected: mtu 247" in out
+    progress = [line for line in out.splitlines() if line.startswith("t=")]
+    assert progress and all(m in progress[-1] for m in ("bvp:", "ecg:", "eda:", "resp:"))
+    sent = int(re.search(r"sent (\d+),", out).group(1))
+    dropped = int(re.search(r"dropped on purpose (\d+)", out).group(1))
+    received, lost = map(int, re.search(r"gateway: received (\d+) packets, counted (\d+) lost", out).groups())
+    assert received == sent > 50
+    assert dropped - 4 <= lost <= dropped  # a drop after a stream's last delivered packet cannot be seen
+    assert dropped > 0
+
+
+def test_emulate_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        main(["emulate", "--loss", "1.5"])
+    assert "probability" in capsys.readouterr().err
+    assert main(["emulate", "--signals", "/nonexistent.csv", "--recording-rate", "10", "--duration", "1"]) == 1
+    assert "nonexistent.csv" in capsys.readouterr().err

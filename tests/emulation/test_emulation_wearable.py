@@ -1,0 +1,134 @@
+"""The emulated wearable's faults, seen from a real bleak client over the virtual link: every packet the
+wearable counts as sent arrives, every one it drops on purpose shows as a sequence gap."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from bleak import BleakClient
+
+from biomoe_edge.firmware_bridge import PacketError, decode_packet
+from biomoe_edge.firmware_bridge import gatt as native_gatt
+from biomoe_edge.firmware_bridge.emulation import BleakClientBumble, EmulatedWearable, VirtualBleNetwork
+
+
+async def _stream(network, wearable, until, *, subscribe_first=True):
+    """Connect a BleakClient, subscribe, START; collect (loop time, payload) until ``until(received)``."""
+    central = await network.central()
+    received: list[tuple[float, bytes]] = []
+    loop = asyncio.get_running_loop()
+    async with BleakClient(wearable.address, backend=BleakClientBumble, bumble_central=central) as client:
+        await client.start_notify(native_gatt.DATA_CHAR_UUID, lambda _c, d: received.append((loop.time(), bytes(d))))
+        await client.write_gatt_char(native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.START), response=True)
+        deadline = loop.time() + 15.0
+        while not until(received):
+            assert loop.time() < deadline, "not enough packets in time"
+            await asyncio.sleep(0.01)
+        await client.write_gatt_char(native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.STOP), response=True)
+        await asyncio.sleep(0.05)
+    return received
+
+
+def _missing(sequences: list[int]) -> int:
+    """Sequence numbers skipped between the first and the last received (16-bit wrap)."""
+    span = (max(sequences) - min(sequences)) % 65536 + 1 if sequences else 0
+    return span - len(set(sequences))
+
+
+async def test_loss_is_exact_and_seeded(recording):
+    results = []
+    for _ in range(2):
+        async with VirtualBleNetwork() as network:
+            wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp", "ecg"), speed=60, loss=0.2, seed=11)
+            received = await _stream(network, wearable, lambda r: len(r) >= 150)
+        packets = [decode_packet(p) for _, p in received]
+        counters = wearable.counters
+        assert len(packets) == counters.total("packets_sent")
+        for stream_id, stream_counters in counters.streams.items():
+            sequences = [p.sequence for p in packets if p.stream_id == stream_id]
+            # Drops after the last received packet cannot show as a gap; every other one does.
+            assert _missing(sequences) <= stream_counters.packets_dropped <= _missing(sequences) + 3
+            assert stream_counters.packets_generated == (
+                stream_counters.packets_sent + stream_counters.packets_dropped + stream_counters.packets_unsent
+            )
+        dropped = counters.total("packets_dropped")
+        total = dropped + counters.total("packets_sent")
+        # Binomial(total, 0.2) within 5 sd.
+        assert abs(dropped - 0.2 * total) < 5 * np.sqrt(total * 0.16)
+        results.append({(p.stream_id, p.sequence) for p in packets})
+    # Same seed, same packets dropped (compare the part both runs streamed).
+    common = min(len(r) for r in results)
+    first, second = (sorted(r)[: common // 2] for r in results)
+    assert first == second
+
+
+async def test_reordering_swaps_packets_without_losing_any(recording):
+    async with VirtualBleNetwork() as network:
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("ecg",), speed=60, reorder=0.3, seed=2)
+        received = await _stream(network, wearable, lambda r: len(r) >= 80)
+    sequences = [decode_packet(p).sequence for _, p in received]
+    inversions = sum(1 for a, b in zip(sequences, sequences[1:]) if (b - a) % 65536 > 32768)
+    assert inversions >= 5 and wearable.counters.total("packets_reordered") >= inversions
+    assert _missing(sequences) == 0 and len(set(sequences)) == len(sequences)
+
+
+async def test_garbage_notifications_are_counted_and_never_decode(recording):
+    async with VirtualBleNetwork() as network:
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=60, garbage=0.3, seed=4)
+        received = await _stream(network, wearable, lambda r: len(r) >= 60)
+    rejected = 0
+    for _, payload in received:
+        try:
+            decode_packet(payload)
+        except PacketError:
+            rejected += 1
+    assert rejected == wearable.counters.garbage_sent > 5
+    assert len(received) - rejected == wearable.counters.total("packets_sent")
+
+
+async def test_clock_drift_shows_in_the_device_timestamps(recording):
+    slopes = {}
+    for drift_ppm in (0.0, 200_000.0):  # 20 %: large enough to measure over a short, jittery run
+        async with VirtualBleNetwork() as network:
+            wearable = await network.add_wearable("wear-1", signals=recording, modalities=("ecg",), speed=20, drift_ppm=drift_ppm)
+            received = await _stream(network, wearable, lambda r: len(r) >= 2 and r[-1][0] - r[0][0] > 1.5)
+        arrival = np.array([t for t, _ in received])
+        device_s = np.unwrap(np.array([decode_packet(p).timestamp_us for _, p in received], dtype=np.float64), period=2**32) / 1e6
+        slopes[drift_ppm] = np.polyfit(arrival, device_s, 1)[0]
+    assert slopes[0.0] == pytest.approx(20.0, rel=0.05)
+    assert slopes[200_000.0] / slopes[0.0] == pytest.approx(1.2, rel=0.05)
+
+
+async def test_packets_made_while_disconnected_come_as_a_burst_when_buffered(recording):
+    async with VirtualBleNetwork() as network:
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=60, buffer_packets=500, autostart=True)
+        central = await network.central()
+        # Nobody connected yet: packets accumulate (autostart), then arrive at once after subscription.
+        await asyncio.sleep(0.3)
+        backlog = wearable.counters.total("packets_generated")
+        assert backlog >= 20 and wearable.counters.total("packets_sent") == 0
+        received = []
+        loop = asyncio.get_running_loop()
+        async with BleakClient(wearable.address, backend=BleakClientBumble, bumble_central=central) as client:
+            await client.start_notify(native_gatt.DATA_CHAR_UUID, lambda _c, d: received.append((loop.time(), bytes(d))))
+            while len(received) < backlog + 5:
+                await asyncio.sleep(0.01)
+        sequences = [decode_packet(p).sequence for _, p in received]
+        assert _missing(sequences) == 0  # nothing lost across the gap
+        burst_span = received[backlog - 1][0] - received[0][0]
+        assert burst_span < 0.25  # the backlog arrives faster than the 0.3 s it took to make
+        assert wearable.counters.total("packets_unsent") == 0
+
+
+async def test_argument_errors_name_the_argument(recording):
+    with pytest.raises(ValueError, match="profile"):
+        EmulatedWearable("w", profile="polar", signals=recording, modalities=("bvp",))
+    with pytest.raises(ValueError, match="speed"):
+        EmulatedWearable("w", speed=0, signals=recording, modalities=("bvp",))
+    with pytest.raises(ValueError, match="loss"):
+        EmulatedWearable("w", loss=-0.1, signals=recording, modalities=("bvp",))
+    async with VirtualBleNetwork() as network:
+        with pytest.raises(ValueError, match="too long"):
+            await network.add_wearable("x" * 40, signals=recording, modalities=("bvp",))
