@@ -101,6 +101,8 @@ def simulated_signal(modality, seconds: float = 10.0, fs: float | None = None, s
     import neurokit2 as nk
 
     rate = int(round(fs))
+    # NeuroKit2 sizes arrays with duration * sampling_rate: keep it an int when it can be.
+    seconds = int(seconds) if float(seconds).is_integer() else seconds
     if modality is Modality.ECG:
         x = nk.ecg_simulate(duration=seconds, sampling_rate=rate, heart_rate=70, random_state=seed)
     elif modality is Modality.BVP:
@@ -108,7 +110,14 @@ def simulated_signal(modality, seconds: float = 10.0, fs: float | None = None, s
     elif modality is Modality.EDA:
         x = nk.eda_simulate(duration=seconds, sampling_rate=rate, scr_number=2, random_state=seed)
     else:
-        x = nk.rsp_simulate(duration=seconds, sampling_rate=rate, respiratory_rate=15, random_state=seed)
+        try:
+            x = nk.rsp_simulate(duration=seconds, sampling_rate=rate, respiratory_rate=15, random_state=seed)
+        except TypeError:
+            # NeuroKit2's "breathmetrics" model indexes with floats for some seeds under NumPy 2; fall back
+            # to its sinusoidal model for those seeds rather than fail.
+            x = nk.rsp_simulate(
+                duration=seconds, sampling_rate=rate, respiratory_rate=15, method="sinusoidal", random_state=seed
+            )
     x = np.asarray(x, dtype=np.float64)[:n]
     return x, float(rate)
 
