@@ -28,6 +28,7 @@ the lost ones arriving after all, so the number that never arrived is ``packets_
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,7 +117,7 @@ class StreamReassembler:
         n = packet.sample_count
         self.stats.packets_received += 1
         self.stats.samples_received += n
-        reason = self._rejection(packet)
+        reason = self._rejection(packet, arrival_time_s)
         if reason is not None:
             self.stats.packets_rejected += 1
             self.stats.samples_rejected += n
@@ -168,8 +169,10 @@ class StreamReassembler:
         return out
 
     # -- internals ------------------------------------------------------------------------------------
-    def _rejection(self, packet: Packet) -> str | None:
+    def _rejection(self, packet: Packet, arrival_time_s: float) -> str | None:
         s = self.stream
+        if not math.isfinite(arrival_time_s):
+            return "arrival time not finite"
         if packet.stream_id != s.stream_id:
             return f"stream id {packet.stream_id} (expected {s.stream_id})"
         if packet.sample_format != s.sample_format:

@@ -144,10 +144,13 @@ def test_mismatching_packets_are_rejected_and_counted():
     wrong_channels = fb.decode_packet(fb.encode_packet(stream_id=2, sequence=0, timestamp_us=0, samples=[1, 2], sample_format="int16"))
     wrong_format = fb.decode_packet(fb.encode_packet(stream_id=2, sequence=0, timestamp_us=0, samples=[[1, 2]], sample_format="int24"))
     wrong_stream = fb.decode_packet(fb.encode_packet(stream_id=1, sequence=0, timestamp_us=0, samples=[[1, 2]], sample_format="int16"))
-    for p in (wrong_channels, wrong_format, wrong_stream):
-        assert r.push(p, 1.0) == []
-    assert r.stats.packets_rejected == 3 and r.stats.samples_rejected == 4
-    assert sorted(r.stats.rejected_reasons) == ["1 channels (described 2)", "sample format int24 (described int16)", "stream id 1 (expected 2)"]
+    fine = fb.decode_packet(fb.encode_packet(stream_id=2, sequence=0, timestamp_us=0, samples=[[1, 2]], sample_format="int16"))
+    for p, arrival_s in ((wrong_channels, 1.0), (wrong_format, 1.0), (wrong_stream, 1.0), (fine, float("nan"))):
+        assert r.push(p, arrival_s) == []
+    assert r.stats.packets_rejected == 4 and r.stats.samples_rejected == 5
+    assert sorted(r.stats.rejected_reasons) == [
+        "1 channels (described 2)", "arrival time not finite", "sample format int24 (described int16)", "stream id 1 (expected 2)"
+    ]
     check_identity(r.stats)
 
 
