@@ -57,7 +57,8 @@ esac
 
 VENV=$BIOMOE_PREFIX/venv
 SDK_STAMP=$BIOMOE_PREFIX/.sdk-stamp
-PIP_REQUIREMENTS=("${REPO_DIR}[ble,mqtt]" "$CUPY_PACKAGE>=13")
+SDK_EXTRAS="[ble,mqtt]"
+CUPY_REQUIREMENT="$CUPY_PACKAGE>=13"
 
 cat <<EOF
 L4T release:         R$RELEASE (JetPack $JETPACK, Ubuntu $UBUNTU)
@@ -68,7 +69,7 @@ CuPy wheel:          $CUPY_PACKAGE
 apt packages:        $APT_PACKAGES
 system user:         biomoe-edge (groups bluetooth, video, render) from /etc/sysusers.d/biomoe-edge.conf
 virtual environment: $VENV (--system-site-packages)
-SDK:                 ${REPO_DIR}[ble,mqtt] + $CUPY_PACKAGE
+SDK:                 $REPO_DIR$SDK_EXTRAS + $CUPY_REQUIREMENT
 launchers:           $BIOMOE_PREFIX/bin/biomoe-edge, $BIOMOE_PREFIX/bin/python
 services:            biomoe-edge.service (enabled), biomoe-edge-engine.service (run before every gateway start)
 configuration:       /etc/biomoe-edge/gateway.toml, /etc/biomoe-edge/engine.env (installed once, never overwritten)
@@ -117,11 +118,14 @@ else
   python3 -m venv --system-site-packages "$VENV"
   say "created    $VENV (--system-site-packages)"
 fi
-digest=$(source_digest "${PIP_REQUIREMENTS[@]}")
+digest=$(source_digest "$SDK_EXTRAS" "$CUPY_REQUIREMENT")
 if [ -f "$SDK_STAMP" ] && [ "$(cat "$SDK_STAMP")" = "$digest" ] && "$VENV/bin/python" -c 'import biomoe_edge' 2>/dev/null; then
   say "unchanged  SDK in $VENV"
 else
-  "$VENV/bin/python" -m pip install --no-cache-dir "${PIP_REQUIREMENTS[@]}"
+  work=$(mktemp -d)
+  copy_source "$work/src"
+  "$VENV/bin/python" -m pip install --no-cache-dir "$work/src$SDK_EXTRAS" "$CUPY_REQUIREMENT"
+  rm -rf "$work"
   printf '%s\n' "$digest" >"$SDK_STAMP"
   say "installed  SDK in $VENV"
 fi
@@ -137,9 +141,10 @@ else
   systemctl enable biomoe-edge.service
 fi
 
-# -- verify: TensorRT and CuPy import, and the GPU computes ---------------------------------------------------
+# -- verify, as the service user: TensorRT and CuPy import, and the GPU computes ------------------------------
 if [ "$SKIP_VERIFY" = 0 ]; then
-  "$VENV/bin/python" - <<'EOF' || die "verification failed: see the message above (is JetPack's python3-libnvinfer installed? does /dev/nvmap exist?)"
+  runuser -u biomoe-edge -- env HOME=/var/lib/biomoe-edge CUPY_CACHE_DIR=/var/lib/biomoe-edge/cupy-cache \
+    "$VENV/bin/python" - <<'EOF' || die "verification failed: see the message above (is JetPack's python3-libnvinfer installed? is biomoe-edge in the video and render groups?)"
 import tensorrt, cupy
 n = 1 << 20
 assert int(cupy.arange(n, dtype=cupy.int64).sum()) == n * (n - 1) // 2, "the GPU returned a wrong sum"

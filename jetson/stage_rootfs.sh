@@ -61,15 +61,6 @@ fi
 target_for_l4t "$L4T_MAJOR" || die "$(unsupported_release_message "R$L4T_MAJOR")"
 PY_TAG=cp${PYTHON_VERSION/./}
 
-# NUL-separated paths of the checkout's files that git does not ignore (every file when it is not a git checkout).
-source_files() {
-  if git -C "$REPO_DIR" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -C "$REPO_DIR" ls-files -z --cached --others --exclude-standard
-  else
-    (cd "$REPO_DIR" && find . -type f -not -path './.venv/*' -not -path './.git/*' -not -path '*/build/*' \
-      -not -path '*/__pycache__/*' -not -path '*.egg-info/*' -print0)
-  fi
-}
 say "staging biomoe-edge into $ROOTFS for L4T R$L4T_MAJOR (JetPack $JETPACK): Python $PYTHON_VERSION, $CUPY_PACKAGE"
 
 # -- the SDK: aarch64 wheels for the rootfs's Python, into /opt/biomoe-edge/lib --------------------------------
@@ -94,9 +85,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$digest" ] && [ -f "$LIB/biomoe_edg
   say "unchanged  $LIB"
 else
   if [ -z "$WHEEL" ]; then
-    # Build from a clean copy of the tracked (and new, not ignored) files: never from stale build/ folders.
-    mkdir -p "$WORK/src"
-    source_files | (cd "$REPO_DIR" && tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C "$WORK/src"
+    copy_source "$WORK/src"
     if ! "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/wheel" "$WORK/src" >"$WORK/wheel.log" 2>&1; then
       cat "$WORK/wheel.log" >&2
       die "building the SDK wheel failed (the host Python needs pip and setuptools>=64)"

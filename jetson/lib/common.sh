@@ -109,3 +109,16 @@ source_digest() {
     (cd "$REPO_DIR" && printf '%s\n' "$files" | while IFS= read -r f; do [ -f "$f" ] && sha256sum -- "$f"; done)
   } | sha256sum | cut -d ' ' -f 1
 }
+
+# Copy the checkout's files that git does not ignore (every file but .venv, .git and build output when it is not a
+# git checkout) to DEST: the SDK is built from this clean copy, never from stale build/ folders in the checkout.
+copy_source() {
+  local dest=$1
+  mkdir -p "$dest"
+  if git -C "$REPO_DIR" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git -C "$REPO_DIR" ls-files -z --cached --others --exclude-standard
+  else
+    (cd "$REPO_DIR" && find . -type f -not -path './.venv/*' -not -path './.git/*' -not -path '*/build/*' \
+      -not -path '*/__pycache__/*' -not -path '*.egg-info/*' -print0)
+  fi | (cd "$REPO_DIR" && tar --null --ignore-failed-read -T - -cf -) | tar -xf - -C "$dest"
+}
