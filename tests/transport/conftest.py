@@ -1,0 +1,28 @@
+"""Transport tests run the real bleak facades and bleak-retry-connector against emulated wearables on
+Bumble's virtual link (a real Bluetooth host stack; only the radio is simulated)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bumble", reason="emulated wearables need Bumble (pip install 'biomoe-edge[ble]')")
+pytest.importorskip("bleak_retry_connector", reason="the transport needs bleak-retry-connector (pip install 'biomoe-edge[ble]')")
+
+
+@pytest.fixture
+def recording() -> dict:
+    t64 = np.arange(2048) / 64.0
+    t250 = np.arange(8192) / 250.0
+    return {"bvp": (np.sin(2 * np.pi * 1.1 * t64), 64.0), "ecg": (np.sin(2 * np.pi * 1.3 * t250) ** 9, 250.0)}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_virtual_controller():
+    logger = logging.getLogger("bumble.controller")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)

@@ -1,0 +1,238 @@
+"""ConnectionManager / DeviceConnection against emulated wearables: allow-list, many devices, reconnection and
+resubscription, vanished devices, garbage, bursts after reconnect, unusable devices."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+
+from bumble import gatt
+
+from biomoe_edge.firmware_bridge import PacketError, decode_packet
+from biomoe_edge.firmware_bridge import gatt as native_gatt
+from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
+from biomoe_edge.runtime.transport import ConnectionManager, ConnectionState, DeviceConnection, DeviceTarget, TransportBackend
+
+FAST = dict(scan_timeout_s=0.5, backoff_initial_s=0.02, backoff_max_s=0.2, seed=0)
+
+
+class Recorder:
+    """on_packet / on_state sink that keeps what arrived, per device."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.packets = collections.defaultdict(list)  # device -> [(arrival, payload)]
+        self.states = collections.defaultdict(list)  # device -> [(state, reason)]
+
+    def on_packet(self, device, payload, arrival):
+        assert isinstance(payload, bytes)
+        self.packets[device].append((arrival, payload))
+
+    def on_state(self, device, state, reason):
+        self.states[device].append((state, reason))
+
+    async def until(self, predicate, timeout=15.0):
+        deadline = self.loop.time() + timeout
+        while not predicate():
+            assert self.loop.time() < deadline, f"condition not met; states: {dict(self.states)}"
+            await asyncio.sleep(0.01)
+
+
+def _sequences(payloads, stream_id=0):
+    out = []
+    for payload in payloads:
+        try:
+            packet = decode_packet(payload)
+        except PacketError:
+            continue
+        if packet.stream_id == stream_id:
+            out.append(packet.sequence)
+    return out
+
+
+async def test_many_allow_listed_devices_stream_at_once_and_others_are_never_connected(recording):
+    async with VirtualBleNetwork() as network:
+        wearables = [
+            await network.add_wearable(f"wear-{i}", signals=recording, modalities=("bvp", "ecg"), speed=20, seed=i)
+            for i in range(3)
+        ]
+        intruder = await network.add_wearable("intruder", signals=recording, modalities=("bvp",), speed=20)
+        by_address = wearables[2].address
+        targets = [DeviceTarget(name="wear-0"), DeviceTarget(name="wear-1"), DeviceTarget(address=by_address.lower())]
+        recorder = Recorder(asyncio.get_running_loop())
+        backend = TransportBackend.bumble(await network.central())
+        manager = ConnectionManager(targets, on_packet=recorder.on_packet, on_state=recorder.on_state, backend=backend, **FAST)
+        async with manager:
+            await recorder.until(lambda: all(len(recorder.packets[t.label]) >= 30 for t in targets))
+            for target, wearable in zip(targets, wearables):
+                connection = manager.connections[target.label]
+                assert connection.state is ConnectionState.CONNECTED
+                assert connection.description == wearable.description()
+                assert connection.stats.mtu == 247
+        assert intruder.counters.connections == 0
+        for target, wearable in zip(targets, wearables):
+            # Every packet the wearable sent reached on_packet, under the right device label.
+            assert len(recorder.packets[target.label]) == wearable.counters.total("packets_sent")
+            assert recorder.states[target.label][:2] == [("connecting", "scanning"), ("connected", "mtu 247")]
+            assert recorder.states[target.label][-1] == ("stopped", "stopped")
+            assert wearable.counters.connections == 1
+        assert set(recorder.packets) == {"wear-0", "wear-1", by_address}
+
+
+async def test_a_device_that_is_not_listed_is_not_connected_even_when_it_is_the_only_one(recording):
+    async with VirtualBleNetwork() as network:
+        stranger = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=20)
+        recorder = Recorder(asyncio.get_running_loop())
+        manager = ConnectionManager(
+            [DeviceTarget(name="wear-2")], on_packet=recorder.on_packet, on_state=recorder.on_state,
+            backend=TransportBackend.bumble(await network.central()), **FAST,
+        )
+        async with manager:
+            await recorder.until(lambda: manager.connections["wear-2"].stats.failed_attempts >= 2)
+        assert stranger.counters.connections == 0
+        assert recorder.packets == {}
+        state, reason = recorder.states["wear-2"][1]
+        assert state == "disconnected" and "not found" in reason
+
+
+async def test_peripheral_disconnect_mid_stream_reconnects_resubscribes_and_packets_resume(recording):
+    async with VirtualBleNetwork() as network:
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("ecg",), speed=20)
+        recorder = Recorder(asyncio.get_running_loop())
+        manager = ConnectionManager(
+            [DeviceTarget(name="wear-1")], on_packet=recorder.on_packet, on_state=recorder.on_state,
+            backend=TransportBackend.bumble(await network.central()), **FAST,
+        )
+        async with manager:
+            await recorder.until(lambda: len(recorder.packets["wear-1"]) >= 20)
+            await wearable.disconnect()
+            before = len(recorder.packets["wear-1"])
+            await recorder.until(lambda: recorder.states["wear-1"][-1][0] == "connected" and len(recorder.states["wear-1"]) >= 4)
+            await recorder.until(lambda: len(recorder.packets["wear-1"]) >= before + 20)
+        stats = manager.connections["wear-1"].stats
+        assert (stats.connects, stats.disconnects) == (2, 1)
+        assert [s for s, _ in recorder.states["wear-1"]] == ["connecting", "connected", "disconnected", "connecting", "connected", "stopped"]
+        assert wearable.counters.connections == 2 and wearable.counters.disconnects_injected == 1
+        assert len(recorder.packets["wear-1"]) == wearable.counters.total("packets_sent")
+        # The stream kept counting while nobody listened: the gap in sequence numbers is what went unsent.
+        sequences = _sequences(p for _, p in recorder.packets["wear-1"])
+        span = (sequences[-1] - sequences[0]) % 65536 + 1
+        assert span - len(sequences) == wearable.counters.total("packets_unsent") > 0
+
+
+async def test_a_device_that_vanishes_for_good_is_retried_with_growing_backoff_and_logged_once(recording, caplog):
+    async with VirtualBleNetwork() as network:
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=20)
+        recorder = Recorder(asyncio.get_running_loop())
+        connection = DeviceConnection(
+            DeviceTarget(name="wear-1"), on_packet=recorder.on_packet, on_state=recorder.on_state,
+            backend=TransportBackend.bumble(await network.central()), scan_timeout_s=0.05,
+        )
+        connection.backoff.initial_s, connection.backoff.max_s = 0.01, 0.08
+        with caplog.at_level(logging.DEBUG, logger="biomoe_edge.runtime.transport"):
+            await connection.start()
+            await recorder.until(lambda: connection.state is ConnectionState.CONNECTED)
+            await wearable.stop()  # gone: no more advertising
+            await recorder.until(lambda: connection.stats.consecutive_failures >= 6)
+            await connection.stop()
+        stats = connection.stats
+        assert stats.connects == 1 and stats.disconnects == 1 and stats.failed_attempts >= 6
+        assert "not found" in stats.last_error
+        # Ceilings 0.01, 0.02, 0.04, 0.08, 0.08...: each delay under its ceiling, and the ceiling reached.
+        delays = list(stats.backoff_delays_s)
+        ceilings = [min(0.08, 0.01 * 2**k) for k in range(len(delays))]
+        assert all(0 <= d <= c for d, c in zip(delays, ceilings))
+        assert max(delays) > 0.01
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and "wear-1" in r.getMessage()]
+        assert len(warnings) == 1 and "not found" in warnings[0].getMessage()
+        states = [s for s, _ in recorder.states["wear-1"]]
+        assert states == ["connecting", "connected", "disconnected", "connecting", "disconnected", "stopped"]
+
+
+async def test_garbage_notifications_reach_on_packet_as_they_are_and_a_raising_consumer_does_not_break_the_link(recording, caplog):
+    async with VirtualBleNetwork() as network:
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=20, garbage=0.3, seed=9)
+        garbage, packets = [], []
+
+        def strict_consumer(device, payload, arrival):
+            try:
+                packets.append(decode_packet(payload))
+            except PacketError:
+                garbage.append(payload)
+                raise  # a consumer bug: the transport must count it and go on
+
+        connection = DeviceConnection(
+            DeviceTarget(name="wear-1"), on_packet=strict_consumer,
+            backend=TransportBackend.bumble(await network.central()), scan_timeout_s=0.5,
+        )
+        with caplog.at_level(logging.ERROR, logger="biomoe_edge.runtime.transport"):
+            await connection.start()
+            recorder = Recorder(asyncio.get_running_loop())
+            await recorder.until(lambda: len(garbage) >= 10 and len(packets) >= 30)
+            assert connection.state is ConnectionState.CONNECTED
+            await connection.stop()
+        assert len(garbage) == wearable.counters.garbage_sent
+        assert all(g[0] == 0xEE for g in garbage)  # the bytes, unchanged
+        assert connection.stats.callback_errors == len(garbage)
+        assert len([r for r in caplog.records if "raised" in r.getMessage()]) == 1
+        assert len(packets) == wearable.counters.total("packets_sent")
+
+
+async def test_burst_after_reconnect_delivers_the_backlog_without_gaps(recording):
+    async with VirtualBleNetwork() as network:
+        wearable = await network.add_wearable(
+            "wear-1", signals=recording, modalities=("bvp",), speed=20, buffer_packets=1000, reconnect_delay_s=10.0
+        )
+        recorder = Recorder(asyncio.get_running_loop())
+        manager = ConnectionManager(
+            [DeviceTarget(name="wear-1")], on_packet=recorder.on_packet, on_state=recorder.on_state,
+            backend=TransportBackend.bumble(await network.central()), **FAST,
+        )
+        async with manager:
+            await recorder.until(lambda: len(recorder.packets["wear-1"]) >= 10)
+            await wearable.disconnect()  # the wearable keeps sampling for 10 device seconds (0.5 s here)
+            before = len(recorder.packets["wear-1"])
+            await recorder.until(lambda: len(recorder.packets["wear-1"]) >= before + 60)
+        arrivals = [t for t, _ in recorder.packets["wear-1"]]
+        sequences = _sequences(p for _, p in recorder.packets["wear-1"])
+        assert (sequences[-1] - sequences[0]) % 65536 + 1 == len(sequences)  # nothing lost across the outage
+        assert wearable.counters.total("packets_unsent") == 0
+        # The backlog (>= 10 device s = 40 packets at 4 per s) arrives in a burst right after resubscription.
+        burst = arrivals[before : before + 30]
+        assert burst[-1] - burst[0] < 0.2  # 30 packets that took 7.5 device s (0.375 s) to make
+
+
+async def test_a_device_with_an_unusable_description_is_given_up_not_retried():
+    async with VirtualBleNetwork() as network:
+        impostor = network.create_device("wear-1")
+        props = gatt.Characteristic.Properties
+        impostor.add_service(
+            gatt.Service(
+                native_gatt.SERVICE_UUID,
+                [
+                    gatt.Characteristic(native_gatt.DATA_CHAR_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b""),
+                    gatt.Characteristic(native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, b""),
+                    gatt.Characteristic(native_gatt.DESCRIPTION_CHAR_UUID, props.READ, gatt.Characteristic.READABLE, b"\x07junk"),
+                ],
+            )
+        )
+        await impostor.power_on()
+        from bumble.core import AdvertisingData
+
+        await impostor.start_advertising(
+            advertising_data=bytes(AdvertisingData([(AdvertisingData.COMPLETE_LOCAL_NAME, b"wear-1")])),
+            advertising_interval_min=20, advertising_interval_max=20,
+        )
+        recorder = Recorder(asyncio.get_running_loop())
+        connection = DeviceConnection(
+            DeviceTarget(name="wear-1"), on_packet=recorder.on_packet, on_state=recorder.on_state,
+            backend=TransportBackend.bumble(await network.central()), scan_timeout_s=0.5,
+        )
+        await connection.start()
+        await asyncio.wait_for(connection._task, 10.0)  # run() returns by itself: no retry loop
+        assert connection.state is ConnectionState.STOPPED
+        failed = [reason for state, reason in recorder.states["wear-1"] if state == "failed"]
+        assert len(failed) == 1 and "description" in failed[0]
+        assert connection.stats.failed_attempts == 0 and connection.stats.connects == 0
+        assert not impostor.connections  # the link was closed
