@@ -44,10 +44,11 @@ DROP_REASONS: dict[str, str] = {
     "invalid": "the sample's value or gateway time was NaN or +-Inf (its slot becomes a gap in the window)",
     "late": "its gateway time was not after the stream's newest sample, by at most late_tolerance_s "
     "(out-of-order or re-sent data)",
-    "clock_jump": "pending when the stream's gateway times went backwards by more than late_tolerance_s; "
-    "the stream was re-anchored on the device's window grid at the new times",
+    "clock_jump": "pending when the stream's gateway times went backwards by more than late_tolerance_s "
+    "(or, for a push placed by count, disagreed with the sample count by more than that); the stream was "
+    "re-anchored on the device's window grid at the new times",
     "gap": "pending when the stream's gateway times leapt forward by more than max_gap_fill_s (a long "
-    "outage or a clock leap); the stream was re-anchored",
+    "outage or a clock leap), or lost_before spanned more than that; the stream was re-anchored",
     "alignment": "arrived before the stream's first window on the device's window grid (less than one hop, "
     "at the start and after each re-anchor)",
     "hop_gap": "fell between two windows because hop_s is longer than window_length_s",
