@@ -54,7 +54,7 @@ def preprocess(x, fs, modality):
     """Window(s) ``x`` (..., N) at ``fs`` Hz -> ``(y, model_fs)``: ``y`` float32 (..., M) at the modality's model
     rate (``MODALITY_DEFAULTS[modality].model_fs``).
 
-    Steps: ``resample_poly`` to the model rate (polyphase, with its anti-aliasing FIR), a zero-phase
+    Steps: ``resample_poly`` to the model rate (of the deviation from the median) (polyphase, with its anti-aliasing FIR), a zero-phase
     Butterworth band-limit (``sosfiltfilt`` on second-order sections), then normalisation (robust
     median/IQR, or a fixed physiological scale for SpO2). On CuPy arrays every step runs in
     ``cupyx.scipy.signal`` on the device. Raises ``SignalQualityError`` for NaN/Inf, ValueError for a
@@ -70,7 +70,10 @@ def preprocess(x, fs, modality):
     model_fs = defaults.model_fs
     if fs != model_fs:
         up, down = _rational(model_fs, fs)
-        x = signal.resample_poly(x, up, down, axis=-1).astype(xp.float32)
+        # resample_poly pads with zeros: around a large offset (raw PPG sits near 500 ADC counts) that is a
+        # step at both ends. Resample the deviation from the median and add the median back.
+        offset = xp.median(x, axis=-1, keepdims=True)
+        x = (signal.resample_poly(x - offset, up, down, axis=-1) + offset).astype(xp.float32)
     sos_host = _butter_sos(defaults.band_hz, defaults.filter_order, model_fs)
     if sos_host is not None:
         sos = cached_constant(xp, ("sos", defaults.modality, model_fs), lambda: sos_host)
