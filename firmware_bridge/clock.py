@@ -110,6 +110,14 @@ class ClockMapper:
         """How much later than the envelope an arrival is (seconds; negative = earlier)."""
         return float(arrival_s) - self.to_gateway(device_us)
 
+    def reanchor(self, device_us: int, arrival_s: float) -> None:
+        """Forget the points and start the fit again from this one, keeping the drift estimate: for a
+        discontinuity known from elsewhere (the device restarted). Not counted in ``jumps``."""
+        self._suspect.clear()
+        self._buckets.clear()
+        self._anchor_us = int(device_us)
+        self._add_point(0.0, float(arrival_s))
+
     def observe(self, device_us: int, arrival_s: float) -> bool:
         """Add a (device time, arrival time) point; return True if it revealed a clock jump."""
         arrival_s = float(arrival_s)

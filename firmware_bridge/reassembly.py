@@ -151,6 +151,7 @@ class StreamReassembler:
             self._delivered.clear()
             self._skipped.clear()
             self._next = self._run_start = extended
+            self.clock.reanchor(last_sample_us, arrival_time_s)  # its clock restarted with it
         if extended in self._held:
             return self._count_duplicate(n)
         self._held[extended] = held

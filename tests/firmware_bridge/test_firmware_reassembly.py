@@ -135,6 +135,8 @@ def test_device_restart_starts_over():
     blocks = push_all(r, again)
     assert r.stats.restarts == 1
     assert [b.first_sequence for b in blocks] == [0, 1, 2, 3, 4]
+    # The device clock restarted too: its new samples map to the gateway time they arrived at, not 50 s back.
+    assert blocks[0].gateway_times_s[-1] == pytest.approx(arrival(again[0][1] + 4), abs=0.002)
     assert r.stats.packets_delivered == 15 and r.stats.packets_late == 0
     check_identity(r.stats)
 
