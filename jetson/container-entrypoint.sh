@@ -10,4 +10,4 @@ set -a
 set +a
 mkdir -p "$(dirname "$BIOMOE_ENGINE")" "$(dirname "$BIOMOE_ONNX")"
 python /opt/biomoe-edge/libexec/engine_check.py --build
-exec biomoe-edge run "$config"
+exec biomoe-edge run --quiet "$config"

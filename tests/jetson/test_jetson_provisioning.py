@@ -325,3 +325,15 @@ def test_dockerfile_base_image_and_references():
     assert re.search(rf"^COPY jetson/container-entrypoint\.sh {re.escape(entrypoint)}$", text, re.MULTILINE)
     for flag in ("--runtime nvidia", "-v /var/run/dbus:/var/run/dbus"):
         assert flag in text and flag in (REPO / "docs/jetson.md").read_text()
+
+
+def test_service_and_container_command_lines_match_the_real_cli():
+    from biomoe_edge.cli import build_parser
+
+    exec_start = re.search(r"^ExecStart=(\S+) (.+)$", (JETSON / "systemd/biomoe-edge.service").read_text(), re.MULTILINE)
+    assert exec_start.group(1) == "/opt/biomoe-edge/bin/biomoe-edge"
+    args = build_parser(only="run").parse_args(exec_start.group(2).split())
+    assert (args.command, args.config, args.quiet) == ("run", "/etc/biomoe-edge/gateway.toml", True)
+    entry = re.search(r'^exec biomoe-edge (.+)$', (JETSON / "container-entrypoint.sh").read_text(), re.MULTILINE)
+    args = build_parser(only="run").parse_args(entry.group(1).replace('"$config"', "/etc/biomoe-edge/gateway.toml").split())
+    assert args.quiet and args.config == "/etc/biomoe-edge/gateway.toml"
