@@ -295,7 +295,10 @@ class Gateway:
         self._iterators: list = []
         #: records an ``embeddings()`` consumer did not read in time (its queue was full): oldest dropped.
         self.iterator_dropped = 0
-        self._transport = None
+        self._manager = None
+        self._modalities: dict = {}
+        #: (device, state) -> how often the transport reported it (connected, disconnected, failed...)
+        self.connection_events: collections.Counter = collections.Counter()
         self._worker = None
         self._stopping = False
         self._wake = None
@@ -338,8 +341,7 @@ class Gateway:
         if self._closed:
             return
         self._closed = True
-        if self._transport is not None:
-            await self._transport.stop()
+        await self._stop_transport()
         for device in list(self.pipeline.devices):
             self.pipeline.flush_device(device)
         if self._worker is not None:  # it finishes the batch it is running, then returns
@@ -363,15 +365,40 @@ class Gateway:
 
     # -- transport ---------------------------------------------------------------------------------------
     async def _start_transport(self) -> None:
-        from biomoe_edge.runtime.transport import ConnectionManager
+        """A ``ConnectionManager`` over the allow-list: one connection per device, reconnecting with backoff."""
+        from biomoe_edge.runtime.transport import ConnectionManager, DeviceTarget, TransportBackend
 
-        self._transport = ConnectionManager.from_gateway_config(
-            self.config, on_packet=self.feed, on_description=self._on_description, backend=self._backend)
-        await self._transport.start()
+        t = self.config.transport
+        targets = [DeviceTarget(name=d.name, address=d.address, profile=d.profile) for d in self.config.devices]
+        self._modalities = {target.label: d.modalities for target, d in zip(targets, self.config.devices)}
+        self._manager = ConnectionManager(
+            targets, on_packet=self._on_packet, on_state=self._on_state,
+            backend=self._backend or TransportBackend.platform(adapter=t.adapter),
+            backoff_initial_s=t.backoff_min_s, backoff_max_s=t.backoff_max_s,
+            connect_timeout_s=t.connect_timeout_s, clock=self.clock)
+        await self._manager.start()
 
-    def _on_description(self, device: str, description) -> None:
-        modalities = next((d.modalities for d in self.config.devices if device in (d.name, d.address)), ())
-        self.add_device(device, description, modalities)
+    async def _stop_transport(self) -> None:
+        if self._manager is not None:
+            await self._manager.stop()
+
+    def _register_from_connection(self, device: str) -> None:
+        connection = self._manager.connections.get(device) if self._manager is not None else None
+        if connection is not None and connection.description is not None:
+            self.add_device(device, connection.description, self._modalities.get(device, ()))
+
+    def _on_packet(self, device: str, payload: bytes, arrival_time_s: float) -> None:
+        if device not in self.pipeline.devices:
+            # The description is read before notifications are enabled: register the device on its first packet.
+            self._register_from_connection(device)
+        self.feed(device, payload, arrival_time_s)
+
+    def _on_state(self, device: str, state: str, reason: str) -> None:
+        self.connection_events[(device, state)] += 1
+        if state == "connected":
+            self._register_from_connection(device)
+        elif state in ("disconnected", "stopped"):
+            self.pipeline.flush_device(device)
 
     # -- input (called by the transport, or directly) -------------------------------------------------------
     def add_device(self, device: str, description, modalities=()) -> None:
@@ -382,9 +409,6 @@ class Gateway:
         self.pipeline.handle_notification(device, payload, self.clock() if arrival_time_s is None else arrival_time_s)
         if len(self.pipeline.scheduler) and self._wake is not None:
             self._wake.set()
-
-    def device_disconnected(self, device: str) -> None:
-        self.pipeline.flush_device(device)
 
     # -- output ------------------------------------------------------------------------------------------
     def on_embedding(self, callback) -> None:
@@ -472,4 +496,5 @@ class Gateway:
                           "jobs_dropped": {str(k): v for k, v in sched.jobs_dropped.items()}},
             "sinks": [{"name": s.name, **s.stats()} for s in self.sinks],
             "iterator_dropped": self.iterator_dropped,
+            "connections": {f"{d}/{state}": n for (d, state), n in self.connection_events.items()},
         }

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Size your hardware: per-stage latency, throughput and memory of the gateway, beside the reference pipeline.
+
+    python benchmarks/latency.py                     # ONNX Runtime (or TensorRT where present), 4 wearables
+    python benchmarks/latency.py --quick --json out.json
+    python benchmarks/latency.py --backend pytorch --precision fp16 --batch-size 16 --devices 8
+
+What runs. N emulated wearables, each streaming four modalities (bvp 64 Hz, eda 32 Hz, resp 32 Hz, ecg 250 Hz)
+in native-protocol packets (encoded before the clock starts: that is the wearable's work), are fed packet by
+packet through the gateway's own data path (``biomoe_edge.runtime.gateway.Pipeline``): decode + reassembly,
+ingest (ring buffers, 10 s windows, 1 s hop, resampling, quality gating), the batch scheduler,
+preprocess + render into the engine's preallocated input buffer, the engine, and a JSONL sink. The packets are
+fed as fast as the gateway takes them, so the run measures capacity, not a real-time replay.
+
+Stages (milliseconds, p50/p95/p99): ``decode`` and ``window`` per notification, ``transform``, ``inference``
+and ``sink`` per engine batch (``--batch-size`` images), ``end_to_end`` per image from the moment its window
+was complete (the window's last packet decoded) to its record written by the sink.
+
+The reference pipeline, measured in the same run on the same windows: per window and representation, the
+scipy / PyWavelets / pyts map drawn by matplotlib to a PNG, loaded and resized by PIL
+(``transforms.reference_render``), then the PyTorch model in eager mode at batch 1. ``speedup_vs_reference``
+is the reference's time per window (all representations) over the SDK's (wall time / windows).
+
+``realtime_devices`` is how many such wearables (4 windows per second each) the measured throughput keeps up
+with. On a Jetson with ``tegrastats``, ``power`` reports mean module power and energy per embedding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+MODALITY_RATES_HZ = {"bvp": 64.0, "eda": 32.0, "resp": 32.0, "ecg": 250.0}
+SAMPLES_PER_PACKET = 16
+WINDOW_S, HOP_S = 10.0, 1.0
+STAGE_NAMES = ("decode", "window", "transform", "inference", "sink", "end_to_end")
+
+
+# -- inputs ---------------------------------------------------------------------------------------------------
+
+def device_description():
+    from biomoe_edge.firmware_bridge import DeviceDescription, SampleFormat, StreamDescription
+
+    return DeviceDescription("bench-1.0", tuple(
+        StreamDescription(stream_id=i, modality=m, sample_rate_hz=fs, channels=1, sample_format=SampleFormat.INT16,
+                          scale=0.001, offset=0.0, units="au")
+        for i, (m, fs) in enumerate(MODALITY_RATES_HZ.items())))
+
+
+def simulated_signal(modality: str, n: int, fs: float, rng) -> np.ndarray:
+    """Plausible physiology-shaped test signals (the benchmark measures speed; shapes only need to be busy)."""
+    t = np.arange(n) / fs
+    base = {"bvp": 1.2, "ecg": 1.1, "resp": 0.25, "eda": 0.02}[modality]
+    x = np.sin(2 * np.pi * base * t) + 0.3 * np.sin(2 * np.pi * 2 * base * t + 1.0)
+    if modality == "ecg":
+        x = x + 3.0 * (np.sin(2 * np.pi * base * t) > 0.97)
+    return x + 0.05 * rng.standard_normal(n)
+
+
+def encode_stream_packets(devices: int, seconds: float, seed: int = 0):
+    """All packets of all devices, sorted by arrival: (arrival_s, device, payload)."""
+    from biomoe_edge.firmware_bridge import SampleFormat, encode_packet
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in range(devices):
+        device = f"bench-{d + 1:02d}"
+        phase = rng.uniform(0, 0.01)  # devices are not in lockstep
+        for stream_id, (modality, fs) in enumerate(MODALITY_RATES_HZ.items()):
+            n = int(seconds * fs)
+            raw = np.clip(np.round(simulated_signal(modality, n, fs, rng) * 1000), -32768, 32767).astype(np.int16)
+            for seq, start in enumerate(range(0, n - SAMPLES_PER_PACKET + 1, SAMPLES_PER_PACKET)):
+                payload = encode_packet(stream_id=stream_id, sequence=seq % 65536,
+                                        timestamp_us=int(round(start / fs * 1e6)) % (1 << 32),
+                                        samples=raw[start:start + SAMPLES_PER_PACKET, None],
+                                        sample_format=SampleFormat.INT16)
+                out.append(((start + SAMPLES_PER_PACKET - 1) / fs + 0.004 + phase, device, payload))
+    out.sort(key=lambda p: p[0])
+    return out
+
+
+# -- model and engine ------------------------------------------------------------------------------------------
+
+def cache_dir() -> pathlib.Path:
+    root = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "biomoe-edge"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def open_benchmark_engine(args):
+    """The engine under test, and the torch model for the reference (random weights unless --checkpoint)."""
+    import warnings
+
+    from biomoe_edge.export import load_tiny_biomoe
+    from biomoe_edge.runtime.engines import open_engine
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights: fine for timing, and said in the report
+        model = load_tiny_biomoe(args.checkpoint)
+    backend = args.backend
+    if backend == "auto":
+        backend = "tensorrt" if args.model and str(args.model).endswith((".engine", ".plan")) else "onnxruntime"
+    if backend == "pytorch":
+        engine = open_engine("pytorch", args.checkpoint, precision=args.precision, max_batch=args.batch_size)
+    elif backend == "tensorrt":
+        if not args.model:
+            raise SystemExit("--backend tensorrt needs --model PATH.engine (build it with `biomoe-edge build-engine`)")
+        engine = open_engine("tensorrt", args.model)
+    else:
+        path = pathlib.Path(args.model) if args.model else ensure_onnx(model, args)
+        engine = open_engine("onnxruntime", path, max_batch=args.batch_size)
+    return backend, engine, model
+
+
+def ensure_onnx(model, args) -> pathlib.Path:
+    """Export the model once per (checkpoint, precision) to the cache folder."""
+    from biomoe_edge.export import export_onnx
+    from biomoe_edge.manifest import sha256_file
+
+    tag = sha256_file(args.checkpoint)[:12] if args.checkpoint else "random-seed0"
+    path = cache_dir() / f"tiny_biomoe_{tag}_{args.precision}_b{args.batch_size}.onnx"
+    if not path.exists():
+        print(f"exporting {args.precision} ONNX once to {path} ...", file=sys.stderr)
+        export_onnx(model, path, precision=args.precision, max_batch=args.batch_size)
+    return path
+
+
+# -- the SDK path ----------------------------------------------------------------------------------------------
+
+def percentiles(values_s) -> dict:
+    v = np.asarray(list(values_s), dtype=np.float64) * 1e3
+    if v.size == 0:
+        return {"p50_ms": math.nan, "p95_ms": math.nan, "p99_ms": math.nan, "count": 0}
+    p50, p95, p99 = np.percentile(v, [50, 95, 99])
+    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "count": int(v.size)}
+
+
+class MemoryPeak:
+    def __init__(self):
+        import psutil
+
+        self.process = psutil.Process()
+        self.start_rss = self.process.memory_info().rss
+        self.peak_rss = self.start_rss
+
+    def sample(self):
+        self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+
+
+def gpu_memory() -> dict | None:
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        free, total = cupy.cuda.runtime.memGetInfo()
+    except Exception:  # noqa: BLE001 - CuPy without a usable device
+        return None
+    pool = cupy.get_default_memory_pool()
+    return {"used_mb": (total - free) / 2**20, "total_mb": total / 2**20, "cupy_pool_mb": pool.total_bytes() / 2**20}
+
+
+def run_sdk(engine, packets, devices: int, representations, batch_size: int, memory: MemoryPeak, sink_dir):
+    from biomoe_edge.runtime.gateway import Pipeline
+    from biomoe_edge.runtime.gateway_config import parse_config
+    from biomoe_edge.runtime.sinks import JsonlSink
+
+    config = parse_config({"windows": {"length_s": WINDOW_S, "hop_s": HOP_S, "representations": list(representations)},
+                           "engine": {"max_batch": batch_size, "deadline_ms": 1e9, "max_queue": 1 << 20}})
+    pipeline = Pipeline(config, engine, clock=time.perf_counter)
+    description = device_description()
+    for d in range(devices):
+        pipeline.add_device(f"bench-{d + 1:02d}", description)
+    sink = JsonlSink(sink_dir, max_bytes=64 << 20, max_age_s=None)
+    end_to_end = []
+    windows_done = 0
+    images_done = 0
+
+    def process(jobs):
+        nonlocal windows_done, images_done
+        ordered, embeddings = pipeline.compute(jobs)
+        records = pipeline.make_records(ordered, embeddings)
+        t0 = time.perf_counter()
+        sink.write(records)
+        done = time.perf_counter()
+        pipeline.timings["sink"].append(done - t0)
+        end_to_end.extend(done - job.submitted_s for job in ordered)
+        images_done += len(ordered)
+        windows_done += len({id(job.window) for job in ordered})
+        memory.sample()
+
+    start = time.perf_counter()
+    for arrival, device, payload in packets:
+        pipeline.handle_notification(device, payload, arrival)
+        if len(pipeline.scheduler) >= batch_size:
+            process(pipeline.next_batch())
+    for device in pipeline.devices:
+        pipeline.flush_device(device)
+    while jobs := pipeline.next_batch(flush=True):
+        process(jobs)
+    wall = time.perf_counter() - start
+    sink.close()
+    stages = {name: percentiles(pipeline.timings[name]) for name in STAGE_NAMES if name != "end_to_end"}
+    stages["end_to_end"] = percentiles(end_to_end)
+    accounts = pipeline.stream_report()
+    balanced = all(e["samples_received"] == e["samples_windowed"] + e["samples_pending"] + sum(e["samples_dropped"].values())
+                   for e in accounts)
+    return {
+        "stages": stages,
+        "wall_s": wall,
+        "windows": windows_done,
+        "images": images_done,
+        "seconds_per_window": wall / max(windows_done, 1),
+        "accounting_balanced": balanced,
+        "jobs_failed": dict(pipeline.jobs_failed),
+    }, pipeline
+
+
+# -- the reference path ------------------------------------------------------------------------------------------
+
+def reference_windows(devices: int, n_windows: int, seed: int = 1):
+    """(modality, fs, window) at the model rate, cycling modalities like the gateway does."""
+    from biomoe_edge.runtime.transforms.preprocess import preprocess
+
+    rng = np.random.default_rng(seed)
+    modalities = list(MODALITY_RATES_HZ)
+    out = []
+    for i in range(n_windows):
+        modality = modalities[i % len(modalities)]
+        fs = MODALITY_RATES_HZ[modality]
+        raw = simulated_signal(modality, int(WINDOW_S * fs), fs, rng)
+        out.append((modality, fs, raw))
+    return out, preprocess
+
+
+def run_reference(model, windows, preprocess, representations) -> dict:
+    import torch
+
+    from biomoe_edge.runtime.transforms.reference import reference_render
+
+    torch.set_grad_enabled(False)
+    transform_s, inference_s, per_window = [], [], []
+    for modality, fs, raw in windows:
+        w0 = time.perf_counter()
+        x, model_fs = preprocess(raw, fs, modality)
+        for representation in representations:
+            t0 = time.perf_counter()
+            image = reference_render(np.asarray(x), model_fs, representation, modality=modality)
+            t1 = time.perf_counter()
+            model(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)[None]))
+            t2 = time.perf_counter()
+            transform_s.append(t1 - t0)
+            inference_s.append(t2 - t1)
+        per_window.append(time.perf_counter() - w0)
+    return {
+        "stages": {"transform": percentiles(transform_s), "inference": percentiles(inference_s),
+                   "end_to_end": percentiles(per_window)},
+        "windows": len(windows),
+        "seconds_per_window": float(np.mean(per_window)),
+    }
+
+
+# -- main ------------------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "pytorch", "tensorrt"), default="auto")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--devices", type=int, default=4, help="emulated wearables, 4 modalities each")
+    p.add_argument("--representations", default="spectrogram_psd,scalogram",
+                   help="comma-separated representation names (each window gives one image per name)")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of signal per wearable (>= 11)")
+    p.add_argument("--reference-windows", type=int, default=8, help="windows run through the reference pipeline")
+    p.add_argument("--checkpoint", default=None, help="Tiny-BioMoE .pth (default: random weights; timing is the same)")
+    p.add_argument("--model", default=None, help="an exported .onnx or a TensorRT .engine to use instead of exporting")
+    p.add_argument("--quick", action="store_true", help="1 wearable, 14 s, 4 reference windows: under a minute on 2 CPU cores")
+    p.add_argument("--json", metavar="FILE", default=None, help="write the results as JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.devices, args.duration, args.reference_windows = 1, 14.0, 4
+    if args.duration < WINDOW_S + 1:
+        p.error(f"--duration must be at least {WINDOW_S + 1} s (one {WINDOW_S} s window and a hop)")
+    from biomoe_edge.vocabulary import check_representations
+
+    try:
+        args.representations = check_representations([r.strip() for r in args.representations.split(",") if r.strip()])
+    except ValueError as exc:
+        p.error(str(exc))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    backend, engine, model = open_benchmark_engine(args)
+    packets = encode_stream_packets(args.devices, args.duration)
+    memory = MemoryPeak()
+    sampler = None
+    try:
+        from biomoe_edge.runtime.power import TegrastatsSampler
+        import shutil
+
+        if shutil.which("tegrastats"):
+            sampler = TegrastatsSampler(100).start()
+    except ImportError:
+        pass
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="biomoe-bench-") as sink_dir:
+        # One warm-up batch so one-time allocations are not charged to the first windows.
+        engine.infer(np.zeros((min(args.batch_size, engine.max_batch), 3, 224, 224), np.float32))
+        sdk, pipeline = run_sdk(engine, packets, args.devices, args.representations, args.batch_size, memory, sink_dir)
+    t_end = time.monotonic()
+    power = None
+    if sampler is not None:
+        sampler.stop()
+        power = {"mean_power_w": sampler.mean_power_w(t_start, t_end),
+                 "energy_per_embedding_j": sampler.energy_j(t_start, t_end) / max(sdk["images"], 1)}
+    print(f"SDK path: {sdk['windows']} windows in {sdk['wall_s']:.1f} s; reference path on "
+          f"{args.reference_windows} windows ...", file=sys.stderr)
+    windows, preprocess = reference_windows(args.devices, args.reference_windows)
+    reference = run_reference(model, windows, preprocess, args.representations)
+    speedup = reference["seconds_per_window"] / sdk["seconds_per_window"]
+    throughput = sdk["windows"] / sdk["wall_s"]
+    result = {
+        "backend": backend,
+        "engine": engine.identity,
+        "precision": engine.identity.get("precision"),
+        "batch_size": args.batch_size,
+        "devices": args.devices,
+        "representations": list(args.representations),
+        "signal_seconds_per_device": args.duration,
+        "stages": sdk["stages"],
+        "throughput_windows_per_s": throughput,
+        "throughput_images_per_s": sdk["images"] / sdk["wall_s"],
+        "realtime_devices": throughput / len(MODALITY_RATES_HZ) / (1.0 / HOP_S),
+        "windows": sdk["windows"],
+        "accounting_balanced": sdk["accounting_balanced"],
+        "reference": reference,
+        "speedup_vs_reference": speedup,
+        "memory": {"rss_start_mb": memory.start_rss / 2**20, "rss_peak_mb": memory.peak_rss / 2**20,
+                   "ingest_buffers_mb": pipeline.ingest.buffer_bytes / 2**20,
+                   "gpu": gpu_memory()},
+        "power": power,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "weights": args.checkpoint or "random (seed 0)",
+    }
+    engine.close()
+    print(format_summary(result))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def format_summary(r: dict) -> str:
+    lines = [f"backend {r['backend']} ({r['precision']}, batch {r['batch_size']}), {r['devices']} wearables x 4 modalities, "
+             f"representations {','.join(r['representations'])}",
+             f"{'stage':<12}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'ref p50 ms':>12}"]
+    for name, s in r["stages"].items():
+        ref = r["reference"]["stages"].get(name, {}).get("p50_ms")
+        lines.append(f"{name:<12}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['p99_ms']:>10.2f}"
+                     f"{'' if ref is None else format(ref, '12.2f')}")
+    lines.append(f"throughput {r['throughput_windows_per_s']:.1f} windows/s ({r['throughput_images_per_s']:.1f} images/s)"
+                 f" = {r['realtime_devices']:.1f} wearables in real time")
+    lines.append(f"per window: SDK {1e3 / r['throughput_windows_per_s']:.1f} ms, reference "
+                 f"{r['reference']['seconds_per_window'] * 1e3:.1f} ms -> speed-up x{r['speedup_vs_reference']:.1f}")
+    lines.append(f"peak RSS {r['memory']['rss_peak_mb']:.0f} MB" + (f", GPU {r['memory']['gpu']}" if r["memory"]["gpu"] else ""))
+    if r["power"]:
+        lines.append(f"power {r['power']['mean_power_w']:.2f} W, {r['power']['energy_per_embedding_j'] * 1e3:.1f} mJ per embedding")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
