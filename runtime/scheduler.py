@@ -96,6 +96,7 @@ class BatchScheduler:
         self._windows_dropped: dict[StreamKey, collections.Counter] = collections.defaultdict(collections.Counter)
         self._logged: set[str] = set()
         self._wakeup: asyncio.Event | None = None
+        self._wakeup_loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -141,9 +142,11 @@ class BatchScheduler:
         return self._take()
 
     async def wait_batch(self, clock: Callable[[], float] = time.monotonic) -> list[Job]:
-        """Await the next due batch (asyncio); ``submit`` from the same loop wakes it early."""
-        if self._wakeup is None:
-            self._wakeup = asyncio.Event()
+        """Await the next due batch (asyncio); ``submit`` from the same loop wakes it early. Not thread-safe:
+        call ``submit`` and this from the event loop's thread."""
+        loop = asyncio.get_running_loop()
+        if self._wakeup is None or self._wakeup_loop is not loop:  # an Event belongs to one loop
+            self._wakeup, self._wakeup_loop = asyncio.Event(), loop
         while True:
             now = clock()
             batch = self.next_batch(now)

@@ -16,6 +16,7 @@ from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, Qualit
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("push"), st.integers(1, 90), st.floats(0.0, 0.3)),
+        st.tuples(st.just("block"), st.integers(1, 40), st.integers(0, 30)),  # reassembled: lost_before known
         st.tuples(st.just("gap"), st.floats(0.05, 3.0)),
         st.tuples(st.just("jump"), st.floats(-40.0, -1.5)),  # beyond late_tolerance_s (1 s): a clock jump
         st.tuples(st.just("jump"), st.floats(2.0, 60.0)),  # beyond max_gap_fill_s (1 s): a leap
@@ -61,6 +62,16 @@ def test_received_equals_windowed_plus_pending_plus_dropped_at_every_step(ops, f
             ingest.push(key, values, times)
             received += n
             t_next, last_pushed = t_next + n / fs, times[-1]
+        elif op[0] == "block":
+            n, lost_before = op[1], op[2]
+            start = t_next + lost_before / fs
+            times = start + np.arange(n) / fs + rng.uniform(-0.4, 0.4, n) / fs  # clock-fit jitter
+            values = rng.uniform(1.0, 2.0, n)
+            real_fingerprints.update(values.tolist())
+            ingest.push(key, values, times, lost_before=lost_before)
+            received += n
+            lost += lost_before
+            t_next, last_pushed = start + n / fs, max(times[-1], last_pushed or -np.inf)
         elif op[0] == "gap" and last_pushed is not None:
             t_next = last_pushed + 1 / fs + op[1]
         elif op[0] == "jump" and last_pushed is not None:

@@ -124,3 +124,21 @@ def test_pluggable_resampler_receives_gap_free_windows():
     assert (fs_in, fs_out, n_out) == (8.0, 4.0, 8) and x.shape == (1, 16)
     np.testing.assert_array_equal(x[0], np.arange(16.0))
     np.testing.assert_array_equal(w.samples, np.full((1, 8), 7.0))
+
+
+def test_ingest_and_scheduler_import_neither_torch_nor_export():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from biomoe_edge.runtime.ingest import Ingest\n"
+        "from biomoe_edge.runtime.scheduler import BatchScheduler\n"
+        "ingest = Ingest(); key = ingest.add_stream(('d', 'bvp'), 64.0)\n"
+        "ingest.push(key, np.sin(np.arange(700.0)), np.arange(700) / 64.0)\n"
+        "BatchScheduler(4, 0.1, 8).submit(ingest.pop_windows()[0], ('scalogram',), 0.0)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('biomoe_edge.export')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

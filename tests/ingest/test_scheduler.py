@@ -143,3 +143,11 @@ def test_drops_are_logged_once_per_reason(caplog):
             scheduler.submit(_window(index=index), ("scalogram",), now=float(index))
     assert sum(scheduler.stats().jobs_dropped[StreamKey("d", "bvp")].values()) == 48
     assert len([r for r in caplog.records if "scheduler_overflow" in r.getMessage()]) == 1
+
+
+def test_wait_batch_works_from_one_event_loop_after_another():
+    scheduler = BatchScheduler(max_batch=1, deadline_s=0.0, max_queue=4)
+    for index in range(2):  # e.g. a gateway stopped and started again
+        scheduler.submit(_window(index=index), ("scalogram",), now=0.0)
+        batch = asyncio.run(asyncio.wait_for(scheduler.wait_batch(), 1.0))
+        assert [j.window.index for j in batch] == [index]
