@@ -114,7 +114,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     drift_ppm=st.floats(-300, 300),
     jitter_s=st.floats(0.0005, 0.05),
