@@ -25,12 +25,12 @@ def _cupy_with_device():
     pytest.skip("CuPy sees no CUDA device")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cupy():
     return _cupy_with_device()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trt_engine_path(cupy, fp32_onnx, tmp_path_factory):
     if importlib.util.find_spec("tensorrt") is None:
         pytest.skip("tensorrt is not installed: it ships with JetPack (python3-libnvinfer), not pip")
@@ -39,7 +39,7 @@ def trt_engine_path(cupy, fp32_onnx, tmp_path_factory):
     return build_engine(fp32_onnx, tmp_path_factory.mktemp("trt") / "model.engine", max_batch=8, tf32=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def torch_cuda():
     torch = pytest.importorskip("torch", reason="torch is not installed")
     if not torch.cuda.is_available():
