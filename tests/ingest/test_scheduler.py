@@ -147,7 +147,12 @@ def test_drops_are_logged_once_per_reason(caplog):
 
 def test_wait_batch_works_from_one_event_loop_after_another():
     scheduler = BatchScheduler(max_batch=1, deadline_s=0.0, max_queue=4)
-    for index in range(2):  # e.g. a gateway stopped and started again
+
+    async def wait_then_submit(index):
+        waiter = asyncio.ensure_future(scheduler.wait_batch())
+        await asyncio.sleep(0.01)  # the waiter is now blocked on the wake-up event of this loop
         scheduler.submit(_window(index=index), ("scalogram",), now=0.0)
-        batch = asyncio.run(asyncio.wait_for(scheduler.wait_batch(), 1.0))
-        assert [j.window.index for j in batch] == [index]
+        return await asyncio.wait_for(waiter, 1.0)
+
+    for index in range(2):  # e.g. a gateway stopped and started again, in a new event loop
+        assert [j.window.index for j in asyncio.run(wait_then_submit(index))] == [index]
