@@ -285,9 +285,9 @@ def start_h10_ecg_command(sample_rate_hz: int = 130, resolution: int = 14) -> by
 def start_verity_ppg_command(sample_rate_hz: int = 55, resolution: int = 22, channels: int = 4) -> bytes:
     """Polar Verity Sense PPG: 55 Hz, 22-bit, 4 channels (3 PPG + ambient), what the sensor offers by default.
 
-    In SDK mode (start_measurement_command(MeasurementType.SDK_MODE, {}) first) it also accepts 28, 44, 135
-    and 176 Hz; fsmeraldi/bleakheart's examples/verity_ppg_sdk.py starts PPG with SAMPLE_RATE=176,
-    CHANNELS=4, RESOLUTION=22. Ask the device (request_settings_command) for the values it accepts.
+    In SDK mode (start_measurement_command(MeasurementType.SDK_MODE, {}) first) it offers more rates;
+    fsmeraldi/bleakheart's examples/verity_ppg_sdk.py starts PPG there with SAMPLE_RATE=176, CHANNELS=4,
+    RESOLUTION=22. Ask the device (request_settings_command) for the values it accepts.
     """
     return start_measurement_command(
         MeasurementType.PPG,
