@@ -45,9 +45,9 @@ NVPMODEL_CONF = "/etc/nvpmodel.conf"
 #: Rails that measure the whole module input; when one is present it *is* the total.
 #: VDD_IN: Orin Nano / Orin NX / Xavier NX / TX2; POM_5V_IN: the original Jetson Nano.
 TOTAL_INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
-#: Rails never added into a sum: unconnected INA3221 channels, and AGX Orin's DRAM rail, which is fed from
-#: VIN_SYS_5V0 and would be counted twice.
-NOT_SUMMED_RAILS = frozenset({"NC", "VDDQ_VDD2_1V8AO"})
+#: Rails never added into a sum: unconnected INA3221 channels; AGX Orin's DRAM rail, which is fed from
+#: VIN_SYS_5V0 and would be counted twice; Thor's VIN, the carrier board's input, which contains the module rails.
+NOT_SUMMED_RAILS = frozenset({"NC", "VDDQ_VDD2_1V8AO", "VIN"})
 
 
 # --------------------------------------------------------------------------------------------- tegrastats
@@ -205,8 +205,10 @@ def energy_per_embedding_j(samples, t0: float, t1: float, n_embeddings: int, *, 
     if n_embeddings <= 0:
         raise ValueError(f"n_embeddings must be positive, got {n_embeddings}")
     if isinstance(samples, TegrastatsSampler):
-        samples = samples.power_samples()
-    energy = integrate_energy_j(samples, t0, t1) - baseline_w * (t1 - t0)
+        energy = samples.energy_j(t0, t1)
+    else:
+        energy = integrate_energy_j(samples, t0, t1)
+    energy -= baseline_w * (t1 - t0)
     return energy / n_embeddings
 
 
@@ -233,7 +235,11 @@ class TegrastatsSampler:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
+        self._stderr_reader: threading.Thread | None = None
         self.unparsed_lines = 0
+        #: The last lines tegrastats wrote to stderr (why it stopped, e.g. a permission error), and its exit status.
+        self.stderr_lines: list[str] = []
+        self.returncode: int | None = None
 
     def start(self) -> TegrastatsSampler:
         if self._process is not None:
@@ -241,16 +247,22 @@ class TegrastatsSampler:
         if shutil.which(self.command[0]) is None and not os.path.exists(self.command[0]):
             raise RuntimeError(f"{self.command[0]!r} not found: tegrastats ships with Jetson Linux (L4T) only")
         self._process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1
+            self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
         )
-        self._reader = threading.Thread(target=self._read, name="tegrastats-reader", daemon=True)
+        self._reader = threading.Thread(target=self._read, args=(self._process,), name="tegrastats-reader", daemon=True)
         self._reader.start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, args=(self._process,), daemon=True)
+        self._stderr_reader.start()
         return self
 
-    def _read(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for line in self._process.stdout:
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
             self.add_line(line, self._clock())
+
+    def _read_stderr(self, process: subprocess.Popen) -> None:
+        for line in process.stderr:
+            with self._lock:
+                self.stderr_lines = (self.stderr_lines + [line.rstrip()])[-20:]
 
     def add_line(self, line: str, t: float) -> None:
         """Record one tegrastats line seen at monotonic time ``t`` (the reader thread calls this)."""
@@ -276,8 +288,10 @@ class TegrastatsSampler:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self._reader is not None:
-            self._reader.join(timeout=5)
+        self.returncode = process.returncode
+        for reader in (self._reader, self._stderr_reader):
+            if reader is not None:
+                reader.join(timeout=5)
 
     def __enter__(self) -> TegrastatsSampler:
         return self.start()
@@ -295,7 +309,15 @@ class TegrastatsSampler:
         return [(t, stats.total_power_mw() / 1000.0) for t, stats in self.samples]
 
     def energy_j(self, t0: float, t1: float) -> float:
-        return integrate_energy_j(self.power_samples(), t0, t1)
+        samples = self.power_samples()
+        if not samples:
+            exited = self._process.poll() if self._process is not None else self.returncode
+            raise ValueError(
+                f"no power samples from {' '.join(self.command)!r}"
+                + (f" (it exited with status {exited})" if exited is not None else "")
+                + (": " + " | ".join(self.stderr_lines) if self.stderr_lines else "")
+            )
+        return integrate_energy_j(samples, t0, t1)
 
     def mean_power_w(self, t0: float, t1: float) -> float:
         return self.energy_j(t0, t1) / (t1 - t0)
@@ -350,7 +372,8 @@ def _run(command: list[str], *, sudo: bool) -> str:
     full = (["sudo", "-n"] if sudo else []) + command
     if shutil.which(command[0]) is None:
         raise RuntimeError(f"{command[0]!r} not found: it ships with Jetson Linux (L4T) only")
-    result = subprocess.run(full, capture_output=True, text=True, check=False)
+    # stdin closed: nvpmodel asks "reboot now? (YES/NO)" for some switches and must not wait on the caller's stdin.
+    result = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(full)} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
     return result.stdout

@@ -124,6 +124,9 @@ def test_agx_orin_dram_rail_is_not_counted_twice():
         "VDDQ_VDD2_1V8AO": power.RailPower(301, 301),
     }
     assert power.total_power_mw(rails) == 2340 + 390 + 4025
+    # Thor's VIN (the carrier board's input) contains the module rails: never added to them.
+    thor = power.parse_tegrastats_line(THOR_R38).rails | {"VIN": power.RailPower(15000, 15000)}
+    assert power.total_power_mw(thor) == 0 + 4923 + 4327
 
 
 def test_thor_r38_format():
@@ -211,6 +214,16 @@ def test_sampler_reads_a_live_process_and_counts_unparsed_lines():
     assert t_start < times[0] < times[1] < times[2]
     assert [w for _, w in sampler.power_samples()] == [8.726, 8.626, 8.726]
     assert sampler.energy_j(times[0], times[2]) == pytest.approx(trapezoid([8.726, 8.626, 8.726], times))
+
+
+def test_sampler_reports_why_tegrastats_gave_nothing():
+    script = "import sys; print('tegrastats: permission denied for INA3221', file=sys.stderr); sys.exit(1)"
+    sampler = power.TegrastatsSampler(command=[sys.executable, "-c", script]).start()
+    time.sleep(0.3)
+    sampler.stop()
+    assert sampler.returncode == 1
+    with pytest.raises(ValueError, match=r"exited with status 1\): tegrastats: permission denied"):
+        power.energy_per_embedding_j(sampler, 0.0, 1.0, 10)
 
 
 def test_sampler_without_tegrastats_says_so():
