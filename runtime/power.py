@@ -292,6 +292,9 @@ class TegrastatsSampler:
         for reader in (self._reader, self._stderr_reader):
             if reader is not None:
                 reader.join(timeout=5)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
     def __enter__(self) -> TegrastatsSampler:
         return self.start()
