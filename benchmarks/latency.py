@@ -283,11 +283,11 @@ def parse_args(argv=None):
     p.add_argument("--reference-windows", type=int, default=8, help="windows run through the reference pipeline")
     p.add_argument("--checkpoint", default=None, help="Tiny-BioMoE .pth (default: random weights; timing is the same)")
     p.add_argument("--model", default=None, help="an exported .onnx or a TensorRT .engine to use instead of exporting")
-    p.add_argument("--quick", action="store_true", help="1 wearable, 14 s, 4 reference windows: under a minute on 2 CPU cores")
+    p.add_argument("--quick", action="store_true", help="1 wearable, 12 s of signal, 2 reference windows: under a minute on 2 CPU cores")
     p.add_argument("--json", metavar="FILE", default=None, help="write the results as JSON")
     args = p.parse_args(argv)
     if args.quick:
-        args.devices, args.duration, args.reference_windows = 1, 14.0, 4
+        args.devices, args.duration, args.reference_windows = 1, 12.0, 2
     if args.duration < WINDOW_S + 1:
         p.error(f"--duration must be at least {WINDOW_S + 1} s (one {WINDOW_S} s window and a hop)")
     from biomoe_edge.vocabulary import check_representations

@@ -253,6 +253,14 @@ class Pipeline:
                     "samples_windowed": account.samples_windowed,
                     "samples_pending": account.samples_pending,
                     "samples_dropped": dict(account.samples_dropped),
+                    # diagnostics beyond the demo report's fields
+                    "packets_duplicated": stats.packets_duplicated,
+                    "packets_late": stats.packets_late,
+                    "packets_rejected": stats.packets_rejected,
+                    "restarts": stats.restarts,
+                    "clock_jumps": stats.clock_jumps,
+                    "samples_lost": stats.samples_lost,
+                    "windows_dropped": dict(account.windows_dropped),
                 })
         return entries
 

@@ -112,10 +112,11 @@ def build_report(gateway) -> dict:
 
 async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=("bvp", "eda", "resp", "ecg"),
                    representations=("spectrogram_psd",), window_s: float = 10.0, hop_s: float = 1.0, seed: int = 0,
-                   quiet: bool = False, out=None, result: dict | None = None):
+                   quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
 
-    ``result`` (a dict) receives the report too, so it survives a Ctrl-C that ends ``asyncio.run``."""
+    ``result`` (a dict) receives the report too, so it survives a Ctrl-C that ends ``asyncio.run``.
+    ``wearable_options``: more ``EmulatedWearable`` options (faults: garbage, disconnect_at, buffer_packets...)."""
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
     from biomoe_edge.runtime.console import run_with_console
     from biomoe_edge.runtime.gateway import Gateway
@@ -125,7 +126,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
                          hop_s=hop_s, max_batch=min(16, engine.max_batch))
     async with VirtualBleNetwork() as network:
-        wearables = [await network.add_wearable(name, loss=loss, seed=seed * 1000 + i, modalities=tuple(modalities))
+        wearables = [await network.add_wearable(name, loss=loss, seed=seed * 1000 + i, modalities=tuple(modalities),
+                                                **(wearable_options or {}))
                      for i, name in enumerate(names)]
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)

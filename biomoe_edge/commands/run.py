@@ -13,6 +13,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import asyncio
+    import logging
 
     from biomoe_edge.runtime.console import run_with_console
     from biomoe_edge.runtime.gateway import Gateway
@@ -20,7 +21,10 @@ def run(args) -> int:
 
     config = load_config(args.config)
     if not config.devices:
-        raise ValueError(f"{args.config}: no [[devices]]: the gateway connects only to allow-listed wearables")
+        # A fresh Jetson install starts with an empty allow-list: stay up (the service must not crash-loop).
+        logging.getLogger("biomoe_edge.run").warning(
+            "%s lists no [[devices]]: the gateway connects only to allow-listed wearables; idle until you add some",
+            args.config)
 
     async def main():
         async with Gateway(config) as gateway:
