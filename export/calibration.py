@@ -1,9 +1,9 @@
 """Representative images for INT8 calibration and fidelity checks: real signal windows rendered by the SDK.
 
-Uses the SDK's own transforms (``biomoe_edge.runtime.transforms.render``) on real PPG recordings shipped
-with HeartPy and on NeuroKit2-simulated ECG / EDA / respiration, so that calibration sees the images the
-gateway will feed the engine. Raises RuntimeError (saying what is missing) when the transforms or the
-signal helpers are not importable; callers then need an explicit ``calibration`` array.
+Uses the SDK's own transforms (``biomoe_edge.runtime.transforms``: ``preprocess`` and ``render``) on real
+PPG recordings shipped with HeartPy and on NeuroKit2-simulated ECG, EDA and respiration, so calibration
+sees the images the gateway will feed the engine. Raises RuntimeError (saying what is missing) when the
+transforms or the signal packages are not importable; callers then pass an explicit ``calibration`` array.
 """
 
 from __future__ import annotations
@@ -15,49 +15,44 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 REPRESENTATIONS = ("spectrogram_psd", "scalogram", "recurrence", "waveform")
-WINDOW_SECONDS = 10.0
-
-
-def _transforms():
-    try:
-        from biomoe_edge.runtime.transforms import render
-        from biomoe_edge.runtime.transforms import signals
-    except ImportError as exc:
-        raise RuntimeError("the SDK's transforms (biomoe_edge.runtime.transforms.render and .signals) are not "
-                           f"available ({exc}); pass an explicit calibration array") from exc
-    return render, signals
+SIMULATED_MODALITIES = ("ecg", "eda", "resp")
+WINDOW_SECONDS = 10  # an int: NeuroKit2 sizes arrays with seconds * rate
 
 
 def real_signal_images(n: int = 32, *, seed: int = 0) -> np.ndarray:
-    """(n, 3, 224, 224) float32 images in [0, 1]: real PPG windows and simulated ECG/EDA/RESP, each rendered
-    in every representation of ``REPRESENTATIONS``, cycled until ``n`` images."""
-    render, signals = _transforms()
-    images = []
-    sources = [("bvp", w, fs) for w, fs in _real_ppg(signals, max(1, n // 8))]
-    rng = np.random.default_rng(seed)
-    for modality in ("ecg", "eda", "resp"):
-        fs, window = _simulated(signals, modality, int(rng.integers(1 << 31)))
-        sources.append((modality, window, fs))
-    for modality, window, fs in sources:
-        batch = render(np.asarray(window, np.float64)[None, :], fs, REPRESENTATIONS, modality=modality)
-        images.extend(np.asarray(batch, np.float32))
-    if not images:
-        raise RuntimeError("no real-signal windows could be rendered")
-    out = np.stack([images[i % len(images)] for i in range(n)])
-    log.info("rendered %d calibration images from %d signal windows", n, len(sources))
-    return out
+    """(n, 3, 224, 224) float32 images in [0, 1], deterministic for a given ``n`` and ``seed``.
 
-
-def _real_ppg(signals, count: int):
-    windows = signals.real_ppg_windows(count, seconds=WINDOW_SECONDS)
-    # the helper returns (windows, fs) or a list of (window, fs); accept both
-    if isinstance(windows, tuple) and len(windows) == 2 and np.isscalar(windows[1]):
-        arr, fs = windows
-        return [(w, float(fs)) for w in np.atleast_2d(arr)]
-    return [(w, float(fs)) for w, fs in windows]
-
-
-def _simulated(signals, modality: str, seed: int):
-    fs = 100.0
-    window = signals.simulated_window(modality, WINDOW_SECONDS, fs, seed)
-    return fs, window
+    Windows: real PPG from HeartPy (about two thirds) and one simulated window each of ECG, EDA and
+    respiration (NeuroKit2, seeded); each window rendered in every representation of ``REPRESENTATIONS``.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    try:
+        from biomoe_edge.runtime.transforms import preprocess, render, signals
+    except ImportError as exc:
+        raise RuntimeError("the SDK's transforms (biomoe_edge.runtime.transforms: preprocess, render, signals) are "
+                           f"not available ({exc}); pass an explicit calibration array") from exc
+    n_rep = len(REPRESENTATIONS)
+    n_ppg = max(1, -(-n // n_rep) - len(SIMULATED_MODALITIES))
+    try:
+        ppg, ppg_fs = signals.real_ppg_windows(n_ppg, seconds=WINDOW_SECONDS)
+        batches = [render(ppg, ppg_fs, REPRESENTATIONS, modality="bvp")]
+        for i, modality in enumerate(SIMULATED_MODALITIES):
+            raw, fs = signals.simulated_signal(modality, WINDOW_SECONDS, seed=seed + i)
+            window, model_fs = preprocess(raw, fs, modality)
+            batches.append(render(window, model_fs, REPRESENTATIONS, modality=modality))
+    except (ImportError, RuntimeError) as exc:  # HeartPy or NeuroKit2 missing
+        raise RuntimeError(f"cannot render real-signal images: {exc}") from exc
+    # one group of images per window; real and simulated windows alternate so that any prefix (the fidelity
+    # check uses the first images) covers several sources
+    ppg_groups = [np.asarray(batches[0][i * n_rep:(i + 1) * n_rep]) for i in range(len(ppg))]
+    sim_groups = [np.asarray(b) for b in batches[1:]]
+    groups = []
+    while ppg_groups or sim_groups:
+        for source in (ppg_groups, sim_groups):
+            if source:
+                groups.append(source.pop(0))
+    images = np.concatenate(groups).astype(np.float32)
+    log.info("rendered %d images from %d real PPG and %d simulated windows", len(images), len(ppg),
+             len(SIMULATED_MODALITIES))
+    return np.ascontiguousarray(images[np.arange(n) % len(images)])

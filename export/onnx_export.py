@@ -63,6 +63,7 @@ def prepare_for_export(model: nn.Module) -> nn.Module:
     for module in export_model.modules():
         if isinstance(module, SpectralGatingNetwork):
             module.use_dft_matmul = True
+            module.freeze_gate()
     return fold_batchnorm(export_model)
 
 

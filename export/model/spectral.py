@@ -41,6 +41,9 @@ class SpectralGatingNetwork(nn.Module):
         self.complex_weight = nn.Parameter(torch.randn(h, w, dim, 2) * 0.02)
         #: False: torch.fft (the reference). True: the DFT-free MatMul form that export uses.
         self.use_dft_matmul = False
+        # set by freeze_gate() for export
+        self.register_buffer("frozen_gate_re", None, persistent=False)
+        self.register_buffer("frozen_gate_im", None, persistent=False)
         W = 2 * (w - 1)
         cos_w, sin_w = _dft_matrices(W, w)  # (w, W)
         cos_h, sin_h = _dft_matrices(h, h)  # (h, h), symmetric
@@ -63,6 +66,18 @@ class SpectralGatingNetwork(nn.Module):
         x = torch.fft.irfft2(x, s=(H, W), dim=(1, 2), norm="ortho")
         return x.reshape(B, N, C)
 
+    def gate_planes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real and imaginary parts of the weight as (C, h, w//2+1); frozen copies once export prepared them."""
+        if self.frozen_gate_re is not None:
+            return self.frozen_gate_re, self.frozen_gate_im
+        return self.complex_weight[..., 0].permute(2, 0, 1), self.complex_weight[..., 1].permute(2, 0, 1)
+
+    def freeze_gate(self) -> None:
+        """Store the gate planes as constants (C, h, w//2+1), so the exported graph holds them ready."""
+        with torch.no_grad():
+            re, im = self.gate_planes()
+        self.frozen_gate_re, self.frozen_gate_im = re.contiguous(), im.contiguous()
+
     def _forward_matmul(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
         h, w = self.h, 2 * (self.w - 1)  # fixed by the weight's shape, so the DFT matrices are constants
@@ -75,8 +90,7 @@ class SpectralGatingNetwork(nn.Module):
         re, im = (torch.matmul(cos_h, re) + torch.matmul(sin_h, im),
                   torch.matmul(cos_h, im) - torch.matmul(sin_h, re))
         # gate: complex product with the learned weight, laid out as (C, h, w//2+1)
-        w_re = self.complex_weight[..., 0].permute(2, 0, 1)
-        w_im = self.complex_weight[..., 1].permute(2, 0, 1)
+        w_re, w_im = self.gate_planes()
         re, im = re * w_re - im * w_im, re * w_im + im * w_re
         # inverse fft along H: (cos_h + i sin_h) @ (re + i im)
         re, im = (torch.matmul(cos_h, re) - torch.matmul(sin_h, im),

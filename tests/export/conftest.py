@@ -29,3 +29,66 @@ def model11(reference_pairs):
     from biomoe_edge.export import load_tiny_biomoe
 
     return load_tiny_biomoe(reference_pairs[11][0])
+
+
+@pytest.fixture(scope="session")
+def signal_images():
+    """24 images the SDK renders from real PPG and simulated ECG/EDA/RESP windows (skips without transforms)."""
+    from biomoe_edge.export.calibration import real_signal_images
+
+    try:
+        return real_signal_images(24, seed=1)
+    except RuntimeError as exc:
+        pytest.skip(f"real-signal images unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("export")
+
+
+@pytest.fixture(scope="session")
+def fp32_onnx(reference_pairs, export_dir):
+    """The one full export of the session, through the command line: fp16 and int8 start from its graph."""
+    from biomoe_edge.cli import main
+
+    out = export_dir / "fp32"
+    assert main(["export", "--checkpoint", str(reference_pairs[11][0]), "--precision", "fp32", "--out", str(out),
+                 "--max-batch", "16"]) == 0
+    return out / "model.onnx"
+
+
+@pytest.fixture(scope="session")
+def fp16_onnx(model11, reference_images, export_dir, fp32_onnx):
+    from biomoe_edge.export import export_onnx
+
+    return export_onnx(model11, export_dir / "fp16" / "model.onnx", precision="fp16",
+                       fidelity_images=reference_images, max_batch=16, from_fp32=fp32_onnx)
+
+
+@pytest.fixture(scope="session")
+def int8_calibration(reference_pairs):
+    """Calibration images: the SDK's real-signal renderings when the transforms exist, else the seed-29 images."""
+    from biomoe_edge.export.calibration import real_signal_images
+
+    try:
+        return real_signal_images(8, seed=0)
+    except RuntimeError:
+        return reference_pairs[29][1]
+
+
+@pytest.fixture(scope="session")
+def int8_onnx(model11, reference_images, export_dir, fp32_onnx, int8_calibration):
+    from biomoe_edge.export import export_onnx
+
+    return export_onnx(model11, export_dir / "int8" / "model.onnx", precision="int8", calibration=int8_calibration,
+                       fidelity_images=reference_images, max_batch=16, from_fp32=fp32_onnx,
+                       cache_dir=export_dir / "cache")
+
+
+@pytest.fixture(scope="session")
+def fp32_embeddings(fp32_onnx, reference_images, signal_images):
+    """ONNX Runtime fp32 embeddings of the reference images and of the real-signal images."""
+    from biomoe_edge.export.onnx_export import run_onnxruntime
+
+    return run_onnxruntime(fp32_onnx, reference_images), run_onnxruntime(fp32_onnx, signal_images)

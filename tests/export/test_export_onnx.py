@@ -1,0 +1,196 @@
+"""Exported graphs: validity, TensorRT operator support, numerics against PyTorch, FP16 / INT8 properties."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto
+
+from biomoe_edge.export import export_onnx
+from biomoe_edge.export.graph_info import tensor_types
+from biomoe_edge.export.onnx_export import check_onnx, cosine_rows, run_onnxruntime
+from biomoe_edge.manifest import read_manifest
+
+# TensorRT's names for ONNX element types in the operator table
+TRT_TYPE = {TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16", TensorProto.BFLOAT16: "BF16",
+            TensorProto.INT32: "INT32", TensorProto.INT64: "INT64", TensorProto.INT8: "INT8",
+            TensorProto.UINT8: "UINT8", TensorProto.BOOL: "BOOL"}
+#: operators whose restriction "`axes` must be an initializer" applies to input 1 (Slice: input 3)
+AXES_INPUT = {"ReduceMean": 1, "ReduceSum": 1, "Slice": 3, "Squeeze": 1, "Unsqueeze": 1}
+
+
+def tensorrt_problems(path, reference_dir) -> list[str]:
+    """Every node whose operator, first-input element type or constant-input restriction TensorRT 10 refuses."""
+    table = json.loads((reference_dir / "tensorrt10_onnx_operators.json").read_text())["operators"]
+    model = onnx.load(str(path))
+    types = tensor_types(model)
+    constants = {i.name for i in model.graph.initializer} | {
+        o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    problems = []
+    for node in model.graph.node:
+        entry = table.get(node.op_type)
+        if entry is None or not entry["supported"]:
+            problems.append(f"{node.name}: {node.op_type} not supported")
+            continue
+        dtype = TRT_TYPE.get(types.get(node.input[0])) if node.input else None
+        if dtype is not None and dtype not in entry["types"]:
+            problems.append(f"{node.name}: {node.op_type} on {dtype} (supported: {entry['types']})")
+        axes = AXES_INPUT.get(node.op_type)
+        if axes is not None and len(node.input) > axes and node.input[axes] and node.input[axes] not in constants:
+            problems.append(f"{node.name}: {node.op_type} axes not an initializer")
+    return problems
+
+
+def unfolded_constant_nodes(path) -> list[str]:
+    """Nodes (other than Constant and the Q/DQ of weights) whose inputs are all constants: foldable, not folded."""
+    model = onnx.load(str(path))
+    constants = {i.name for i in model.graph.initializer}
+    unfolded = []
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            constants.update(node.output)
+        elif node.input and all(i in constants or not i for i in node.input):
+            if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+                unfolded.append(f"{node.op_type} {node.name}")
+    return unfolded
+
+
+# ---------------------------------------------------------------------------------------------- fp32
+
+
+def test_fp32_graph_is_valid_dynamic_and_folded(fp32_onnx):
+    check_onnx(fp32_onnx)
+    model = onnx.load(str(fp32_onnx))
+    assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"BatchNormalization", "DFT", "STFT", "Shape"}
+    (image,), (embedding,) = model.graph.input, model.graph.output
+    assert (image.name, embedding.name) == ("images", "embeddings")
+    assert image.type.tensor_type.shape.dim[0].dim_param == embedding.type.tensor_type.shape.dim[0].dim_param != ""
+    assert unfolded_constant_nodes(fp32_onnx) == []
+
+
+def test_fp32_uses_only_tensorrt_operators(fp32_onnx, reference_dir):
+    assert tensorrt_problems(fp32_onnx, reference_dir) == []
+
+
+def test_fp32_onnxruntime_matches_pytorch(fp32_onnx, model11, reference_pairs, reference_images):
+    _, images11, embeddings11 = reference_pairs[11]
+    assert np.abs(run_onnxruntime(fp32_onnx, images11, batch=1) - embeddings11).max() < 1e-4
+    with torch.no_grad():
+        torch_out = model11(torch.from_numpy(reference_images)).numpy()
+    assert np.abs(run_onnxruntime(fp32_onnx, reference_images, batch=7) - torch_out).max() < 1e-4
+
+
+def test_fp32_manifest(fp32_onnx, reference_pairs):
+    manifest = read_manifest(fp32_onnx)
+    assert manifest["precision"] == "fp32" and manifest["opset"] >= 17 and manifest["max_batch"] == 16
+    assert manifest["sha256"] == hashlib.sha256(fp32_onnx.read_bytes()).hexdigest()
+    assert manifest["checkpoint_sha256"] == hashlib.sha256(reference_pairs[11][0].read_bytes()).hexdigest()
+    assert manifest["inputs"] == [{"name": "images", "shape": ["batch", 3, 224, 224], "dtype": "float32"}]
+    assert manifest["outputs"] == [{"name": "embeddings", "shape": ["batch", 192], "dtype": "float32"}]
+    fidelity = manifest["fidelity"]
+    assert fidelity["n_images"] == 8 and fidelity["max_abs"] < 1e-4 and fidelity["cosine_min"] > 0.999999
+    assert manifest["sdk_version"]
+
+
+# ---------------------------------------------------------------------------------------------- fp16
+
+
+def test_fp16_keeps_sensitive_ops_in_fp32(fp16_onnx, reference_dir):
+    check_onnx(fp16_onnx)
+    model = onnx.load(str(fp16_onnx))
+    types = tensor_types(model)
+    by_op: dict[str, set] = {}
+    for node in model.graph.node:
+        by_op.setdefault(node.op_type, set()).add(types[node.input[0]])
+    for op in ("LayerNormalization", "Softmax", "ReduceMean"):
+        assert by_op[op] == {TensorProto.FLOAT}, op
+    for op in ("Conv", "MatMul", "Gemm"):
+        assert by_op[op] == {TensorProto.FLOAT16}, op
+    ln_img = next(n for n in model.graph.node if n.op_type == "LayerNormalization" and n.input[0] == "images")
+    assert [types[i] for i in ln_img.input] == [TensorProto.FLOAT] * 3
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert tensorrt_problems(fp16_onnx, reference_dir) == []
+
+
+def test_fp16_cosine_to_fp32(fp16_onnx, fp32_embeddings, reference_images, signal_images):
+    ref32, sig32 = fp32_embeddings
+    cos_ref = cosine_rows(ref32, run_onnxruntime(fp16_onnx, reference_images))
+    cos_sig = cosine_rows(sig32, run_onnxruntime(fp16_onnx, signal_images))
+    assert cos_ref.min() >= 0.999 and cos_sig.min() >= 0.999, (cos_ref.min(), cos_sig.min())
+    assert read_manifest(fp16_onnx)["fidelity"]["cosine_min"] >= 0.999
+
+
+# ---------------------------------------------------------------------------------------------- int8
+
+
+def _initializers(model) -> dict[str, np.ndarray]:
+    return {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def test_int8_qdq_is_symmetric_with_per_channel_weights(int8_onnx, reference_dir):
+    check_onnx(int8_onnx)
+    model = onnx.load(str(int8_onnx))
+    inits = _initializers(model)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(qdq) > 100
+    for node in qdq:
+        assert len(node.input) == 3 and node.input[2] in inits, f"{node.name}: no explicit zero point"
+        zero_point = inits[node.input[2]]
+        assert zero_point.dtype == np.int8 and not zero_point.any(), node.name
+    weight_dq = []
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "Gemm"):
+            continue
+        dq = producers.get(node.input[1])
+        assert dq is not None and dq.op_type == "DequantizeLinear", f"{node.name}: weight not quantised"
+        weight_dq.append((node, dq))
+    for node, dq in weight_dq:
+        scale = inits[dq.input[1]]
+        out_channels = inits[node.input[1]].shape[0] if node.input[1] in inits else None
+        assert scale.ndim == 1 and scale.size > 1, f"{node.name}: per-tensor weight scale"
+        if out_channels is not None:
+            assert scale.size == out_channels
+    assert tensorrt_problems(int8_onnx, reference_dir) == []
+    assert not {n.op_type for n in model.graph.node} & {"QLinearConv", "QLinearMatMul", "MatMulInteger",
+                                                       "DynamicQuantizeLinear", "ConvInteger"}
+
+
+def test_int8_cosine_to_fp32(int8_onnx, fp32_embeddings, reference_images, signal_images):
+    ref32, sig32 = fp32_embeddings
+    cos = np.concatenate([cosine_rows(ref32, run_onnxruntime(int8_onnx, reference_images)),
+                          cosine_rows(sig32, run_onnxruntime(int8_onnx, signal_images))])
+    assert cos.mean() >= 0.98 and cos.min() >= 0.95, (cos.mean(), cos.min())
+
+
+def test_int8_calibration_is_cached(int8_onnx, model11, reference_images, export_dir, fp32_onnx, int8_calibration):
+    first = read_manifest(int8_onnx)["int8"]
+    assert first["cache"] == "miss" and first["calibration_images"] == len(int8_calibration)
+    assert (export_dir / "cache" / "int8" / f"{first['cache_key']}.onnx").is_file()
+    again = export_onnx(model11, export_dir / "int8_again" / "model.onnx", precision="int8",
+                        calibration=int8_calibration, fidelity_images=reference_images[:1], max_batch=16,
+                        from_fp32=fp32_onnx, cache_dir=export_dir / "cache")
+    second = read_manifest(again)["int8"]
+    assert second["cache"] == "hit" and second["cache_key"] == first["cache_key"]
+    assert again.read_bytes() == int8_onnx.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def test_export_refuses_bad_arguments(model11, tmp_path):
+    with pytest.raises(ValueError, match="precision"):
+        export_onnx(model11, tmp_path / "m.onnx", precision="int4")
+    with pytest.raises(ValueError, match="max_batch"):
+        export_onnx(model11, tmp_path / "m.onnx", max_batch=0)
+    with pytest.raises(ValueError, match=r"\(N, 3, 224, 224\)"):
+        export_onnx(model11, tmp_path / "m.onnx", precision="int8", calibration=np.zeros((4, 3, 64, 64)))
+    assert not (tmp_path / "m.onnx").exists()
