@@ -115,8 +115,8 @@ class Window:
     ``samples``: float64 (channels, n) with n = round(window_length_s * fs), time on the last axis (as the
     transforms expect), always finite (gaps and non-finite samples are interpolated and flagged).
     ``start_s``/``end_s``: the grid times in gateway time, identical for all modalities of a device that
-    share length and hop; the samples start at the first received sample at or after ``start_s`` (within one
-    input sample period). ``quality``: flags (see ``quality.QUALITY_FLAGS``). ``withheld``: gated out,
+    share length and hop; the samples start at the sample slot nearest ``start_s`` (within half an input
+    sample period). ``quality``: flags (see ``quality.QUALITY_FLAGS``). ``withheld``: gated out,
     do not run inference on it. ``arrival_time_s``: arrival time of the push that completed the window.
     ``index``: the window's number on the grid. ``gap_fraction``: share of slots with no valid sample.
     """
@@ -503,6 +503,11 @@ class Ingest:
         while True:
             start_s = self._window_start_s(stream)
             first = ring.first_at_or_after(start_s)
+            if first == ring.end:  # nothing at or after the start yet: the newest slot may prove the nearest
+                self._release(stream, max(ring.start, first - 1))
+                return
+            if first > ring.start and start_s - ring.time(first - 1) < ring.time(first) - start_s:
+                first -= 1  # the window starts at the slot nearest its grid time
             self._release(stream, first)
             if ring.end - first < stream.n_in:
                 return

@@ -91,8 +91,10 @@ class SampleRing:
     def invalid(self, a: int, b: int) -> np.ndarray:
         return self._invalid[self._span(a, b)]
 
-    def last_time(self) -> float:
-        return float(self._times[(self.end - 1) % self.capacity])
+    def time(self, a: int) -> float:
+        """Gateway time of retained slot ``a``."""
+        self._span(a, a + 1)
+        return float(self._times[a % self.capacity])
 
     def real_before(self, a: int) -> int:
         """Real slots with absolute index below ``a`` (``start <= a <= end``)."""

@@ -56,3 +56,6 @@ def test_first_at_or_after_searches_retained_times():
     assert ring.first_at_or_after(0.0) == 3
     assert ring.first_at_or_after(0.45) == 5
     assert ring.first_at_or_after(5.0) == 8
+    assert ring.time(5) == 0.5
+    with pytest.raises(IndexError):
+        ring.time(2)  # released

@@ -87,10 +87,10 @@ def test_modalities_of_one_device_share_window_start_and_end():
         assert len(spans) == 1
         start_s = spans.pop()[0]
         assert start_s == pytest.approx(100.03 + 2.0 * index)  # grid anchored at the device's first sample
-        for m, fs in rates.items():  # content aligned to within one input sample period of the start
+        for m, fs in rates.items():  # content aligned to within half an input sample period of the start
             w = by_modality[m][index]
             expected = np.sin(2 * np.pi * 0.05 * (start_s + np.arange(w.samples.shape[1]) / w.fs))
-            slope_bound = 2 * np.pi * 0.05 / fs  # max change of the sine over one input sample period
+            slope_bound = 2 * np.pi * 0.05 / (2 * fs)  # max change of the sine over half a sample period
             np.testing.assert_allclose(w.samples[0, 8:-8], expected[8:-8], atol=slope_bound + 2e-3)
     # the other device has its own grid
     assert ingest.account(other).samples_pending == 10
