@@ -226,12 +226,12 @@ def decode_packet(data) -> Packet:
     if sample_format is SampleFormat.INT16:
         values = payload.view("<i2").astype(np.int32)
     elif sample_format is SampleFormat.INT24:
-        # Widen each 3-byte value to 4 bytes, the top byte 0xFF where the sign bit is set, and view as int32.
+        # Place each 3-byte value in the top three bytes of a little-endian int32 (byte view), then shift
+        # right by 8: the arithmetic shift sign-extends bit 23.
         triplets = payload.reshape(-1, 3)
-        widened = np.empty((triplets.shape[0], 4), dtype=np.uint8)
-        widened[:, :3] = triplets
-        widened[:, 3] = np.where(triplets[:, 2] & 0x80, 0xFF, 0x00)
-        values = widened.view("<i4").reshape(-1).astype(np.int32)
+        widened = np.zeros((triplets.shape[0], 4), dtype=np.uint8)
+        widened[:, 1:] = triplets
+        values = (widened.view("<i4").reshape(-1) >> 8).astype(np.int32)
     else:
         values = payload.view("<f4").astype(np.float32)
     return Packet(
