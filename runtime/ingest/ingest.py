@@ -329,9 +329,9 @@ class Ingest:
             isinstance(lost_before, bool) or not isinstance(lost_before, (int, np.integer)) or lost_before < 0
         ):
             raise IngestError(f"{stream.key}: lost_before must be a non-negative integer, got {lost_before!r}")
-        values, times = self._validate(stream, samples, gateway_times_s)
-        if lost_before:
+        if lost_before:  # lost whatever becomes of this push
             stream.lost["packet_loss"] += int(lost_before)
+        values, times = self._validate(stream, samples, gateway_times_s)
         n = len(times)
         if n == 0:
             return 0
@@ -426,7 +426,7 @@ class Ingest:
             else:
                 missing = round(step * stream.fs_in) - 1
                 if missing / stream.fs_in <= config.max_gap_fill_s:
-                    stream.events["gap_filled"] += 1
+                    self._note_gap_filled(stream, missing)
                     filler_times = np.linspace(stream.last_time, times[i], missing + 2)[1:-1]
                     self._write(stream, None, filler_times, arrival, cut=False)
                 else:
@@ -445,12 +445,16 @@ class Ingest:
         if stream.last_time is None:
             self._begin(stream, float(times[0]))
         elif lost_before:
-            stream.events["gap_filled"] += 1
+            self._note_gap_filled(stream, lost_before)
             filler = np.linspace(stream.last_time, max(float(times[0]), stream.last_time), lost_before + 2)[1:-1]
             self._write(stream, None, filler, arrival, cut=False)
         if stream.last_time is not None:  # keep the ring's times non-decreasing through clock-fit jitter
             times = np.maximum.accumulate(np.maximum(times, stream.last_time))
         self._write(stream, values, times, arrival)
+
+    def _note_gap_filled(self, stream: _Stream, slots: int) -> None:
+        stream.events["gap_filled"] += 1
+        self._log_once(stream, "gap_filled", f"{slots} missing sample(s) filled by interpolation (see gap_fraction)")
 
     def _begin(self, stream: _Stream, t: float) -> None:
         """(Re)start a stream at time ``t`` on its device's grid: the first window starts at or after ``t``."""
@@ -460,8 +464,10 @@ class Ingest:
 
     def _restart(self, stream: _Stream, reason: str, detail: str) -> int:
         pending = stream.pending
-        self._drop(stream, reason, pending, detail + "; stream re-anchored")
+        if pending:
+            stream.dropped[reason] += pending
         stream.events[reason] += 1
+        self._log_once(stream, reason, f"{detail}; stream re-anchored, {pending} pending sample(s) dropped")
         stream.ring.clear()
         stream.windowed_upto = stream.ring.end
         stream.previous_real = None

@@ -252,3 +252,14 @@ def test_unknown_and_duplicate_streams_and_bad_arguments():
         QualityConfig(withhold_on=("blurry",))
     with pytest.raises(ValueError, match="unknown modality"):
         StreamKey("dev", "emg")
+
+
+def test_a_re_anchor_with_nothing_pending_is_still_logged_and_counted(caplog):
+    ingest, key = _stream()
+    ingest.push(key, np.sin(_times(0, 15)), _times(0, 15))  # windows [0, 10) .. [5, 15): nothing pending
+    with caplog.at_level(logging.WARNING, logger="biomoe_edge.runtime.ingest"):
+        ingest.push(key, np.sin(_times(100, 101)), _times(100, 101))
+    account = ingest.account(key)
+    assert account.events == {"gap": 1} and account.samples_dropped == {}
+    (record,) = [r for r in caplog.records if ": gap:" in r.getMessage()]
+    assert "leapt 85.010 s forward" in record.getMessage() and "0 pending sample(s) dropped" in record.getMessage()
