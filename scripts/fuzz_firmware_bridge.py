@@ -6,7 +6,8 @@
 Inputs are mutations of valid values (bit flips, byte overwrites, truncation, extension, splices, header
 fields rewritten with the CRC recomputed so that the checks after the CRC are reached too) and plain random
 bytes. Targets: decode_packet, decode_description, decode_control, the Heart Rate, PLX and Polar PMD parsers
-(data frames, control responses, settings). Every packet input is also decoded by the C reference
+(data frames, control responses, settings), and one StreamReassembler fed valid packets with adversarial
+sequence numbers, timestamps and arrival times (its counters must balance after every push). Every packet input is also decoded by the C reference
 (firmware_bridge/c, built with gcc into a temporary folder), which must accept exactly what Python accepts,
 with the same fields, and reject the rest with the same error kind. Prints counts per target and per outcome;
 exits 1 on the first failure, printing the input in hex.
@@ -103,6 +104,38 @@ def mutate(data: bytes, rng, *, crc_fix: bool) -> bytes:
     return bytes(out)
 
 
+class ReassemblerTarget:
+    """Valid packets with adversarial sequence numbers, timestamps and arrival times into one reassembler:
+    nothing may raise, and received = delivered + duplicated + late + stale + rejected + pending must hold."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.stream = fb.StreamDescription(1, "ecg", 100.0, 2, "int16", 0.5, 1.0, "mV")
+        self.reassembler = fb.StreamReassembler(self.stream, horizon=int(rng.integers(1, 16)))
+        self.sequence, self.timestamp_us, self.arrival_s = 0, 0, 0.0
+
+    def step(self) -> fb.Packet:
+        rng = self.rng
+        jump = int(rng.choice([0, 1, 1, 1, 2, -1, -3, 40, 65535, 30000, int(rng.integers(0, 65536))]))
+        self.sequence = (self.sequence + jump) % 65536
+        n = int(rng.integers(1, 30))
+        self.timestamp_us = (self.timestamp_us + int(rng.choice([n * 10_000, 0, -50_000, 10**9, int(rng.integers(0, 2**32))]))) % 2**32
+        self.arrival_s += float(rng.choice([0.0, 0.01, 0.1, 2.0, -1.0]))
+        channels = 2 if rng.integers(0, 20) else 3  # now and then a packet the description does not fit
+        packet = fb.decode_packet(fb.encode_packet(stream_id=1, sequence=self.sequence, timestamp_us=self.timestamp_us,
+                                                   samples=rng.integers(-100, 100, size=(n, channels)), sample_format="int16"))
+        arrival = self.arrival_s if rng.integers(0, 50) else float("nan")
+        self.reassembler.push(packet, arrival)
+        if rng.integers(0, 200) == 0:
+            self.reassembler.flush()
+        st = self.reassembler.stats
+        for unit in ("packets", "samples"):
+            parts = [getattr(st, f"{unit}_{k}") for k in ("delivered", "duplicated", "late", "stale", "rejected", "pending")]
+            if getattr(st, f"{unit}_received") != sum(parts):
+                raise AssertionError(f"{unit}: received {getattr(st, f'{unit}_received')} != {parts}")
+        return packet
+
+
 def build_c(workdir: pathlib.Path) -> pathlib.Path | None:
     gcc = shutil.which("gcc")
     if gcc is None:
@@ -150,7 +183,8 @@ def main() -> int:
         "pmd_response": (polar_pmd.parse_control_response, lambda: SEEDS["pmd_cp"][int(rng.integers(0, 3))], False),
         "pmd_settings": (polar_pmd.parse_settings, lambda: SEEDS["pmd_settings"][int(rng.integers(0, 2))], False),
     }
-    outcomes: dict[str, collections.Counter] = {name: collections.Counter() for name in targets}
+    outcomes: dict[str, collections.Counter] = {name: collections.Counter() for name in [*targets, "reassembler"]}
+    reassembler_target = ReassemblerTarget(rng)
     c_batch: list[bytes] = []
     c_checked = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,10 +221,21 @@ def main() -> int:
                     c_batch.append(data)
             if len(c_batch) >= 2000:
                 flush_c()
+            try:
+                reassembler_target.step()
+            except Exception as error:  # noqa: BLE001
+                fail("reassembler", b"", f"{type(error).__name__}: {error}")
+            outcomes["reassembler"]["pushed"] += 1
+            total += 1
         flush_c()
         elapsed = time.perf_counter() - start
+        st = reassembler_target.reassembler.stats
+        reassembler_summary = (f"delivered {st.packets_delivered}, lost {st.packets_lost}, duplicated "
+                               f"{st.packets_duplicated}, late {st.packets_late}, stale {st.packets_stale}, rejected "
+                               f"{st.packets_rejected}, restarts {st.restarts}, clock jumps {st.clock_jumps}")
 
     print(f"fuzz_firmware_bridge: {total} inputs in {elapsed:.1f} s (seed {args.seed}), no exception other than PacketError")
+    outcomes["reassembler"] = collections.Counter({reassembler_summary: outcomes["reassembler"]["pushed"]})
     for name, counter in outcomes.items():
         detail = ", ".join(f"{k} {v}" for k, v in counter.most_common())
         print(f"  {name:13s} {sum(counter.values()):8d}  {detail}")
