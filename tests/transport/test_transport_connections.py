@@ -40,6 +40,11 @@ class Recorder:
             await asyncio.sleep(0.01)
 
 
+async def _manager(network, targets, recorder) -> ConnectionManager:
+    backend = TransportBackend.bumble(await network.central())
+    return ConnectionManager(targets, on_packet=recorder.on_packet, on_state=recorder.on_state, backend=backend, **FAST)
+
+
 def _sequences(payloads, stream_id=0):
     out = []
     for payload in payloads:
@@ -62,8 +67,7 @@ async def test_many_allow_listed_devices_stream_at_once_and_others_are_never_con
         by_address = wearables[2].address
         targets = [DeviceTarget(name="wear-0"), DeviceTarget(name="wear-1"), DeviceTarget(address=by_address.lower())]
         recorder = Recorder(asyncio.get_running_loop())
-        backend = TransportBackend.bumble(await network.central())
-        manager = ConnectionManager(targets, on_packet=recorder.on_packet, on_state=recorder.on_state, backend=backend, **FAST)
+        manager = await _manager(network, targets, recorder)
         async with manager:
             await recorder.until(lambda: all(len(recorder.packets[t.label]) >= 30 for t in targets))
             for target, wearable in zip(targets, wearables):
@@ -85,10 +89,7 @@ async def test_a_device_that_is_not_listed_is_not_connected_even_when_it_is_the_
     async with VirtualBleNetwork() as network:
         stranger = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=20)
         recorder = Recorder(asyncio.get_running_loop())
-        manager = ConnectionManager(
-            [DeviceTarget(name="wear-2")], on_packet=recorder.on_packet, on_state=recorder.on_state,
-            backend=TransportBackend.bumble(await network.central()), **FAST,
-        )
+        manager = await _manager(network, [DeviceTarget(name="wear-2")], recorder)
         async with manager:
             await recorder.until(lambda: manager.connections["wear-2"].stats.failed_attempts >= 2)
         assert stranger.counters.connections == 0
@@ -101,10 +102,7 @@ async def test_peripheral_disconnect_mid_stream_reconnects_resubscribes_and_pack
     async with VirtualBleNetwork() as network:
         wearable = await network.add_wearable("wear-1", signals=recording, modalities=("ecg",), speed=20)
         recorder = Recorder(asyncio.get_running_loop())
-        manager = ConnectionManager(
-            [DeviceTarget(name="wear-1")], on_packet=recorder.on_packet, on_state=recorder.on_state,
-            backend=TransportBackend.bumble(await network.central()), **FAST,
-        )
+        manager = await _manager(network, [DeviceTarget(name="wear-1")], recorder)
         async with manager:
             await recorder.until(lambda: len(recorder.packets["wear-1"]) >= 20)
             await wearable.disconnect()
@@ -186,10 +184,7 @@ async def test_burst_after_reconnect_delivers_the_backlog_without_gaps(recording
             "wear-1", signals=recording, modalities=("bvp",), speed=20, buffer_packets=1000, reconnect_delay_s=10.0
         )
         recorder = Recorder(asyncio.get_running_loop())
-        manager = ConnectionManager(
-            [DeviceTarget(name="wear-1")], on_packet=recorder.on_packet, on_state=recorder.on_state,
-            backend=TransportBackend.bumble(await network.central()), **FAST,
-        )
+        manager = await _manager(network, [DeviceTarget(name="wear-1")], recorder)
         async with manager:
             await recorder.until(lambda: len(recorder.packets["wear-1"]) >= 10)
             await wearable.disconnect()  # the wearable keeps sampling for 10 device seconds (0.5 s here)
