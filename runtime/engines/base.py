@@ -1,9 +1,9 @@
 """The one interface every engine implements: images in, 192-D embeddings out.
 
 Written for the people who implement a backend (the way bleak's ``BaseBleakClient`` is): a backend
-subclasses :class:`Engine`, sets ``max_batch`` and ``identity`` in ``__init__`` and implements
-``_infer_batch`` for at most ``max_batch`` validated images. Input checking, batch splitting and the
-context-manager protocol live here, once.
+subclasses :class:`Engine`, sets ``max_batch`` and ``_identity`` (every key of ``IDENTITY_KEYS``) in
+``__init__`` and implements ``_infer_batch`` for at most ``max_batch`` validated images. Input checking,
+batch splitting and the context-manager protocol live here, once.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from biomoe_edge.runtime.engines import EngineError, EngineInputError, open_engine
+from biomoe_edge.runtime.engines.base import IDENTITY_KEYS
 
 
 def test_fp32_onnxruntime_matches_pytorch_and_the_reference(ort_fp32, pytorch_embeddings, reference_pairs, all_images):
@@ -48,6 +49,7 @@ def test_batches_above_max_batch_are_split(fp32_onnx, ort_fp32, all_images, refe
 
 def test_identity_names_what_produced_the_embeddings(ort_fp32, fp32_onnx, reference_pairs):
     identity = ort_fp32.identity
+    assert set(IDENTITY_KEYS) <= set(identity)
     assert identity["kind"] == "onnxruntime"
     assert identity["precision"] == "fp32"
     assert identity["model_sha256"] == hashlib.sha256(fp32_onnx.read_bytes()).hexdigest()
@@ -61,6 +63,7 @@ def test_identity_names_what_produced_the_embeddings(ort_fp32, fp32_onnx, refere
 
 def test_pytorch_identity(pytorch_engine, reference_pairs):
     identity = pytorch_engine.identity
+    assert set(IDENTITY_KEYS) <= set(identity)
     digest = hashlib.sha256(reference_pairs[11][0].read_bytes()).hexdigest()
     assert (identity["kind"], identity["precision"], identity["device"]) == ("pytorch", "fp32", "cpu")
     assert identity["model_sha256"] == identity["checkpoint_sha256"] == digest
