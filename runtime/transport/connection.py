@@ -58,6 +58,10 @@ class _GiveUp(Exception):
     """The device answered with something we cannot use; retrying will not help."""
 
 
+class _Stopped(Exception):
+    """stop() was called while a connection attempt was under way (the attempt was cancelled)."""
+
+
 class DeviceConnection:
     """Keeps one allow-listed wearable connected and streaming. ``await start()`` / ``await stop()``.
 
@@ -130,7 +134,9 @@ class DeviceConnection:
                 if self.stats.consecutive_failures == 0:
                     self._set_state(ConnectionState.CONNECTING, "scanning")
                 try:
-                    await self._connect_once()
+                    await self._unless_stopped(self._connect_once())
+                except _Stopped:
+                    break
                 except _GiveUp as exc:
                     self.stats.last_error = str(exc)
                     logger.error("%s: giving up: %s", self.label, exc)
@@ -265,6 +271,24 @@ class DeviceConnection:
             await asyncio.wait_for(self._stopping.wait(), delay_s)
         except asyncio.TimeoutError:
             pass
+
+    async def _unless_stopped(self, coroutine) -> None:
+        """Run ``coroutine``; cancel it and raise ``_Stopped`` if ``stop()`` comes first (a scan can take
+        ``scan_timeout_s``; shutting down must not wait for it)."""
+        attempt = asyncio.ensure_future(coroutine)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait([attempt, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not attempt.done():
+            attempt.cancel()
+            try:
+                await attempt
+            except BaseException:  # noqa: BLE001 - whatever the cancelled attempt ends with, we are stopping
+                pass
+            raise _Stopped()
+        attempt.result()  # re-raise what the attempt raised
 
     async def _wait_for(self, event: asyncio.Event) -> None:
         """Wait for ``event`` or ``stop()``."""

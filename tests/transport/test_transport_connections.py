@@ -235,3 +235,18 @@ async def test_a_device_with_an_unusable_description_is_given_up_not_retried():
         assert len(failed) == 1 and "description" in failed[0]
         assert connection.stats.failed_attempts == 0 and connection.stats.connects == 0
         assert not impostor.connections  # the link was closed
+
+
+async def test_stop_interrupts_a_long_scan():
+    async with VirtualBleNetwork() as network:
+        recorder = Recorder(asyncio.get_running_loop())
+        connection = DeviceConnection(
+            DeviceTarget(name="ghost"), on_packet=recorder.on_packet, on_state=recorder.on_state,
+            backend=TransportBackend.bumble(await network.central()), scan_timeout_s=60.0,
+        )
+        await connection.start()
+        await asyncio.sleep(0.2)
+        await asyncio.wait_for(connection.stop(), 10.0)  # not after the 60 s scan
+        assert recorder.states["ghost"] == [("connecting", "scanning"), ("stopped", "stopped")]
+        assert connection.stats.failed_attempts == 0
+        assert not (await network.central()).device.scanning  # the cancelled scan was stopped
