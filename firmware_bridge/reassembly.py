@@ -10,7 +10,9 @@ packet, the nearest extension to the next expected number (a distance in [-32768
 - behind: a duplicate (same sequence and timestamp as one delivered or held), a late packet (its number was
   declared lost before it came; dropped and counted), or otherwise (the number was delivered with another
   timestamp, or lies further back than the last 4096 remembered) a device restart: what is held is
-  flushed and the stream starts over from that packet.
+  flushed and the stream starts over from that packet;
+- a jump ahead of more than ``horizon`` numbers that the device timestamps contradict (the time elapsed
+  could not hold that many packets of 1..255 samples) is a restart too, not a loss.
 
 Accounting (``ReassemblyStats``), exact at every moment, for packets and for samples alike::
 
@@ -146,12 +148,8 @@ class StreamReassembler:
                 self.stats.samples_stale += n
                 return []
             # Delivered with another timestamp, or further back than we remember: the device started over.
-            self.stats.restarts += 1
             out = self.flush()
-            self._delivered.clear()
-            self._skipped.clear()
-            self._next = self._run_start = extended
-            self.clock.reanchor(last_sample_us, arrival_time_s)  # its clock restarted with it
+            self._restart_at(extended, held)
         if extended in self._held:
             return self._count_duplicate(n)
         self._held[extended] = held
@@ -182,6 +180,15 @@ class StreamReassembler:
             return f"{packet.channels} channels (described {s.channels})"
         return None
 
+    def _restart_at(self, extended: int, held: _Held) -> None:
+        """The device started over with this packet: new run, fresh memories, clock fit re-anchored on it."""
+        self.stats.restarts += 1
+        self._delivered.clear()
+        self._skipped.clear()
+        self._next = self._run_start = extended
+        last_sample_us = held.device_us + round((held.packet.sample_count - 1) * self._us_per_sample)
+        self.clock.reanchor(last_sample_us, held.arrival_s)  # its clock restarted with it
+
     def _count_duplicate(self, n: int) -> list[SampleBlock]:
         self.stats.packets_duplicated += 1
         self.stats.samples_duplicated += n
@@ -206,14 +213,19 @@ class StreamReassembler:
         """Sequence numbers self._next .. first_held - 1 will not be delivered; count them and their samples."""
         missing = first_held - self._next
         following = self._held[first_held]
-        self.stats.packets_lost += missing
-        self.stats.gaps += 1
         lost_samples = None
         if self._last is not None:
             elapsed_us = following.device_us - self._last.device_us
             from_time = round(elapsed_us / self._us_per_sample) - self._last.packet.sample_count
             if missing <= from_time <= missing * 255:  # each missing packet held 1..255 samples
                 lost_samples = from_time
+            elif missing > self.horizon:
+                # A long jump of the sequence that the device clock does not back: the device started over
+                # (its new sequence happened to land ahead). Nothing is known lost; the stream restarts here.
+                self._restart_at(first_held, following)
+                return
+        self.stats.packets_lost += missing
+        self.stats.gaps += 1
         if lost_samples is None:  # no usable timestamps: assume the packets were the size of their neighbour
             size = (self._last or following).packet.sample_count
             lost_samples = missing * size

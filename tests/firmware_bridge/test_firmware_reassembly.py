@@ -141,6 +141,25 @@ def test_device_restart_starts_over():
     check_identity(r.stats)
 
 
+def test_restart_whose_sequence_lands_ahead_is_not_counted_as_loss():
+    first = make_packets(10, first_sequence=100, first_us=50_000_000)
+    again = make_packets(6, first_sequence=5000, first_us=0)  # rebooted: sequence ahead, clock from zero
+    r = StreamReassembler(STREAM, horizon=3)
+    push_all(r, first)
+    blocks = push_all(r, again) + r.flush()
+    assert r.stats.restarts == 1 and r.stats.packets_lost == 0 and r.stats.samples_lost == 0
+    assert [b.first_sequence for b in blocks] == list(range(5000, 5006))
+    assert all(b.samples_lost_before == 0 for b in blocks)
+    check_identity(r.stats)
+
+
+def test_long_outage_backed_by_the_timestamps_is_loss():
+    packets = make_packets(3000)  # 5 samples per packet at 100 Hz: 150 s
+    r = StreamReassembler(STREAM, horizon=3)
+    push_all(r, packets[:10] + packets[2990:])  # 2980 packets (149 s) missing
+    assert r.stats.restarts == 0 and r.stats.packets_lost == 2980 and r.stats.samples_lost == 2980 * 5
+
+
 def test_mismatching_packets_are_rejected_and_counted():
     r = StreamReassembler(STREAM)
     wrong_channels = fb.decode_packet(fb.encode_packet(stream_id=2, sequence=0, timestamp_us=0, samples=[1, 2], sample_format="int16"))
