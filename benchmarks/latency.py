@@ -90,12 +90,6 @@ def encode_stream_packets(devices: int, seconds: float, seed: int = 0):
 
 # -- model and engine ------------------------------------------------------------------------------------------
 
-def cache_dir() -> pathlib.Path:
-    root = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "biomoe-edge"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
 def open_benchmark_engine(args):
     """The engine under test, and the torch model for the reference (random weights unless --checkpoint)."""
     import warnings
@@ -122,15 +116,18 @@ def open_benchmark_engine(args):
 
 
 def ensure_onnx(model, args) -> pathlib.Path:
-    """Export the model once per (checkpoint, precision) to the cache folder."""
+    """Export the model once per (checkpoint, precision) into the demo's cache folder and reuse it."""
+    from biomoe_edge.commands.demo import cache_dir, demo_onnx_path
     from biomoe_edge.export import export_onnx
     from biomoe_edge.manifest import sha256_file
 
-    tag = sha256_file(args.checkpoint)[:12] if args.checkpoint else "random-seed0"
-    path = cache_dir() / f"tiny_biomoe_{tag}_{args.precision}_b{args.batch_size}.onnx"
-    if not path.exists():
-        print(f"exporting {args.precision} ONNX once to {path} ...", file=sys.stderr)
-        export_onnx(model, path, precision=args.precision, max_batch=args.batch_size)
+    if args.precision == "fp32" and args.batch_size <= 16:
+        return demo_onnx_path(args.checkpoint)  # the demo's model: same file
+    tag = sha256_file(args.checkpoint)[:16] if args.checkpoint else "random-seed0"
+    path = cache_dir() / f"tiny_biomoe_{tag}_{args.precision}_b{max(16, args.batch_size)}.onnx"
+    if not (path.exists() and path.with_suffix(".json").exists()):
+        print(f"exporting {args.precision} ONNX once to {path} (minutes for int8: calibration) ...", file=sys.stderr)
+        export_onnx(model, path, precision=args.precision, max_batch=max(16, args.batch_size))
     return path
 
 

@@ -8,12 +8,12 @@
         async for record in gateway.embeddings():
             ...
 
-Its data path, :class:`Pipeline`, has no I/O: notifications in, embedding records out.
+Its data path, :class:`Pipeline`, has no I/O (no asyncio, no Bluetooth): notifications in, records out.
 
     notification bytes --decode_packet--> Packet --StreamReassembler--> SampleBlock (gateway time)
       --Ingest--> Window --BatchScheduler--> jobs --preprocess + render--> NCHW buffer --engine.infer--> records
 
-No asyncio and no Bluetooth here, so the same code runs under the gateway (BLE notifications), the benchmark
+So the same code runs under the gateway (BLE notifications), the benchmark
 (packets encoded in-process) and the tests. Nothing a device sends can make it raise: malformed
 notifications are counted per device and reason (``garbage``), logged once per reason, and every received
 sample ends in a window or in a counter (the ingest's accounting).
@@ -71,7 +71,7 @@ class Pipeline:
         self.scheduler = BatchScheduler(self.max_batch, config.engine.deadline_s,
                                         max(config.engine.max_queue, self.max_batch))
         # The engine's input: allocated once, filled in place by transforms.render.
-        self.images = np.zeros((self.max_batch, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+        self.xp, self.images = engine_input_buffer(engine, self.max_batch)
         self.devices: dict[str, _DeviceState] = {}
         self.timings = {stage: collections.deque(maxlen=STAGE_HISTORY) for stage in STAGES}
         self.latencies_s: collections.deque = collections.deque(maxlen=STAGE_HISTORY)
@@ -201,6 +201,8 @@ class Pipeline:
             try:
                 # The first channel of each window (the wearables' modalities are single-channel).
                 signals = np.stack([job.window.samples[0] for job in group])
+                if self.xp is not np:  # a CUDA engine: preprocess and render on the GPU, into its input
+                    signals = self.xp.asarray(signals)
                 x, model_fs = preprocess(signals, fs, modality)
                 render(x, model_fs, (representation,), modality=modality,
                        out=self.images[len(ordered):len(ordered) + n])
@@ -237,22 +239,32 @@ class Pipeline:
 
     # -- accounting ---------------------------------------------------------------------------------------
     def stream_report(self) -> list[dict]:
-        """One entry per device and modality: packet counts (reassembly) and the exact sample accounting
-        (ingest: received = windowed + pending + dropped)."""
+        """One entry per device and modality, from the packets that arrived over BLE to the windows.
+
+        ``samples_received`` counts the samples of every decoded packet of the stream. The reassembler
+        holds some (reordering: ``samples_pending``) and drops duplicates, late and rejected packets
+        (``samples_dropped`` ``duplicate``/``late_packet``/``rejected_packet``); the rest go to the ingest,
+        whose own accounting (windowed, pending, dropped by reason) completes the identity
+        ``samples_received == samples_windowed + samples_pending + sum(samples_dropped.values())``."""
         entries = []
         for device, state in self.devices.items():
             for key, reassembler in state.streams.values():
                 stats = reassembler.stats
                 account = self.ingest.account(key)
+                dropped = dict(account.samples_dropped)
+                for reason, count in (("duplicate", stats.samples_duplicated), ("late_packet", stats.samples_late),
+                                      ("rejected_packet", stats.samples_rejected)):
+                    if count:
+                        dropped[reason] = dropped.get(reason, 0) + count
                 entries.append({
                     "device": device,
                     "modality": key.modality,
                     "packets_received": stats.packets_received,
                     "packets_lost": stats.packets_lost - stats.packets_late,
-                    "samples_received": account.samples_received,
+                    "samples_received": stats.samples_received,
                     "samples_windowed": account.samples_windowed,
-                    "samples_pending": account.samples_pending,
-                    "samples_dropped": dict(account.samples_dropped),
+                    "samples_pending": account.samples_pending + stats.samples_pending,
+                    "samples_dropped": dropped,
                     # diagnostics beyond the demo report's fields
                     "packets_duplicated": stats.packets_duplicated,
                     "packets_late": stats.packets_late,
@@ -269,6 +281,26 @@ class Pipeline:
         for device, count in self.devices_garbage_unknown.items():
             report.setdefault(device, {})["undescribed_device"] = count
         return report
+
+
+def engine_input_buffer(engine, max_batch: int):
+    """``(xp, buffer)``: the (max_batch, 3, 224, 224) input the engine reads, in the engine's input dtype.
+
+    CuPy device memory when the engine runs on CUDA (its identity's ``device``) and CuPy imports: the
+    transforms then render on the GPU straight into it; NumPy otherwise."""
+    dtype = np.dtype(getattr(engine, "input_dtype", np.float32))
+    if dtype not in (np.dtype(np.float16), np.dtype(np.float32)):
+        dtype = np.dtype(np.float32)
+    shape = (max_batch, 3, IMAGE_SIZE, IMAGE_SIZE)
+    device = str((getattr(engine, "identity", None) or {}).get("device") or "cpu")
+    if device.startswith("cuda"):
+        try:
+            import cupy
+        except ImportError:
+            log.warning("engine on %s but CuPy is missing: rendering on the CPU", device)
+        else:
+            return cupy, cupy.zeros(shape, dtype=dtype)
+    return np, np.zeros(shape, dtype=dtype)
 
 
 def percentiles_ms(values_s) -> dict:

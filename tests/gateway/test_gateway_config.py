@@ -65,3 +65,35 @@ def test_load_config_names_the_file(tmp_path):
     path.write_text("[engine\n")
     with pytest.raises(ValueError, match="invalid TOML"):
         load_config(path)
+
+
+def test_the_jetson_default_configuration_loads():
+    path = EXAMPLE.parents[1] / "jetson" / "gateway.toml"
+    if not path.exists():
+        pytest.skip("jetson/gateway.toml not in this checkout")
+    config = load_config(path)
+    assert config.engine.kind == "tensorrt" and config.engine.precision == "fp16"
+    assert config.devices == ()  # an empty allow-list: the gateway connects to nothing by itself
+
+
+def test_every_sink_kind_builds_from_its_table(tmp_path):
+    from biomoe_edge.runtime.gateway_config import build_sink
+    from biomoe_edge.runtime.sinks import JsonlSink, NpzSink
+
+    config = parse_config({"sinks": [{"kind": "jsonl", "directory": "j", "max_mb": 1},
+                                      {"kind": "npz", "directory": "n", "max_age_s": 60}]}, base_dir=tmp_path)
+    jsonl, npz = (build_sink(s) for s in config.sinks)
+    assert isinstance(jsonl, JsonlSink) and jsonl.directory == tmp_path / "j" and jsonl.max_bytes == 1 << 20
+    assert isinstance(npz, NpzSink) and npz.max_age_s == 60.0
+
+
+def test_run_command_reports_a_missing_model_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "gateway.toml"
+    path.write_text('[engine]\nkind = "onnxruntime"\npath = "missing.onnx"\n[[devices]]\nname = "w"\n')
+    proc = subprocess.run([sys.executable, "-m", "biomoe_edge", "run", str(path), "--duration", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "missing.onnx" in proc.stderr and "Traceback" not in proc.stderr
