@@ -183,6 +183,7 @@ def render(windows, fs, representations, *, modality=None, out=None, stream=None
         out = _check_out(out, xp, n_windows * len(names))
         params = representation_params(float(fs), n_samples, modality)
         n_rep = len(names)
+        # NumPy: small chunks keep the temporaries in cache (the waveform's per-pixel distances most of all).
         chunk_size = _NUMPY_CHUNK if xp is np else n_windows
         for start in range(0, n_windows, chunk_size):
             chunk = windows[start : start + chunk_size]
