@@ -43,7 +43,10 @@ from biomoe_edge.firmware_bridge.emulation.signals import SignalSource, quantise
 
 logger = logging.getLogger(__name__)
 
-PROFILES = ("native",)
+PROFILES = ("native", "heart_rate")
+#: Bluetooth SIG Heart Rate service and Heart Rate Measurement characteristic (profile "heart_rate").
+HEART_RATE_SERVICE = 0x180D
+HEART_RATE_MEASUREMENT = 0x2A37
 DEFAULT_MODALITIES = ("bvp", "eda", "resp", "ecg")
 
 
@@ -96,7 +99,9 @@ class EmulatedWearable:
     Args:
         name: advertised complete local name.
         address: static random address (default: allocated by the ``VirtualBleNetwork``).
-        profile: "native" (PROTOCOL.md).
+        profile: "native" (PROTOCOL.md), or "heart_rate": a chest strap serving only the standard Heart Rate
+            service (one Heart Rate Measurement notification per device second, bpm and RR intervals from
+            a seeded random walk around 70 bpm; ``signals`` and ``modalities`` are not used).
         signals: "simulated" (NeuroKit2), a mapping ``{modality: (values, rate_hz)}``, a CSV path (with
             ``recording_rate_hz``), or a list of ``SignalSource``.
         modalities: streams, in stream-id order.
@@ -164,7 +169,7 @@ class EmulatedWearable:
         self._injector = FaultInjector(self.faults, seed)
         #: device clock (us) at device time 0; the board "may start its clock anywhere"
         self.clock_start_us = self._injector.integer(TIMESTAMP_MODULO)
-        sources = self._signal_sources(signals, modalities, recording_rate_hz, seed)
+        sources = [] if profile == "heart_rate" else self._signal_sources(signals, modalities, recording_rate_hz, seed)
         self._streams: list[_Stream] = []
         for stream_id, source in enumerate(sources):
             scale, offset = source.quantisation(self.sample_format)
@@ -173,6 +178,9 @@ class EmulatedWearable:
             )
             self._streams.append(_Stream(description, source, sequence=self._injector.integer(SEQUENCE_MODULO)))
             self.counters.streams[stream_id] = StreamCounters()
+        if profile == "heart_rate":
+            self.counters.streams[0] = StreamCounters()  # one "stream": the measurements
+        self._heart_rng = np.random.default_rng([seed, HEART_RATE_MEASUREMENT])
 
         self.device: Device | None = None
         self._transport = None
@@ -180,7 +188,7 @@ class EmulatedWearable:
         self._connection: Connection | None = None
         self._subscribed = False
         self._backlog: collections.deque = collections.deque()
-        self._held: tuple[_Stream, bytes, int] | None = None  # a packet held back for reordering
+        self._held: tuple[int, bytes, int] | None = None  # a packet held back for reordering
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._advertising_lock = asyncio.Lock()  # one HCI advertising command sequence at a time
@@ -240,7 +248,8 @@ class EmulatedWearable:
             self._start_streams(native_gatt.ALL_STREAMS)
         async with self._advertising_lock:
             await self._advertise()
-        self._task = asyncio.create_task(self._run(), name=f"emulated-wearable-{self.name}")
+        run = self._run_heart_rate() if self.profile == "heart_rate" else self._run()
+        self._task = asyncio.create_task(run, name=f"emulated-wearable-{self.name}")
 
     async def stop(self) -> None:
         """Stop streaming, drop the connection and stop advertising: the device is gone (it does not come back)."""
@@ -283,7 +292,10 @@ class EmulatedWearable:
         # seen only where it fits.)
         flags = (AdvertisingData.FLAGS, bytes([AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG]))
         name = (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode("utf-8"))
-        service = (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(native_gatt.SERVICE_UUID).to_bytes())
+        if self.profile == "heart_rate":
+            service = (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, UUID.from_16_bits(HEART_RATE_SERVICE).to_bytes())
+        else:
+            service = (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(native_gatt.SERVICE_UUID).to_bytes())
         advertising_data = bytes(AdvertisingData([flags, name, service]))
         if len(advertising_data) > 31:
             advertising_data = bytes(AdvertisingData([flags, name]))
@@ -299,6 +311,13 @@ class EmulatedWearable:
     # GATT server
     def _add_gatt_services(self, device: Device) -> None:
         props = gatt.Characteristic.Properties
+        if self.profile == "heart_rate":
+            self._data_characteristic = gatt.Characteristic(
+                UUID.from_16_bits(HEART_RATE_MEASUREMENT), props.NOTIFY, gatt.Characteristic.READABLE, b""
+            )
+            self._data_characteristic.on(gatt.Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
+            device.add_service(gatt.Service(UUID.from_16_bits(HEART_RATE_SERVICE), [self._data_characteristic]))
+            return
         self._data_characteristic = gatt.Characteristic(
             native_gatt.DATA_CHAR_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b""
         )
@@ -330,9 +349,9 @@ class EmulatedWearable:
         self._subscribed = False
         self.counters.disconnections += 1
         if self._held is not None:  # a packet held back for reordering dies with the link
-            held_stream, _, held_count = self._held
+            held_stream_id, _, held_count = self._held
             self._held = None
-            self._count_unsent(held_stream, held_count)
+            self._count_unsent(held_stream_id, held_count)
         if not self._stopped:
             asyncio.get_running_loop().call_later(
                 self.reconnect_delay_s / self.speed, lambda: asyncio.ensure_future(self._readvertise())
@@ -434,6 +453,25 @@ class EmulatedWearable:
             logger.exception("%s: streaming loop failed", self.name)
             raise
 
+    async def _run_heart_rate(self) -> None:
+        """One Heart Rate Measurement per device second with the RR intervals of the beats in that second."""
+        bpm, last_beat_s, next_s = 70.0, 0.0, 1.0
+        while True:
+            if self._subscribed and self._backlog:
+                await self._flush_backlog()
+            if not await self._sleep_until(next_s):
+                continue
+            rr_s = []
+            while last_beat_s + 60.0 / bpm <= next_s:
+                rr_s.append(60.0 / bpm)
+                last_beat_s += 60.0 / bpm
+                bpm = float(np.clip(bpm + self._heart_rng.normal(0.0, 1.0), 45.0, 150.0))
+            counters = self.counters.streams[0]
+            counters.packets_generated += 1
+            counters.samples_generated += 1
+            await self._deliver_or_keep(0, heart_rate_measurement(round(bpm), rr_s), 1)
+            next_s += 1.0
+
     async def _sleep_until(self, device_time_s: float) -> bool:
         """Wait until the device clock reads ``device_time_s``; False if woken earlier by ``_wake``."""
         delay = self._loop_time_of(device_time_s) - asyncio.get_running_loop().time()
@@ -465,42 +503,42 @@ class EmulatedWearable:
         counters = self.counters.streams[d.stream_id]
         counters.packets_generated += 1
         counters.samples_generated += count
-        if not self._subscribed:
-            self._keep_for_later(stream, payload, count)
-            return
-        await self._deliver(stream, payload, count)
+        await self._deliver_or_keep(d.stream_id, payload, count)
 
-    def _keep_for_later(self, stream: _Stream, payload: bytes, count: int) -> None:
+    async def _deliver_or_keep(self, stream_id: int, payload: bytes, count: int) -> None:
+        if self._subscribed:
+            await self._deliver(stream_id, payload, count)
+            return
         if self.buffer_packets == 0:
-            self._count_unsent(stream, count)
+            self._count_unsent(stream_id, count)
             return
         if len(self._backlog) == self.buffer_packets:
-            old_stream, _, old_count = self._backlog.popleft()
-            self._count_unsent(old_stream, old_count)
-        self._backlog.append((stream, payload, count))
+            old_stream_id, _, old_count = self._backlog.popleft()
+            self._count_unsent(old_stream_id, old_count)
+        self._backlog.append((stream_id, payload, count))
 
-    def _count_unsent(self, stream: _Stream, count: int) -> None:
-        counters = self.counters.streams[stream.description.stream_id]
+    def _count_unsent(self, stream_id: int, count: int) -> None:
+        counters = self.counters.streams[stream_id]
         counters.packets_unsent += 1
         counters.samples_unsent += count
 
     async def _flush_backlog(self) -> None:
         while self._backlog and self._subscribed:
-            stream, payload, count = self._backlog.popleft()
-            await self._deliver(stream, payload, count)
+            stream_id, payload, count = self._backlog.popleft()
+            await self._deliver(stream_id, payload, count)
 
-    async def _deliver(self, stream: _Stream, payload: bytes, count: int) -> None:
+    async def _deliver(self, stream_id: int, payload: bytes, count: int) -> None:
         """Send one data packet through the faults: loss, reordering, then maybe a garbage notification."""
-        counters = self.counters.streams[stream.description.stream_id]
+        counters = self.counters.streams[stream_id]
         if self._injector.drop():
             counters.packets_dropped += 1
             counters.samples_dropped += count
             return
         if self._held is None and self._injector.hold_back():
-            self._held = (stream, payload, count)
+            self._held = (stream_id, payload, count)
             counters.packets_reordered += 1
             return
-        await self._notify(stream, payload, count)
+        await self._notify(stream_id, payload, count)
         if self._held is not None:
             held, self._held = self._held, None
             await self._notify(*held)
@@ -508,12 +546,12 @@ class EmulatedWearable:
         if garbage is not None and await self._send(garbage):
             self.counters.garbage_sent += 1
 
-    async def _notify(self, stream: _Stream, payload: bytes, count: int) -> None:
+    async def _notify(self, stream_id: int, payload: bytes, count: int) -> None:
         connection = self._connection
         if connection is None or len(payload) > connection.att_mtu - ATT_NOTIFY_OVERHEAD or not await self._send(payload):
-            self._count_unsent(stream, count)
+            self._count_unsent(stream_id, count)
             return
-        counters = self.counters.streams[stream.description.stream_id]
+        counters = self.counters.streams[stream_id]
         counters.packets_sent += 1
         counters.samples_sent += count
 
@@ -527,3 +565,18 @@ class EmulatedWearable:
             logger.debug("%s: notification failed: %r", self.name, exc)
             return False
         return True
+
+
+def heart_rate_measurement(bpm: int, rr_intervals_s: Sequence[float], *, contact: bool = True) -> bytes:
+    """A Heart Rate Measurement value (GATT Specification Supplement 3.113): flags, uint8 (or uint16) bpm,
+    RR intervals in 1/1024 s; sensor contact supported and ``contact``."""
+    flags = 0x04 | (0x02 if contact else 0) | (0x10 if rr_intervals_s else 0)
+    if bpm > 255:
+        flags |= 0x01
+        value = bytes([flags]) + int(bpm).to_bytes(2, "little")
+    else:
+        value = bytes([flags, int(bpm)])
+    # At most 9 RR intervals fit a 20-byte notification with a uint8 bpm; keep the newest.
+    for rr in list(rr_intervals_s)[-9:]:
+        value += int(round(rr * 1024)).to_bytes(2, "little")
+    return value

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from biomoe_edge.firmware_bridge import gatt as native_gatt
 from biomoe_edge.firmware_bridge.description import DeviceDescription, decode_description
 from biomoe_edge.firmware_bridge.exc import PacketError
+from biomoe_edge.firmware_bridge.profiles.heart_rate import HEART_RATE_MEASUREMENT_UUID
+from biomoe_edge.firmware_bridge.profiles.pulse_oximeter import PLX_CONTINUOUS_MEASUREMENT_UUID
 from biomoe_edge.runtime.transport.allow_list import DeviceTarget
 from biomoe_edge.runtime.transport.backend import TransportBackend
 from biomoe_edge.runtime.transport.backoff import Backoff
@@ -29,7 +31,14 @@ logger = logging.getLogger(__name__)
 
 PacketCallback = Callable[[str, bytes, float], None]
 StateCallback = Callable[[str, str, str], None]
-SUPPORTED_PROFILES = ("native",)
+#: Profiles the transport can run, and the characteristic whose notifications go to ``on_packet``.
+#: "native": PROTOCOL.md (description read, START). Market devices: subscribe to the standard measurement.
+DATA_CHARACTERISTICS = {
+    "native": native_gatt.DATA_CHAR_UUID,
+    "heart_rate": HEART_RATE_MEASUREMENT_UUID,  # service 0x180D
+    "pulse_oximeter": PLX_CONTINUOUS_MEASUREMENT_UUID,  # service 0x1822
+}
+SUPPORTED_PROFILES = tuple(DATA_CHARACTERISTICS)
 
 
 class ConnectionState(str, enum.Enum):
@@ -193,6 +202,10 @@ class DeviceConnection:
 
     async def _set_up(self, client) -> None:
         self.stats.mtu = await self._mtu(client)
+        if self.target.profile != "native":
+            # Standard profiles describe themselves by their characteristic; nothing to read or start.
+            await client.start_notify(DATA_CHARACTERISTICS[self.target.profile], self._on_notification)
+            return
         raw = await client.read_gatt_char(native_gatt.DESCRIPTION_CHAR_UUID)
         try:
             self.description = decode_description(raw)
@@ -304,7 +317,7 @@ class DeviceConnection:
         if client is None or not client.is_connected:
             return
         try:
-            if stop_streams and self.start_streams:  # let the board stop sampling (best effort)
+            if stop_streams and self.start_streams and self.target.profile == "native":  # let the board stop sampling
                 await asyncio.wait_for(
                     client.write_gatt_char(
                         native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.STOP), response=True

@@ -137,3 +137,28 @@ async def test_argument_errors_name_the_argument(recording):
     async with VirtualBleNetwork() as network:
         with pytest.raises(ValueError, match="too long"):
             await network.add_wearable("x" * 40, signals=recording, modalities=("bvp",))
+
+
+async def test_heart_rate_profile_serves_standard_measurements_that_the_sig_parser_reads():
+    from biomoe_edge.firmware_bridge.profiles.heart_rate import HEART_RATE_MEASUREMENT_UUID, HEART_RATE_SERVICE_UUID, parse_measurement
+
+    async with VirtualBleNetwork() as network:
+        wearable = await network.add_wearable("hr-1", profile="heart_rate", speed=20, loss=0.1, seed=3)
+        central = await network.central()
+        received = []
+        async with BleakClient(wearable.address, backend=BleakClientBumble, bumble_central=central) as client:
+            assert client.services.get_service(HEART_RATE_SERVICE_UUID) is not None
+            assert client.services.get_service(native_gatt.SERVICE_UUID) is None
+            await client.start_notify(HEART_RATE_MEASUREMENT_UUID, lambda _c, d: received.append(bytes(d)))
+            deadline = asyncio.get_running_loop().time() + 15.0
+            while len(received) < 30:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+        measurements = [parse_measurement(value) for value in received]
+        assert all(45 <= m.bpm <= 150 and m.contact is True and m.energy_kj is None for m in measurements)
+        rr = np.concatenate([m.rr_intervals_s for m in measurements])
+        # Each RR interval is the beat period of the current rate (quantised to 1/1024 s).
+        assert np.all((rr > 60 / 151) & (rr < 60 / 44))
+        assert len(rr) >= 0.8 * len(measurements)  # about 70 beats a minute: about one RR interval per second
+        counters = wearable.counters.streams[0]
+        assert len(received) == counters.packets_sent and counters.packets_dropped > 0

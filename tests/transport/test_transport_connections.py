@@ -250,3 +250,29 @@ async def test_stop_interrupts_a_long_scan():
         assert recorder.states["ghost"] == [("connecting", "scanning"), ("stopped", "stopped")]
         assert connection.stats.failed_attempts == 0
         assert not (await network.central()).device.scanning  # the cancelled scan was stopped
+
+
+async def test_a_standard_heart_rate_strap_streams_beside_a_native_wearable(recording):
+    from biomoe_edge.firmware_bridge.profiles.heart_rate import parse_measurement
+
+    async with VirtualBleNetwork() as network:
+        strap = await network.add_wearable("hr-1", profile="heart_rate", speed=20, seed=1)
+        native = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=20)
+        recorder = Recorder(asyncio.get_running_loop())
+        targets = [DeviceTarget(name="hr-1", profile="heart_rate"), DeviceTarget(name="wear-1")]
+        manager = await _manager(network, targets, recorder)
+        async with manager:
+            await recorder.until(lambda: len(recorder.packets["hr-1"]) >= 10 and len(recorder.packets["wear-1"]) >= 10)
+            assert manager.connections["hr-1"].description is None
+            assert manager.connections["wear-1"].description == native.description()
+        beats = [parse_measurement(p) for _, p in recorder.packets["hr-1"]]
+        assert all(45 <= m.bpm <= 150 for m in beats)
+        assert len(beats) == strap.counters.total("packets_sent")
+        assert len(recorder.packets["wear-1"]) == native.counters.total("packets_sent")
+
+
+def test_unsupported_profiles_are_refused_by_name():
+    import pytest
+
+    with pytest.raises(ValueError, match="polar_pmd"):
+        DeviceConnection(DeviceTarget(name="h10", profile="polar_pmd"), on_packet=lambda *a: None)
