@@ -76,6 +76,8 @@ class Engine(abc.ABC):
 
     #: Largest batch one backend invocation takes; ``infer`` splits larger batches.
     max_batch: int
+    #: The image dtype the backend reads natively (others are cast): where a caller preallocates its buffer.
+    input_dtype: np.dtype = np.dtype(np.float32)
     #: Counts backend invocations (``_infer_batch`` calls) since the engine was opened.
     runs: int = 0
 
@@ -106,6 +108,15 @@ class Engine(abc.ABC):
                 raise EngineError(f"{type(self).__name__} returned shape {out.shape}, expected {expected}")
             parts.append(out)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def warmup(self, batch_sizes=None) -> None:
+        """Run zero images at each batch size (default: 1 and ``max_batch``), so that first-use costs (CUDA
+        graph capture, TensorRT's per-shape setup, lazy initialisation) are paid now, not on live data."""
+        sizes = sorted({1, self.max_batch}) if batch_sizes is None else batch_sizes
+        for size in sizes:
+            if not 1 <= int(size) <= self.max_batch:
+                raise ValueError(f"warm-up batch size {size} is outside 1..{self.max_batch}")
+            self.infer(np.zeros((int(size), *IMAGE_SHAPE), dtype=self.input_dtype))
 
     @abc.abstractmethod
     def _infer_batch(self, images) -> np.ndarray:

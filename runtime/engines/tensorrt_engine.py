@@ -31,9 +31,10 @@ class TensorRTEngine(Engine):
     ``stream``: a ``cupy.cuda.Stream`` (or a raw ``cudaStream_t`` handle as int) to run on; pass the stream
     your transforms render on so that rendering and inference stay ordered without a host sync. Default:
     a non-blocking stream of the engine's own. ``cuda_graphs``: capture and replay one CUDA graph per batch size.
+    ``max_batch``: run at most this many images at once (default and ceiling: the engine's profile maximum).
     """
 
-    def __init__(self, path, *, device_id: int = 0, stream=None, cuda_graphs: bool = True):
+    def __init__(self, path, *, device_id: int = 0, stream=None, cuda_graphs: bool = True, max_batch: int | None = None):
         super().__init__()
         trt = import_tensorrt()
         cupy = import_cupy()
@@ -59,6 +60,15 @@ class TensorRTEngine(Engine):
             if self._context is None:
                 raise EngineError(f"TensorRT could not create an execution context for {self.path} (out of GPU memory?)")
             self._bind_io(trt, cupy)
+            if max_batch is not None:
+                if int(max_batch) < 1:
+                    raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+                if int(max_batch) > self.max_batch:
+                    log.warning("max_batch %d exceeds the engine's profile (%d); running at most %d images at once",
+                                max_batch, self.max_batch, self.max_batch)
+                elif self.min_batch == self.max_batch and int(max_batch) < self.max_batch:
+                    log.info("static-batch engine: batches of up to %d are padded to %d", max_batch, self.max_batch)
+                self.max_batch = min(int(max_batch), self.max_batch)
             if isinstance(stream, int):
                 stream = cupy.cuda.ExternalStream(stream)
             self._stream = stream if stream is not None else cupy.cuda.Stream(non_blocking=True)
@@ -97,10 +107,10 @@ class TensorRTEngine(Engine):
             self.min_batch, self.max_batch = int(min_shape[0]), int(max_shape[0])
         else:  # static batch (DLA builds): smaller batches are padded
             self.min_batch = self.max_batch = int(shape[0])
-        in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._input_name)))
+        self.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._input_name)))
         out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(self._output_name)))
         # Fixed buffers: their addresses are bound once and baked into every captured CUDA graph.
-        self._input = cupy.zeros((self.max_batch, *IMAGE_SHAPE), dtype=in_dtype)
+        self._input = cupy.zeros((self.max_batch, *IMAGE_SHAPE), dtype=self.input_dtype)
         self._output = cupy.zeros((self.max_batch, EMBEDDING_DIM), dtype=out_dtype)
         if not (self._context.set_tensor_address(self._input_name, self._input.data.ptr)
                 and self._context.set_tensor_address(self._output_name, self._output.data.ptr)):

@@ -100,6 +100,15 @@ def test_batches_above_the_profile_are_split(trt_engine_path, all_images, ort_fp
     assert np.abs(out - ort_fp32.infer(images)).max() < 1e-3
 
 
+def test_a_smaller_max_batch_caps_each_run(trt_engine_path, all_images, ort_fp32):
+    with open_engine("tensorrt", trt_engine_path, max_batch=4) as engine:
+        assert engine.max_batch == 4 and engine.input_dtype == np.float32
+        engine.warmup()  # captures graphs for batch 1 and 4
+        out = engine.infer(all_images)
+        assert engine.runs == 2 + 2  # warm-up, then 4 + 3
+    assert np.abs(out - ort_fp32.infer(all_images)).max() < 1e-3
+
+
 def test_real_engine_with_a_foreign_manifest_is_refused(trt_engine_path, tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(trt_engine_path.read_bytes())

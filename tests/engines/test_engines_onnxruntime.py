@@ -109,6 +109,14 @@ def test_pytorch_engine_refuses_bad_input_the_same_way(pytorch_engine):
     assert issubclass(EngineInputError, ValueError)
 
 
+def test_warmup_runs_each_batch_size_once(ort_fp32):
+    runs = ort_fp32.runs
+    ort_fp32.warmup((1, 2))
+    assert ort_fp32.runs == runs + 2
+    with pytest.raises(ValueError, match=r"outside 1\.\.8"):
+        ort_fp32.warmup((9,))
+
+
 def test_empty_batch_gives_no_embeddings(ort_fp32):
     runs = ort_fp32.runs
     out = ort_fp32.infer(np.zeros((0, 3, 224, 224), np.float32))
