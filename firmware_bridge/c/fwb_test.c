@@ -127,6 +127,20 @@ static size_t hex_line_to_bytes(void)
     return size;
 }
 
+/* An encoder's result: packet_bytes[0 .. n) in hex, or "error NAME" for n < 0. */
+static void print_result(int32_t n)
+{
+    int32_t i;
+    if (n < 0) {
+        printf("error %s\n", fwb_status_name(n));
+        return;
+    }
+    for (i = 0; i < n; ++i) {
+        printf("%02x", packet_bytes[i]);
+    }
+    printf("\n");
+}
+
 static int encode_lines(void)
 {
     while (fgets(line, sizeof line, stdin) != NULL) {
@@ -164,14 +178,7 @@ static int encode_lines(void)
                                (uint32_t)header[2], (uint8_t)header[3], int_values, (uint8_t)header[4],
                                (uint8_t)header[5]);
         }
-        if (n < 0) {
-            printf("error %s\n", fwb_status_name(n));
-            continue;
-        }
-        for (i = 0; i < (size_t)n; ++i) {
-            printf("%02x", packet_bytes[i]);
-        }
-        printf("\n");
+        print_result(n);
     }
     return 0;
 }
@@ -246,14 +253,7 @@ static int describe_lines(void)
             s->units = strcmp(names[i][1], "-") == 0 ? "" : names[i][1];
         }
         n = fwb_encode_description(packet_bytes, sizeof packet_bytes, firmware, streams, (uint8_t)count);
-        if (n < 0) {
-            printf("error %s\n", fwb_status_name(n));
-            continue;
-        }
-        for (i = 0; i < (unsigned)n; ++i) {
-            printf("%02x", packet_bytes[i]);
-        }
-        printf("\n");
+        print_result(n);
     }
     return 0;
 }
