@@ -40,7 +40,7 @@ from biomoe_edge.runtime.transforms.recurrence import recurrence_plot
 from biomoe_edge.runtime.transforms.resize import resize
 from biomoe_edge.runtime.transforms.scalogram import scalogram
 from biomoe_edge.runtime.transforms.spectrogram import density, stft
-from biomoe_edge.runtime.transforms.waveform import waveform_image
+from biomoe_edge.runtime.transforms.waveform import LINE_WIDTH_PX, waveform_image
 from biomoe_edge.vocabulary import IMAGE_SIZE, check_representations
 
 #: Smallest power kept before taking dB (float32 PSD of an all-zero segment would give -inf).
@@ -183,10 +183,14 @@ def render(windows, fs, representations, *, modality=None, out=None, stream=None
         out = _check_out(out, xp, n_windows * len(names))
         params = representation_params(float(fs), n_samples, modality)
         n_rep = len(names)
+        if xp is not np:
+            from biomoe_edge.runtime.transforms import _cuda
+
+            _cuda.render_into(out, windows, float(fs), names, params, representation_map, COLORMAPS, LINE_WIDTH_PX)
+            return out
         # NumPy: small chunks keep the temporaries in cache (the waveform's per-pixel distances most of all).
-        chunk_size = _NUMPY_CHUNK if xp is np else n_windows
-        for start in range(0, n_windows, chunk_size):
-            chunk = windows[start : start + chunk_size]
+        for start in range(0, n_windows, _NUMPY_CHUNK):
+            chunk = windows[start : start + _NUMPY_CHUNK]
             cache: dict = {}
             for r, name in enumerate(names):
                 first, stop = start * n_rep + r, (start + len(chunk)) * n_rep

@@ -1,0 +1,67 @@
+"""The same transforms on CuPy: equal to the NumPy path and to the references. Needs CuPy and a CUDA device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pywt
+import scipy.signal
+
+from biomoe_edge.runtime.transforms import preprocess, recurrence_plot, render, scalogram, spectrogram
+from biomoe_edge.vocabulary import REPRESENTATIONS
+
+cp = pytest.importorskip("cupy", reason="CuPy is not installed (GPU transforms need `pip install biomoe-edge[gpu]`)")
+try:
+    _DEVICES = cp.cuda.runtime.getDeviceCount()
+except Exception as exc:  # cupy installed without a driver / device
+    _DEVICES, _WHY = 0, f"no CUDA device: {exc}"
+else:
+    _WHY = "no CUDA device visible to CuPy"
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_DEVICES == 0, reason=_WHY)]
+
+
+def test_spectrogram_scalogram_recurrence_on_gpu_equal_references(real_bvp_windows):
+    windows, fs = real_bvp_windows
+    x = cp.asarray(windows[:2])
+    for mode in ("psd", "angle", "phase"):
+        _, _, s = spectrogram(x, fs, nperseg=128, noverlap=120, nfft=256, mode=mode)
+        assert isinstance(s, cp.ndarray)
+        _, _, ref = scipy.signal.spectrogram(
+            windows[:2], fs, window="hann", nperseg=128, noverlap=120, nfft=256, detrend=False, mode=mode
+        )
+        np.testing.assert_allclose(cp.asnumpy(s), ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+    scales = pywt.frequency2scale("morl", np.geomspace(0.5, 8.0, 24) / fs)
+    w = scalogram(x, fs, scales=scales)
+    coef, _ = pywt.cwt(windows[:2].astype(np.float64), scales, "morl", method="fft")
+    expected = np.moveaxis(np.abs(coef), 0, -2)
+    np.testing.assert_allclose(cp.asnumpy(w), expected, rtol=1e-4, atol=2e-5 * expected.max())
+    r = recurrence_plot(x[:, :300], threshold=None)
+    np.testing.assert_allclose(cp.asnumpy(r), recurrence_plot(windows[:2, :300], threshold=None), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_render_on_gpu_matches_numpy_into_the_callers_buffer_on_a_stream(real_bvp_windows, dtype):
+    windows, fs = real_bvp_windows
+    expected = render(windows, fs, REPRESENTATIONS, modality="bvp")
+    out = cp.full((windows.shape[0] * len(REPRESENTATIONS), 3, 224, 224), cp.nan, dtype=dtype)
+    stream = cp.cuda.Stream(non_blocking=True)
+    result = render(cp.asarray(windows), fs, REPRESENTATIONS, modality="bvp", out=out, stream=stream)
+    stream.synchronize()
+    assert result is out
+    images = cp.asnumpy(out).astype(np.float32)
+    # Fused kernels apply the same tap weights and colour indices; the recurrence kernel looks colours up
+    # before resizing (the NumPy path interpolates the grey table after), a difference of 1/255 at most.
+    atol = 1e-3 if dtype == "float16" else 5e-6
+    for r, name in enumerate(REPRESENTATIONS):
+        tolerance = 1 / 255 + atol if name == "recurrence" else atol
+        np.testing.assert_allclose(images[r :: len(REPRESENTATIONS)], expected[r :: len(REPRESENTATIONS)], atol=tolerance)
+
+
+def test_preprocess_on_gpu_matches_numpy(real_bvp_windows):
+    from biomoe_edge.runtime.transforms.signals import real_ppg
+
+    x, fs = real_ppg("data.csv")
+    host, model_fs = preprocess(x[:1000], fs, "bvp")
+    device, device_fs = preprocess(cp.asarray(x[:1000]), fs, "bvp")
+    assert device_fs == model_fs and isinstance(device, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(device), host, atol=1e-3)
