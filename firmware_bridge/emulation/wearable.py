@@ -39,14 +39,23 @@ from biomoe_edge.firmware_bridge.packet import (
     max_samples_per_packet,
 )
 from biomoe_edge.firmware_bridge.emulation.faults import FaultInjector, LinkFaults
+from biomoe_edge.firmware_bridge.profiles.polar_pmd import PMD_CONTROL_POINT_UUID, PMD_DATA_UUID, PMD_SERVICE_UUID
 from biomoe_edge.firmware_bridge.emulation.signals import SignalSource, quantise, recorded_signals, simulated_signals
 
 logger = logging.getLogger(__name__)
 
-PROFILES = ("native", "heart_rate")
+PROFILES = ("native", "heart_rate", "polar_pmd")
 #: Bluetooth SIG Heart Rate service and Heart Rate Measurement characteristic (profile "heart_rate").
 HEART_RATE_SERVICE = 0x180D
 HEART_RATE_MEASUREMENT = 0x2A37
+# Polar PMD (profile "polar_pmd"): the H10's ECG as polar-ble-sdk documents it.
+PMD_ECG_RATE_HZ = 130.0
+PMD_ECG = 0  # measurement type
+PMD_OP_START, PMD_OP_STOP = 2, 3
+PMD_ERROR_INVALID_OP_CODE, PMD_ERROR_NOT_SUPPORTED, PMD_ERROR_ALREADY_IN_STATE = 1, 3, 6
+PMD_FEATURES = bytes([0x0F, 0x01, 0x00])  # feature read: 0x0F, then a bitmap with ECG (bit 0) only
+PMD_FRAME_HEADER = 10  # type, u64 timestamp, frame type
+PMD_CLOCK_BASE_NS = 820_454_400 * 10**9  # 2026-01-01 in Polar's 2000-01-01 epoch
 DEFAULT_MODALITIES = ("bvp", "eda", "resp", "ecg")
 
 
@@ -99,9 +108,11 @@ class EmulatedWearable:
     Args:
         name: advertised complete local name.
         address: static random address (default: allocated by the ``VirtualBleNetwork``).
-        profile: "native" (PROTOCOL.md), or "heart_rate": a chest strap serving only the standard Heart Rate
+        profile: "native" (PROTOCOL.md); "heart_rate": a chest strap serving only the standard Heart Rate
             service (one Heart Rate Measurement notification per device second, bpm and RR intervals from
-            a seeded random walk around 70 bpm; ``signals`` and ``modalities`` are not used).
+            a seeded random walk around 70 bpm; ``signals`` and ``modalities`` are not used); "polar_pmd": a
+            Polar H10-like strap serving PMD ECG (130 Hz, raw int24 uV frames, started through the PMD
+            control point; ``modalities`` must be ("ecg",)).
         signals: "simulated" (NeuroKit2), a mapping ``{modality: (values, rate_hz)}``, a CSV path (with
             ``recording_rate_hz``), or a list of ``SignalSource``.
         modalities: streams, in stream-id order.
@@ -169,12 +180,19 @@ class EmulatedWearable:
         self._injector = FaultInjector(self.faults, seed)
         #: device clock (us) at device time 0; the board "may start its clock anywhere"
         self.clock_start_us = self._injector.integer(TIMESTAMP_MODULO)
+        if profile == "polar_pmd" and tuple(modalities) != ("ecg",):
+            raise ValueError(f"the polar_pmd profile streams ECG only; modalities must be ('ecg',), got {tuple(modalities)!r}")
+        if profile == "polar_pmd" and signals == "simulated":
+            signals = simulated_signals(["ecg"], seed=seed, rates_hz={"ecg": PMD_ECG_RATE_HZ})
         sources = [] if profile == "heart_rate" else self._signal_sources(signals, modalities, recording_rate_hz, seed)
         self._streams: list[_Stream] = []
         for stream_id, source in enumerate(sources):
             scale, offset = source.quantisation(self.sample_format)
+            sample_format = self.sample_format
+            if profile == "polar_pmd":  # PMD ECG is signed 24-bit microvolts; the signal is in mV
+                scale, offset, sample_format = 1e-3, 0.0, SampleFormat.INT24
             description = StreamDescription(
-                stream_id, source.modality, source.sample_rate_hz, source.channels, self.sample_format, scale, offset, source.units
+                stream_id, source.modality, source.sample_rate_hz, source.channels, sample_format, scale, offset, source.units
             )
             self._streams.append(_Stream(description, source, sequence=self._injector.integer(SEQUENCE_MODULO)))
             self.counters.streams[stream_id] = StreamCounters()
@@ -185,6 +203,7 @@ class EmulatedWearable:
         self.device: Device | None = None
         self._transport = None
         self._data_characteristic: gatt.Characteristic | None = None
+        self._pmd_control_point: gatt.Characteristic | None = None
         self._connection: Connection | None = None
         self._subscribed = False
         self._backlog: collections.deque = collections.deque()
@@ -294,6 +313,8 @@ class EmulatedWearable:
         name = (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode("utf-8"))
         if self.profile == "heart_rate":
             service = (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, UUID.from_16_bits(HEART_RATE_SERVICE).to_bytes())
+        elif self.profile == "polar_pmd":
+            service = (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(PMD_SERVICE_UUID).to_bytes())
         else:
             service = (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(native_gatt.SERVICE_UUID).to_bytes())
         advertising_data = bytes(AdvertisingData([flags, name, service]))
@@ -311,6 +332,17 @@ class EmulatedWearable:
     # GATT server
     def _add_gatt_services(self, device: Device) -> None:
         props = gatt.Characteristic.Properties
+        if self.profile == "polar_pmd":
+            self._data_characteristic = gatt.Characteristic(PMD_DATA_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b"")
+            self._data_characteristic.on(gatt.Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
+            self._pmd_control_point = gatt.Characteristic(
+                PMD_CONTROL_POINT_UUID,
+                props.READ | props.WRITE | props.INDICATE,
+                gatt.Characteristic.READABLE | gatt.Characteristic.WRITEABLE,
+                gatt.CharacteristicValue(read=lambda connection: PMD_FEATURES, write=self._on_pmd_control),
+            )
+            device.add_service(gatt.Service(PMD_SERVICE_UUID, [self._pmd_control_point, self._data_characteristic]))
+            return
         if self.profile == "heart_rate":
             self._data_characteristic = gatt.Characteristic(
                 UUID.from_16_bits(HEART_RATE_MEASUREMENT), props.NOTIFY, gatt.Characteristic.READABLE, b""
@@ -369,6 +401,32 @@ class EmulatedWearable:
         if self._subscribed and self._backlog:
             self._wake.set()  # the loop flushes the backlog as a burst
 
+    def _on_pmd_control(self, connection: Connection, value: bytes) -> None:
+        """PMD control point write: start/stop ECG; the answer comes as an indication (F0 op type status 00)."""
+        op = value[0] if value else 0
+        measurement = value[1] if len(value) > 1 else 0xFF
+        if op not in (PMD_OP_START, PMD_OP_STOP):
+            status = PMD_ERROR_INVALID_OP_CODE
+        elif measurement != PMD_ECG:
+            status = PMD_ERROR_NOT_SUPPORTED
+        elif op == PMD_OP_START and self._streams[0].running:
+            status = PMD_ERROR_ALREADY_IN_STATE
+        else:
+            status = 0
+            if op == PMD_OP_START:
+                self._start_streams(0)
+            else:
+                self._streams[0].running = False
+            self._wake.set()
+        response = bytes([0xF0, op, measurement, status, 0])
+        asyncio.get_running_loop().create_task(self._indicate_control_response(connection, response))
+
+    async def _indicate_control_response(self, connection: Connection, response: bytes) -> None:
+        try:
+            await self.device.indicate_subscriber(connection, self._pmd_control_point, response)
+        except Exception as exc:  # noqa: BLE001 - the central left before reading the answer
+            logger.debug("%s: PMD control response not delivered: %r", self.name, exc)
+
     def _on_control(self, connection: Connection, value: bytes) -> None:
         """CharacteristicValue write handler; an ATT_Error becomes the ATT Error Response."""
         try:
@@ -422,7 +480,10 @@ class EmulatedWearable:
     def _packet_samples(self, stream: _Stream) -> int:
         d = stream.description
         mtu = self._connection.att_mtu if self._connection is not None else att.ATT_DEFAULT_MTU
-        fit = max(1, max_samples_per_packet(mtu, d.channels, d.sample_format))
+        if self.profile == "polar_pmd":
+            fit = max(1, (mtu - ATT_NOTIFY_OVERHEAD - PMD_FRAME_HEADER) // 3)
+        else:
+            fit = max(1, max_samples_per_packet(mtu, d.channels, d.sample_format))
         cap = stream.samples_per_packet_cap or max(1, int(round(d.sample_rate_hz * self.packet_interval_s)))
         return min(fit, cap)
 
@@ -488,15 +549,20 @@ class EmulatedWearable:
     async def _emit(self, stream: _Stream) -> None:
         d = stream.description
         count = stream.next_count
-        values = stream.source.window(stream.index, count)
-        timestamp_us = self.clock_start_us + round((stream.origin_s + stream.index / d.sample_rate_hz) * 1e6)
-        payload = encode_packet(
-            stream_id=d.stream_id,
-            sequence=stream.sequence,
-            timestamp_us=timestamp_us % TIMESTAMP_MODULO,
-            samples=quantise(values, d.scale, d.offset, d.sample_format),
-            sample_format=d.sample_format,
-        )
+        raw = quantise(stream.source.window(stream.index, count), d.scale, d.offset, d.sample_format)
+        if self.profile == "polar_pmd":
+            last_sample_s = stream.origin_s + (stream.index + count - 1) / d.sample_rate_hz
+            timestamp_ns = PMD_CLOCK_BASE_NS + self.clock_start_us * 1000 + round(last_sample_s * 1e9)
+            payload = pmd_ecg_frame(timestamp_ns, raw[:, 0])
+        else:
+            timestamp_us = self.clock_start_us + round((stream.origin_s + stream.index / d.sample_rate_hz) * 1e6)
+            payload = encode_packet(
+                stream_id=d.stream_id,
+                sequence=stream.sequence,
+                timestamp_us=timestamp_us % TIMESTAMP_MODULO,
+                samples=raw,
+                sample_format=d.sample_format,
+            )
         stream.sequence = (stream.sequence + 1) % SEQUENCE_MODULO
         stream.index += count
         stream.next_count = self._packet_samples(stream)
@@ -580,3 +646,10 @@ def heart_rate_measurement(bpm: int, rr_intervals_s: Sequence[float], *, contact
     for rr in list(rr_intervals_s)[-9:]:
         value += int(round(rr * 1024)).to_bytes(2, "little")
     return value
+
+
+def pmd_ecg_frame(timestamp_ns: int, microvolts: np.ndarray) -> bytes:
+    """A raw PMD ECG data frame (type 0, frame type 0): header, then signed 24-bit little-endian uV."""
+    values = np.asarray(microvolts, dtype=np.int64) & 0xFFFFFF
+    payload = np.stack([values & 0xFF, (values >> 8) & 0xFF, (values >> 16) & 0xFF], axis=1).astype(np.uint8)
+    return bytes([PMD_ECG]) + int(timestamp_ns).to_bytes(8, "little") + bytes([0x00]) + payload.tobytes()

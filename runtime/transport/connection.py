@@ -15,12 +15,13 @@ import collections
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from biomoe_edge.firmware_bridge import gatt as native_gatt
 from biomoe_edge.firmware_bridge.description import DeviceDescription, decode_description
 from biomoe_edge.firmware_bridge.exc import PacketError
+from biomoe_edge.firmware_bridge.profiles import polar_pmd
 from biomoe_edge.firmware_bridge.profiles.heart_rate import HEART_RATE_MEASUREMENT_UUID
 from biomoe_edge.firmware_bridge.profiles.pulse_oximeter import PLX_CONTINUOUS_MEASUREMENT_UUID
 from biomoe_edge.runtime.transport.allow_list import DeviceTarget
@@ -37,6 +38,7 @@ DATA_CHARACTERISTICS = {
     "native": native_gatt.DATA_CHAR_UUID,
     "heart_rate": HEART_RATE_MEASUREMENT_UUID,  # service 0x180D
     "pulse_oximeter": PLX_CONTINUOUS_MEASUREMENT_UUID,  # service 0x1822
+    "polar_pmd": polar_pmd.PMD_DATA_UUID,  # PMD data frames, started through the PMD control point
 }
 SUPPORTED_PROFILES = tuple(DATA_CHARACTERISTICS)
 
@@ -83,7 +85,8 @@ class DeviceConnection:
         scan_timeout_s: how long one scan looks for the device.
         connect_timeout_s: bleak connect timeout; setup_timeout_s bounds description read + subscribe + START.
         connect_attempts: ``establish_connection``'s ``max_attempts`` per cycle (then our backoff).
-        start_streams: write START (all streams) after subscribing.
+        start_streams: write START (all streams; native) or the PMD start commands (polar_pmd) after subscribing.
+        pmd_start_commands: PMD control-point commands for "polar_pmd" targets (default: H10 ECG at 130 Hz).
         clock: arrival-time clock (default ``time.monotonic``, the gateway's clock).
     """
 
@@ -100,6 +103,7 @@ class DeviceConnection:
         setup_timeout_s: float = 10.0,
         connect_attempts: int = 2,
         start_streams: bool = True,
+        pmd_start_commands: Sequence[bytes] = (polar_pmd.start_h10_ecg_command(),),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if target.profile not in SUPPORTED_PROFILES:
@@ -113,6 +117,8 @@ class DeviceConnection:
         self.setup_timeout_s = float(setup_timeout_s)
         self.connect_attempts = int(connect_attempts)
         self.start_streams = start_streams
+        self.pmd_start_commands = tuple(bytes(c) for c in pmd_start_commands)
+        self._stop_commands: tuple[tuple[str, bytes], ...] = ()  # (characteristic, value) written on stop()
         self.stats = ConnectionStats()
         self.state = ConnectionState.DISCONNECTED
         self.description: DeviceDescription | None = None
@@ -202,6 +208,9 @@ class DeviceConnection:
 
     async def _set_up(self, client) -> None:
         self.stats.mtu = await self._mtu(client)
+        if self.target.profile == "polar_pmd":
+            await self._set_up_pmd(client)
+            return
         if self.target.profile != "native":
             # Standard profiles describe themselves by their characteristic; nothing to read or start.
             await client.start_notify(DATA_CHARACTERISTICS[self.target.profile], self._on_notification)
@@ -216,6 +225,27 @@ class DeviceConnection:
             await client.write_gatt_char(
                 native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.START), response=True
             )
+            self._stop_commands = ((native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.STOP)),)
+
+    async def _set_up_pmd(self, client) -> None:
+        """Polar PMD: control-point indications on, data notifications on, then each start command, checking
+        the device's answer (PmdControlPointResponse) to each."""
+        responses: asyncio.Queue = asyncio.Queue()
+        await client.start_notify(polar_pmd.PMD_CONTROL_POINT_UUID, lambda _c, data: responses.put_nowait(bytes(data)))
+        await client.start_notify(polar_pmd.PMD_DATA_UUID, self._on_notification)
+        if not self.start_streams:
+            return
+        for command in self.pmd_start_commands:
+            await client.write_gatt_char(polar_pmd.PMD_CONTROL_POINT_UUID, command, response=True)
+            try:
+                response = polar_pmd.parse_control_response(await responses.get())
+            except PacketError as exc:
+                raise _GiveUp(f"unusable PMD control response: {exc}") from exc
+            if not response.ok and response.status_name != "ERROR_ALREADY_IN_STATE":
+                raise _GiveUp(f"PMD refused {command.hex(' ')}: {response.status_name}")
+        self._stop_commands = tuple(
+            (polar_pmd.PMD_CONTROL_POINT_UUID, polar_pmd.stop_measurement_command(command[1])) for command in self.pmd_start_commands
+        )
 
     async def _mtu(self, client) -> int:
         from bleak.backends import BleakBackend
@@ -317,13 +347,8 @@ class DeviceConnection:
         if client is None or not client.is_connected:
             return
         try:
-            if stop_streams and self.start_streams and self.target.profile == "native":  # let the board stop sampling
-                await asyncio.wait_for(
-                    client.write_gatt_char(
-                        native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.STOP), response=True
-                    ),
-                    2.0,
-                )
+            for characteristic, value in self._stop_commands if stop_streams else ():  # let the board stop sampling
+                await asyncio.wait_for(client.write_gatt_char(characteristic, value, response=True), 2.0)
             await asyncio.wait_for(client.disconnect(), 5.0)
         except Exception as exc:  # noqa: BLE001 - the link is going away anyway
             logger.debug("%s: disconnect: %r", self.label, exc)

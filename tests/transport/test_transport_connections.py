@@ -271,8 +271,40 @@ async def test_a_standard_heart_rate_strap_streams_beside_a_native_wearable(reco
         assert len(recorder.packets["wear-1"]) == native.counters.total("packets_sent")
 
 
+async def test_a_polar_pmd_strap_is_started_through_its_control_point_and_streams_ecg_frames(recording):
+    from biomoe_edge.firmware_bridge.profiles.polar_pmd import parse_data_frame, start_measurement_command
+
+    ecg_uv = np.round(recording["ecg"][0][:4000] * 1000)  # mV -> the uV the strap sends
+    async with VirtualBleNetwork() as network:
+        strap = await network.add_wearable("h10", profile="polar_pmd", signals={"ecg": (ecg_uv / 1000, 130.0)}, modalities=("ecg",), speed=20)
+        recorder = Recorder(asyncio.get_running_loop())
+        manager = await _manager(network, [DeviceTarget(name="h10", profile="polar_pmd")], recorder)
+        async with manager:
+            await recorder.until(lambda: len(recorder.packets["h10"]) >= 10)
+        frames = [parse_data_frame(p) for _, p in recorder.packets["h10"]]
+        assert len(frames) == strap.counters.total("packets_sent")
+        uv = np.concatenate([f.samples[:, 0] for f in frames])
+        np.testing.assert_array_equal(uv, ecg_uv[: uv.size])  # 24-bit uV, bit exact
+        stamps = np.array([f.timestamp_ns for f in frames])  # of each frame's last sample
+        counts = np.array([f.samples.shape[0] for f in frames])
+        np.testing.assert_allclose(np.diff(stamps), counts[1:] * 1e9 / 130.0, atol=2.0)
+        assert not strap._streams[0].running  # stop() wrote the PMD stop command
+
+        # A start the strap refuses (PPG on an ECG-only H10) is given up, with Polar's status name.
+        recorder = Recorder(asyncio.get_running_loop())
+        connection = DeviceConnection(
+            DeviceTarget(name="h10", profile="polar_pmd"), on_packet=recorder.on_packet, on_state=recorder.on_state,
+            backend=TransportBackend.bumble(await network.central()), scan_timeout_s=0.5,
+            pmd_start_commands=[start_measurement_command(1, {"sample_rate": 55})],
+        )
+        await connection.start()
+        await asyncio.wait_for(connection._task, 10.0)
+        failed = [reason for state, reason in recorder.states["h10"] if state == "failed"]
+        assert len(failed) == 1 and "ERROR_NOT_SUPPORTED" in failed[0]
+
+
 def test_unsupported_profiles_are_refused_by_name():
     import pytest
 
-    with pytest.raises(ValueError, match="polar_pmd"):
-        DeviceConnection(DeviceTarget(name="h10", profile="polar_pmd"), on_packet=lambda *a: None)
+    with pytest.raises(ValueError, match="garmin"):
+        DeviceConnection(DeviceTarget(name="x", profile="garmin"), on_packet=lambda *a: None)
