@@ -1,0 +1,164 @@
+"""Speed of the exported Tiny-BioMoE on this machine: PyTorch eager vs ONNX Runtime FP32 / FP16 / INT8.
+
+    python benchmarks/export_speed.py [--checkpoint Tiny-BioMoE.pth] [--onnx-dir DIR] [--repeats 10]
+
+Exports the three graphs (or reuses DIR/{fp32,fp16,int8}/model.onnx from ``biomoe-edge export``), then
+times each runtime side by side at batch 1 and 8 and prints the median milliseconds per image and the
+ratio to PyTorch eager. With a CUDA device, also PyTorch CUDA FP32 / FP16, with and without CUDA graphs.
+Inputs are images rendered from real signal windows when the SDK's transforms are present, else noise.
+Not a test: numbers depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+REFERENCE_CHECKPOINT = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "reference" / \
+    "tiny_biomoe_seed11.pth"
+
+
+def median_ms_per_image(fn, batch: int, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3 / batch
+
+
+def load_model(checkpoint):
+    from biomoe_edge.export import load_tiny_biomoe
+
+    if checkpoint is None and REFERENCE_CHECKPOINT.is_file():
+        checkpoint = REFERENCE_CHECKPOINT
+    if checkpoint is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_tiny_biomoe(seed=0), "random weights (seed 0)"
+    return load_tiny_biomoe(checkpoint), str(checkpoint)
+
+
+def exported_graphs(model, onnx_dir: pathlib.Path | None, work: pathlib.Path) -> dict[str, pathlib.Path]:
+    from biomoe_edge.export import export_onnx
+
+    graphs = {}
+    if onnx_dir is not None:
+        for precision in ("fp32", "fp16", "int8"):
+            path = onnx_dir / precision / "model.onnx"
+            if path.is_file():
+                graphs[precision] = path
+        if graphs:
+            return graphs
+    started = time.perf_counter()
+    graphs["fp32"] = export_onnx(model, work / "fp32" / "model.onnx", max_batch=8)
+    print(f"exported fp32 in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    for precision in ("fp16", "int8"):
+        started = time.perf_counter()
+        graphs[precision] = export_onnx(model, work / precision / "model.onnx", precision=precision, max_batch=8,
+                                        from_fp32=graphs["fp32"])
+        print(f"exported {precision} (from the fp32 graph) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return graphs
+
+
+def benchmark_images(batch: int) -> tuple[np.ndarray, str]:
+    from biomoe_edge.export.calibration import real_signal_images
+
+    try:
+        return real_signal_images(batch, seed=3), "images rendered from real signal windows"
+    except RuntimeError:
+        return np.random.default_rng(0).random((batch, 3, 224, 224), dtype=np.float32), "uniform noise"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=pathlib.Path, help="default: the seed-11 reference checkpoint")
+    parser.add_argument("--onnx-dir", type=pathlib.Path, help="reuse DIR/{fp32,fp16,int8}/model.onnx")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per cell (median)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    args = parser.parse_args()
+
+    import onnxruntime as ort
+    import torch
+
+    model, source = load_model(args.checkpoint)
+    images_max, image_source = benchmark_images(max(args.batches))
+    rows: dict[str, dict[int, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="biomoe-bench-") as tmp:
+        graphs = exported_graphs(model, args.onnx_dir, pathlib.Path(tmp))
+        sessions = {p: ort.InferenceSession(str(g), providers=["CPUExecutionProvider"]) for p, g in graphs.items()}
+        for batch in args.batches:
+            images = np.ascontiguousarray(images_max[:batch])
+            x = torch.from_numpy(images)
+            with torch.inference_mode():
+                rows.setdefault("PyTorch eager FP32 (CPU)", {})[batch] = median_ms_per_image(
+                    lambda: model(x), batch, args.repeats)
+            for precision, session in sessions.items():
+                rows.setdefault(f"ONNX Runtime {precision.upper()} (CPU)", {})[batch] = median_ms_per_image(
+                    lambda: session.run(None, {"images": images}), batch, args.repeats)
+            if torch.cuda.is_available():
+                for name, ms in cuda_rows(model, images, args.repeats).items():
+                    rows.setdefault(name, {})[batch] = ms
+
+    print(f"Tiny-BioMoE inference speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}")
+    print(f"weights: {source}; inputs: {image_source}; median of {args.repeats} runs after 2 warm-up runs\n")
+    base = rows["PyTorch eager FP32 (CPU)"]
+    header = "".join(f"  batch {b:>2}: ms/img  vs eager" for b in args.batches)
+    print(f"{'runtime':<28}{header}")
+    for name, cells in rows.items():
+        line = "".join(f"  {cells[b]:>16.2f}  {base[b] / cells[b]:>6.2f}x" for b in args.batches)
+        print(f"{name:<28}{line}")
+    return 0
+
+
+def cuda_rows(model, images: np.ndarray, repeats: int) -> dict[str, float]:
+    """PyTorch CUDA FP32 / FP16 per image, eager and replayed from a captured CUDA graph."""
+    import copy
+
+    import torch
+
+    out = {}
+    batch = len(images)
+    for dtype, label in ((torch.float32, "FP32"), (torch.float16, "FP16")):
+        gpu_model = copy.deepcopy(model).cuda().to(dtype).eval()
+        x = torch.from_numpy(images).cuda().to(dtype)
+
+        def eager():
+            with torch.inference_mode():
+                gpu_model(x)
+            torch.cuda.synchronize()
+
+        out[f"PyTorch CUDA {label}"] = median_ms_per_image(eager, batch, repeats)
+        static_x = x.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.inference_mode():
+            for _ in range(3):
+                gpu_model(static_x)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.inference_mode():
+            gpu_model(static_x)
+
+        def replay():
+            graph.replay()
+            torch.cuda.synchronize()
+
+        out[f"PyTorch CUDA {label} graph"] = median_ms_per_image(replay, batch, repeats)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
