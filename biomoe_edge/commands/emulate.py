@@ -29,7 +29,12 @@ def _positive(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="native", choices=["native"], help="GATT profile served (PROTOCOL.md)")
+    parser.add_argument(
+        "--profile",
+        default="native",
+        choices=["native", "heart_rate", "polar_pmd"],
+        help="GATT profile served: native (PROTOCOL.md), heart_rate (SIG Heart Rate), polar_pmd (H10-like PMD ECG)",
+    )
     parser.add_argument(
         "--signals", default="simulated", help="'simulated' (NeuroKit2) or a CSV file whose header names the modalities"
     )
@@ -52,6 +57,8 @@ def run(args) -> int:
     import asyncio
 
     modalities = tuple(m.strip().lower() for m in args.modalities.split(",") if m.strip())
+    if args.profile == "polar_pmd":
+        modalities = ("ecg",)
     if not modalities:
         raise ValueError("--modalities is empty")
     options = dict(
@@ -110,12 +117,16 @@ async def _in_process(args, options, duration_s: float) -> int:
     from biomoe_edge.runtime.transport import DeviceConnection, DeviceTarget, TransportBackend
 
     reassemblers: dict[int, StreamReassembler] = {}
+    market = _MarketProfileCount(args.profile)
     rejected = 0
     connection: DeviceConnection | None = None
 
     def on_packet(device: str, payload: bytes, arrival_s: float) -> None:
         nonlocal rejected
         try:
+            if args.profile != "native":
+                market.add(payload)
+                return
             packet = decode_packet(payload)
         except PacketError:
             rejected += 1
@@ -132,7 +143,7 @@ async def _in_process(args, options, duration_s: float) -> int:
     async with VirtualBleNetwork() as network:
         wearable = await network.add_wearable(args.name, **options)
         connection = DeviceConnection(
-            DeviceTarget(name=args.name),
+            DeviceTarget(name=args.name, profile=args.profile),
             on_packet=on_packet,
             on_state=on_state,
             backend=TransportBackend.bumble(await network.central()),
@@ -144,7 +155,8 @@ async def _in_process(args, options, duration_s: float) -> int:
             step = min(1.0, duration_s - elapsed)
             await asyncio.sleep(step)
             elapsed += step
-            print(f"t={elapsed:5.1f} s  " + "  ".join(_stream_line(r) for r in reassemblers.values()), flush=True)
+            lines = [market.line()] if args.profile != "native" else [_stream_line(r) for r in reassemblers.values()]
+            print(f"t={elapsed:5.1f} s  " + "  ".join(lines), flush=True)
         await connection.stop()
         for reassembler in reassemblers.values():
             reassembler.flush()
@@ -154,12 +166,41 @@ async def _in_process(args, options, duration_s: float) -> int:
             f"dropped on purpose {c.total('packets_dropped')}, unsent (no subscriber) {c.total('packets_unsent')}, "
             f"reordered {c.total('packets_reordered')}, garbage {c.garbage_sent}, peripheral disconnects {c.disconnects_injected}"
         )
-        received = sum(r.stats.packets_received for r in reassemblers.values())
-        lost = sum(r.stats.packets_lost for r in reassemblers.values())
-        print(f"gateway: received {received} packets, counted {lost} lost, {rejected} rejected (not packets)")
+        if args.profile == "native":
+            received = sum(r.stats.packets_received for r in reassemblers.values())
+            lost = sum(r.stats.packets_lost for r in reassemblers.values())
+            print(f"gateway: received {received} packets, counted {lost} lost, {rejected} rejected (not packets)")
+        else:
+            print(f"gateway: received {market.count} notifications ({market.line()}), {rejected} rejected")
     return 0
 
 
 def _stream_line(reassembler) -> str:
     s, d = reassembler.stats, reassembler.stream
     return f"{d.modality}: {s.samples_received} samples, {s.packets_received} pkts, {s.packets_lost} lost"
+
+
+class _MarketProfileCount:
+    """What arrives from a standard-profile device, decoded with firmware_bridge.profiles."""
+
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+        self.count = 0
+        self.samples = 0
+        self.last_bpm = None
+
+    def add(self, payload: bytes) -> None:
+        if self.profile == "heart_rate":
+            from biomoe_edge.firmware_bridge.profiles.heart_rate import parse_measurement
+
+            self.last_bpm = parse_measurement(payload).bpm
+        else:
+            from biomoe_edge.firmware_bridge.profiles.polar_pmd import parse_data_frame
+
+            self.samples += parse_data_frame(payload).samples.shape[0]
+        self.count += 1
+
+    def line(self) -> str:
+        if self.profile == "heart_rate":
+            return f"heart rate: {self.count} measurements, last {self.last_bpm} bpm"
+        return f"PMD ECG: {self.count} frames, {self.samples} samples"

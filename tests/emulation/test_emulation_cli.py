@@ -34,3 +34,12 @@ def test_emulate_rejects_bad_arguments(capsys):
     assert "probability" in capsys.readouterr().err
     assert main(["emulate", "--signals", "/nonexistent.csv", "--recording-rate", "10", "--duration", "1"]) == 1
     assert "nonexistent.csv" in capsys.readouterr().err
+
+
+def test_emulate_a_heart_rate_strap(capsys):
+    assert main(["emulate", "--profile", "heart_rate", "--duration", "1", "--speed", "10", "--loss", "0.2", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    sent = int(re.search(r"sent (\d+),", out).group(1))
+    received = int(re.search(r"gateway: received (\d+) notifications", out).group(1))
+    assert received == sent >= 3
+    assert re.search(r"last \d+ bpm", out)
