@@ -355,9 +355,9 @@ class Gateway:
             from biomoe_edge.runtime.engines import open_engine
 
             e = self.config.engine
-            options = {"max_batch": e.max_batch}
-            if e.kind in ("pytorch",):
-                options["precision"] = e.precision
+            # Options each backend takes (a TensorRT engine's batch and precision are fixed when it is built).
+            options = {"onnxruntime": {"max_batch": e.max_batch},
+                       "pytorch": {"max_batch": e.max_batch, "precision": e.precision}}.get(e.kind, {})
             self._engine = await asyncio.to_thread(open_engine, e.kind, e.path, **options)
         self.pipeline = Pipeline(self.config, self._engine, clock=self.clock)
         try:

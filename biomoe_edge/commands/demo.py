@@ -62,7 +62,11 @@ def demo_onnx_path(checkpoint=None) -> pathlib.Path:
     path = cache_dir() / f"tiny_biomoe_{tag}_fp32.onnx"
     if path.exists() and path.with_suffix(".json").exists():
         return path
-    from biomoe_edge.export import export_onnx, load_tiny_biomoe
+    try:
+        from biomoe_edge.export import export_onnx, load_tiny_biomoe
+    except ImportError as exc:
+        raise RuntimeError(f"the demo's first run exports the model to ONNX, which needs PyTorch ({exc}): "
+                           "pip install torch==2.13.0 'biomoe-edge[export]', or use --engine pytorch") from None
 
     log.warning("exporting Tiny-BioMoE to ONNX once (about a minute); cached at %s", path)
     with warnings.catch_warnings():
