@@ -211,6 +211,9 @@ class BleakClientBumble(BaseBleakClient):
         connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
             await asyncio.wait_for(self._set_up(self._peer, pair), timeout)
+        except asyncio.CancelledError:
+            self._raise_if_link_lost(connection, "connection setup")
+            raise
         except _BUMBLE_ERRORS as exc:
             await self._drop_connection()
             raise BleakError(f"{self.address}: connection setup failed: {exc!r}") from exc
@@ -289,9 +292,21 @@ class BleakClientBumble(BaseBleakClient):
         return collection
 
     # I/O
+    def _raise_if_link_lost(self, connection: Connection | None, what: str) -> None:
+        """Bumble cancels a pending ATT request when the link drops: for the caller that is a lost link, a
+        BleakError as on BlueZ, not a cancellation of its own task (which is re-raised as it is)."""
+        task = asyncio.current_task()
+        cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+        if self._connection is not connection and not (cancelling is not None and cancelling()):
+            raise BleakError(f"{self.address}: disconnected during {what}") from None
+
     async def _gatt(self, operation):
+        connection = self._connection
         try:
             return await operation
+        except asyncio.CancelledError:
+            self._raise_if_link_lost(connection, "a GATT operation")
+            raise
         except att.ATT_Error as exc:
             raise BleakGATTProtocolError(int(exc.error_code)) from exc
         except _BUMBLE_ERRORS as exc:

@@ -331,6 +331,8 @@ class DeviceConnection:
             except BaseException:  # noqa: BLE001 - whatever the cancelled attempt ends with, we are stopping
                 pass
             raise _Stopped()
+        if attempt.cancelled():  # a backend let a stack-internal cancellation out: a failed attempt, not ours
+            raise ConnectionError("connection attempt cancelled under us")
         attempt.result()  # re-raise what the attempt raised
 
     async def _wait_for(self, event: asyncio.Event) -> None:

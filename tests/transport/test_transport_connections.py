@@ -308,3 +308,48 @@ def test_unsupported_profiles_are_refused_by_name():
 
     with pytest.raises(ValueError, match="garmin"):
         DeviceConnection(DeviceTarget(name="x", profile="garmin"), on_packet=lambda *a: None)
+
+
+async def test_a_device_that_drops_the_link_during_set_up_is_retried_not_fatal(recording):
+    from bumble.core import AdvertisingData
+
+    from biomoe_edge.firmware_bridge.description import encode_description
+    from biomoe_edge.firmware_bridge.emulation import EmulatedWearable
+
+    description = EmulatedWearable("x", signals=recording, modalities=("bvp",)).description()
+    reads = []
+
+    async def read_description(connection):
+        reads.append(connection)
+        if len(reads) == 1:  # first time: hang up in the middle of the read (Bumble cancels the request)
+            await connection.disconnect()
+            await asyncio.sleep(30)
+        return encode_description(description)
+
+    async with VirtualBleNetwork() as network:
+        flaky = network.create_device("wear-1")
+        props = gatt.Characteristic.Properties
+        flaky.add_service(
+            gatt.Service(
+                native_gatt.SERVICE_UUID,
+                [
+                    gatt.Characteristic(native_gatt.DATA_CHAR_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b""),
+                    gatt.Characteristic(native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, b""),
+                    gatt.Characteristic(
+                        native_gatt.DESCRIPTION_CHAR_UUID, props.READ, gatt.Characteristic.READABLE,
+                        gatt.CharacteristicValue(read=read_description),
+                    ),
+                ],
+            )
+        )
+        await flaky.power_on()
+        advertising = bytes(AdvertisingData([(AdvertisingData.COMPLETE_LOCAL_NAME, b"wear-1")]))
+        await flaky.start_advertising(advertising_data=advertising, auto_restart=True, advertising_interval_min=20, advertising_interval_max=20)
+        recorder = Recorder(asyncio.get_running_loop())
+        manager = await _manager(network, [DeviceTarget(name="wear-1")], recorder)
+        async with manager:
+            await recorder.until(lambda: manager.connections["wear-1"].state is ConnectionState.CONNECTED)
+            stats = manager.connections["wear-1"].stats
+            assert stats.failed_attempts == 1 and "disconnected during" in stats.last_error
+            assert manager.connections["wear-1"].description == description
+        assert len(reads) == 2
