@@ -128,20 +128,11 @@ def _colour_resize_numpy(v, cmap: str):
 
 
 def _grey_resize_numpy(v, cmap: str):
-    """For a grey colormap the lookup is affine, so resize one channel first, then look up by interpolation."""
+    """A grey colormap (R = G = B): look up one channel, resize it once, repeat it three times."""
     xp = array_module(v)
-    small = resize(xp.ascontiguousarray(v[:, ::-1, :]), IMAGE_SIZE, IMAGE_SIZE)  # (B, 224, 224)
-    lut = _lut(xp, cmap)[:, 0]
-    position = xp.clip(small * 255.0, 0.0, 255.0)
-    grey = xp.interp(position, xp.arange(256, dtype=xp.float32), lut) if xp is np else _interp_cupy(xp, position, lut)
-    return xp.broadcast_to(grey[:, None], (grey.shape[0], 3, IMAGE_SIZE, IMAGE_SIZE))
-
-
-def _interp_cupy(xp, position, lut):
-    low = xp.floor(position).astype(xp.int32)
-    high = xp.minimum(low + 1, 255)
-    frac = position - low
-    return lut[low] * (1 - frac) + lut[high] * frac
+    grey = _lut(xp, cmap)[:, 0][colour_indices(v[:, ::-1, :])]  # (B, H, W), row 0 now the top
+    small = resize(grey, IMAGE_SIZE, IMAGE_SIZE)
+    return xp.broadcast_to(small[:, None], (small.shape[0], 3, IMAGE_SIZE, IMAGE_SIZE))
 
 
 def _check_out(out, xp, n_images: int):
@@ -204,6 +195,11 @@ def _render_one(chunk, fs, name: str, params: dict, cache: dict):
     if name == "waveform":
         grey = waveform_image(chunk, IMAGE_SIZE)
         return xp.broadcast_to(grey[:, None], (grey.shape[0], 3, IMAGE_SIZE, IMAGE_SIZE))
+    if name == "recurrence" and params["recurrence"]["threshold"] is not None:
+        # Binary plot: binary-LUT(v) is exactly 1 - v (white 255, black 0), so skip normalise and lookup.
+        maps, _, _ = representation_map(chunk, fs, name, params, cache)
+        small = resize(xp.ascontiguousarray(1.0 - maps[:, ::-1, :]), IMAGE_SIZE, IMAGE_SIZE)
+        return xp.broadcast_to(small[:, None], (small.shape[0], 3, IMAGE_SIZE, IMAGE_SIZE))
     maps, vmin, vmax = representation_map(chunk, fs, name, params, cache)
     v = normalise(maps, vmin, vmax)
     if COLORMAPS[name] == "binary":

@@ -80,8 +80,10 @@ def resize(images, out_height: int, out_width: int):
         if size not in _SPARSE:
             _SPARSE[size] = _sparse_weights(*size)
     sx, sy = _SPARSE[(width, out_width)], _SPARSE[(height, out_height)]
-    flat = np.ascontiguousarray(images, dtype=np.float32).reshape(-1, width)
-    across = np.asarray(sx @ flat.T).T.reshape(-1, height, out_width)  # (L, H, out_w)
-    stacked = np.ascontiguousarray(across.transpose(1, 0, 2)).reshape(height, -1)  # (H, L * out_w)
-    down = np.asarray(sy @ stacked).reshape(out_height, -1, out_width).transpose(1, 0, 2)
-    return np.ascontiguousarray(down, dtype=np.float32).reshape(lead + (out_height, out_width))
+    flat = np.ascontiguousarray(images, dtype=np.float32).reshape(-1, height, width)
+    out = np.empty((flat.shape[0], out_height, out_width), dtype=np.float32)
+    for i, image in enumerate(flat):
+        # Height first on the C-ordered image; only the already reduced (out_h, W) result is transposed.
+        down = sy @ image
+        out[i] = (sx @ np.ascontiguousarray(down.T)).T
+    return out.reshape(lead + (out_height, out_width))

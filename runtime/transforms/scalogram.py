@@ -3,7 +3,8 @@
 PyWavelets convolves the signal with the integrated wavelet resampled at each scale, one FFT pair per
 scale, then differentiates. Here the integrated-wavelet filter bank for (wavelet, scales, N) is built once
 on the host with PyWavelets' own ``integrate_wavelet`` (same taps), transformed once, and cached (on the GPU
-for CuPy); each call is then one batched forward FFT, one broadcast multiply and one batched inverse FFT.
+for CuPy); each call is then one batched forward FFT, one broadcast multiply and one batched inverse FFT
+(real FFTs for the real ``morl``), all padded to one common length.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def _filter_bank(wavelet_name: str, scales: tuple, n_samples: int):
     bank = np.zeros((len(scales), size), dtype=np.complex128)
     for row, t in enumerate(taps):
         bank[row, : t.size] = t
-    spectra = scipy.fft.fft(bank, axis=-1).astype(np.complex64)
+    # A real wavelet (morl) convolves a real signal into a real result: half-spectrum FFTs suffice.
+    if np.iscomplexobj(int_psi):
+        spectra = scipy.fft.fft(bank, axis=-1).astype(np.complex64)
+    else:
+        spectra = scipy.fft.rfft(bank.real, axis=-1).astype(np.complex64)
     n_taps = np.array([t.size for t in taps])
     # pywt: conv has N + K - 1 points, diff leaves N + K - 2, then crops floor(d) at the start, d = (K - 2) / 2.
     starts = np.array([math.floor((k - 2) / 2) for k in n_taps])
@@ -89,17 +94,13 @@ def scalogram(x, fs, *, scales, wavelet="morl"):
     root_scales = cached_constant(xp, key + ("sqrt",), lambda: np.sqrt(scales_host).astype(np.float32)[:, None])
 
     fft = fft_module(xp)
-    data_spectrum = fft.fft(x, n=size, axis=-1)[..., None, :]  # (..., 1, L)
-    conv = fft.ifft(data_spectrum * spectra_xp, axis=-1)  # (..., S, L) complex64
+    if _is_real_wavelet(wavelet):
+        conv = fft.irfft(fft.rfft(x, n=size, axis=-1)[..., None, :] * spectra_xp, n=size, axis=-1)  # (..., S, L)
+    else:
+        conv = fft.ifft(fft.fft(x, n=size, axis=-1)[..., None, :] * spectra_xp, axis=-1)  # complex64
     # coef = -sqrt(scale) * diff(conv); keep the N central points pywt keeps.
     rows = xp.arange(len(scales_host))[:, None]
-    upper = conv[..., rows, gather + 1]
-    lower = conv[..., rows, gather]
-    if _is_real_wavelet(wavelet):
-        coef = (upper.real - lower.real)
-        magnitude = xp.abs(coef)
-    else:
-        magnitude = xp.abs(upper - lower)
+    magnitude = xp.abs(conv[..., rows, gather + 1] - conv[..., rows, gather])
     return (magnitude * root_scales).astype(xp.float32, copy=False)
 
 
