@@ -22,10 +22,11 @@ import time
 from biomoe_edge.manifest import read_manifest, manifest_path, sha256_file, write_manifest
 from biomoe_edge.runtime.engines._tensorrt import import_tensorrt, make_logger, tensorrt_major
 from biomoe_edge.runtime.engines.base import IMAGE_SHAPE
-from biomoe_edge.runtime.engines.compatibility import ENGINE_MANIFEST_KIND, normalize_compute_capability
+from biomoe_edge.runtime.engines.compatibility import ENGINE_MANIFEST_KIND, ENGINE_SUFFIX, normalize_compute_capability
 from biomoe_edge.runtime.engines.exc import BackendUnavailableError, EngineBuildError, TensorRTUnavailableError
 
-__all__ = ["DEFAULT_MAX_BATCH", "TensorRTUnavailableError", "build_engine", "gpu_identity", "write_engine_manifest"]
+__all__ = ["DEFAULT_MAX_BATCH", "TensorRTUnavailableError", "build_engine", "default_engine_path", "gpu_identity",
+           "write_engine_manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,12 @@ DEFAULT_MAX_BATCH = 32
 DEFAULT_WORKSPACE_MB = 1024
 #: Timing cache file name, beside the engine unless a path is given; every build in that folder reuses it.
 TIMING_CACHE_NAME = "tensorrt.timing.cache"
+
+
+def default_engine_path(onnx_path) -> pathlib.Path:
+    """``DIR/model.onnx`` -> ``DIR/model.trt.engine`` (manifest ``model.trt.json``, apart from the graph's ``model.json``)."""
+    onnx_path = pathlib.Path(onnx_path)
+    return onnx_path.with_name(f"{onnx_path.stem}{ENGINE_SUFFIX}")
 
 
 def gpu_identity(device_id: int = 0) -> tuple[str, str]:
@@ -170,8 +177,8 @@ def build_engine(
 ) -> pathlib.Path:
     """Build a TensorRT engine from an ONNX graph written by ``export_onnx``; write it and its manifest.
 
-    ``engine_path``: default ``onnx_path.with_suffix(".engine")``; the manifest goes to
-    ``engine_path.with_suffix(".json")``. ``max_batch``: top of the batch range (default: the export
+    ``engine_path``: default ``DIR/model.trt.engine`` beside ``DIR/model.onnx``; the manifest goes to
+    ``engine_path.with_suffix(".json")``, which must not be the graph's own manifest. ``max_batch``: top of the batch range (default: the export
     manifest's ``max_batch``, else 32; a graph with a fixed batch keeps it). ``opt_batch``: the batch
     TensorRT tunes for (default ``max_batch``). ``workspace_mb``: workspace pool cap. ``dla_core``: build
     for that DLA core with GPU fallback, at the static batch ``max_batch``. ``timing_cache``: the timing
@@ -184,9 +191,14 @@ def build_engine(
     onnx_path = pathlib.Path(onnx_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"no ONNX model at {onnx_path}: export one with `biomoe-edge export`")
-    engine_path = onnx_path.with_suffix(".engine") if engine_path is None else pathlib.Path(engine_path)
-    if engine_path.suffix == ".json":
-        raise ValueError(f"engine path {engine_path} would collide with its own manifest; use .engine")
+    engine_path = default_engine_path(onnx_path) if engine_path is None else pathlib.Path(engine_path)
+    if engine_path.suffix == ".json" or engine_path.resolve() == onnx_path.resolve():
+        raise ValueError(f"engine path {engine_path} would overwrite its own manifest or the ONNX graph; use .engine")
+    if manifest_path(engine_path).resolve() == manifest_path(onnx_path).resolve():
+        raise ValueError(
+            f"engine {engine_path} and graph {onnx_path} would share the manifest {manifest_path(onnx_path)}; "
+            f"name the engine differently, e.g. {default_engine_path(onnx_path)}"
+        )
     if int(workspace_mb) < 1:
         raise ValueError(f"workspace_mb must be at least 1, got {workspace_mb}")
     timing_cache = engine_path.parent / TIMING_CACHE_NAME if timing_cache is None else pathlib.Path(timing_cache)

@@ -17,7 +17,7 @@ def _positive(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("onnx", type=pathlib.Path, help="the ONNX graph written by `biomoe-edge export` (DIR/model.onnx)")
-    parser.add_argument("--engine", type=pathlib.Path, default=None, help="engine file to write (default: beside the ONNX, .engine)")
+    parser.add_argument("--engine", type=pathlib.Path, default=None, help="engine file to write (default: DIR/model.trt.engine beside DIR/model.onnx)")
     parser.add_argument("--max-batch", type=_positive, default=None, help="largest batch (default: the export manifest's, else 32)")
     parser.add_argument("--opt-batch", type=_positive, default=None, help="batch TensorRT tunes kernels for (default: --max-batch)")
     parser.add_argument("--workspace-mb", type=_positive, default=1024, help="workspace memory pool cap in MB (default 1024)")

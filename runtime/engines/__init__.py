@@ -15,7 +15,12 @@ import logging
 import pathlib
 
 from biomoe_edge.runtime.engines.base import IMAGE_SHAPE, Engine, check_images
-from biomoe_edge.runtime.engines.compatibility import check_engine_manifest, engine_manifest_problems, read_verified_engine
+from biomoe_edge.runtime.engines.compatibility import (
+    ENGINE_SUFFIX,
+    check_engine_manifest,
+    engine_manifest_problems,
+    read_verified_engine,
+)
 from biomoe_edge.runtime.engines.exc import (
     BackendUnavailableError,
     EngineBuildError,
@@ -56,13 +61,19 @@ def _importable(module: str) -> bool:
 
 def _candidates(path) -> tuple[pathlib.Path | None, pathlib.Path | None, pathlib.Path | None]:
     """(engine, onnx, checkpoint) files ``path`` can stand for: itself, or ``model.*`` inside a folder,
-    or its siblings with the other suffixes (``model.onnx`` -> ``model.engine``)."""
+    or its siblings (``model.onnx`` -> ``model.trt.engine``, else ``model.engine``)."""
     if path is None:
         return None, None, None
     path = pathlib.Path(path)
-    stem = path / "model" if path.is_dir() else path
-    engine = path if path.suffix in ENGINE_SUFFIXES else stem.with_suffix(".engine")
-    onnx = path if path.suffix == ".onnx" else stem.with_suffix(".onnx")
+    if path.is_dir():
+        path = path / "model.onnx"
+    stem = path.name[: -len(ENGINE_SUFFIX)] if path.name.endswith(ENGINE_SUFFIX) else path.stem
+    if path.suffix in ENGINE_SUFFIXES:
+        engine = path
+    else:
+        options = [path.with_name(stem + ENGINE_SUFFIX), path.with_name(stem + ".engine")]
+        engine = next((option for option in options if option.is_file()), options[0])
+    onnx = path if path.suffix == ".onnx" else path.with_name(stem + ".onnx")
     checkpoint = path if path.suffix in CHECKPOINT_SUFFIXES else None
     return engine, onnx, checkpoint
 
@@ -82,7 +93,8 @@ def open_engine(kind: str, path=None, **options) -> Engine:
     """Open an engine of ``kind`` ("tensorrt" | "onnxruntime" | "pytorch" | "auto") on ``path``.
 
     ``path``: a TensorRT ``.engine``, an ``.onnx`` graph, a Tiny-BioMoE ``.pth`` checkpoint (pytorch;
-    None gives random weights), or a folder holding ``model.engine`` / ``model.onnx``. ``options`` go to
+    None gives random weights), or a folder holding ``model.onnx`` and/or ``model.trt.engine``
+    (``build_engine``'s default name; ``model.engine`` is found too). ``options`` go to
     the backend: TensorRTEngine(device_id, stream, cuda_graphs), OnnxRuntimeEngine(providers, max_batch,
     intra_op_num_threads, device_id), PyTorchEngine(device, precision, cuda_graphs, max_batch, seed, model).
     """

@@ -15,6 +15,9 @@ from biomoe_edge.runtime.engines.exc import EngineCompatibilityError
 
 #: ``kind`` of an engine manifest.
 ENGINE_MANIFEST_KIND = "tensorrt_engine"
+#: ``build_engine`` writes ``DIR/model.onnx``'s engine to ``DIR/model.trt.engine``: its manifest
+#: (``model.trt.json``) then stays apart from the graph's (``model.json``).
+ENGINE_SUFFIX = ".trt.engine"
 #: Fields an engine manifest must carry for the loader to trust it.
 REQUIRED_FIELDS = ("tensorrt_version", "gpu_name", "compute_capability", "sha256")
 

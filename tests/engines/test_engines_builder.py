@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from biomoe_edge import cli
-from biomoe_edge.export.tensorrt_builder import TensorRTUnavailableError, build_engine
+from biomoe_edge.export.tensorrt_builder import TensorRTUnavailableError, build_engine, default_engine_path
 
 HAVE_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 needs_no_tensorrt = pytest.mark.skipif(HAVE_TENSORRT, reason="tensorrt is installed: the missing-TensorRT path cannot run")
@@ -18,11 +18,21 @@ def test_build_engine_without_tensorrt_raises_the_typed_error_with_the_jetson_hi
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"graph")
     with pytest.raises(TensorRTUnavailableError) as info:
-        build_engine(onnx, tmp_path / "model.engine")
+        build_engine(onnx)
     message = str(info.value)
     assert "python3-libnvinfer" in message and "JetPack" in message and "--system-site-packages" in message
     assert isinstance(info.value, RuntimeError)  # the CLI prints RuntimeErrors as one line
-    assert not (tmp_path / "model.engine").exists()
+    assert not (tmp_path / "model.trt.engine").exists()
+
+
+def test_engine_manifest_never_overwrites_the_export_manifest(tmp_path):
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"graph")
+    assert default_engine_path(onnx) == tmp_path / "model.trt.engine"  # manifest model.trt.json
+    with pytest.raises(ValueError, match="would share the manifest"):
+        build_engine(onnx, tmp_path / "model.engine")  # model.json is the graph's manifest
+    with pytest.raises(ValueError, match="would overwrite"):
+        build_engine(onnx, onnx)
 
 
 def test_build_engine_refuses_a_missing_onnx_before_anything_else(tmp_path):

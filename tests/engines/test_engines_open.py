@@ -17,13 +17,17 @@ def test_unknown_kind_is_refused():
 
 
 def test_auto_prefers_onnx_when_no_engine_file_or_no_tensorrt(tmp_path):
-    (tmp_path / "model.onnx").write_bytes(b"graph")
-    assert resolve_auto(tmp_path) == ("onnxruntime", tmp_path / "model.onnx")
-    assert resolve_auto(tmp_path / "model.onnx") == ("onnxruntime", tmp_path / "model.onnx")
-    (tmp_path / "model.engine").write_bytes(b"engine")
-    expected = ("tensorrt", tmp_path / "model.engine") if HAVE_TENSORRT else ("onnxruntime", tmp_path / "model.onnx")
-    assert resolve_auto(tmp_path) == expected
-    assert resolve_auto(tmp_path / "model.engine") == expected
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"graph")
+    assert resolve_auto(tmp_path) == ("onnxruntime", onnx)
+    assert resolve_auto(onnx) == ("onnxruntime", onnx)
+    for name in ("model.engine", "model.trt.engine"):  # a hand-named engine, then build_engine's default name
+        engine = tmp_path / name
+        engine.write_bytes(b"engine")
+        expected = ("tensorrt", engine) if HAVE_TENSORRT else ("onnxruntime", onnx)
+        assert resolve_auto(tmp_path) == expected
+        assert resolve_auto(onnx) == expected
+        assert resolve_auto(engine) == expected  # an engine path finds its graph beside it
 
 
 def test_auto_falls_back_to_pytorch(tmp_path):
