@@ -12,6 +12,7 @@ HeartPy's recordings, preprocessed for BVP (64 Hz, 640 samples). Medians of ``--
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -88,6 +89,8 @@ def main(argv=None) -> int:
     total_sdk = sum(r[3] for r in rows if r[1] == 64)
     print(f"all six at B=64: reference {total_ref * 1e3:.1f} ms/window, numpy {total_sdk * 1e3:.2f} ms/window, "
           f"{total_ref / total_sdk:.1f}x")
+    if hasattr(os, "getloadavg"):
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (a busy machine slows both sides)")
     if reason:
         print(reason)
     return 0
