@@ -353,3 +353,18 @@ async def test_a_device_that_drops_the_link_during_set_up_is_retried_not_fatal(r
             assert stats.failed_attempts == 1 and "disconnected during" in stats.last_error
             assert manager.connections["wear-1"].description == description
         assert len(reads) == 2
+
+
+async def test_scheduled_peripheral_disconnects_each_lead_to_one_reconnection(recording):
+    async with VirtualBleNetwork() as network:
+        # Device times since power-on; at speed 20, 0.5 s and 1.5 s of wall time: the manager is connected by
+        # then (a scheduled disconnect finding no connection drops nothing and is not counted).
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=20, disconnect_at=(10.0, 30.0))
+        recorder = Recorder(asyncio.get_running_loop())
+        manager = await _manager(network, [DeviceTarget(name="wear-1")], recorder)
+        async with manager:
+            await recorder.until(lambda: wearable.counters.disconnects_injected == 2 and manager.connections["wear-1"].stats.connects == 3)
+            await recorder.until(lambda: len(recorder.packets["wear-1"]) >= 10)
+        stats = manager.connections["wear-1"].stats
+        assert (stats.connects, stats.disconnects) == (3, 2)
+        assert len(recorder.packets["wear-1"]) == wearable.counters.total("packets_sent")
