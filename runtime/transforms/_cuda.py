@@ -36,6 +36,23 @@ __device__ __forceinline__ int lut_index(float v) {
     float s = floorf(v * 256.0f);
     return (int)fminf(fmaxf(s, 0.0f), 255.0f);
 }
+// One thread per output pixel (b, row, col) of n_maps size x size pictures.
+__device__ __forceinline__ bool pixel_of(int n_maps, int size, int* b, int* row, int* col) {
+    long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (tid >= (long long)n_maps * size * size) return false;
+    *col = tid % size;
+    *row = (tid / size) % size;
+    *b = tid / ((long long)size * size);
+    return true;
+}
+// Write an RGB pixel of picture b into out[b * image_stride + image_offset] (NCHW).
+template <typename T>
+__device__ __forceinline__ void store_rgb(T* out, int b, int image_stride, int image_offset, int size,
+                                          int row, int col, float r, float g, float bl) {
+    long long plane = (long long)size * size;
+    T* o = out + ((long long)b * image_stride + image_offset) * 3 * plane + (long long)row * size + col;
+    store(o, r); store(o + plane, g); store(o + 2 * plane, bl);
+}
 """
 
 _LUT_RESIZE = _COMMON + r"""
@@ -46,12 +63,8 @@ extern "C" __global__ void lut_resize(
     const int* first_x, const float* weight_x, int kx,
     OUT_T* out, int n_maps, int image_stride, int image_offset, int size)
 {
-    long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = (long long)n_maps * size * size;
-    if (tid >= total) return;
-    int ox = tid % size;
-    int oy = (tid / size) % size;
-    int b = tid / ((long long)size * size);
+    int b, oy, ox;
+    if (!pixel_of(n_maps, size, &b, &oy, &ox)) return;
     const float* m = maps + (long long)b * H * W;
     float lo = vmin[b], inv = inv_span[b];
     float r = 0.f, g = 0.f, bl = 0.f;
@@ -69,9 +82,7 @@ extern "C" __global__ void lut_resize(
             r += w * lut[3 * k]; g += w * lut[3 * k + 1]; bl += w * lut[3 * k + 2];
         }
     }
-    long long plane = (long long)size * size;
-    OUT_T* o = out + ((long long)b * image_stride + image_offset) * 3 * plane + (long long)oy * size + ox;
-    store(o, r); store(o + plane, g); store(o + 2 * plane, bl);
+    store_rgb(out, b, image_stride, image_offset, size, oy, ox, r, g, bl);
 }
 """
 
@@ -83,12 +94,8 @@ extern "C" __global__ void recurrence_resize(
     const int* first_x, const float* weight_x, int kx,
     OUT_T* out, int n_maps, int image_stride, int image_offset, int size)
 {
-    long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = (long long)n_maps * size * size;
-    if (tid >= total) return;
-    int ox = tid % size;
-    int oy = (tid / size) % size;
-    int b = tid / ((long long)size * size);
+    int b, oy, ox;
+    if (!pixel_of(n_maps, size, &b, &oy, &ox)) return;
     const float* xb = x + (long long)b * M;
     float c = cut[b], inv = inv_span[b];
     float r = 0.f, g = 0.f, bl = 0.f;
@@ -106,9 +113,7 @@ extern "C" __global__ void recurrence_resize(
             r += w * lut[3 * k]; g += w * lut[3 * k + 1]; bl += w * lut[3 * k + 2];
         }
     }
-    long long plane = (long long)size * size;
-    OUT_T* o = out + ((long long)b * image_stride + image_offset) * 3 * plane + (long long)oy * size + ox;
-    store(o, r); store(o + plane, g); store(o + 2 * plane, bl);
+    store_rgb(out, b, image_stride, image_offset, size, oy, ox, r, g, bl);
 }
 """
 
@@ -117,12 +122,8 @@ extern "C" __global__ void waveform(
     const float* py, int N, float dx, int n_seg, float reach, float half_width,
     OUT_T* out, int n_maps, int image_stride, int image_offset, int size)
 {
-    long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    long long total = (long long)n_maps * size * size;
-    if (tid >= total) return;
-    int col = tid % size;
-    int row = (tid / size) % size;
-    int b = tid / ((long long)size * size);
+    int b, row, col;
+    if (!pixel_of(n_maps, size, &b, &row, &col)) return;
     const float* y = py + (long long)b * N;
     float cx = col + 0.5f, cy = row + 0.5f;
     int first = (int)floorf((cx - reach) / dx);
@@ -141,9 +142,7 @@ extern "C" __global__ void waveform(
         ink += fminf(fmaxf(half_width + 0.5f - across, 0.f), 1.f) * a;
     }
     float v = 1.f - fminf(ink, 1.f);
-    long long plane = (long long)size * size;
-    OUT_T* o = out + ((long long)b * image_stride + image_offset) * 3 * plane + (long long)row * size + col;
-    store(o, v); store(o + plane, v); store(o + 2 * plane, v);
+    store_rgb(out, b, image_stride, image_offset, size, row, col, v, v, v);
 }
 """
 
