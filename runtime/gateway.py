@@ -322,8 +322,12 @@ class Gateway:
     """
 
     def __init__(self, config: GatewayConfig, *, engine=None, backend=None, transport: bool = True,
-                 clock=time.monotonic, iterator_queue: int = 4096):
+                 clock=time.monotonic, iterator_queue: int = 4096, drain_timeout_s: float = 15.0):
         self.config = config
+        #: at close, queued windows are still run for at most this long; the rest are counted, not run
+        self.drain_timeout_s = drain_timeout_s
+        #: jobs (window x representation) still queued when the drain time ran out
+        self.jobs_unfinished = 0
         self._engine = engine
         self._owns_engine = engine is None
         self._backend = backend
@@ -388,11 +392,18 @@ class Gateway:
             self._stopping = True
             self._wake.set()
             await self._worker
+        drain_until = time.monotonic() + self.drain_timeout_s
         while True:
             jobs = self.pipeline.next_batch(flush=True)
             if not jobs:
                 break
+            if time.monotonic() >= drain_until:
+                self.jobs_unfinished += len(jobs)
+                continue
             await self._run(jobs)
+        if self.jobs_unfinished:
+            log.warning("closing: %d queued jobs not run (the engine was behind; drain_timeout_s=%g)",
+                        self.jobs_unfinished, self.drain_timeout_s)
         for queue in self._iterators:
             queue.put_nowait(None)
         self._close_sinks_and_engine()
@@ -536,5 +547,6 @@ class Gateway:
                           "jobs_dropped": {str(k): v for k, v in sched.jobs_dropped.items()}},
             "sinks": [{"name": s.name, **s.stats()} for s in self.sinks],
             "iterator_dropped": self.iterator_dropped,
+            "jobs_unfinished": self.jobs_unfinished,
             "connections": {f"{d}/{state}": n for (d, state), n in self.connection_events.items()},
         }

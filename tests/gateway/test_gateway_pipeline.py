@@ -179,3 +179,18 @@ async def test_a_device_clock_jump_is_counted_and_every_sample_stays_accounted_f
         assert entry["samples_received"] == (entry["samples_windowed"] + entry["samples_pending"]
                                              + sum(entry["samples_dropped"].values()))
     assert max(r.window_end_s for r in records) > 20.0, "windows resume after the jump"
+
+
+async def test_jobs_left_when_the_drain_time_runs_out_are_counted_not_lost():
+    clock = FakeTime()
+    config = parse_config(tomllib.loads(CONFIG))
+    engine = ProjectionEngine()
+    async with Gateway(config, engine=engine, transport=False, clock=clock, drain_timeout_s=0.0) as gateway:
+        gateway.add_device("wrist-1", description())
+        for arrival, _, _, data in packets(16.0):  # no await: the worker never gets a turn before close
+            clock.now = arrival
+            gateway.feed("wrist-1", data, arrival)
+    stats = gateway.stats()
+    assert stats["scheduler"]["jobs_submitted"] > 0
+    assert stats["embeddings"] == 0 and not engine.images_seen
+    assert stats["jobs_unfinished"] == stats["scheduler"]["jobs_submitted"]
