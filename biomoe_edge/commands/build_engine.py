@@ -15,16 +15,24 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("onnx", type=pathlib.Path, help="the ONNX graph written by `biomoe-edge export` (DIR/model.onnx)")
     parser.add_argument("--engine", type=pathlib.Path, default=None, help="engine file to write (default: DIR/model.trt.engine beside DIR/model.onnx)")
     parser.add_argument("--max-batch", type=_positive, default=None, help="largest batch (default: the export manifest's, else 32)")
     parser.add_argument("--opt-batch", type=_positive, default=None, help="batch TensorRT tunes kernels for (default: --max-batch)")
     parser.add_argument("--workspace-mb", type=_positive, default=1024, help="workspace memory pool cap in MB (default 1024)")
-    parser.add_argument("--dla-core", type=int, default=None, help="build for this DLA core, GPU fallback, static batch")
+    parser.add_argument("--dla-core", type=_non_negative, default=None, help="build for this DLA core, GPU fallback, static batch")
     parser.add_argument("--timing-cache", type=pathlib.Path, default=None,
                         help="timing cache file reused across builds (default: tensorrt.timing.cache beside the engine)")
     parser.add_argument("--optimization-level", type=int, choices=range(6), default=None, help="TensorRT builder optimization level")
+    parser.add_argument("--no-tf32", dest="tf32", action="store_false", help="keep fp32 layers off TF32 tensor cores")
 
 
 def run(args) -> int:
@@ -39,6 +47,7 @@ def run(args) -> int:
         dla_core=args.dla_core,
         timing_cache=args.timing_cache,
         optimization_level=args.optimization_level,
+        tf32=args.tf32,
     )
     print(f"wrote {engine} and {engine.with_suffix('.json')}")
     return 0
