@@ -171,16 +171,17 @@ class TensorRTEngine(Engine):
         try:
             self._stream.begin_capture()
             try:
-                ok = self._context.execute_async_v3(self._stream.ptr)
+                captured = self._context.execute_async_v3(self._stream.ptr)
             finally:
                 graph = self._stream.end_capture()
+            reason = None if captured else "; ".join(self._trt_logger.errors) or "execute_async_v3 returned False"
         except self._cupy.cuda.runtime.CUDARuntimeError as exc:
-            log.warning("CUDA graph capture failed for batch %d (%s); running %s without CUDA graphs", batch, exc, self.path)
+            reason = str(exc)
+        if reason is not None:  # e.g. DLA layers or an engine TensorRT cannot enqueue under capture
+            log.warning("CUDA graph capture failed for batch %d (%s); running %s without CUDA graphs", batch, reason, self.path)
             self._use_graphs = False
             self._identity["cuda_graphs"] = False
             return None
-        if not ok:
-            raise EngineError("TensorRT execute_async_v3 failed during CUDA graph capture")
         self._graphs[batch] = graph
         log.info("captured a CUDA graph for batch %d of %s", batch, self.path)
         return graph
