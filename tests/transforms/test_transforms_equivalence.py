@@ -99,3 +99,16 @@ def test_recurrence_parameter_errors():
         recurrence_plot(x, dimension=30)
     with pytest.raises(ValueError, match="percentage"):
         recurrence_plot(x, threshold="point", percentage=150)
+
+
+def test_spectrogram_parameter_errors(noise_windows):
+    with pytest.raises(ValueError, match="noverlap"):
+        spectrogram(noise_windows, 50.0, nperseg=64, noverlap=64)
+    with pytest.raises(ValueError, match="nfft"):
+        spectrogram(noise_windows, 50.0, nperseg=64, noverlap=32, nfft=32)
+    with pytest.raises(ValueError, match="longer than the signal"):
+        spectrogram(noise_windows, 50.0, nperseg=1000, noverlap=0)
+    with pytest.raises(ValueError, match="mode"):
+        spectrogram(noise_windows, 50.0, nperseg=64, noverlap=32, mode="magnitude")
+    with pytest.raises(ValueError, match="sample rate"):
+        spectrogram(noise_windows, -1.0, nperseg=64, noverlap=32)

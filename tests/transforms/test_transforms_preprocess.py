@@ -124,3 +124,17 @@ def test_simulated_signals():
     np.testing.assert_array_equal(ecg, again)  # seeded
     spo2, fs = simulated_signal("spo2", 30, 1.0, seed=0)
     assert spo2.shape == (30,) and 85 < spo2.min() and spo2.max() <= 100
+
+
+def test_ppg_is_bvp_and_parameters_follow_the_rate():
+    from biomoe_edge.runtime.transforms import modality_defaults, representation_params
+
+    assert modality_defaults("PPG") is MODALITY_DEFAULTS["bvp"] is modality_defaults(Modality.BVP)
+    at_64 = representation_params(64.0, 640, "bvp")
+    at_128 = representation_params(128.0, 1280, "bvp")
+    # Same seconds and hertz at any rate: the STFT segment is 2 s, the scalogram spans 0.5-8 Hz.
+    assert at_64["spectrogram"]["nperseg"] == 128 and at_128["spectrogram"]["nperseg"] == 256
+    import pywt
+
+    freqs = pywt.scale2frequency("morl", np.array(at_128["scalogram"]["scales"])) * 128.0
+    np.testing.assert_allclose(freqs[[0, -1]], [0.5, 8.0])

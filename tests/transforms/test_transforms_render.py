@@ -113,3 +113,26 @@ def test_resize_equals_pil_bilinear():
         image = rng.random((height, width)).astype(np.float32)
         expected = np.asarray(Image.fromarray(image, mode="F").resize((224, 224), Image.BILINEAR))
         np.testing.assert_allclose(resize(image, 224, 224), expected, atol=1e-6)
+
+
+def test_gateway_import_needs_no_matplotlib_torch_or_cupy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "import biomoe_edge.runtime.transforms as t\n"
+        "t.render(np.random.default_rng(0).standard_normal((2, 640)), 64.0, ('spectrogram_psd', 'waveform'), modality='bvp')\n"
+        "print(sorted(m for m in ('matplotlib', 'torch', 'cupy', 'pyts', 'PIL') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_render_without_modality_and_with_leading_axes(noise_windows):
+    images = render(noise_windows, 50.0, ("scalogram", "recurrence"))
+    assert images.shape == (2 * 3 * 2, 3, 224, 224)
+    flat = render(noise_windows.reshape(6, 500), 50.0, ("scalogram", "recurrence"))
+    np.testing.assert_array_equal(images, flat)
+    with pytest.raises(ValueError, match="too short"):
+        render(np.zeros((1, 8)), 50.0, ("waveform",))
