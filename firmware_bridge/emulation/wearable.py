@@ -490,13 +490,15 @@ class EmulatedWearable:
     async def _run(self) -> None:
         try:
             while True:
+                # Plan from the state as it is now; a control write or subscription after this clear sets the
+                # event again and the sleep below ends early to plan again (no wake-up is lost).
+                self._wake.clear()
                 if self._subscribed and self._backlog:
                     await self._flush_backlog()
                 running = [s for s in self._streams if s.running]
                 next_disconnect = self._injector.next_disconnect()
                 candidates = [s.due_s() for s in running] + ([next_disconnect] if next_disconnect is not None else [])
                 if not candidates:
-                    self._wake.clear()
                     await self._wake.wait()
                     continue
                 due = min(candidates)
@@ -518,6 +520,7 @@ class EmulatedWearable:
         """One Heart Rate Measurement per device second with the RR intervals of the beats in that second."""
         bpm, last_beat_s, next_s = 70.0, 0.0, 1.0
         while True:
+            self._wake.clear()
             if self._subscribed and self._backlog:
                 await self._flush_backlog()
             if not await self._sleep_until(next_s):
@@ -536,7 +539,8 @@ class EmulatedWearable:
     async def _sleep_until(self, device_time_s: float) -> bool:
         """Wait until the device clock reads ``device_time_s``; False if woken earlier by ``_wake``."""
         delay = self._loop_time_of(device_time_s) - asyncio.get_running_loop().time()
-        self._wake.clear()
+        if self._wake.is_set():
+            return False
         if delay <= 0:
             await asyncio.sleep(0)
             return True
@@ -572,9 +576,15 @@ class EmulatedWearable:
         await self._deliver_or_keep(d.stream_id, payload, count)
 
     async def _deliver_or_keep(self, stream_id: int, payload: bytes, count: int) -> None:
-        if self._subscribed:
+        if self._subscribed and not self._backlog:
             await self._deliver(stream_id, payload, count)
             return
+        self._keep(stream_id, payload, count)
+        if self._subscribed:  # older packets still waiting go first, in order
+            await self._flush_backlog()
+
+    def _keep(self, stream_id: int, payload: bytes, count: int) -> None:
+        """Buffer a packet for the next subscriber (bounded: the oldest goes, counted unsent)."""
         if self.buffer_packets == 0:
             self._count_unsent(stream_id, count)
             return
