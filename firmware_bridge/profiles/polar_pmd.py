@@ -156,7 +156,11 @@ def _decode_compressed(content: bytes, channels: int, resolution: int) -> np.nda
         raise TruncatedPacketError(
             f"compressed PMD frame has {len(content)} content bytes, fewer than its {reference_size}-byte reference sample"
         )
-    rows = [_signed_le(content[:reference_size], channels, width)[None, :]]
+    reference = _signed_le(content[:reference_size], channels, width)
+    # parseDeltaFrameRefSamples: any bit at or above the resolution's sign bit set -> all of them set.
+    sign_and_above = np.int64(-1) << (resolution - 1)
+    reference = np.where(reference & sign_and_above, reference | sign_and_above, reference)
+    rows = [reference[None, :]]
     offset = reference_size
     while offset < len(content):
         if offset + 2 > len(content):

@@ -289,3 +289,53 @@ def test_profiles_raise_only_packet_error(data, which):
         parse(data)
     except fb.PacketError:
         pass
+
+
+def polar_delta_reference(content: bytes, channels: int, resolution: int) -> list[list[int]]:
+    """BlePMDClient.parseDeltaFramesAll / parseDeltaFrame transcribed loop for loop (bit lists, LSB first)."""
+    width = (resolution + 7) // 8
+    mask = -1 << (resolution - 1)  # parseDeltaFrameRefSamples: sample or mask when sample and mask != 0
+    reference = [int.from_bytes(content[i * width : (i + 1) * width], "little", signed=True) for i in range(channels)]
+    samples = [[value | mask if value & mask else value for value in reference]]
+    offset = channels * width
+    while offset < len(content):
+        delta_size, count = content[offset], content[offset + 1]
+        offset += 2
+        bit_length = count * delta_size * channels
+        block = content[offset : offset + (bit_length + 7) // 8]
+        bits = [(byte >> i) & 1 for byte in block for i in range(8)]
+        position = 0
+        while position < bit_length:
+            deltas = []
+            for _ in range(channels):
+                value = sum(bit << i for i, bit in enumerate(bits[position : position + delta_size]))
+                if value & (1 << (delta_size - 1)):
+                    value -= 1 << delta_size
+                deltas.append(value)
+                position += delta_size
+            samples.append([a + b for a, b in zip(samples[-1], deltas)])
+        offset += (bit_length + 7) // 8
+    return samples
+
+
+@st.composite
+def compressed_frames(draw):
+    channels = draw(st.integers(1, 4))
+    resolution = draw(st.sampled_from([8, 16, 22, 24]))
+    width = (resolution + 7) // 8
+    content = b"".join(draw(st.integers(-(1 << (8 * width - 1)), (1 << (8 * width - 1)) - 1)).to_bytes(width, "little", signed=True)
+                       for _ in range(channels))
+    for _ in range(draw(st.integers(0, 3))):
+        delta_size, count = draw(st.integers(1, 24)), draw(st.integers(1, 20))
+        content += bytes([delta_size, count]) + draw(st.binary(min_size=(delta_size * count * channels + 7) // 8,
+                                                               max_size=(delta_size * count * channels + 7) // 8))
+    return content, channels, resolution
+
+
+@settings(max_examples=100, deadline=None)
+@given(compressed_frames())
+def test_delta_decoding_matches_polar_loop(frame):
+    content, channels, resolution = frame
+    decoded = polar_pmd.parse_data_frame(bytes([7]) + bytes(8) + bytes([0x80]) + content, channels=channels,
+                                         resolution=resolution)
+    assert decoded.raw.tolist() == polar_delta_reference(content, channels, resolution)
