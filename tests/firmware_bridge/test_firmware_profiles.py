@@ -292,7 +292,11 @@ def test_profiles_raise_only_packet_error(data, which):
 
 
 def polar_delta_reference(content: bytes, channels: int, resolution: int) -> list[list[int]]:
-    """BlePMDClient.parseDeltaFramesAll / parseDeltaFrame transcribed loop for loop (bit lists, LSB first)."""
+    """BlePMDClient.parseDeltaFramesAll / parseDeltaFrame transcribed loop for loop (bit lists, LSB first).
+
+    One deliberate difference: Polar sign-extends with ``Int.MAX_VALUE shl (bitWidth - 1)``, which for a 1-bit
+    delta turns 1 into 2^31 - 1; here (and in polar_pmd) a 1-bit delta is two's complement, 1 -> -1. For 2..32
+    bits the two agree."""
     width = (resolution + 7) // 8
     mask = -1 << (resolution - 1)  # parseDeltaFrameRefSamples: sample or mask when sample and mask != 0
     reference = [int.from_bytes(content[i * width : (i + 1) * width], "little", signed=True) for i in range(channels)]
