@@ -141,7 +141,10 @@ def _signed_le(data: bytes, count: int, width: int) -> np.ndarray:
 
 
 def _unpack_deltas(block: bytes, delta_bits: int, count: int) -> np.ndarray:
-    """``count`` signed ``delta_bits``-bit values, LSB-first bit packing (BlePMDClient.parseDeltaFrame)."""
+    """``count`` signed ``delta_bits``-bit values, LSB-first bit packing (BlePMDClient.parseDeltaFrame).
+
+    Two's complement at every width; Polar's mask (``Int.MAX_VALUE shl (bitWidth - 1)``) agrees for 2..32 bits
+    and would read a 1-bit delta of 1 as 2^31 - 1, which we take for the bug it is (1 -> -1)."""
     bits = np.unpackbits(np.frombuffer(block, dtype=np.uint8), bitorder="little")[: count * delta_bits]
     weights = np.int64(1) << np.arange(delta_bits, dtype=np.int64)
     values = bits.reshape(count, delta_bits).astype(np.int64) @ weights
