@@ -31,9 +31,14 @@ def cupy():
 
 
 @pytest.fixture(scope="session")
-def trt_engine_path(cupy, fp32_onnx, tmp_path_factory):
+def tensorrt_present():
     if importlib.util.find_spec("tensorrt") is None:
         pytest.skip("tensorrt is not installed: it ships with JetPack (python3-libnvinfer), not pip")
+
+
+@pytest.fixture(scope="session")
+def trt_engine_path(cupy, tensorrt_present, fp32_onnx, tmp_path_factory):
+    """fp32_onnx built into an engine (batch 1..8, TF32 off) in a folder of its own."""
     from biomoe_edge.export.tensorrt_builder import build_engine
 
     return build_engine(fp32_onnx, tmp_path_factory.mktemp("trt") / "model.engine", max_batch=8, tf32=False)
