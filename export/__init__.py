@@ -13,7 +13,7 @@ from .checkpoint import CheckpointError, RandomWeightsWarning, load_tiny_biomoe
 from .onnx_export import INPUT_NAME, OPSET, OUTPUT_NAME, PRECISIONS, export_onnx
 
 
-def build_engine(onnx_path, engine_path, **options):
+def build_engine(onnx_path, engine_path=None, **options):
     """Build a TensorRT engine from an exported ONNX file; see :mod:`biomoe_edge.export.tensorrt_builder`.
 
     Imported on call so that this package imports without TensorRT (and before that module exists).

@@ -33,7 +33,7 @@ def real_signal_images(n: int = 32, *, seed: int = 0) -> np.ndarray:
         raise RuntimeError("the SDK's transforms (biomoe_edge.runtime.transforms: preprocess, render, signals) are "
                            f"not available ({exc}); pass an explicit calibration array") from exc
     n_rep = len(REPRESENTATIONS)
-    n_ppg = max(1, -(-n // n_rep) - len(SIMULATED_MODALITIES))
+    n_ppg = max(2, -(-n // n_rep) - len(SIMULATED_MODALITIES))
     try:
         ppg, ppg_fs = signals.real_ppg_windows(n_ppg, seconds=WINDOW_SECONDS)
         batches = [render(ppg, ppg_fs, REPRESENTATIONS, modality="bvp")]

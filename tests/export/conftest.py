@@ -33,11 +33,11 @@ def model11(reference_pairs):
 
 @pytest.fixture(scope="session")
 def signal_images():
-    """24 images the SDK renders from real PPG and simulated ECG/EDA/RESP windows (skips without transforms)."""
+    """16 images the SDK renders from real PPG and simulated ECG/EDA/RESP windows (skips without transforms)."""
     from biomoe_edge.export.calibration import real_signal_images
 
     try:
-        return real_signal_images(24, seed=1)
+        return real_signal_images(16, seed=1)
     except RuntimeError as exc:
         pytest.skip(f"real-signal images unavailable: {exc}")
 
