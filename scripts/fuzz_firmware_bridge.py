@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fuzz every firmware_bridge decoder: anything but a PacketError is a bug. Differential against the C codec.
 
-    python scripts/fuzz_firmware_bridge.py --seconds 120 --seed 1
+    python scripts/fuzz_firmware_bridge.py --seconds 120 --seed 1 [--sanitize]
 
 Inputs are mutations of valid values (bit flips, byte overwrites, truncation, extension, splices, header
 fields rewritten with the CRC recomputed so that the checks after the CRC are reached too) and plain random
@@ -136,13 +136,14 @@ class ReassemblerTarget:
         return packet
 
 
-def build_c(workdir: pathlib.Path) -> pathlib.Path | None:
+def build_c(workdir: pathlib.Path, *, sanitize: bool) -> pathlib.Path | None:
     gcc = shutil.which("gcc")
     if gcc is None:
         return None
     exe = workdir / "fwb_test"
-    subprocess.run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-o", str(exe),
-                    str(C_DIR / "fwb_test.c"), str(C_DIR / "fwb_packet.c")], check=True)
+    flags = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+    flags += ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if sanitize else ["-O2"]
+    subprocess.run([gcc, *flags, "-o", str(exe), str(C_DIR / "fwb_test.c"), str(C_DIR / "fwb_packet.c")], check=True)
     return exe
 
 
@@ -170,6 +171,8 @@ def main() -> int:
     parser.add_argument("--max-inputs", type=int, default=0, help="stop after this many inputs (0: no limit)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-c", action="store_true", help="skip the differential check against the C decoder")
+    parser.add_argument("--sanitize", action="store_true",
+                        help="build the C decoder with AddressSanitizer + UBSan (any report fails the run)")
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -188,14 +191,16 @@ def main() -> int:
     c_batch: list[bytes] = []
     c_checked = 0
     with tempfile.TemporaryDirectory() as tmp:
-        exe = None if args.no_c else build_c(pathlib.Path(tmp))
+        exe = None if args.no_c else build_c(pathlib.Path(tmp), sanitize=args.sanitize)
 
         def flush_c() -> None:
             nonlocal c_checked
             if exe is None or not c_batch:
                 return
             result = subprocess.run([str(exe), "decode"], input="\n".join(d.hex() for d in c_batch) + "\n",
-                                    capture_output=True, text=True, check=True)
+                                    capture_output=True, text=True)
+            if result.returncode != 0 or result.stderr:
+                fail("packet (C decoder)", b"", f"exit {result.returncode}: {result.stderr[-1500:]}")
             for data, c_line in zip(c_batch, result.stdout.splitlines(), strict=True):
                 if c_line != python_verdict(data):
                     fail("packet (C vs Python)", data, f"C says {c_line[:80]!r}, Python {python_verdict(data)[:80]!r}")
@@ -242,7 +247,8 @@ def main() -> int:
     if exe is None:
         print("  C differential: skipped (" + ("--no-c" if args.no_c else "gcc not found") + ")")
     else:
-        print(f"  C differential: {c_checked} packet inputs, C and Python agree on every verdict and value")
+        checked = "AddressSanitizer + UBSan build" if args.sanitize else "-O2 build"
+        print(f"  C differential ({checked}): {c_checked} packet inputs, C and Python agree on every verdict and value")
     return 0
 
 

@@ -105,6 +105,21 @@ static int selftest(void)
         check(fwb_sample_timestamp_us(4295u * 1000u, 1000000u) == 32704u, "wraps modulo 2^32");
     }
 
+    {
+        static char long_name[301];
+        fwb_stream_desc_t stream = {0, FWB_FORMAT_INT16, 1, 10.0, 1.0, 0.0, "ecg", "mV"};
+        uint8_t small[40];
+        memset(long_name, 'm', 300);
+        long_name[300] = '\0';
+        check(fwb_encode_description(out, sizeof out, "1", &stream, 1) == 1 + 2 + 1 + 27 + 4 + 3 + 2,
+              "description of one stream: 40 bytes");
+        check(fwb_encode_description(small, sizeof small - 1, "1", &stream, 1) == FWB_ERR_BUFFER,
+              "description: buffer one byte short");
+        stream.modality = long_name;
+        check(fwb_encode_description(out, sizeof out, "1", &stream, 1) == FWB_ERR_RANGE,
+              "description: 300-byte modality refused");
+    }
+
     printf("selftest: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
 }

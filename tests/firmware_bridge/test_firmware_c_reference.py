@@ -286,3 +286,45 @@ def test_c_firmware_stream_through_the_python_gateway_path(fwb_test):
     assert stats.samples_lost == per_packet * (len(lost) - last_lost_at_end)
     assert stats.packets_duplicated == 2 and stats.restarts == 0 and stats.clock_jumps == 0
     assert reassembler.clock.wraps == 1
+
+
+@pytest.fixture(scope="session")
+def fwb_test_sanitized(tmp_path_factory) -> pathlib.Path:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc not found: cannot build the C reference codec")
+    exe = tmp_path_factory.mktemp("fwb_c_sanitized") / "fwb_test"
+    build = subprocess.run(
+        [gcc, *GCC_FLAGS[:-1], "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+         "-o", str(exe), str(C_DIR / "fwb_test.c"), str(C_DIR / "fwb_packet.c")],
+        capture_output=True, text=True,
+    )
+    if build.returncode != 0:
+        pytest.skip(f"this gcc cannot build with AddressSanitizer/UBSan: {build.stderr.strip()[:200]}")
+    return exe
+
+
+def test_c_decoder_is_memory_and_ub_clean_on_hostile_input(fwb_test_sanitized):
+    """AddressSanitizer + UndefinedBehaviorSanitizer (abort on first report) over truncated, bit-flipped,
+    count-overrunning and random packets and control writes, and every self-test (which includes an
+    over-long description string and a too-small output buffer)."""
+    rng = np.random.default_rng(9)
+    good = [bytes.fromhex(v["hex"]) for v in VECTORS["packets"]]
+    hostile = []
+    for i in range(1500):
+        data = bytearray(good[i % len(good)])
+        kind = i % 4
+        if kind == 0:
+            data[int(rng.integers(0, len(data)))] ^= int(rng.integers(1, 256))
+        elif kind == 1:
+            data = data[: int(rng.integers(0, len(data)))]
+        elif kind == 2:
+            data[9:11] = bytes(rng.integers(0, 256, size=2, dtype=np.uint8))  # counts that overrun the buffer
+        else:
+            data = bytearray(rng.integers(0, 256, size=int(rng.integers(0, 64)), dtype=np.uint8))
+        hostile.append(bytes(data).hex())
+    for mode, lines in (("selftest", []), ("decode", hostile), ("control", hostile[:300])):
+        result = subprocess.run([str(fwb_test_sanitized), mode], input="\n".join(lines) + "\n",
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "runtime error" not in result.stderr and "AddressSanitizer" not in result.stderr
