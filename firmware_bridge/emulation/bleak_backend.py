@@ -208,7 +208,7 @@ class BleakClientBumble(BaseBleakClient):
             raise BleakError(f"{self.address}: connection failed: {exc!r}") from exc
         self._connection = connection
         self._peer = Peer(connection)
-        connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
+        connection.on("disconnection", self._on_disconnection)
         try:
             await asyncio.wait_for(self._set_up(self._peer, pair), timeout)
         except asyncio.CancelledError:
@@ -247,7 +247,7 @@ class BleakClientBumble(BaseBleakClient):
         if connection is None:
             return
         disconnected = asyncio.get_running_loop().create_future()
-        connection.once(Connection.EVENT_DISCONNECTION, lambda reason: disconnected.done() or disconnected.set_result(reason))
+        connection.once("disconnection", lambda reason: disconnected.done() or disconnected.set_result(reason))
         try:
             await connection.disconnect()
             await asyncio.wait_for(disconnected, self._timeout)

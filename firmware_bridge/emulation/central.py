@@ -29,7 +29,7 @@ class BumbleCentral:
         self._listeners: set[AdvertisementListener] = set()
         self._scan_lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
-        device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        device.on("advertisement", self._on_advertisement)
 
     @classmethod
     async def open(cls, transport_spec: str, *, address: str = "F0:00:00:00:C0:01") -> BumbleCentral:

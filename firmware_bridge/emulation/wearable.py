@@ -260,7 +260,7 @@ class EmulatedWearable:
         else:
             raise ValueError(f"start() needs a VirtualBleNetwork, a LocalLink or a transport spec, got {link_or_transport!r}")
         self._add_gatt_services(self.device)
-        self.device.on(Device.EVENT_CONNECTION, self._on_connection)
+        self.device.on("connection", self._on_connection)
         await self.device.power_on()
         self._loop_time_zero = asyncio.get_running_loop().time()
         if self.autostart:
@@ -332,9 +332,12 @@ class EmulatedWearable:
     # GATT server
     def _add_gatt_services(self, device: Device) -> None:
         props = gatt.Characteristic.Properties
+        data_uuid = {"polar_pmd": PMD_DATA_UUID, "heart_rate": UUID.from_16_bits(HEART_RATE_MEASUREMENT)}.get(
+            self.profile, native_gatt.DATA_CHAR_UUID
+        )
+        self._data_characteristic = gatt.Characteristic(data_uuid, props.NOTIFY, gatt.Characteristic.READABLE, b"")
+        self._data_characteristic.on("subscription", self._on_subscription)  # CCCD written by the central
         if self.profile == "polar_pmd":
-            self._data_characteristic = gatt.Characteristic(PMD_DATA_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b"")
-            self._data_characteristic.on(gatt.Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
             self._pmd_control_point = gatt.Characteristic(
                 PMD_CONTROL_POINT_UUID,
                 props.READ | props.WRITE | props.INDICATE,
@@ -342,28 +345,19 @@ class EmulatedWearable:
                 gatt.CharacteristicValue(read=lambda connection: PMD_FEATURES, write=self._on_pmd_control),
             )
             device.add_service(gatt.Service(PMD_SERVICE_UUID, [self._pmd_control_point, self._data_characteristic]))
-            return
-        if self.profile == "heart_rate":
-            self._data_characteristic = gatt.Characteristic(
-                UUID.from_16_bits(HEART_RATE_MEASUREMENT), props.NOTIFY, gatt.Characteristic.READABLE, b""
-            )
-            self._data_characteristic.on(gatt.Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
+        elif self.profile == "heart_rate":
             device.add_service(gatt.Service(UUID.from_16_bits(HEART_RATE_SERVICE), [self._data_characteristic]))
-            return
-        self._data_characteristic = gatt.Characteristic(
-            native_gatt.DATA_CHAR_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b""
-        )
-        self._data_characteristic.on(gatt.Characteristic.EVENT_SUBSCRIPTION, self._on_subscription)
-        control = gatt.Characteristic(
-            native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, gatt.CharacteristicValue(write=self._on_control)
-        )
-        description = gatt.Characteristic(
-            native_gatt.DESCRIPTION_CHAR_UUID,
-            props.READ,
-            gatt.Characteristic.READABLE,
-            gatt.CharacteristicValue(read=lambda connection: encode_description(self.description())),
-        )
-        device.add_service(gatt.Service(native_gatt.SERVICE_UUID, [self._data_characteristic, control, description]))
+        else:
+            control = gatt.Characteristic(
+                native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, gatt.CharacteristicValue(write=self._on_control)
+            )
+            description = gatt.Characteristic(
+                native_gatt.DESCRIPTION_CHAR_UUID,
+                props.READ,
+                gatt.Characteristic.READABLE,
+                gatt.CharacteristicValue(read=lambda connection: encode_description(self.description())),
+            )
+            device.add_service(gatt.Service(native_gatt.SERVICE_UUID, [self._data_characteristic, control, description]))
 
     def _on_connection(self, connection: Connection) -> None:
         if self._connection is not None:  # one central at a time, as most wearables
@@ -372,7 +366,7 @@ class EmulatedWearable:
         self._connection = connection
         self._subscribed = False
         self.counters.connections += 1
-        connection.on(Connection.EVENT_DISCONNECTION, lambda reason: self._on_disconnection(connection, reason))
+        connection.on("disconnection", lambda reason: self._on_disconnection(connection, reason))
 
     def _on_disconnection(self, connection: Connection, reason: int) -> None:
         if connection is not self._connection:
