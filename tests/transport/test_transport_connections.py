@@ -45,6 +45,25 @@ async def _manager(network, targets, recorder) -> ConnectionManager:
     return ConnectionManager(targets, on_packet=recorder.on_packet, on_state=recorder.on_state, backend=backend, **FAST)
 
 
+async def _hand_made_native_device(network, description_value):
+    """A Bumble peripheral named wear-1 with the native service whose description is ``description_value``
+    (bytes, or a CharacteristicValue): for devices the emulated wearable would never be."""
+    from bumble.core import AdvertisingData
+
+    device = network.create_device("wear-1")
+    props = gatt.Characteristic.Properties
+    characteristics = [
+        gatt.Characteristic(native_gatt.DATA_CHAR_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b""),
+        gatt.Characteristic(native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, b""),
+        gatt.Characteristic(native_gatt.DESCRIPTION_CHAR_UUID, props.READ, gatt.Characteristic.READABLE, description_value),
+    ]
+    device.add_service(gatt.Service(native_gatt.SERVICE_UUID, characteristics))
+    await device.power_on()
+    advertising = bytes(AdvertisingData([(AdvertisingData.COMPLETE_LOCAL_NAME, b"wear-1")]))
+    await device.start_advertising(advertising_data=advertising, auto_restart=True, advertising_interval_min=20, advertising_interval_max=20)
+    return device
+
+
 def _sequences(payloads, stream_id=0):
     out = []
     for payload in payloads:
@@ -205,25 +224,7 @@ async def test_burst_after_reconnect_delivers_the_backlog_without_gaps(recording
 
 async def test_a_device_with_an_unusable_description_is_given_up_not_retried():
     async with VirtualBleNetwork() as network:
-        impostor = network.create_device("wear-1")
-        props = gatt.Characteristic.Properties
-        impostor.add_service(
-            gatt.Service(
-                native_gatt.SERVICE_UUID,
-                [
-                    gatt.Characteristic(native_gatt.DATA_CHAR_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b""),
-                    gatt.Characteristic(native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, b""),
-                    gatt.Characteristic(native_gatt.DESCRIPTION_CHAR_UUID, props.READ, gatt.Characteristic.READABLE, b"\x07junk"),
-                ],
-            )
-        )
-        await impostor.power_on()
-        from bumble.core import AdvertisingData
-
-        await impostor.start_advertising(
-            advertising_data=bytes(AdvertisingData([(AdvertisingData.COMPLETE_LOCAL_NAME, b"wear-1")])),
-            advertising_interval_min=20, advertising_interval_max=20,
-        )
+        impostor = await _hand_made_native_device(network, b"\x07junk")
         recorder = Recorder(asyncio.get_running_loop())
         connection = DeviceConnection(
             DeviceTarget(name="wear-1"), on_packet=recorder.on_packet, on_state=recorder.on_state,
@@ -312,8 +313,6 @@ def test_unsupported_profiles_are_refused_by_name():
 
 
 async def test_a_device_that_drops_the_link_during_set_up_is_retried_not_fatal(recording):
-    from bumble.core import AdvertisingData
-
     from biomoe_edge.firmware_bridge.description import encode_description
     from biomoe_edge.firmware_bridge.emulation import EmulatedWearable
 
@@ -328,24 +327,7 @@ async def test_a_device_that_drops_the_link_during_set_up_is_retried_not_fatal(r
         return encode_description(description)
 
     async with VirtualBleNetwork() as network:
-        flaky = network.create_device("wear-1")
-        props = gatt.Characteristic.Properties
-        flaky.add_service(
-            gatt.Service(
-                native_gatt.SERVICE_UUID,
-                [
-                    gatt.Characteristic(native_gatt.DATA_CHAR_UUID, props.NOTIFY, gatt.Characteristic.READABLE, b""),
-                    gatt.Characteristic(native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, b""),
-                    gatt.Characteristic(
-                        native_gatt.DESCRIPTION_CHAR_UUID, props.READ, gatt.Characteristic.READABLE,
-                        gatt.CharacteristicValue(read=read_description),
-                    ),
-                ],
-            )
-        )
-        await flaky.power_on()
-        advertising = bytes(AdvertisingData([(AdvertisingData.COMPLETE_LOCAL_NAME, b"wear-1")]))
-        await flaky.start_advertising(advertising_data=advertising, auto_restart=True, advertising_interval_min=20, advertising_interval_max=20)
+        await _hand_made_native_device(network, gatt.CharacteristicValue(read=read_description))
         recorder = Recorder(asyncio.get_running_loop())
         manager = await _manager(network, [DeviceTarget(name="wear-1")], recorder)
         async with manager:
