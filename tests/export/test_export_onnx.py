@@ -152,13 +152,16 @@ def test_int8_qdq_is_symmetric_with_per_channel_weights(int8_onnx, reference_dir
             continue
         dq = producers.get(node.input[1])
         assert dq is not None and dq.op_type == "DequantizeLinear", f"{node.name}: weight not quantised"
+        assert inits[dq.input[0]].dtype == np.int8, f"{node.name}: weight not stored as INT8"
         weight_dq.append((node, dq))
     for node, dq in weight_dq:
         scale = inits[dq.input[1]]
-        out_channels = inits[node.input[1]].shape[0] if node.input[1] in inits else None
-        assert scale.ndim == 1 and scale.size > 1, f"{node.name}: per-tensor weight scale"
-        if out_channels is not None:
-            assert scale.size == out_channels
+        attrs = {a.name: a.i for a in node.attribute}
+        # the output-channel axis of the stored weight: Conv (O, I, kh, kw); Gemm (N, K) if transB else (K, N)
+        out_axis = 0 if node.op_type == "Conv" or attrs.get("transB", 0) else 1
+        dq_axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        assert scale.ndim == 1 and dq_axis == out_axis, f"{node.name}: not per output channel"
+        assert scale.size == inits[dq.input[0]].shape[out_axis] > 1
     assert tensorrt_problems(int8_onnx, reference_dir) == []
     assert not {n.op_type for n in model.graph.node} & {"QLinearConv", "QLinearMatMul", "MatMulInteger",
                                                        "DynamicQuantizeLinear", "ConvInteger"}
