@@ -70,7 +70,10 @@ async def device_on_transport(spec: str, name: str, address: str) -> tuple[Devic
     """
     from bumble.transport import open_transport
 
-    transport = await open_transport(spec)
+    try:
+        transport = await open_transport(spec)
+    except Exception as exc:  # noqa: BLE001 - Bumble raises bare Exception, usb1/serial errors...: one clear error
+        raise OSError(f"cannot open the HCI transport {spec!r}: {type(exc).__name__}: {exc}") from exc
     device = Device.with_hci(name, hci.Address(address), transport.source, transport.sink)
     return device, transport
 

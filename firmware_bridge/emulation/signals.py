@@ -122,7 +122,7 @@ def recorded_signals(recording, *, sample_rate_hz: float | None = None, modaliti
     ``sample_rate_hz``). ``modalities`` selects and orders them."""
     if isinstance(recording, (str, pathlib.Path)):
         if sample_rate_hz is None:
-            raise ValueError(f"{recording}: a CSV recording needs sample_rate_hz")
+            raise ValueError(f"{recording}: a CSV recording needs sample_rate_hz (biomoe-edge emulate --recording-rate)")
         with open(recording, newline="") as handle:
             header = next(csv.reader(handle), None)
         if not header:

@@ -162,3 +162,9 @@ async def test_heart_rate_profile_serves_standard_measurements_that_the_sig_pars
         assert len(rr) >= 0.8 * len(measurements)  # about 70 beats a minute: about one RR interval per second
         counters = wearable.counters.streams[0]
         assert len(received) == counters.packets_sent and counters.packets_dropped > 0
+
+
+async def test_an_hci_transport_that_cannot_be_opened_is_one_clear_os_error(recording):
+    wearable = EmulatedWearable("w", signals=recording, modalities=("bvp",))
+    with pytest.raises(OSError, match="tcp-client:127.0.0.1:9"):  # nothing listens on the discard port
+        await wearable.start("tcp-client:127.0.0.1:9")
