@@ -205,6 +205,7 @@ class EmulatedWearable:
         self._data_characteristic: gatt.Characteristic | None = None
         self._pmd_control_point: gatt.Characteristic | None = None
         self._connection: Connection | None = None
+        self._last_mtu = att.ATT_DEFAULT_MTU  # packets made while disconnected keep the last link's size
         self._subscribed = False
         self._backlog: collections.deque = collections.deque()
         self._held: tuple[int, bytes, int] | None = None  # a packet held back for reordering
@@ -371,6 +372,7 @@ class EmulatedWearable:
     def _on_disconnection(self, connection: Connection, reason: int) -> None:
         if connection is not self._connection:
             return
+        self._last_mtu = connection.att_mtu
         self._connection = None
         self._subscribed = False
         self.counters.disconnections += 1
@@ -473,7 +475,7 @@ class EmulatedWearable:
     # Streaming
     def _packet_samples(self, stream: _Stream) -> int:
         d = stream.description
-        mtu = self._connection.att_mtu if self._connection is not None else att.ATT_DEFAULT_MTU
+        mtu = self._connection.att_mtu if self._connection is not None else self._last_mtu
         if self.profile == "polar_pmd":
             fit = max(1, (mtu - ATT_NOTIFY_OVERHEAD - PMD_FRAME_HEADER) // 3)
         else:
