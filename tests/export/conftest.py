@@ -87,8 +87,16 @@ def int8_onnx(model11, reference_images, export_dir, fp32_onnx, int8_calibration
 
 
 @pytest.fixture(scope="session")
-def fp32_embeddings(fp32_onnx, reference_images, signal_images):
-    """ONNX Runtime fp32 embeddings of the reference images and of the real-signal images."""
+def fp32_reference_embeddings(fp32_onnx, reference_images):
+    """ONNX Runtime fp32 embeddings of the 7 reference images."""
     from biomoe_edge.export.onnx_export import run_onnxruntime
 
-    return run_onnxruntime(fp32_onnx, reference_images), run_onnxruntime(fp32_onnx, signal_images)
+    return run_onnxruntime(fp32_onnx, reference_images)
+
+
+@pytest.fixture(scope="session")
+def fp32_signal_embeddings(fp32_onnx, signal_images):
+    """ONNX Runtime fp32 embeddings of the real-signal images."""
+    from biomoe_edge.export.onnx_export import run_onnxruntime
+
+    return run_onnxruntime(fp32_onnx, signal_images)
