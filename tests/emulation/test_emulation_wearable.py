@@ -105,10 +105,10 @@ async def test_clock_drift_shows_in_the_device_timestamps(recording):
 
 async def test_packets_made_while_disconnected_come_as_a_burst_when_buffered(recording):
     async with VirtualBleNetwork() as network:
-        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=60, buffer_packets=500, autostart=True)
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=20, buffer_packets=5000, autostart=True)
         central = await network.central()
         # Nobody connected yet: packets accumulate (autostart), then arrive at once after subscription.
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
         backlog = wearable.counters.total("packets_generated")
         assert backlog >= 20 and wearable.counters.total("packets_sent") == 0
         received = []
