@@ -1,27 +1,41 @@
 """Build time: Tiny-BioMoE checkpoint -> PyTorch model -> ONNX (fp32 | fp16 | int8) -> TensorRT engine.
 
-Needs PyTorch; the gateway (``biomoe_edge.runtime``) never imports this package.
+Needs PyTorch, except ``build_engine`` (TensorRT only), which a Jetson runs without torch: so the names
+below are imported lazily (PEP 562), and ``import biomoe_edge.export.tensorrt_builder`` never loads torch.
+The gateway (``biomoe_edge.runtime``) never imports this package.
 
     model = load_tiny_biomoe("Tiny-BioMoE.pth")
     export_onnx(model, "out/model.onnx", precision="fp16")     # + out/model.json (manifest)
-    build_engine("out/model.onnx", "out/model.engine")          # on the Jetson, needs TensorRT
+    build_engine("out/model.onnx")                              # on the Jetson: out/model.trt.engine
 """
 
 from __future__ import annotations
 
-from .checkpoint import CheckpointError, RandomWeightsWarning, load_tiny_biomoe
-from .onnx_export import INPUT_NAME, OPSET, OUTPUT_NAME, PRECISIONS, export_onnx
+import importlib
+
+# public name -> submodule that defines it
+_LAZY = {
+    "CheckpointError": "checkpoint",
+    "RandomWeightsWarning": "checkpoint",
+    "load_tiny_biomoe": "checkpoint",
+    "INPUT_NAME": "onnx_export",
+    "OPSET": "onnx_export",
+    "OUTPUT_NAME": "onnx_export",
+    "PRECISIONS": "onnx_export",
+    "export_onnx": "onnx_export",
+    "build_engine": "tensorrt_builder",
+}
 
 
-def build_engine(onnx_path, engine_path=None, **options):
-    """Build a TensorRT engine from an exported ONNX file; see :mod:`biomoe_edge.export.tensorrt_builder`.
-
-    Imported on call so that this package imports without TensorRT (and before that module exists).
-    """
-    from .tensorrt_builder import build_engine as _build_engine
-
-    return _build_engine(onnx_path, engine_path, **options)
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CheckpointError", "INPUT_NAME", "OPSET", "OUTPUT_NAME", "PRECISIONS", "RandomWeightsWarning",
-           "build_engine", "export_onnx", "load_tiny_biomoe"]
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = sorted(_LAZY)
