@@ -29,8 +29,9 @@ _THREADS = 256
 
 _COMMON = r"""
 #include <cuda_fp16.h>
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half(v); }
+// Clamped to [0, 1]: float32 resize weights can sum to 1 + 1e-7.
+__device__ __forceinline__ void store(float* p, float v) { *p = fminf(fmaxf(v, 0.0f), 1.0f); }
+__device__ __forceinline__ void store(__half* p, float v) { *p = __float2half(fminf(fmaxf(v, 0.0f), 1.0f)); }
 __device__ __forceinline__ int lut_index(float v) {
     // matplotlib: floor(v * 256) clipped to [0, 255]
     float s = floorf(v * 256.0f);

@@ -119,19 +119,26 @@ def _lut(xp, name: str):
     return cached_constant(xp, ("lut", name), lambda: LUTS[name].astype(np.float32) / 255.0)
 
 
+def _resize_to_image(images):
+    """Bilinear resize to 224x224, clipped to [0, 1]: float32 weights can sum to 1 + 1e-7."""
+    xp = array_module(images)
+    resized = resize(images, IMAGE_SIZE, IMAGE_SIZE)
+    return xp.clip(resized, 0.0, 1.0, out=resized)
+
+
 def _colour_resize_numpy(v, cmap: str):
     """Colour lookup then bilinear resize: (B, H, W) in [0, 1] -> (B, 3, 224, 224), origin at the bottom."""
     xp = array_module(v)
     rgb = _lut(xp, cmap)[colour_indices(v[:, ::-1, :])]  # (B, H, W, 3), row 0 now the top
     rgb = xp.ascontiguousarray(xp.moveaxis(rgb, -1, 1))
-    return resize(rgb, IMAGE_SIZE, IMAGE_SIZE)
+    return _resize_to_image(rgb)
 
 
 def _grey_resize_numpy(v, cmap: str):
     """A grey colormap (R = G = B): look up one channel, resize it once, repeat it three times."""
     xp = array_module(v)
     grey = _lut(xp, cmap)[:, 0][colour_indices(v[:, ::-1, :])]  # (B, H, W), row 0 now the top
-    small = resize(grey, IMAGE_SIZE, IMAGE_SIZE)
+    small = _resize_to_image(grey)
     return xp.broadcast_to(small[:, None], (small.shape[0], 3, IMAGE_SIZE, IMAGE_SIZE))
 
 
@@ -198,7 +205,7 @@ def _render_one(chunk, fs, name: str, params: dict, cache: dict):
     if name == "recurrence" and params["recurrence"]["threshold"] is not None:
         # Binary plot: binary-LUT(v) is exactly 1 - v (white 255, black 0), so skip normalise and lookup.
         maps, _, _ = representation_map(chunk, fs, name, params, cache)
-        small = resize(xp.ascontiguousarray(1.0 - maps[:, ::-1, :]), IMAGE_SIZE, IMAGE_SIZE)
+        small = _resize_to_image(xp.ascontiguousarray(1.0 - maps[:, ::-1, :]))
         return xp.broadcast_to(small[:, None], (small.shape[0], 3, IMAGE_SIZE, IMAGE_SIZE))
     maps, vmin, vmax = representation_map(chunk, fs, name, params, cache)
     v = normalise(maps, vmin, vmax)
