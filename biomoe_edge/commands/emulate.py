@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         default="native",
-        choices=["native", "heart_rate", "polar_pmd"],
-        help="GATT profile served: native (PROTOCOL.md), heart_rate (SIG Heart Rate), polar_pmd (H10-like PMD ECG)",
+        choices=["native", "heart_rate", "pulse_oximeter", "polar_pmd"],
+        help="GATT profile served: native (PROTOCOL.md), heart_rate / pulse_oximeter (SIG services), "
+        "polar_pmd (H10-like PMD ECG)",
     )
     parser.add_argument(
         "--signals", default="simulated", help="'simulated' (NeuroKit2) or a CSV file whose header names the modalities"
@@ -187,13 +188,18 @@ class _MarketProfileCount:
         self.profile = profile
         self.count = 0
         self.samples = 0
-        self.last_bpm = None
+        self.last = None
 
     def add(self, payload: bytes) -> None:
         if self.profile == "heart_rate":
             from biomoe_edge.firmware_bridge.profiles.heart_rate import parse_measurement
 
-            self.last_bpm = parse_measurement(payload).bpm
+            self.last = f"{parse_measurement(payload).bpm} bpm"
+        elif self.profile == "pulse_oximeter":
+            from biomoe_edge.firmware_bridge.profiles.pulse_oximeter import parse_continuous
+
+            reading = parse_continuous(payload)
+            self.last = f"SpO2 {reading.spo2:.1f} %, {reading.pulse_rate:.1f} bpm"
         else:
             from biomoe_edge.firmware_bridge.profiles.polar_pmd import parse_data_frame
 
@@ -201,6 +207,6 @@ class _MarketProfileCount:
         self.count += 1
 
     def line(self) -> str:
-        if self.profile == "heart_rate":
-            return f"heart rate: {self.count} measurements, last {self.last_bpm} bpm"
-        return f"PMD ECG: {self.count} frames, {self.samples} samples"
+        if self.profile == "polar_pmd":
+            return f"PMD ECG: {self.count} frames, {self.samples} samples"
+        return f"{self.profile}: {self.count} measurements, last {self.last}"

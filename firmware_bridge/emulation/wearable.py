@@ -44,10 +44,13 @@ from biomoe_edge.firmware_bridge.emulation.signals import SignalSource, quantise
 
 logger = logging.getLogger(__name__)
 
-PROFILES = ("native", "heart_rate", "polar_pmd")
-#: Bluetooth SIG Heart Rate service and Heart Rate Measurement characteristic (profile "heart_rate").
+PROFILES = ("native", "heart_rate", "pulse_oximeter", "polar_pmd")
+#: Bluetooth SIG services and their measurement characteristics (profiles "heart_rate", "pulse_oximeter").
 HEART_RATE_SERVICE = 0x180D
 HEART_RATE_MEASUREMENT = 0x2A37
+PULSE_OXIMETER_SERVICE = 0x1822
+PLX_CONTINUOUS_MEASUREMENT = 0x2A5F
+_SIG_SERVICES = {"heart_rate": (HEART_RATE_SERVICE, HEART_RATE_MEASUREMENT), "pulse_oximeter": (PULSE_OXIMETER_SERVICE, PLX_CONTINUOUS_MEASUREMENT)}
 # Polar PMD (profile "polar_pmd"): the H10's ECG as polar-ble-sdk documents it.
 PMD_ECG_RATE_HZ = 130.0
 PMD_ECG = 0  # measurement type
@@ -110,7 +113,9 @@ class EmulatedWearable:
         address: static random address (default: allocated by the ``VirtualBleNetwork``).
         profile: "native" (PROTOCOL.md); "heart_rate": a chest strap serving only the standard Heart Rate
             service (one Heart Rate Measurement notification per device second, bpm and RR intervals from
-            a seeded random walk around 70 bpm; ``signals`` and ``modalities`` are not used); "polar_pmd": a
+            a seeded random walk around 70 bpm; ``signals`` and ``modalities`` are not used); "pulse_oximeter":
+            the standard PLX service, one Continuous Measurement (SpO2 and pulse rate as SFLOAT, from seeded
+            random walks around 97 % and 70 bpm) per device second; "polar_pmd": a
             Polar H10-like strap serving PMD ECG (130 Hz, raw int24 uV frames, started through the PMD
             control point; ``modalities`` must be ("ecg",)).
         signals: "simulated" (NeuroKit2), a mapping ``{modality: (values, rate_hz)}``, a CSV path (with
@@ -184,7 +189,7 @@ class EmulatedWearable:
             raise ValueError(f"the polar_pmd profile streams ECG only; modalities must be ('ecg',), got {tuple(modalities)!r}")
         if profile == "polar_pmd" and signals == "simulated":
             signals = simulated_signals(["ecg"], seed=seed, rates_hz={"ecg": PMD_ECG_RATE_HZ})
-        sources = [] if profile == "heart_rate" else self._signal_sources(signals, modalities, recording_rate_hz, seed)
+        sources = [] if profile in _SIG_SERVICES else self._signal_sources(signals, modalities, recording_rate_hz, seed)
         self._streams: list[_Stream] = []
         for stream_id, source in enumerate(sources):
             scale, offset = source.quantisation(self.sample_format)
@@ -196,7 +201,7 @@ class EmulatedWearable:
             )
             self._streams.append(_Stream(description, source, sequence=self._injector.integer(SEQUENCE_MODULO)))
             self.counters.streams[stream_id] = StreamCounters()
-        if profile == "heart_rate":
+        if profile in _SIG_SERVICES:
             self.counters.streams[0] = StreamCounters()  # one "stream": the measurements
         self._heart_rng = np.random.default_rng([seed, HEART_RATE_MEASUREMENT])
 
@@ -268,7 +273,7 @@ class EmulatedWearable:
             self._start_streams(native_gatt.ALL_STREAMS)
         async with self._advertising_lock:
             await self._advertise()
-        run = self._run_heart_rate() if self.profile == "heart_rate" else self._run()
+        run = self._run_vital_signs() if self.profile in _SIG_SERVICES else self._run()
         self._task = asyncio.create_task(run, name=f"emulated-wearable-{self.name}")
 
     async def stop(self) -> None:
@@ -312,8 +317,9 @@ class EmulatedWearable:
         # seen only where it fits.)
         flags = (AdvertisingData.FLAGS, bytes([AdvertisingData.LE_GENERAL_DISCOVERABLE_MODE_FLAG | AdvertisingData.BR_EDR_NOT_SUPPORTED_FLAG]))
         name = (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode("utf-8"))
-        if self.profile == "heart_rate":
-            service = (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, UUID.from_16_bits(HEART_RATE_SERVICE).to_bytes())
+        if self.profile in _SIG_SERVICES:
+            service_uuid = UUID.from_16_bits(_SIG_SERVICES[self.profile][0])
+            service = (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, service_uuid.to_bytes())
         elif self.profile == "polar_pmd":
             service = (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, UUID(PMD_SERVICE_UUID).to_bytes())
         else:
@@ -333,9 +339,10 @@ class EmulatedWearable:
     # GATT server
     def _add_gatt_services(self, device: Device) -> None:
         props = gatt.Characteristic.Properties
-        data_uuid = {"polar_pmd": PMD_DATA_UUID, "heart_rate": UUID.from_16_bits(HEART_RATE_MEASUREMENT)}.get(
-            self.profile, native_gatt.DATA_CHAR_UUID
-        )
+        if self.profile in _SIG_SERVICES:
+            data_uuid = UUID.from_16_bits(_SIG_SERVICES[self.profile][1])
+        else:
+            data_uuid = PMD_DATA_UUID if self.profile == "polar_pmd" else native_gatt.DATA_CHAR_UUID
         self._data_characteristic = gatt.Characteristic(data_uuid, props.NOTIFY, gatt.Characteristic.READABLE, b"")
         self._data_characteristic.on("subscription", self._on_subscription)  # CCCD written by the central
         if self.profile == "polar_pmd":
@@ -346,8 +353,8 @@ class EmulatedWearable:
                 gatt.CharacteristicValue(read=lambda connection: PMD_FEATURES, write=self._on_pmd_control),
             )
             device.add_service(gatt.Service(PMD_SERVICE_UUID, [self._pmd_control_point, self._data_characteristic]))
-        elif self.profile == "heart_rate":
-            device.add_service(gatt.Service(UUID.from_16_bits(HEART_RATE_SERVICE), [self._data_characteristic]))
+        elif self.profile in _SIG_SERVICES:
+            device.add_service(gatt.Service(UUID.from_16_bits(_SIG_SERVICES[self.profile][0]), [self._data_characteristic]))
         else:
             control = gatt.Characteristic(
                 native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, gatt.CharacteristicValue(write=self._on_control)
@@ -512,9 +519,10 @@ class EmulatedWearable:
             logger.exception("%s: streaming loop failed", self.name)
             raise
 
-    async def _run_heart_rate(self) -> None:
-        """One Heart Rate Measurement per device second with the RR intervals of the beats in that second."""
-        bpm, last_beat_s, next_s = 70.0, 0.0, 1.0
+    async def _run_vital_signs(self) -> None:
+        """One measurement per device second: Heart Rate (bpm, RR intervals of the beats in that second) or
+        PLX Continuous (SpO2, pulse rate)."""
+        bpm, spo2, last_beat_s, next_s = 70.0, 97.0, 0.0, 1.0
         while True:
             self._wake.clear()
             if self._subscribed and self._backlog:
@@ -526,10 +534,15 @@ class EmulatedWearable:
                 rr_s.append(60.0 / bpm)
                 last_beat_s += 60.0 / bpm
                 bpm = float(np.clip(bpm + self._heart_rng.normal(0.0, 1.0), 45.0, 150.0))
+            spo2 = float(np.clip(spo2 + self._heart_rng.normal(0.0, 0.2), 90.0, 100.0))
+            if self.profile == "heart_rate":
+                value = heart_rate_measurement(round(bpm), rr_s)
+            else:
+                value = plx_continuous_measurement(spo2, bpm)
             counters = self.counters.streams[0]
             counters.packets_generated += 1
             counters.samples_generated += 1
-            await self._deliver_or_keep(0, heart_rate_measurement(round(bpm), rr_s), 1)
+            await self._deliver_or_keep(0, value, 1)
             next_s += 1.0
 
     async def _sleep_until(self, device_time_s: float) -> bool:
@@ -659,3 +672,16 @@ def pmd_ecg_frame(timestamp_ns: int, microvolts: np.ndarray) -> bytes:
     values = np.asarray(microvolts, dtype=np.int64) & 0xFFFFFF
     payload = np.stack([values & 0xFF, (values >> 8) & 0xFF, (values >> 16) & 0xFF], axis=1).astype(np.uint8)
     return bytes([PMD_ECG]) + int(timestamp_ns).to_bytes(8, "little") + bytes([0x00]) + payload.tobytes()
+
+
+def sfloat(value: float) -> int:
+    """IEEE 11073-20601 16-bit SFLOAT with one decimal (4-bit exponent -1, 12-bit signed mantissa)."""
+    mantissa = int(round(value * 10))
+    if not -2046 < mantissa < 2046:  # +-2046..2047 and -2048 are the NaN, NRes and infinity codes
+        raise ValueError(f"{value!r} does not fit an SFLOAT with one decimal")
+    return (0xF << 12) | (mantissa & 0x0FFF)
+
+
+def plx_continuous_measurement(spo2_percent: float, pulse_rate_bpm: float) -> bytes:
+    """A PLX Continuous Measurement value (0x2A5F): flags 0 (no optional fields), SpO2 and pulse rate."""
+    return bytes([0]) + sfloat(spo2_percent).to_bytes(2, "little") + sfloat(pulse_rate_bpm).to_bytes(2, "little")

@@ -308,6 +308,21 @@ async def test_a_polar_pmd_strap_is_started_through_its_control_point_and_stream
         assert len(failed) == 1 and "ERROR_NOT_SUPPORTED" in failed[0]
 
 
+async def test_a_standard_pulse_oximeter_streams_continuous_measurements():
+    from biomoe_edge.firmware_bridge.profiles.pulse_oximeter import parse_continuous
+
+    async with VirtualBleNetwork() as network:
+        oximeter = await network.add_wearable("plx-1", profile="pulse_oximeter", speed=20, seed=4)
+        recorder = Recorder(asyncio.get_running_loop())
+        manager = await _manager(network, [DeviceTarget(name="plx-1", profile="pulse_oximeter")], recorder)
+        async with manager:
+            await recorder.until(lambda: len(recorder.packets["plx-1"]) >= 10)
+        readings = [parse_continuous(p) for _, p in recorder.packets["plx-1"]]
+        assert all(90.0 <= r.spo2 <= 100.0 and 45.0 <= r.pulse_rate <= 150.0 for r in readings)
+        assert all(r.spo2 == round(r.spo2, 1) for r in readings)  # one decimal, exactly as encoded
+        assert len(readings) == oximeter.counters.total("packets_sent")
+
+
 def test_unsupported_profiles_are_refused_by_name():
     import pytest
 
