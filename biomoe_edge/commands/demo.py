@@ -96,7 +96,7 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
     return parse_config({
         "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
         "devices": [{"name": name, "profile": "native", "modalities": list(modalities)} for name in names],
-        "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 512},
+        "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
         "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
     })
 

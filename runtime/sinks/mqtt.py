@@ -56,8 +56,10 @@ class MqttSink(Sink):
             self._client.username_pw_set(username, password)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
-        # paho's own outgoing queue (QoS>0 messages in flight across a reconnect) is bounded too.
-        self._client.max_queued_messages_set(max_queue)
+        # paho's own queue is left unbounded: it holds only what was published while connected and is not
+        # yet acknowledged (resent after a reconnect, as QoS 1/2 require). Records made while disconnected
+        # wait in our bounded queue instead. (No on_publish callback: paho calls it holding its message lock,
+        # which write() may be waiting for while holding ours.)
         self._client.reconnect_delay_set(min_delay=reconnect_min_s, max_delay=reconnect_max_s)
         self._client.connect_async(host, self.port, keepalive_s)
         self._client.loop_start()
@@ -86,8 +88,9 @@ class MqttSink(Sink):
         while self._queue and self._connected:
             topic, payload = self._queue[0]
             info = self._client.publish(topic, payload, qos=self.qos)
-            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
-                self._connected = info.rc != self._mqtt.MQTT_ERR_NO_CONN and self._connected
+            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:  # the link went down under us: keep it queued
+                if info.rc == self._mqtt.MQTT_ERR_NO_CONN:
+                    self._connected = False
                 return
             self._queue.popleft()
             self.published += 1

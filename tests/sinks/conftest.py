@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import pathlib
 import shutil
 import signal
@@ -46,6 +47,9 @@ class MosquittoBroker:
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            # Stay the user running the tests: as root, mosquitto would otherwise switch to user "mosquitto",
+            # which cannot write the persistence file into pytest's private temp folder.
+            f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "log_dest stderr\n"
@@ -56,6 +60,9 @@ class MosquittoBroker:
         self.process = subprocess.Popen([self.binary, "-c", str(self.config)],
                                         stdout=subprocess.DEVNULL, stderr=open(self.workdir / "broker.log", "ab"))
         _wait_for_port(self.port)
+        time.sleep(0.1)
+        if self.process.poll() is not None:  # it could not bind: something else took the port meanwhile
+            raise RuntimeError(f"mosquitto exited at start (port {self.port}); see {self.workdir / 'broker.log'}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

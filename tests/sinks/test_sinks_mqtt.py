@@ -76,10 +76,13 @@ def test_mqtt_queues_while_the_broker_is_down_and_sends_in_order_after_reconnect
 
     mosquitto.start()
     assert _wait(lambda: sink.connected and sink.queued == 0)
-    got = sub.wait_for(6)
+    expected = [r.window_start_s for r in records[:2] + records[4:]]
+    assert _wait(lambda: set(expected) <= {m["window_start_s"] for _, m in sub.messages})
     sub.close()
     sink.close()
-    assert [m["window_start_s"] for _, m in got] == [r.window_start_s for r in records[:2] + records[4:]]
+    # QoS 1 is at-least-once: a message in flight when the broker went down may come twice; order holds.
+    received = list(dict.fromkeys(m["window_start_s"] for _, m in sub.messages))
+    assert received == expected
     assert sink.stats()["connections"] == 2
 
 
