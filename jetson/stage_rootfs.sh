@@ -9,7 +9,7 @@
 # ROOTFS/opt/biomoe-edge/bin; the default /etc/biomoe-edge/gateway.toml and engine.env; both services and their
 # enablement (a symlink in multi-user.target.wants); the system user (sysusers.d entry, also applied to the
 # rootfs's passwd/group with systemd-sysusers --root when available). A second run changes nothing.
-# Then flash as usual (docs/jetson.md): sudo ./flash.sh ... or sudo ./tools/kernel_flash/l4t_initrd_flash.sh ...
+# Then flash as usual (README.md, "Deploy on a Jetson"): sudo ./flash.sh ... or sudo ./tools/kernel_flash/l4t_initrd_flash.sh ...
 set -euo pipefail
 
 # shellcheck source=lib/common.sh
@@ -156,4 +156,4 @@ if ! compgen -G "$ROOTFS/usr/lib/python3*/dist-packages/tensorrt*" >/dev/null; t
   say "note: JetPack's TensorRT for Python is not in this rootfs. Flash with SDK Manager (it installs JetPack),"
   say "      or install it on the booted board: sudo apt install nvidia-cuda nvidia-tensorrt python3-libnvinfer"
 fi
-say "done: $ROOTFS is staged. Flash it (docs/jetson.md, \"Stage a rootfs before flashing\")."
+say "done: $ROOTFS is staged. Flash it (README.md, \"B. Stage a rootfs before flashing\")."
