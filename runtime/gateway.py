@@ -21,6 +21,7 @@ sample ends in a window or in a counter (the ingest's accounting).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import math
@@ -350,8 +351,6 @@ class Gateway:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     async def __aenter__(self) -> "Gateway":
-        import asyncio
-
         from biomoe_edge.runtime.gateway_config import build_sink
         from biomoe_edge.runtime.sinks import GuardedSink
 
@@ -372,7 +371,11 @@ class Gateway:
         self._wake = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="biomoe-gateway-worker")
         if self._use_transport and self.config.devices:
-            await self._start_transport()
+            try:
+                await self._start_transport()
+            except BaseException:
+                await self.close()
+                raise
         return self
 
     async def __aexit__(self, *exc_info) -> None:
@@ -380,8 +383,6 @@ class Gateway:
 
     async def close(self) -> None:
         """Disconnect, run what is queued, close sinks and (if opened here) the engine. Safe twice."""
-        import asyncio
-
         if self._closed:
             return
         self._closed = True
@@ -470,8 +471,6 @@ class Gateway:
 
     async def embeddings(self):
         """Async iterator over embedding records, from now until the gateway closes."""
-        import asyncio
-
         queue: asyncio.Queue = asyncio.Queue()
         self._iterators.append(queue)
         try:
@@ -486,8 +485,6 @@ class Gateway:
     # -- the worker ----------------------------------------------------------------------------------------
     async def _work(self) -> None:
         """Run batches as they become due (full, or the oldest job waited the deadline) until closed."""
-        import asyncio
-
         while not self._stopping:
             jobs = self.pipeline.next_batch()
             if jobs:
@@ -500,8 +497,6 @@ class Gateway:
                 pass
 
     async def _run(self, jobs) -> None:
-        import asyncio
-
         try:
             # Rendering and inference hold the CPU/GPU for milliseconds: off the loop, so BLE keeps flowing.
             ordered, embeddings = await asyncio.to_thread(self.pipeline.compute, jobs)
