@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 
@@ -17,3 +18,13 @@ def reference_dir() -> pathlib.Path:
     if not REFERENCE_DIR.is_dir():
         pytest.skip(f"reference fixtures not found at {REFERENCE_DIR} (set BIOMOE_REFERENCE_DIR)")
     return REFERENCE_DIR
+
+
+@pytest.fixture
+def quiet_bumble_controller():
+    """Silence Bumble's virtual controller, which warns about ACL data crossing a disconnection (not our concern)."""
+    logger = logging.getLogger("bumble.controller")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)

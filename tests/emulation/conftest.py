@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 
@@ -30,10 +28,5 @@ def recording() -> dict:
 
 
 @pytest.fixture(autouse=True)
-def _quiet_virtual_controller():
-    # ACL data crossing a disconnection on the virtual link makes Bumble's controller warn; not our concern.
-    logger = logging.getLogger("bumble.controller")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+def _quiet_virtual_controller(quiet_bumble_controller):
     yield
-    logger.setLevel(level)

@@ -3,8 +3,6 @@ Bumble's virtual link (a real Bluetooth host stack; only the radio is simulated)
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 
@@ -20,9 +18,5 @@ def recording() -> dict:
 
 
 @pytest.fixture(autouse=True)
-def _quiet_virtual_controller():
-    logger = logging.getLogger("bumble.controller")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+def _quiet_virtual_controller(quiet_bumble_controller):
     yield
-    logger.setLevel(level)
