@@ -118,9 +118,12 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                    representations=("spectrogram_psd",), window_s: float = 10.0, hop_s: float = 1.0, seed: int = 0,
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
+    A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
     ``result`` (a dict) receives the report too, so it survives a Ctrl-C that ends ``asyncio.run``.
     ``wearable_options``: more ``EmulatedWearable`` options (faults: garbage, disconnect_at, buffer_packets...)."""
+    import asyncio
+
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
     from biomoe_edge.runtime.console import run_with_console
     from biomoe_edge.runtime.gateway import Gateway
@@ -135,16 +138,20 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                      for i, name in enumerate(names)]
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)
-        async with gateway:
-            try:
-                await run_with_console(gateway, duration_s=duration_s, quiet=quiet, out=out)
-            finally:
-                # Wearables first: the gateway then takes every notification already sent before it stops.
-                for wearable in wearables:
-                    await wearable.stop()
+        try:
+            async with gateway:
+                try:
+                    await run_with_console(gateway, duration_s=duration_s, quiet=quiet, out=out)
+                except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
+                    log.info("interrupted: stopping the wearables and the gateway")
+                finally:
+                    # Wearables first: the gateway then takes every notification already sent before it stops.
+                    for wearable in wearables:
+                        await wearable.stop()
+        finally:
+            if result is not None and gateway.pipeline is not None:
+                result["report"] = build_report(gateway)
     report = build_report(gateway)
-    if result is not None:
-        result["report"] = report
     return report, gateway, wearables
 
 
