@@ -97,3 +97,18 @@ def test_run_command_reports_a_missing_model_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "missing.onnx" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_command_with_an_empty_allow_list_idles_and_writes_nothing(tmp_path):
+    """A fresh Jetson's configuration lists no device: `run` must stay up (a service must not crash-loop)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch", reason="the configuration below uses the PyTorch engine")
+    path = tmp_path / "gateway.toml"
+    path.write_text('[engine]\nkind = "pytorch"\nmax_batch = 2\n[[sinks]]\nkind = "jsonl"\ndirectory = "out"\n')
+    proc = subprocess.run([sys.executable, "-m", "biomoe_edge", "run", str(path), "--duration", "1.5", "--quiet"],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lists no [[devices]]" in proc.stderr
+    assert (tmp_path / "out").is_dir() and not list((tmp_path / "out").iterdir())
