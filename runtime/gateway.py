@@ -157,9 +157,9 @@ class Pipeline:
     def _push_blocks(self, key: StreamKey, blocks, arrival_time_s: float) -> None:
         for block in blocks:
             try:
-                if block.samples_lost_before:
-                    self.ingest.mark_lost(key, int(block.samples_lost_before), "packet_loss")
-                self.ingest.push(key, block.samples, block.gateway_times_s, arrival_time_s=arrival_time_s)
+                # Placed by sample count (samples_lost_before), not by the fitted clock alone, so jitter in the
+                # device-to-gateway fit does not turn on-time samples into "late" ones.
+                self.ingest.push_block(key, block, arrival_time_s=arrival_time_s)
             except IngestError as exc:  # counted by the ingest as "malformed"
                 self.log_once(f"{key}:ingest:{type(exc).__name__}", "%s: %s", key, exc)
         self._submit_ready_windows()
