@@ -35,8 +35,10 @@ def format_table(stats: dict, *, elapsed_s: float, per_stream_embeddings: dict) 
 
 
 async def run_with_console(gateway, *, duration_s: float | None = None, quiet: bool = False,
-                           refresh_s: float = 1.0, out=None) -> None:
-    """Show the table every ``refresh_s`` until ``duration_s`` passed (None: until cancelled / Ctrl-C)."""
+                           refresh_s: float = 1.0, out=None, on_tick=None) -> None:
+    """Show the table every ``refresh_s`` until ``duration_s`` passed (None: until cancelled / Ctrl-C).
+
+    ``on_tick()``, if given, is called from the event loop every ``refresh_s`` (the systemd watchdog)."""
     out = out or sys.stdout
     tty = hasattr(out, "isatty") and out.isatty()
     counts: collections.Counter = collections.Counter()
@@ -45,6 +47,8 @@ async def run_with_console(gateway, *, duration_s: float | None = None, quiet: b
     while duration_s is None or time.monotonic() - start < duration_s:
         remaining = refresh_s if duration_s is None else min(refresh_s, duration_s - (time.monotonic() - start))
         await asyncio.sleep(max(0.0, remaining))
+        if on_tick is not None:
+            on_tick()
         if quiet:
             continue
         table = format_table(gateway.stats(), elapsed_s=time.monotonic() - start, per_stream_embeddings=counts)

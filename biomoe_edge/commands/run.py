@@ -18,6 +18,7 @@ def run(args) -> int:
     from biomoe_edge.runtime.console import run_with_console
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.gateway_config import load_config
+    from biomoe_edge.runtime.systemd_notify import sd_notify, watchdog_interval_s
 
     config = load_config(args.config)
     if not config.devices:
@@ -28,7 +29,15 @@ def run(args) -> int:
 
     async def main():
         async with Gateway(config) as gateway:
-            await run_with_console(gateway, duration_s=args.duration, quiet=args.quiet)
+            # Under systemd (Type=notify): ready once running, then a watchdog ping from the event loop.
+            sd_notify("READY=1")
+            watchdog_s = watchdog_interval_s()
+            try:
+                await run_with_console(gateway, duration_s=args.duration, quiet=args.quiet,
+                                       refresh_s=min(1.0, watchdog_s or 1.0),
+                                       on_tick=(lambda: sd_notify("WATCHDOG=1")) if watchdog_s else None)
+            finally:
+                sd_notify("STOPPING=1")
         return 0
 
     return asyncio.run(main())
