@@ -142,15 +142,27 @@ def percentiles(values_s) -> dict:
 
 
 class MemoryPeak:
-    def __init__(self):
-        import psutil
+    """Peak resident memory: psutil where installed, else the kernel's own high-water mark (getrusage)."""
 
-        self.process = psutil.Process()
-        self.start_rss = self.process.memory_info().rss
+    def __init__(self):
+        try:
+            import psutil
+
+            self.process = psutil.Process()
+        except ImportError:  # a bare gateway install: psutil is only in the dev extra
+            self.process = None
+        self.start_rss = self._rss()
         self.peak_rss = self.start_rss
 
+    def _rss(self) -> int:
+        if self.process is not None:
+            return self.process.memory_info().rss
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
     def sample(self):
-        self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+        self.peak_rss = max(self.peak_rss, self._rss())
 
 
 def gpu_memory() -> dict | None:
@@ -319,8 +331,11 @@ def main(argv=None) -> int:
     power = None
     if sampler is not None:
         sampler.stop()
-        power = {"mean_power_w": sampler.mean_power_w(t_start, t_end),
-                 "energy_per_embedding_j": sampler.energy_j(t_start, t_end) / max(sdk["images"], 1)}
+        try:
+            power = {"mean_power_w": sampler.mean_power_w(t_start, t_end),
+                     "energy_per_embedding_j": sampler.energy_j(t_start, t_end) / max(sdk["images"], 1)}
+        except ValueError as exc:  # tegrastats printed no power rails (some images need root for them)
+            print(f"no power figures: {exc}", file=sys.stderr)
     print(f"SDK path: {sdk['windows']} windows in {sdk['wall_s']:.1f} s; reference path on "
           f"{args.reference_windows} windows ...", file=sys.stderr)
     windows, preprocess = reference_windows(args.devices, args.reference_windows)
