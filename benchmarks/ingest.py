@@ -1,4 +1,4 @@
-"""Cost of ingest + scheduling on this machine: ``python -m biomoe_edge.runtime.ingest.bench``.
+"""Cost of ingest + scheduling on this machine: ``python benchmarks/ingest.py``.
 
 Simulates N devices x 4 modalities (ECG 130 Hz, BVP 64 Hz, EDA 4 Hz, respiration 25 Hz) pushing 250 ms
 blocks, 10 s windows every 1 s, two representations per window into a BatchScheduler; prints the median and
@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .ingest import Ingest, IngestConfig, StreamKey
+from biomoe_edge.runtime.ingest import Ingest, IngestConfig, StreamKey
 
 RATES_HZ = {"ecg": 130.0, "bvp": 64.0, "eda": 4.0, "resp": 25.0}
 
