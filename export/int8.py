@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from biomoe_edge.paths import cache_dir as default_cache_dir  # $BIOMOE_EDGE_CACHE_DIR or ~/.cache
+
 from biomoe_edge.manifest import sha256_file
 
 log = logging.getLogger(__name__)
@@ -33,15 +35,6 @@ log = logging.getLogger(__name__)
 #: what decides the quantised graph besides the fp32 graph and the images; part of the cache key
 SETTINGS = {"quantize_mode": "int8", "calibration_method": "entropy", "high_precision_dtype": "fp32",
             "dq_only": True, "calibration_batch": 4}
-CACHE_ENV = "BIOMOE_EDGE_CACHE_DIR"
-
-
-def default_cache_dir() -> pathlib.Path:
-    """``$BIOMOE_EDGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/biomoe-edge``, else ``~/.cache/biomoe-edge``."""
-    if os.environ.get(CACHE_ENV):
-        return pathlib.Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-    return pathlib.Path(base) / "biomoe-edge"
 
 
 def calibration_key(fp32_path, images: np.ndarray) -> str:

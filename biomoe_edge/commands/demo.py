@@ -7,7 +7,7 @@ otherwise deterministic random weights (a warning says so: the embeddings are th
 plumbing and the timings are not).
 
 Engine: ONNX Runtime on an fp32 ONNX file exported once into the cache folder
-(``$BIOMOE_EDGE_CACHE`` or ``~/.cache/biomoe-edge``) and reused: later runs start in about a second,
+(``$BIOMOE_EDGE_CACHE_DIR`` or ``~/.cache/biomoe-edge``) and reused: later runs start in about a second,
 and ONNX Runtime is the fastest CPU engine here. ``--engine pytorch`` skips the export.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pathlib
 import warnings
 
@@ -47,18 +46,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no live table")
 
 
-def cache_dir() -> pathlib.Path:
-    root = os.environ.get("BIOMOE_EDGE_CACHE")
-    path = pathlib.Path(root) if root else pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "biomoe-edge"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def demo_onnx_path(checkpoint=None) -> pathlib.Path:
     """The cached fp32 ONNX export of the demo's model (exported now if missing; needs torch once)."""
     from biomoe_edge.manifest import sha256_file
 
+    from biomoe_edge.paths import cache_dir
+
     tag = sha256_file(checkpoint)[:16] if checkpoint else "random-seed0"
+    cache_dir().mkdir(parents=True, exist_ok=True)
     path = cache_dir() / f"tiny_biomoe_{tag}_fp32.onnx"
     if path.exists() and path.with_suffix(".json").exists():
         return path
