@@ -37,7 +37,8 @@ from .ring import SampleRing
 
 logger = logging.getLogger("biomoe_edge.runtime.ingest")
 
-#: Why a received sample never entered a window. Each is logged once per stream (warning), then counted.
+#: Why a received sample never entered a window. Each is logged once per stream, then counted: as a warning,
+#: except the reasons in ROUTINE_REASONS, which happen by design on every healthy stream (info).
 DROP_REASONS: dict[str, str] = {
     "malformed": "the push was rejected (wrong dtype, shape or channel count, or times not one per sample); "
     "its samples were counted and the push raised a typed IngestError",
@@ -54,6 +55,9 @@ DROP_REASONS: dict[str, str] = {
     "hop_gap": "fell between two windows because hop_s is longer than window_length_s",
     "restart": "pending when the caller restarted the stream (Ingest.restart, default reason)",
 }
+
+#: Logged at info, not warning: the first hop of every stream (alignment) and gaps filled after packet loss.
+ROUTINE_REASONS = frozenset({"alignment", "gap_filled"})
 
 #: Why an emitted window was dropped before anyone popped it.
 WINDOW_DROP_REASONS: dict[str, str] = {
@@ -624,4 +628,5 @@ class Ingest:
             logger.debug("%s: %s: %s", stream.key, reason, message)
             return
         stream.logged.add(reason)
-        logger.warning("%s: %s: %s (logged once per stream; further ones are counted)", stream.key, reason, message)
+        level = logging.INFO if reason in ROUTINE_REASONS else logging.WARNING
+        logger.log(level, "%s: %s: %s (logged once per stream; further ones are counted)", stream.key, reason, message)

@@ -263,3 +263,14 @@ def test_a_re_anchor_with_nothing_pending_is_still_logged_and_counted(caplog):
     assert account.events == {"gap": 1} and account.samples_dropped == {}
     (record,) = [r for r in caplog.records if ": gap:" in r.getMessage()]
     assert "leapt 85.010 s forward" in record.getMessage() and "0 pending sample(s) dropped" in record.getMessage()
+
+
+def test_routine_alignment_drops_are_logged_at_info_and_faults_at_warning(caplog):
+    ingest, key = _stream()
+    with caplog.at_level(logging.INFO, logger="biomoe_edge.runtime.ingest"):
+        ingest.push(key, np.sin(_times(0, 15.5)), _times(0, 15.5))
+        ingest.push(key, np.sin(_times(1.5, 11.5)), _times(1.5, 11.5))  # back 14 s: a clock jump, then alignment
+    levels = {reason: {r.levelno for r in caplog.records if f": {reason}: " in r.getMessage()}
+              for reason in ("clock_jump", "alignment")}
+    assert ingest.account(key).samples_dropped["alignment"] == 50  # 1.50..1.99 s precede the grid point 2.0 s
+    assert levels == {"clock_jump": {logging.WARNING}, "alignment": {logging.INFO}}
