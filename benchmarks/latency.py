@@ -90,16 +90,26 @@ def encode_stream_packets(devices: int, seconds: float, seed: int = 0):
 
 # -- model and engine ------------------------------------------------------------------------------------------
 
-def open_benchmark_engine(args):
-    """The engine under test, and the torch model for the reference (random weights unless --checkpoint)."""
+def load_reference_model(args):
+    """The PyTorch model for the reference path and for exporting ONNX (random weights unless --checkpoint);
+    None where PyTorch is not installed (a Jetson gateway): the reference is then skipped, not faked."""
     import warnings
 
-    from biomoe_edge.export import load_tiny_biomoe
+    try:
+        from biomoe_edge.export import load_tiny_biomoe
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # random weights: fine for timing, and said in the report
+            return load_tiny_biomoe(args.checkpoint)
+    except ImportError as exc:
+        print(f"no PyTorch ({exc}): the reference pipeline is not measured", file=sys.stderr)
+        return None
+
+
+def open_benchmark_engine(args, model):
+    """The engine under test."""
     from biomoe_edge.runtime.engines import open_engine
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights: fine for timing, and said in the report
-        model = load_tiny_biomoe(args.checkpoint)
     backend = args.backend
     if backend == "auto":
         backend = "tensorrt" if args.model and str(args.model).endswith((".engine", ".plan")) else "onnxruntime"
@@ -110,20 +120,24 @@ def open_benchmark_engine(args):
             raise SystemExit("--backend tensorrt needs --model PATH.engine (build it with `biomoe-edge build-engine`)")
         engine = open_engine("tensorrt", args.model)
     else:
+        if not args.model and model is None:
+            raise SystemExit("exporting ONNX needs PyTorch: pass --model PATH.onnx (from `biomoe-edge export`)")
         path = pathlib.Path(args.model) if args.model else ensure_onnx(model, args)
         engine = open_engine("onnxruntime", path, max_batch=args.batch_size)
-    return backend, engine, model
+    return backend, engine
 
 
 def ensure_onnx(model, args) -> pathlib.Path:
     """Export the model once per (checkpoint, precision) into the demo's cache folder and reuse it."""
-    from biomoe_edge.commands.demo import cache_dir, demo_onnx_path
+    from biomoe_edge.commands.demo import demo_onnx_path
     from biomoe_edge.export import export_onnx
     from biomoe_edge.manifest import sha256_file
+    from biomoe_edge.paths import cache_dir
 
     if args.precision == "fp32" and args.batch_size <= 16:
         return demo_onnx_path(args.checkpoint)  # the demo's model: same file
     tag = sha256_file(args.checkpoint)[:16] if args.checkpoint else "random-seed0"
+    cache_dir().mkdir(parents=True, exist_ok=True)
     path = cache_dir() / f"tiny_biomoe_{tag}_{args.precision}_b{max(16, args.batch_size)}.onnx"
     if not (path.exists() and path.with_suffix(".json").exists()):
         print(f"exporting {args.precision} ONNX once to {path} (minutes for int8: calibration) ...", file=sys.stderr)
@@ -193,6 +207,7 @@ def run_sdk(engine, packets, devices: int, representations, batch_size: int, mem
     end_to_end = []
     windows_done = 0
     images_done = 0
+    windows_seen: set = set()
 
     def process(jobs):
         nonlocal windows_done, images_done
@@ -204,7 +219,9 @@ def run_sdk(engine, packets, devices: int, representations, batch_size: int, mem
         pipeline.timings["sink"].append(done - t0)
         end_to_end.extend(done - job.submitted_s for job in ordered)
         images_done += len(ordered)
-        windows_done += len({id(job.window) for job in ordered})
+        # A window's images can land in two batches: count each window once over the run.
+        windows_seen.update((job.window.key, job.window.index) for job in ordered)
+        windows_done = len(windows_seen)
         memory.sample()
 
     start = time.perf_counter()
@@ -310,7 +327,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    backend, engine, model = open_benchmark_engine(args)
+    model = load_reference_model(args)
+    backend, engine = open_benchmark_engine(args, model)
     packets = encode_stream_packets(args.devices, args.duration)
     memory = MemoryPeak()
     sampler = None
@@ -338,9 +356,11 @@ def main(argv=None) -> int:
             print(f"no power figures: {exc}", file=sys.stderr)
     print(f"SDK path: {sdk['windows']} windows in {sdk['wall_s']:.1f} s; reference path on "
           f"{args.reference_windows} windows ...", file=sys.stderr)
-    windows, preprocess = reference_windows(args.devices, args.reference_windows)
-    reference = run_reference(model, windows, preprocess, args.representations)
-    speedup = reference["seconds_per_window"] / sdk["seconds_per_window"]
+    reference, speedup = None, None
+    if model is not None:
+        windows, preprocess = reference_windows(args.devices, args.reference_windows)
+        reference = run_reference(model, windows, preprocess, args.representations)
+        speedup = reference["seconds_per_window"] / sdk["seconds_per_window"]
     throughput = sdk["windows"] / sdk["wall_s"]
     result = {
         "backend": backend,
@@ -368,8 +388,20 @@ def main(argv=None) -> int:
     engine.close()
     print(format_summary(result))
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        # Strict JSON: a percentile of nothing is null, never NaN.
+        pathlib.Path(args.json).write_text(json.dumps(finite_or_none(result), indent=2, allow_nan=False) + "\n")
     return 0
+
+
+def finite_or_none(value):
+    """``value`` with every NaN or infinite float replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
 
 
 def format_summary(r: dict) -> str:
@@ -377,13 +409,16 @@ def format_summary(r: dict) -> str:
              f"representations {','.join(r['representations'])}",
              f"{'stage':<12}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'ref p50 ms':>12}"]
     for name, s in r["stages"].items():
-        ref = r["reference"]["stages"].get(name, {}).get("p50_ms")
+        ref = r["reference"]["stages"].get(name, {}).get("p50_ms") if r["reference"] else None
         lines.append(f"{name:<12}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['p99_ms']:>10.2f}"
                      f"{'' if ref is None else format(ref, '12.2f')}")
     lines.append(f"throughput {r['throughput_windows_per_s']:.1f} windows/s ({r['throughput_images_per_s']:.1f} images/s)"
                  f" = {r['realtime_devices']:.1f} wearables in real time")
-    lines.append(f"per window: SDK {1e3 / r['throughput_windows_per_s']:.1f} ms, reference "
-                 f"{r['reference']['seconds_per_window'] * 1e3:.1f} ms -> speed-up x{r['speedup_vs_reference']:.1f}")
+    if r["reference"]:
+        lines.append(f"per window: SDK {1e3 / r['throughput_windows_per_s']:.1f} ms, reference "
+                     f"{r['reference']['seconds_per_window'] * 1e3:.1f} ms -> speed-up x{r['speedup_vs_reference']:.1f}")
+    else:
+        lines.append(f"per window: SDK {1e3 / r['throughput_windows_per_s']:.1f} ms (reference not measured: no PyTorch)")
     lines.append(f"peak RSS {r['memory']['rss_peak_mb']:.0f} MB" + (f", GPU {r['memory']['gpu']}" if r["memory"]["gpu"] else ""))
     if r["power"]:
         lines.append(f"power {r['power']['mean_power_w']:.2f} W, {r['power']['energy_per_embedding_j'] * 1e3:.1f} mJ per embedding")

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import pathlib
 import subprocess
 import sys
@@ -32,3 +33,19 @@ def test_quick_benchmark_writes_the_documented_json(tmp_path):
     assert result["memory"]["rss_peak_mb"] >= result["memory"]["rss_start_mb"] > 0
     assert "end_to_end" in result["reference"]["stages"]
     assert "speed-up" in proc.stdout
+
+
+def test_onnxruntime_benchmark_exports_its_model_once_and_writes_strict_json(tmp_path):
+    pytest.importorskip("torch", reason="the benchmark exports the model to ONNX with PyTorch")
+    out = tmp_path / "latency.json"
+    env = {**os.environ, "BIOMOE_EDGE_CACHE_DIR": str(tmp_path / "cache")}
+    # batch 17 takes the benchmark's own export path (not the demo's cached model)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--backend", "onnxruntime", "--batch-size", "17",
+         "--representations", "spectrogram_psd", "--json", str(out)],
+        capture_output=True, text=True, timeout=400, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list((tmp_path / "cache").glob("*_fp32_b17.onnx"))
+    result = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
+    assert result["backend"] == "onnxruntime" and result["batch_size"] == 17
+    assert result["accounting_balanced"] is True
