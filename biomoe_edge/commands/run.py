@@ -14,6 +14,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import asyncio
     import logging
+    import signal
 
     from biomoe_edge.runtime.console import run_with_console
     from biomoe_edge.runtime.gateway import Gateway
@@ -28,6 +29,11 @@ def run(args) -> int:
             args.config)
 
     async def main():
+        # `systemctl stop` sends SIGTERM: end like Ctrl-C does, so sinks flush and close and BLE disconnects.
+        main_task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, main_task.cancel)
         async with Gateway(config) as gateway:
             # Under systemd (Type=notify): ready once running, then a watchdog ping from the event loop.
             sd_notify("READY=1")
@@ -36,6 +42,8 @@ def run(args) -> int:
                 await run_with_console(gateway, duration_s=args.duration, quiet=args.quiet,
                                        refresh_s=min(1.0, watchdog_s or 1.0),
                                        on_tick=(lambda: sd_notify("WATCHDOG=1")) if watchdog_s else None)
+            except asyncio.CancelledError:
+                logging.getLogger("biomoe_edge.run").info("stopping on a signal")
             finally:
                 sd_notify("STOPPING=1")
         return 0

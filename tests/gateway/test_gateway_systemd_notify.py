@@ -4,6 +4,7 @@ checked over a real AF_UNIX datagram socket, the way systemd listens."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,3 +60,25 @@ def test_run_reports_ready_pings_the_watchdog_and_says_stopping(tmp_path):
     assert messages[0] == "READY=1"
     assert messages[-1] == "STOPPING=1"
     assert messages.count("WATCHDOG=1") >= 3  # every 0.5 s for 2.5 s
+
+
+def test_sigterm_stops_the_gateway_cleanly_with_stopping_and_closed_files(tmp_path):
+    config = tmp_path / "gateway.toml"
+    config.write_text('[engine]\nkind = "pytorch"\n\n[[sinks]]\nkind = "jsonl"\ndirectory = "out"\n')
+    path = tmp_path / "notify"
+    env = {**os.environ, "NOTIFY_SOCKET": str(path)}
+    with listening_socket(path) as sock:
+        sock.settimeout(120)
+        proc = subprocess.Popen([sys.executable, "-m", "biomoe_edge", "run", str(config), "--quiet"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert sock.recv(4096).decode() == "READY=1"
+            proc.send_signal(signal.SIGTERM)  # what `systemctl stop` sends
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        sock.settimeout(0.2)
+        messages = received(sock)
+    assert proc.returncode == 0, stderr
+    assert messages[-1:] == ["STOPPING=1"]
+    assert not list((tmp_path / "out").glob("*.partial"))  # the sink closed its file
