@@ -36,7 +36,7 @@ from biomoe_edge.runtime.gateway_config import GatewayConfig
 from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, StreamKey
 from biomoe_edge.runtime.records import EmbeddingRecord
 from biomoe_edge.runtime.scheduler import BatchScheduler, Job, group_for_render
-from biomoe_edge.vocabulary import IMAGE_SIZE
+from biomoe_edge.vocabulary import IMAGE_SIZE, Modality
 
 log = logging.getLogger("biomoe_edge.runtime.gateway")
 
@@ -52,7 +52,27 @@ class _DeviceState:
     streams: dict = field(default_factory=dict)
     #: reason -> count of notifications that carried no usable samples.
     garbage: collections.Counter = field(default_factory=collections.Counter)
+    #: stream_id -> why the gateway cannot use a stream the device describes (its packets are counted so).
+    unusable: dict = field(default_factory=dict)
     notifications: int = 0
+
+
+#: Above this a described sample rate is not a wearable's biosignal (ECG needs at most a few hundred Hz);
+#: refusing it keeps a bad description from sizing huge ring buffers.
+MAX_SAMPLE_RATE_HZ = 4000.0
+MAX_CHANNELS = 16
+
+
+def unusable_stream_reason(stream) -> str | None:
+    """Why the gateway cannot take ``stream`` (a ``StreamDescription``), or None when it can."""
+    try:
+        Modality.parse(stream.modality)
+    except ValueError:
+        return "unsupported_modality"
+    rate = float(stream.sample_rate_hz)
+    if not (math.isfinite(rate) and 0 < rate <= MAX_SAMPLE_RATE_HZ) or not 1 <= int(stream.channels) <= MAX_CHANNELS:
+        return "implausible_stream"
+    return None
 
 
 class Pipeline:
@@ -105,7 +125,15 @@ class Pipeline:
             return
         state = _DeviceState(description)
         for stream in description.streams:
-            modality = str(stream.modality)
+            # Checked before anything is added: one odd stream must not cost the device its other streams.
+            reason = unusable_stream_reason(stream)
+            if reason is not None:
+                state.unusable[stream.stream_id] = reason
+                self.log_once(f"{device}:{reason}", "%s: stream %d (%s, %s Hz, %s channels) is not usable (%s); its "
+                              "packets are counted, not windowed", device, stream.stream_id, stream.modality,
+                              stream.sample_rate_hz, stream.channels, reason)
+                continue
+            modality = Modality.parse(stream.modality).value
             if modalities and modality not in modalities:
                 continue
             spec = self.config.modality(modality)
@@ -135,7 +163,8 @@ class Pipeline:
         entry = state.streams.get(packet.stream_id)
         if entry is None:
             known = {s.stream_id for s in state.description.streams}
-            reason = "unselected_stream" if packet.stream_id in known else "unknown_stream"
+            reason = state.unusable.get(packet.stream_id) or (
+                "unselected_stream" if packet.stream_id in known else "unknown_stream")
             state.garbage[reason] += 1
             if reason == "unknown_stream":
                 self.log_once(f"{device}:{reason}", "%s: packet for stream %d, which its description does not list",
@@ -437,7 +466,11 @@ class Gateway:
     def _register_from_connection(self, device: str) -> None:
         connection = self._manager.connections.get(device) if self._manager is not None else None
         if connection is not None and connection.description is not None:
-            self.add_device(device, connection.description, self._modalities.get(device, ()))
+            try:
+                self.add_device(device, connection.description, self._modalities.get(device, ()))
+            except Exception as exc:  # noqa: BLE001 - a device must never take the gateway down
+                # Unregistered, its notifications are counted as undescribed (gateway.stats()), not lost silently.
+                self.pipeline.log_once(f"{device}:register", "%s: cannot register its description: %s", device, exc)
 
     def _on_packet(self, device: str, payload: bytes, arrival_time_s: float) -> None:
         if device not in self.pipeline.devices:

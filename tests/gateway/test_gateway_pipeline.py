@@ -194,3 +194,30 @@ async def test_jobs_left_when_the_drain_time_runs_out_are_counted_not_lost():
     assert stats["scheduler"]["jobs_submitted"] > 0
     assert stats["embeddings"] == 0 and not engine.images_seen
     assert stats["jobs_unfinished"] == stats["scheduler"]["jobs_submitted"]
+
+
+async def test_a_stream_the_gateway_cannot_use_costs_the_device_nothing_else():
+    from biomoe_edge.firmware_bridge import DeviceDescription, SampleFormat, StreamDescription, encode_packet
+
+    usable = description().streams  # bvp (id 0) and eda (id 1)
+    odd = (StreamDescription(stream_id=7, modality="temp", sample_rate_hz=1.0, channels=1,
+                             sample_format=SampleFormat.INT16, scale=0.01, offset=0.0, units="C"),
+           StreamDescription(stream_id=8, modality="ecg", sample_rate_hz=1e6, channels=1,
+                             sample_format=SampleFormat.INT16, scale=0.01, offset=0.0, units="mV"))
+    # the odd streams come first, so a half-registered device would lose bvp and eda
+    desc = DeviceDescription("test-1.0", odd + tuple(usable))
+    clock = FakeTime()
+    async with Gateway(parse_config(tomllib.loads(CONFIG)), engine=ProjectionEngine(), transport=False,
+                       clock=clock) as gateway:
+        gateway.add_device("wrist-1", desc)
+        for stream_id in (7, 8):
+            gateway.feed("wrist-1", encode_packet(stream_id=stream_id, sequence=0, timestamp_us=0,
+                                                  samples=np.zeros((4, 1)), sample_format=SampleFormat.INT16), 0.1)
+        for arrival, _, _, data in packets(12.0):
+            clock.now = arrival
+            gateway.feed("wrist-1", data, arrival)
+        stats = gateway.stats()
+    assert stats["garbage"]["wrist-1"] == {"unsupported_modality": 1, "implausible_stream": 1}
+    streams = {s["modality"]: s for s in stats["streams"]}
+    assert set(streams) == {"bvp", "eda"}
+    assert streams["bvp"]["samples_windowed"] > 0 and streams["eda"]["samples_windowed"] > 0
