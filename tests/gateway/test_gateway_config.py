@@ -46,6 +46,10 @@ def _error(text: str) -> str:
     ('[[sinks]]\nkind="jsonl"', "sinks[0].directory: missing"),
     ('[[sinks]]\nkind="mqtt"\ntopic="x/{user}"', "sinks[0].topic: bad placeholder"),
     ('devices = 3', "devices: expected an array of tables"),
+    ('[[devices]]\naddress="zz"', "devices[0].address: not a Bluetooth address"),
+    ('[[devices]]\nname="h10"\nprofile="polar_pmd"', "devices[0].profile: 'polar_pmd' devices are decoded"),
+    ('[windows]\nlength_s=inf', "windows.length_s: expected a finite number, got Infinity"),
+    ('[engine]\ndeadline_ms=nan', "engine.deadline_ms: expected a finite number, got NaN"),
 ])
 def test_errors_name_the_offending_key(text, expected):
     assert expected in _error(text)
