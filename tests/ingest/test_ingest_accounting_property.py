@@ -8,7 +8,7 @@ the windows independently of the code's counters.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, QualityConfig, StreamKey
@@ -44,12 +44,15 @@ def _assert_balanced(account):
     hop_s=st.sampled_from([0.25, 0.5, 1.0, 3.0]),
     seed=st.integers(0, 2**31 - 1),
 )
+# A jump back, then a block and re-sent data on the new timeline (found by hypothesis in review).
+@example(ops=[("push", 1, 0.0), ("jump", -2.0), ("block", 1, 0), ("late", 2)], fs=4.0, length_s=0.5, hop_s=0.25, seed=0)
 def test_received_equals_windowed_plus_pending_plus_dropped_at_every_step(ops, fs, length_s, hop_s, seed):
     rng = np.random.default_rng(seed)
     ingest = Ingest(max_ready_windows=100_000)
     config = IngestConfig(length_s, hop_s, model_rate_hz=fs, quality=QualityConfig(action="flag"))
     key = ingest.add_stream(StreamKey("dev", "eda"), fs, config=config)
     t_next, last_pushed = 1000.0 + rng.uniform(0, 5), None
+    jumped = False  # after a jump the stream re-anchors: the newest time is the new timeline's, not the max
     real_fingerprints, seen, windows, received, lost = set(), set(), [], 0, 0
     for op in ops:
         if op[0] == "push":
@@ -61,7 +64,7 @@ def test_received_equals_windowed_plus_pending_plus_dropped_at_every_step(ops, f
             real_fingerprints.update(values[~nan].tolist())
             ingest.push(key, values, times)
             received += n
-            t_next, last_pushed = t_next + n / fs, times[-1]
+            t_next, last_pushed, jumped = t_next + n / fs, times[-1], False
         elif op[0] == "block":
             n, lost_before = op[1], op[2]
             start = t_next + lost_before / fs
@@ -71,11 +74,12 @@ def test_received_equals_windowed_plus_pending_plus_dropped_at_every_step(ops, f
             ingest.push(key, values, times, lost_before=lost_before)
             received += n
             lost += lost_before
-            t_next, last_pushed = start + n / fs, max(times[-1], last_pushed or -np.inf)
+            newest = times[-1] if jumped or last_pushed is None else max(times[-1], last_pushed)
+            t_next, last_pushed, jumped = start + n / fs, newest, False
         elif op[0] == "gap" and last_pushed is not None:
             t_next = last_pushed + 1 / fs + op[1]
         elif op[0] == "jump" and last_pushed is not None:
-            t_next = last_pushed + op[1]
+            t_next, jumped = last_pushed + op[1], True
         elif op[0] == "late" and last_pushed is not None:  # re-sent data, at most 0.9 s old
             times = last_pushed - np.linspace(0.0, 0.9, op[1])[::-1]
             values = rng.uniform(5.0, 6.0, op[1])  # never expected in a window
