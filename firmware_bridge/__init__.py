@@ -22,7 +22,10 @@ from .exc import (
 from .packet import Packet, SampleFormat, decode_packet, encode_packet, max_samples_per_packet
 from .reassembly import ReassemblyStats, SampleBlock, StreamReassembler
 
+from . import profiles  # noqa: E402 - the top layer, after everything it builds on
+
 __all__ = [
+    "profiles",
     "PacketError",
     "TruncatedPacketError",
     "LengthMismatchError",
