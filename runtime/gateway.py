@@ -334,10 +334,10 @@ def engine_input_buffer(engine, max_batch: int):
 
 
 def percentiles_ms(values_s) -> dict:
-    """p50/p95/p99 in milliseconds of a sequence of seconds (NaN when empty)."""
+    """p50/p95/p99 in milliseconds of a sequence of seconds (None when empty: reports are strict JSON)."""
     values = np.asarray(list(values_s), dtype=np.float64)
     if values.size == 0:
-        return {"p50": math.nan, "p95": math.nan, "p99": math.nan}
+        return {"p50": None, "p95": None, "p99": None}
     p50, p95, p99 = np.percentile(values * 1e3, [50, 95, 99])
     return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
 

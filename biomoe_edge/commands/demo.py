@@ -178,11 +178,12 @@ def run(args) -> int:
     finally:
         engine.close()
     report = result["report"]
-    text = json.dumps(report, indent=2)
+    text = json.dumps(report, indent=2, allow_nan=False)
     if args.report:
         pathlib.Path(args.report).write_text(text + "\n")
     lat = report["latency_ms"]
-    print(f"\n{report['embeddings']} embeddings of {report['embedding_dim']} values; latency from sample arrival "
-          f"p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms"
+    latency = ("no embedding yet (the run was shorter than a window)" if lat["p50"] is None else
+               f"latency from sample arrival p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms")
+    print(f"\n{report['embeddings']} embeddings of {report['embedding_dim']} values; {latency}"
           + (f"; report written to {args.report}" if args.report else ""))
     return 0

@@ -95,3 +95,20 @@ def test_vanishing_device_garbage_and_a_burst_after_reconnect_are_counted_never_
     assert entry["packets_lost"] == sent.packets_unsent  # what the outage cost beyond the buffered burst
     # Windows kept coming after the outage: 3 s windows of ~9 s of signal.
     assert report["embeddings"] >= 4
+
+
+def test_a_run_shorter_than_a_window_reports_strict_json_with_null_latency(tmp_path):
+    import subprocess
+    import sys
+
+    report_path = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "biomoe_edge", "demo", "--duration", "3", "--devices", "1", "--engine", "pytorch",
+         "--quiet", "--report", str(report_path)],
+        capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(report_path.read_text(), parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
+    assert report["embeddings"] == 0
+    assert report["latency_ms"] == {"p50": None, "p95": None, "p99": None}
+    for s in report["streams"]:
+        assert s["samples_received"] == s["samples_windowed"] + s["samples_pending"] + sum(s["samples_dropped"].values())
