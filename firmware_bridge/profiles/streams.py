@@ -19,6 +19,7 @@ cannot stop a gateway.
 from __future__ import annotations
 
 import collections
+import math
 
 import numpy as np
 
@@ -100,6 +101,17 @@ class PmdStream(_ProfileStream):
         self._period_ns = 1e9 / float(sample_rate_hz)
         self._last_ns: int | None = None  # timestamp of the last delivered sample
         self._origin_ns: int | None = None  # first frame's timestamp: device_times_us count from it
+        self._restarting = False
+
+    #: The device clock stepping back more than this is a restart (reboot, re-sync), not late data; leaping
+    #: forward more than RESTART_LEAP_S is a re-sync, not an outage whose samples were lost.
+    RESTART_STEP_BACK_S = 5.0
+    RESTART_LEAP_S = 3600.0
+
+    def _is_restart(self, timestamp_ns: int, n_samples: int) -> bool:
+        first_ns = timestamp_ns - (n_samples - 1) * self._period_ns
+        step_s = (first_ns - self._last_ns) / 1e9
+        return step_s < -self.RESTART_STEP_BACK_S or step_s > self.RESTART_LEAP_S
 
     def push(self, data, arrival_time_s: float) -> list[SampleBlock]:
         try:
@@ -112,6 +124,14 @@ class PmdStream(_ProfileStream):
             return self._reject(f"measurement type {frame.measurement_type} (expected {self.measurement_type})", n)
         if frame.samples.shape[1] != self.description.channels:
             return self._reject(f"{frame.samples.shape[1]} channels (described {self.description.channels})", n)
+        if not math.isfinite(arrival_time_s):
+            return self._reject("non-finite arrival time", n)
+        if self._last_ns is not None and self._is_restart(frame.timestamp_ns, n):
+            # The sensor rebooted or re-synced its clock: start the timeline afresh from this frame rather than
+            # calling every later frame "late" (a step back) or counting a leap as billions of lost samples.
+            self.stats.restarts += 1
+            self._last_ns = self._origin_ns = None
+            self._restarting = True
         lost = 0
         if self._last_ns is not None:
             if frame.timestamp_ns == self._last_ns:
@@ -136,7 +156,10 @@ class PmdStream(_ProfileStream):
         # Microseconds since the stream's first frame: small numbers keep float64 at sub-ns resolution.
         last_us = (frame.timestamp_ns - self._origin_ns) / 1000.0
         device_us = last_us - self._period_ns / 1000.0 * np.arange(n - 1, -1, -1)
-        if self.clock.observe(last_us, arrival_time_s):
+        if self._restarting:
+            self.clock.reanchor(last_us, arrival_time_s)
+            self._restarting = False
+        elif self.clock.observe(last_us, arrival_time_s):
             self.stats.clock_jumps += 1
         self._last_ns = frame.timestamp_ns
         return [self._block(frame.samples, self.clock.to_gateway(device_us), device_us, lost)]

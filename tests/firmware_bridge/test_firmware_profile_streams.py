@@ -71,3 +71,23 @@ def test_plx_stream():
     (block,) = stream.push(bytes.fromhex("0062004800"), 3.0)
     np.testing.assert_array_equal(block.samples, [[98.0, 72.0]])
     assert stream.description.channels == 2 and stream.stats.samples_delivered == 1
+
+
+def test_pmd_stream_restarts_when_the_sensor_clock_steps_back_or_leaps():
+    stream = PmdStream(0, FS)
+    before = frames(4)  # device time around 7e17 ns
+    after_reboot = frames(4, start_ns=1_000_000_000)  # the strap rebooted: its clock starts again near 1 s
+    blocks = []
+    for i, (payload, _, last_s) in enumerate(before + after_reboot):
+        blocks += stream.push(payload, 10.0 + i * 73 / FS)
+    s = stream.stats
+    assert s.restarts == 1 and s.packets_late == 0 and s.samples_lost == 0
+    assert len(blocks) == 8  # every frame delivered
+    # a leap of years is a clock re-sync, not billions of lost samples
+    leap = ecg_frame(2**63 - 1, np.arange(73))
+    blocks += stream.push(leap, 20.0)
+    assert stream.stats.restarts == 2 and stream.stats.samples_lost == 0 and len(blocks) == 9
+    # a non-finite arrival time is rejected and counted, never raised
+    assert stream.push(before[0][0], float("nan")) == []
+    assert stream.stats.rejected_reasons.get("non-finite arrival time") == 1
+    assert stream.stats.packets_received == 10
