@@ -19,11 +19,12 @@ SIMULATED_MODALITIES = ("ecg", "eda", "resp")
 WINDOW_SECONDS = 10  # an int: NeuroKit2 sizes arrays with seconds * rate
 
 
-def real_signal_images(n: int = 32, *, seed: int = 0) -> np.ndarray:
+def real_signal_images(n: int = 32, *, seed: int = 0, skip_ppg_windows: int = 0) -> np.ndarray:
     """(n, 3, 224, 224) float32 images in [0, 1], deterministic for a given ``n`` and ``seed``.
 
     Windows: real PPG from HeartPy (about two thirds) and one simulated window each of ECG, EDA and
     respiration (NeuroKit2, seeded); each window rendered in every representation of ``REPRESENTATIONS``.
+    ``skip_ppg_windows`` starts further into the recordings (held-out images for a fidelity check).
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -35,7 +36,8 @@ def real_signal_images(n: int = 32, *, seed: int = 0) -> np.ndarray:
     n_rep = len(REPRESENTATIONS)
     n_ppg = max(2, -(-n // n_rep) - len(SIMULATED_MODALITIES))
     try:
-        ppg, ppg_fs = signals.real_ppg_windows(n_ppg, seconds=WINDOW_SECONDS)
+        ppg, ppg_fs = signals.real_ppg_windows(n_ppg + skip_ppg_windows, seconds=WINDOW_SECONDS)
+        ppg = ppg[skip_ppg_windows:]
         batches = [render(ppg, ppg_fs, REPRESENTATIONS, modality="bvp")]
         for i, modality in enumerate(SIMULATED_MODALITIES):
             raw, fs = signals.simulated_signal(modality, WINDOW_SECONDS, seed=seed + i)
