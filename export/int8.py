@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import time
@@ -34,7 +35,21 @@ log = logging.getLogger(__name__)
 
 #: what decides the quantised graph besides the fp32 graph and the images; part of the cache key
 SETTINGS = {"quantize_mode": "int8", "calibration_method": "entropy", "high_precision_dtype": "fp32",
-            "dq_only": True, "calibration_batch": 4}
+            "dq_only": True, "calibration_batch": 4, "excluded": "spectral-gate DFT MatMuls"}
+
+
+def spectral_gate_matmuls(onnx_path) -> list[str]:
+    """Names of the MatMuls that apply SpectFormer's DFT matrices (initializers named ``*.dft_*``).
+
+    They stay in high precision: quantized, the left-hand (H-axis) DFT matrices would get one scale per
+    reduction column, which an INT8 matrix product cannot factor out (TensorRT would dequantize them, or
+    refuse), and the gate would no longer be the exact DFT it stands for."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type == "MatMul" and any(".dft_" in name and name in initializers for name in node.input)]
 
 
 def calibration_key(fp32_path, images: np.ndarray) -> str:
@@ -122,6 +137,8 @@ def quantize_int8(fp32_path, int8_path, *, calibration=None, cache_dir=None, inp
                     calibration_method=SETTINGS["calibration_method"], calibration_data_reader=reader,
                     calibration_eps=["cpu"], high_precision_dtype=SETTINGS["high_precision_dtype"],
                     dq_only=SETTINGS["dq_only"],
+                    # ModelOpt matches these as regular expressions: anchor them (node_matmul vs node_matmul_10).
+                    nodes_to_exclude=[f"^{re.escape(name)}$" for name in spectral_gate_matmuls(fp32_path)],
                     output_path=str(out), log_level="WARNING")
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(".partial")

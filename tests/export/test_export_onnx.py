@@ -167,6 +167,20 @@ def test_int8_qdq_is_symmetric_with_per_channel_weights(int8_onnx, reference_dir
         dq_axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
         assert scale.ndim == 1 and dq_axis == out_axis, f"{node.name}: not per output channel"
         assert scale.size == inits[dq.input[0]].shape[out_axis] > 1
+    # MatMuls with a constant, quantised operand: it must be the right-hand (K, N) weight with one scale per
+    # output column; a left-hand constant (the spectral gate's H-axis DFT) would be scaled along the reduction.
+    for node in model.graph.node:
+        if node.op_type != "MatMul":
+            continue
+        for side, operand in enumerate(node.input):
+            dq = producers.get(operand)
+            if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+                continue
+            assert ".dft_" not in dq.input[0], f"{node.name}: the spectral gate's DFT matrix {dq.input[0]} is quantised"
+            weight, scale = inits[dq.input[0]], inits[dq.input[1]]
+            dq_axis = next((a.i for a in dq.attribute if a.name == "axis"), 1) % weight.ndim
+            assert side == 1 and dq_axis == weight.ndim - 1, f"{node.name}: constant not per output column"
+            assert scale.size in (1, weight.shape[-1])
     assert tensorrt_problems(int8_onnx, reference_dir) == []
     assert not {n.op_type for n in model.graph.node} & {"QLinearConv", "QLinearMatMul", "MatMulInteger",
                                                        "DynamicQuantizeLinear", "ConvInteger"}
