@@ -389,7 +389,8 @@ class Gateway:
             e = self.config.engine
             # Options each backend takes (a TensorRT engine's batch and precision are fixed when it is built).
             options = {"onnxruntime": {"max_batch": e.max_batch},
-                       "pytorch": {"max_batch": e.max_batch, "precision": e.precision}}.get(e.kind, {})
+                       "pytorch": {"max_batch": e.max_batch, "precision": e.precision, "device": e.device},
+                       }.get(e.kind, {})
             self._engine = await asyncio.to_thread(open_engine, e.kind, e.path, **options)
         self.pipeline = Pipeline(self.config, self._engine, clock=self.clock)
         try:

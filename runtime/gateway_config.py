@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import re
 from dataclasses import dataclass, field
 
 from biomoe_edge.config import load_toml
@@ -70,6 +71,8 @@ class EngineConfig:
     deadline_s: float = 0.05
     #: Bound of the scheduler's queue of (window, representation) jobs; the oldest are dropped beyond it.
     max_queue: int = 256
+    #: Where the PyTorch engine runs: "cpu", "cuda" or "cuda:N" (TensorRT and ONNX Runtime choose for themselves).
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,13 @@ def _engine(table: _Table, base) -> EngineConfig:
         max_batch=table.integer("max_batch", default.max_batch, minimum=1, maximum=1024),
         deadline_s=table.number("deadline_ms", default.deadline_s * 1e3, minimum=0) / 1e3,
         max_queue=table.integer("max_queue", default.max_queue, minimum=1),
+        device=table.string("device", default.device),
     )
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", config.device):
+        raise ConfigError(table.key("device"), f'expected "cpu", "cuda" or "cuda:N", got {_show(config.device)}')
+    if config.kind == "pytorch" and config.precision == "int8":
+        raise ConfigError(table.key("precision"), "the PyTorch engine runs fp32 or fp16; int8 needs an INT8 ONNX "
+                          "(kind onnxruntime) or TensorRT engine")
     table.finish()
     return config
 

@@ -17,6 +17,7 @@ def test_the_documented_example_loads_with_its_values():
     assert config.modality("bvp").window.hop_s == 1.0
     assert config.modality("bvp").representations == ("spectrogram_psd", "scalogram")
     assert config.engine.deadline_s == pytest.approx(0.05)
+    assert config.engine.device == "cpu"
     assert config.engine.path == EXAMPLE.parent / "../models/tiny_biomoe_fp32.onnx"
     assert [s.kind for s in config.sinks] == ["jsonl", "mqtt"]
     assert config.sinks[0].options["directory"] == EXAMPLE.parent / "embeddings"
@@ -50,6 +51,8 @@ def _error(text: str) -> str:
     ('[[devices]]\nname="h10"\nprofile="polar_pmd"', "devices[0].profile: 'polar_pmd' devices are decoded"),
     ('[windows]\nlength_s=inf', "windows.length_s: expected a finite number, got Infinity"),
     ('[engine]\ndeadline_ms=nan', "engine.deadline_ms: expected a finite number, got NaN"),
+    ('[engine]\ndevice="gpu0"', 'engine.device: expected "cpu", "cuda" or "cuda:N", got "gpu0"'),
+    ('[engine]\nkind="pytorch"\nprecision="int8"', "engine.precision: the PyTorch engine runs fp32 or fp16"),
 ])
 def test_errors_name_the_offending_key(text, expected):
     assert expected in _error(text)
