@@ -26,7 +26,7 @@ from .ingest import (
     Window,
 )
 from .quality import QUALITY_FLAGS, QualityConfig, assess_window
-from .resample import LOCAL_MODEL_RATES_HZ, model_rate_hz, rational_factor, resample_window
+from .resample import model_rate_hz, rational_factor, resample_window
 from .ring import SampleRing
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "Ingest",
     "IngestConfig",
     "IngestError",
-    "LOCAL_MODEL_RATES_HZ",
     "QUALITY_FLAGS",
     "QualityConfig",
     "SampleDtypeError",

@@ -16,34 +16,15 @@ from scipy.signal import firwin, resample_poly
 
 from biomoe_edge.vocabulary import Modality
 
-#: Model rates used when ``biomoe_edge.runtime.transforms.MODALITY_DEFAULTS`` is not importable (Hz).
-LOCAL_MODEL_RATES_HZ: dict[str, float] = {  # the same values as TRANSFORMS' defaults, for a lean install
-    "ecg": 100.0,
-    "bvp": 64.0,
-    "resp": 16.0,
-    "eda": 8.0,
-    "spo2": 4.0,
-}
-
 #: ``resampler(x, fs_in, fs_out, n_out)``: x is (channels, n_in); returns (channels, n_out).
 Resampler = Callable[[np.ndarray, float, float, int], np.ndarray]
 
-_RATE_FIELDS = ("model_rate_hz", "model_fs", "fs", "sample_rate_hz", "rate_hz")
-
-
 def model_rate_hz(modality: str | Modality) -> float:
-    """The modality's model rate: TRANSFORMS' ``MODALITY_DEFAULTS`` when present, else the local table."""
-    name = Modality.parse(modality).value
-    try:
-        from biomoe_edge.runtime.transforms import MODALITY_DEFAULTS
-    except ImportError:
-        return LOCAL_MODEL_RATES_HZ[name]
-    entry = MODALITY_DEFAULTS.get(name, MODALITY_DEFAULTS.get(Modality(name)))
-    for field in _RATE_FIELDS:
-        value = entry.get(field) if isinstance(entry, dict) else getattr(entry, field, None)
-        if value is not None:
-            return float(value)
-    return LOCAL_MODEL_RATES_HZ[name]
+    """The rate a modality's windows are resampled to: the transforms' ``MODALITY_DEFAULTS`` (the images
+    and their parameters assume it)."""
+    from biomoe_edge.runtime.transforms.defaults import modality_defaults
+
+    return float(modality_defaults(Modality.parse(modality)).model_fs)
 
 
 @functools.lru_cache(maxsize=256)
