@@ -4,6 +4,7 @@
     python benchmarks/latency.py                     # ONNX Runtime (or TensorRT where present), 4 wearables
     python benchmarks/latency.py --quick --json out.json
     python benchmarks/latency.py --backend pytorch --precision fp16 --batch-size 16 --devices 8
+    python benchmarks/latency.py --backend pytorch --device cuda --cuda-graphs --devices 64
 
 What runs. N emulated wearables, each streaming four modalities (bvp 64 Hz, eda 32 Hz, resp 32 Hz, ecg 250 Hz)
 in native-protocol packets (encoded before the clock starts: that is the wearable's work), are fed packet by
@@ -114,7 +115,8 @@ def open_benchmark_engine(args, model):
     if backend == "auto":
         backend = "tensorrt" if args.model and str(args.model).endswith((".engine", ".plan")) else "onnxruntime"
     if backend == "pytorch":
-        engine = open_engine("pytorch", args.checkpoint, precision=args.precision, max_batch=args.batch_size)
+        engine = open_engine("pytorch", args.checkpoint, device=args.device, precision=args.precision,
+                             max_batch=args.batch_size, cuda_graphs=args.cuda_graphs)
     elif backend == "tensorrt":
         if not args.model:
             raise SystemExit("--backend tensorrt needs --model PATH.engine (build it with `biomoe-edge build-engine`)")
@@ -301,6 +303,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", choices=("auto", "onnxruntime", "pytorch", "tensorrt"), default="auto")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--device", default="cpu", help='PyTorch engine device: "cpu", "cuda" or "cuda:N" (CUDA renders with CuPy)')
+    p.add_argument("--cuda-graphs", action="store_true", help="PyTorch engine on CUDA: replay a captured CUDA graph per batch size")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--devices", type=int, default=4, help="emulated wearables, 4 modalities each")
     p.add_argument("--representations", default="spectrogram_psd,scalogram",
@@ -314,6 +318,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.devices, args.duration, args.reference_windows = 1, 12.0, 2
+    if args.backend != "pytorch" and (args.device != "cpu" or args.cuda_graphs):
+        p.error("--device and --cuda-graphs choose the PyTorch engine's device: use them with --backend pytorch")
     if args.duration < WINDOW_S + 1:
         p.error(f"--duration must be at least {WINDOW_S + 1} s (one {WINDOW_S} s window and a hop)")
     from biomoe_edge.vocabulary import check_representations
