@@ -23,13 +23,21 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_DEVICES == 0, reason=_WHY)]
 def test_spectrogram_scalogram_recurrence_on_gpu_equal_references(real_bvp_windows):
     windows, fs = real_bvp_windows
     x = cp.asarray(windows[:2])
+    options = dict(nperseg=128, noverlap=120, nfft=256)
+    _, _, complex_ref = scipy.signal.spectrogram(windows[:2], fs, window="hann", detrend=False, mode="complex", **options)
+    # The angle of a bin is only defined where the bin has energy: cuFFT and scipy's FFT differ by float32
+    # rounding, which moves the angle of a near-empty bin anywhere (and "phase" unwraps such jumps onward).
+    energetic = np.abs(complex_ref) >= 1e-2 * np.abs(complex_ref).max()
     for mode in ("psd", "angle", "phase"):
-        _, _, s = spectrogram(x, fs, nperseg=128, noverlap=120, nfft=256, mode=mode)
+        _, _, s = spectrogram(x, fs, mode=mode, **options)
         assert isinstance(s, cp.ndarray)
-        _, _, ref = scipy.signal.spectrogram(
-            windows[:2], fs, window="hann", nperseg=128, noverlap=120, nfft=256, detrend=False, mode=mode
-        )
-        np.testing.assert_allclose(cp.asnumpy(s), ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+        _, _, ref = scipy.signal.spectrogram(windows[:2], fs, window="hann", detrend=False, mode=mode, **options)
+        if mode == "psd":
+            np.testing.assert_allclose(cp.asnumpy(s), ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+        else:  # angles agree modulo 2 pi wherever the bin has energy
+            wrapped = np.angle(np.exp(1j * (cp.asnumpy(s).astype(np.float64) - ref)))
+            assert energetic.mean() > 0.1
+            np.testing.assert_array_less(np.abs(wrapped[energetic]), 2e-3)
     scales = pywt.frequency2scale("morl", np.geomspace(0.5, 8.0, 24) / fs)
     w = scalogram(x, fs, scales=scales)
     coef, _ = pywt.cwt(windows[:2].astype(np.float64), scales, "morl", method="fft")
