@@ -13,6 +13,13 @@ Its data path, :class:`Pipeline`, has no I/O (no asyncio, no Bluetooth): notific
     notification bytes --decode_packet--> Packet --StreamReassembler--> SampleBlock (gateway time)
       --Ingest--> Window --BatchScheduler--> jobs --preprocess + render--> NCHW buffer --engine.infer--> records
 
+Standard-profile wearables take the same path with a profile stream (``firmware_bridge.profiles.streams``)
+in place of the packet decoder and reassembler::
+
+    polar_pmd       PMD data frame --PmdStream (by measurement type)--> SampleBlock --Ingest--> ecg / bvp windows
+    pulse_oximeter  PLX Continuous --PlxStream--> SampleBlock (SpO2 channel) --Ingest--> spo2 windows
+    heart_rate      Heart Rate Measurement --HeartRateStream--> counted, dropped as "not_a_model_modality"
+
 So the same code runs under the gateway (BLE notifications), the benchmark
 (packets encoded in-process) and the tests. Nothing a device sends can make it raise: malformed
 notifications are counted per device and reason (``garbage``), logged once per reason, and every received
@@ -31,8 +38,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biomoe_edge.firmware_bridge import DeviceDescription, PacketError, decode_packet
+from biomoe_edge.firmware_bridge.packet import as_bytes
+from biomoe_edge.firmware_bridge.profiles import polar_pmd
+from biomoe_edge.firmware_bridge.profiles.streams import HeartRateStream, PlxStream, PmdStream
 from biomoe_edge.firmware_bridge.reassembly import StreamReassembler
-from biomoe_edge.runtime.gateway_config import GatewayConfig
+from biomoe_edge.runtime.gateway_config import PROFILE_MODALITIES, GatewayConfig
 from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, StreamKey
 from biomoe_edge.runtime.records import EmbeddingRecord
 from biomoe_edge.runtime.scheduler import BatchScheduler, Job, group_for_render
@@ -45,10 +55,59 @@ STAGES = ("decode", "window", "transform", "inference", "sink", "end_to_end")
 STAGE_HISTORY = 100_000
 
 
+#: Why every sample of a Heart Rate Measurement device is dropped: bpm and RR intervals are none of the model's
+#: modalities (docs/gateway.md, "Standard-profile wearables").
+NOT_A_MODEL_MODALITY = "not_a_model_modality"
+
+#: Polar PMD measurements the gateway starts, by modality: (measurement type, sample rate, start command). ECG as
+#: the Polar H10 streams it (130 Hz, 14-bit, uV); PPG as the Verity Sense offers it by default (55 Hz, 22-bit,
+#: 3 PPG channels + ambient). Frames of any other measurement (ACC, ...) are never started; if one comes, it is
+#: counted as garbage "pmd_measurement_not_started".
+PMD_MEASUREMENTS = {
+    "ecg": (polar_pmd.MeasurementType.ECG, 130.0, polar_pmd.start_h10_ecg_command(130)),
+    "bvp": (polar_pmd.MeasurementType.PPG, 55.0, polar_pmd.start_verity_ppg_command(55)),
+}
+
+
+def pmd_start_commands(modalities) -> tuple[bytes, ...]:
+    """The PMD control-point start commands for a polar_pmd device asked for ``modalities``."""
+    return tuple(PMD_MEASUREMENTS[m][2] for m in modalities)
+
+
+def _ppg_signal(samples: np.ndarray) -> np.ndarray:
+    """Polar PPG (PPG0, PPG1, PPG2, ambient) -> BVP: the mean of the three photodiodes (ambient left out)."""
+    return samples[:, :3].mean(axis=1, keepdims=True)
+
+
+def _spo2_channel(samples: np.ndarray) -> np.ndarray:
+    """PLX (SpO2 %, pulse rate bpm) -> SpO2: the pulse rate is not a model modality (and is the pulse the
+    waveform modalities already carry); windowing it along would let a steady pulse flag SpO2 windows flat."""
+    return samples[:, :1]
+
+
+@dataclass
+class _Route:
+    """Where one stream's data goes: its decoder (``StreamReassembler`` for native packets, a profile stream
+    for standard profiles: both have ``push``/``flush``/``stats``) and the ingest stream that windows it."""
+
+    modality: str
+    stream: object
+    #: None: not a model modality; every delivered sample is counted dropped as ``drop_reason``.
+    key: StreamKey | None
+    drop_reason: str | None = None
+    #: Maps a block's (n, channels) samples to the (n, c) the ingest stream takes (None: as they come).
+    select: object = None
+    #: True for device-timed streams (native, PMD): blocks are placed by sample count (samples_lost_before).
+    #: False for arrival-timed ones (Heart Rate, PLX): placed by their gateway times, gaps read from them.
+    placed_by_count: bool = True
+    logged: set = field(default_factory=set)
+
+
 @dataclass
 class _DeviceState:
-    description: DeviceDescription
-    #: stream_id -> (StreamKey, reassembler) for the streams the configuration selects.
+    description: DeviceDescription | None
+    profile: str = "native"
+    #: stream_id (native) or PMD measurement type or 0 (Heart Rate, PLX) -> _Route, for the selected streams.
     streams: dict = field(default_factory=dict)
     #: reason -> count of notifications that carried no usable samples.
     garbage: collections.Counter = field(default_factory=collections.Counter)
@@ -136,12 +195,50 @@ class Pipeline:
             modality = Modality.parse(stream.modality).value
             if modalities and modality not in modalities:
                 continue
-            spec = self.config.modality(modality)
-            key = self.ingest.add_stream(
-                StreamKey(device, modality), float(stream.sample_rate_hz), channels=int(stream.channels),
-                config=IngestConfig(window_length_s=spec.window.length_s, hop_s=spec.window.hop_s),
-            )
-            state.streams[stream.stream_id] = (key, StreamReassembler(stream))
+            key = self._add_ingest_stream(device, modality, float(stream.sample_rate_hz), int(stream.channels))
+            state.streams[stream.stream_id] = _Route(modality, StreamReassembler(stream), key)
+        self.devices[device] = state
+
+    def _add_ingest_stream(self, device: str, modality: str, sample_rate_hz: float, channels: int) -> StreamKey:
+        spec = self.config.modality(modality)
+        return self.ingest.add_stream(
+            StreamKey(device, modality), sample_rate_hz, channels=channels,
+            config=IngestConfig(window_length_s=spec.window.length_s, hop_s=spec.window.hop_s),
+        )
+
+    def add_profile_device(self, device: str, profile: str, modalities=()) -> None:
+        """Register a standard-profile device ("polar_pmd", "pulse_oximeter", "heart_rate"): these describe
+        themselves by their characteristic, so the streams come from the profile and ``modalities`` (empty:
+        the profile's default, ``gateway_config.PROFILE_MODALITIES``). Again after a reconnect: nothing changes
+        (the profile streams keep their timelines and count the outage)."""
+        if device in self.devices:
+            return
+        deliverable, default = PROFILE_MODALITIES[profile]
+        if deliverable is None:
+            raise ValueError(f"{device}: {profile!r} is not a standard profile; native devices are added with add_device")
+        modalities = tuple(Modality.parse(m).value for m in modalities) or default
+        unknown = [m for m in modalities if m not in deliverable]
+        if unknown:
+            raise ValueError(f"{device}: a {profile} device cannot deliver {unknown}; it delivers {list(deliverable)}")
+        state = _DeviceState(None, profile)
+        if profile == "polar_pmd":
+            for modality in modalities:
+                measurement, rate, _ = PMD_MEASUREMENTS[modality]
+                stream = PmdStream(measurement, rate, stream_id=int(measurement))
+                # One channel either way: ECG has one, PPG's photodiodes are averaged (_ppg_signal).
+                state.streams[int(measurement)] = _Route(
+                    modality, stream, self._add_ingest_stream(device, modality, rate, 1),
+                    select=_ppg_signal if modality == "bvp" else None)
+        elif profile == "pulse_oximeter":
+            stream = PlxStream()
+            key = self._add_ingest_stream(device, "spo2", stream.description.sample_rate_hz, 1)
+            state.streams[0] = _Route("spo2", stream, key, select=_spo2_channel, placed_by_count=False)
+        else:
+            stream = HeartRateStream()
+            state.streams[0] = _Route(stream.description.modality, stream, None, drop_reason=NOT_A_MODEL_MODALITY,
+                                      placed_by_count=False)
+            log.warning("%s: a heart_rate device delivers bpm and RR intervals, none of the model's modalities: its "
+                        "samples are counted as dropped (%s), not windowed", device, NOT_A_MODEL_MODALITY)
         self.devices[device] = state
 
     def handle_notification(self, device: str, payload, arrival_time_s: float) -> None:
@@ -153,15 +250,38 @@ class Pipeline:
             self.devices_garbage_unknown[device] += 1
             return
         state.notifications += 1
+        found = self._route_native(device, state, payload) if state.profile == "native" else \
+            self._route_profile(device, state, payload)
+        if found is None:
+            return
+        route, data = found
+        try:
+            blocks = route.stream.push(data, arrival_time_s)
+        except Exception as exc:  # noqa: BLE001 - a device must never take the gateway down
+            reason = f"reassembly_{type(exc).__name__}"
+            state.garbage[reason] += 1
+            self.log_once(f"{device}:{reason}", "%s/%s: %s", device, route.modality, exc)
+            return
+        self._log_stream_faults(device, route)
+        t1 = time.perf_counter()
+        self._push_blocks(route, blocks, arrival_time_s)
+        self.timings["decode"].append(t1 - t0)
+        self.timings["window"].append(time.perf_counter() - t1)
+
+    def _garbage(self, device: str, state: _DeviceState, reason: str, message: str, *args) -> None:
+        state.garbage[reason] += 1
+        self.log_once(f"{device}:{reason}", message, *args)
+
+    def _route_native(self, device: str, state: _DeviceState, payload):
+        """(route, packet) for a native notification, or None when it is counted as garbage."""
         try:
             packet = decode_packet(payload)
         except PacketError as exc:
             reason = type(exc).__name__
-            state.garbage[reason] += 1
-            self.log_once(f"{device}:{reason}", "%s: garbage notification (%s: %s)", device, reason, exc)
-            return
-        entry = state.streams.get(packet.stream_id)
-        if entry is None:
+            self._garbage(device, state, reason, "%s: garbage notification (%s: %s)", device, reason, exc)
+            return None
+        route = state.streams.get(packet.stream_id)
+        if route is None:
             known = {s.stream_id for s in state.description.streams}
             reason = state.unusable.get(packet.stream_id) or (
                 "unselected_stream" if packet.stream_id in known else "unknown_stream")
@@ -169,26 +289,52 @@ class Pipeline:
             if reason == "unknown_stream":
                 self.log_once(f"{device}:{reason}", "%s: packet for stream %d, which its description does not list",
                               device, packet.stream_id)
-            return
-        key, reassembler = entry
-        try:
-            blocks = reassembler.push(packet, arrival_time_s)
-        except Exception as exc:  # noqa: BLE001 - a device must never take the gateway down
-            reason = f"reassembly_{type(exc).__name__}"
-            state.garbage[reason] += 1
-            self.log_once(f"{device}:{reason}", "%s: %s", key, exc)
-            return
-        t1 = time.perf_counter()
-        self._push_blocks(key, blocks, arrival_time_s)
-        self.timings["decode"].append(t1 - t0)
-        self.timings["window"].append(time.perf_counter() - t1)
+            return None
+        return route, packet
 
-    def _push_blocks(self, key: StreamKey, blocks, arrival_time_s: float) -> None:
+    def _route_profile(self, device: str, state: _DeviceState, payload):
+        """(route, bytes) for a standard-profile notification, or None when it is counted as garbage. Heart Rate
+        and PLX devices have one stream, which parses (and counts as rejected) whatever comes; a PMD frame goes to
+        the stream of its measurement type (byte 0)."""
+        try:
+            data = as_bytes(payload, "notification")
+        except PacketError as exc:
+            self._garbage(device, state, "PacketError", "%s: garbage notification (%s)", device, exc)
+            return None
+        if state.profile != "polar_pmd":
+            return state.streams[0], data
+        if not data:
+            self._garbage(device, state, "TruncatedPacketError", "%s: empty PMD notification", device)
+            return None
+        route = state.streams.get(data[0])
+        if route is None:
+            self._garbage(device, state, "pmd_measurement_not_started", "%s: PMD frame of measurement type %d, which "
+                          "the gateway did not start (not a configured modality)", device, data[0])
+            return None
+        return route, data
+
+    def _log_stream_faults(self, device: str, route: _Route) -> None:
+        """Log the first rejected packet, restart and clock jump of a stream (its stats count them all)."""
+        stats = route.stream.stats
+        for counter, what in (("packets_rejected", "rejected notification(s)"), ("restarts", "device clock restart(s)"),
+                              ("clock_jumps", "device clock jump(s)")):
+            if getattr(stats, counter) and counter not in route.logged:
+                route.logged.add(counter)
+                detail = f" {stats.rejected_reasons}" if counter == "packets_rejected" else ""
+                log.warning("%s/%s: %s%s (logged once; counted in the stream report)", device, route.modality, what, detail)
+
+    def _push_blocks(self, route: _Route, blocks, arrival_time_s: float) -> None:
+        key = route.key
+        if key is None:  # not a model modality: its samples stay counted by the stream (as dropped in the report)
+            return
         for block in blocks:
+            samples = block.samples if route.select is None else route.select(block.samples)
             try:
-                # Placed by sample count (samples_lost_before), not by the fitted clock alone, so jitter in the
-                # device-to-gateway fit does not turn on-time samples into "late" ones.
-                self.ingest.push_block(key, block, arrival_time_s=arrival_time_s)
+                # Device-timed streams are placed by sample count (samples_lost_before), not by the fitted clock
+                # alone, so jitter in the device-to-gateway fit does not turn on-time samples into "late" ones.
+                # Arrival-timed ones have nothing but their gateway times: gaps and late data are read from them.
+                self.ingest.push(key, samples, block.gateway_times_s, arrival_time_s=arrival_time_s,
+                                 lost_before=block.samples_lost_before if route.placed_by_count else None)
             except IngestError as exc:  # counted by the ingest as "malformed"
                 self.log_once(f"{key}:ingest:{type(exc).__name__}", "%s: %s", key, exc)
         self._submit_ready_windows()
@@ -208,8 +354,8 @@ class Pipeline:
         state = self.devices.get(device)
         if state is None:
             return
-        for key, reassembler in state.streams.values():
-            self._push_blocks(key, reassembler.flush(), self.clock())
+        for route in state.streams.values():
+            self._push_blocks(route, route.stream.flush(), self.clock())
 
     # -- batches -----------------------------------------------------------------------------------------
     def next_batch(self, *, flush: bool = False) -> list[Job]:
@@ -271,29 +417,39 @@ class Pipeline:
     def stream_report(self) -> list[dict]:
         """One entry per device and modality, from the packets that arrived over BLE to the windows.
 
-        ``samples_received`` counts the samples of every decoded packet of the stream. The reassembler
-        holds some (reordering: ``samples_pending``) and drops duplicates, late and rejected packets
-        (``samples_dropped`` ``duplicate``/``late_packet``/``rejected_packet``); the rest go to the ingest,
-        whose own accounting (windowed, pending, dropped by reason) completes the identity
-        ``samples_received == samples_windowed + samples_pending + sum(samples_dropped.values())``."""
+        ``samples_received`` counts the samples of every decoded packet of the stream. The reassembler (or
+        profile stream) holds some (reordering: ``samples_pending``) and drops duplicates, late and rejected
+        packets (``samples_dropped`` ``duplicate``/``late_packet``/``rejected_packet``); the rest go to the
+        ingest, whose own accounting (windowed, pending, dropped by reason) completes the identity
+        ``samples_received == samples_windowed + samples_pending + sum(samples_dropped.values())``. A stream of
+        no model modality (Heart Rate) has no ingest stream: its delivered samples are dropped as
+        ``not_a_model_modality``."""
         entries = []
         for device, state in self.devices.items():
-            for key, reassembler in state.streams.values():
-                stats = reassembler.stats
-                account = self.ingest.account(key)
-                dropped = dict(account.samples_dropped)
+            for route in state.streams.values():
+                stats = route.stream.stats
+                if route.key is not None:
+                    account = self.ingest.account(route.key)
+                    dropped = dict(account.samples_dropped)
+                    windowed, pending = account.samples_windowed, account.samples_pending
+                    windows_dropped = dict(account.windows_dropped)
+                else:
+                    dropped = {route.drop_reason: stats.samples_delivered} if stats.samples_delivered else {}
+                    windowed, pending, windows_dropped = 0, 0, {}
                 for reason, count in (("duplicate", stats.samples_duplicated), ("late_packet", stats.samples_late),
                                       ("rejected_packet", stats.samples_rejected)):
                     if count:
                         dropped[reason] = dropped.get(reason, 0) + count
                 entries.append({
                     "device": device,
-                    "modality": key.modality,
+                    "modality": route.modality,
                     "packets_received": stats.packets_received,
-                    "packets_lost": stats.packets_lost - stats.packets_late,
+                    # Late packets were first counted lost (a gap), then arrived. Standard profiles carry no
+                    # sequence number: their losses are estimated from device time (PMD) or arrival gaps.
+                    "packets_lost": max(0, stats.packets_lost - stats.packets_late),
                     "samples_received": stats.samples_received,
-                    "samples_windowed": account.samples_windowed,
-                    "samples_pending": account.samples_pending + stats.samples_pending,
+                    "samples_windowed": windowed,
+                    "samples_pending": pending + stats.samples_pending,
                     "samples_dropped": dropped,
                     # diagnostics beyond the demo report's fields
                     "packets_duplicated": stats.packets_duplicated,
@@ -302,7 +458,9 @@ class Pipeline:
                     "restarts": stats.restarts,
                     "clock_jumps": stats.clock_jumps,
                     "samples_lost": stats.samples_lost,
-                    "windows_dropped": dict(account.windows_dropped),
+                    "windows_dropped": windows_dropped,
+                    "profile": state.profile,
+                    "rejected_reasons": dict(stats.rejected_reasons),
                 })
         return entries
 
@@ -458,6 +616,14 @@ class Gateway:
             backend=self._backend or TransportBackend.platform(adapter=t.adapter),
             backoff_initial_s=t.backoff_min_s, backoff_max_s=t.backoff_max_s,
             connect_timeout_s=t.connect_timeout_s, clock=self.clock)
+        for target, device in zip(targets, self.config.devices):
+            if device.profile == "native":
+                continue  # registered from its description once connected
+            # Standard profiles describe themselves by their characteristic: their streams exist from the start.
+            self.pipeline.add_profile_device(target.label, device.profile, device.modalities)
+            if device.profile == "polar_pmd":
+                self._manager.connections[target.label].pmd_start_commands = pmd_start_commands(
+                    device.modalities or PROFILE_MODALITIES["polar_pmd"][1])
         await self._manager.start()
 
     async def _stop_transport(self) -> None:
@@ -489,6 +655,10 @@ class Gateway:
     # -- input (called by the transport, or directly) -------------------------------------------------------
     def add_device(self, device: str, description, modalities=()) -> None:
         self.pipeline.add_device(device, description, modalities)
+
+    def add_profile_device(self, device: str, profile: str, modalities=()) -> None:
+        """A standard-profile device ("polar_pmd", "pulse_oximeter", "heart_rate"), for :meth:`feed`."""
+        self.pipeline.add_profile_device(device, profile, modalities)
 
     def feed(self, device: str, payload, arrival_time_s: float | None = None) -> None:
         """One notification's bytes from ``device``; never raises (bad input is counted)."""

@@ -19,9 +19,25 @@ from biomoe_edge.runtime.transport.allow_list import normalize_address
 from biomoe_edge.vocabulary import REPRESENTATIONS, Modality, WindowSpec
 
 PROFILES = ("native", "heart_rate", "pulse_oximeter", "polar_pmd")
-#: Profiles whose samples the gateway windows today. The others decode in firmware_bridge.profiles and connect
-#: in runtime.transport, but are not yet routed to windows: refused here rather than silently yielding nothing.
-GATEWAY_PROFILES = ("native",)
+#: Profiles the gateway runs: native streams and the standard profiles, routed through
+#: ``firmware_bridge.profiles.streams`` (see docs/gateway.md, "Standard-profile wearables").
+GATEWAY_PROFILES = PROFILES
+#: The model modalities each standard profile can deliver (``None``: native devices describe their own) and,
+#: second, what an empty ``modalities`` means. polar_pmd: ECG (Polar H10, 130 Hz) or PPG as BVP (Polar
+#: Verity Sense, 55 Hz); an empty list starts ECG, the H10's, since starting a measurement a Polar device does
+#: not have makes it refuse the start. pulse_oximeter: SpO2 (PLX Continuous, about 1 Hz). heart_rate: none
+#: (bpm and RR intervals are not one of the model's modalities: its samples are counted as dropped).
+PROFILE_MODALITIES: dict[str, tuple[tuple[str, ...] | None, tuple[str, ...]]] = {
+    "native": (None, ()),
+    "polar_pmd": (("ecg", "bvp"), ("ecg",)),
+    "pulse_oximeter": (("spo2",), ("spo2",)),
+    "heart_rate": ((), ()),
+}
+#: Standard profiles whose samples are time-stamped on arrival, one per notification, about once a second
+#: (Heart Rate Measurement, PLX Continuous): their windows must hold a few measurements and hop by at least one.
+ONCE_A_SECOND_PROFILES = ("heart_rate", "pulse_oximeter")
+ONCE_A_SECOND_MIN_WINDOW_S = 4.0
+ONCE_A_SECOND_MIN_HOP_S = 1.0
 ENGINE_KINDS = ("auto", "tensorrt", "onnxruntime", "pytorch")
 PRECISIONS = ("fp32", "fp16", "int8")
 SINK_KINDS = ("jsonl", "npz", "lsl", "mqtt")
@@ -47,7 +63,8 @@ class DeviceConfig:
     name: str | None = None
     address: str | None = None
     profile: str = "native"
-    #: Modalities to use; empty means every stream the device describes.
+    #: Modalities to use. Native devices: empty means every stream the device describes. Standard profiles:
+    #: the modalities to start and window, resolved at load (``PROFILE_MODALITIES``: empty gives the default).
     modalities: tuple[str, ...] = ()
 
     @property
@@ -249,10 +266,7 @@ def _device(table: _Table) -> DeviceConfig:
     address = table.string("address")
     if name is None and address is None:
         raise ConfigError(table.path, "a device needs a name or an address (the allow-list never matches 'anything')")
-    profile = table.string("profile", "native", choices=PROFILES)
-    if profile not in GATEWAY_PROFILES:
-        raise ConfigError(table.key("profile"), f"{profile!r} devices are decoded (biomoe_edge.firmware_bridge.profiles) "
-                          f"but the gateway does not window their samples yet; supported here: {', '.join(GATEWAY_PROFILES)}")
+    profile = table.string("profile", "native", choices=GATEWAY_PROFILES)
     if address is not None:
         try:
             address = normalize_address(address)
@@ -260,8 +274,44 @@ def _device(table: _Table) -> DeviceConfig:
             raise ConfigError(table.key("address"), str(exc)) from None
     modalities = tuple(_modality_name(m, f"{table.key('modalities')}[{i}]")
                        for i, m in enumerate(table.strings("modalities", ())))
+    modalities = _profile_modalities(profile, modalities, table.key("modalities"))
     table.finish()
     return DeviceConfig(name=name, address=address, profile=profile, modalities=modalities)
+
+
+def _profile_modalities(profile: str, modalities: tuple[str, ...], key_path: str) -> tuple[str, ...]:
+    """The modalities a device of ``profile`` is asked for, checked against what the profile can deliver."""
+    deliverable, default = PROFILE_MODALITIES[profile]
+    if deliverable is None:
+        return modalities
+    for i, modality in enumerate(modalities):
+        if modality not in deliverable:
+            can = (f"only {', '.join(deliverable)}" if deliverable else
+                   "no model modality (bpm and RR intervals; its samples are counted as dropped, not_a_model_modality): "
+                   "leave modalities out")
+            raise ConfigError(f"{key_path}[{i}]", f"a {profile} device cannot deliver {modality!r}; it delivers {can}")
+    if len(set(modalities)) != len(modalities):
+        raise ConfigError(key_path, f"lists a modality twice: {list(modalities)}")
+    return modalities or default
+
+
+def _check_once_a_second_windows(devices, windows: ModalityConfig, modalities: dict) -> None:
+    """Windows of SpO2 from a pulse oximeter (one measurement a second) must hold a few of them and must not hop
+    by less than one, or every window repeats the last (the key named is the one that set the value)."""
+    for device in devices:
+        if device.profile not in ONCE_A_SECOND_PROFILES:
+            continue
+        for modality in device.modalities:
+            spec = modalities.get(modality, windows).window
+            section = f"modalities.{modality}" if modality in modalities else "windows"
+            if spec.length_s < ONCE_A_SECOND_MIN_WINDOW_S:
+                raise ConfigError(f"{section}.length_s", f"{modality} windows of {spec.length_s:g} s hold fewer than "
+                                  f"{ONCE_A_SECOND_MIN_WINDOW_S:g} measurements of a {device.profile} device (about "
+                                  f"one a second, {device.label}); use at least {ONCE_A_SECOND_MIN_WINDOW_S:g} s")
+            if spec.hop_s < ONCE_A_SECOND_MIN_HOP_S:
+                raise ConfigError(f"{section}.hop_s", f"a {device.profile} device ({device.label}) measures about once "
+                                  f"a second: a hop of {spec.hop_s:g} s repeats windows; use at least "
+                                  f"{ONCE_A_SECOND_MIN_HOP_S:g} s")
 
 
 def _engine(table: _Table, base) -> EngineConfig:
@@ -349,6 +399,7 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
             if ident in seen:
                 raise ConfigError(f"devices[{i}]", f"{_show(ident)} is already listed at {seen[ident]}")
             seen[ident] = f"devices[{i}]"
+    _check_once_a_second_windows(devices, windows, modalities)
     config = GatewayConfig(
         devices=devices,
         windows=windows,

@@ -521,12 +521,18 @@ class EmulatedWearable:
 
     async def _run_vital_signs(self) -> None:
         """One measurement per device second: Heart Rate (bpm, RR intervals of the beats in that second) or
-        PLX Continuous (SpO2, pulse rate)."""
+        PLX Continuous (SpO2, pulse rate). Scheduled disconnects (``disconnect_at``/``disconnect_every``) apply."""
         bpm, spo2, last_beat_s, next_s = 70.0, 97.0, 0.0, 1.0
         while True:
             self._wake.clear()
             if self._subscribed and self._backlog:
                 await self._flush_backlog()
+            next_disconnect = self._injector.next_disconnect()
+            if next_disconnect is not None and next_disconnect <= next_s:  # disconnect faults, as in _run
+                if await self._sleep_until(next_disconnect):
+                    self._injector.disconnect_done(next_disconnect)
+                    await self.disconnect()
+                continue
             if not await self._sleep_until(next_s):
                 continue
             rr_s = []

@@ -10,10 +10,17 @@ cannot stop a gateway.
   than one period after the previous frame's last is a gap: its samples are counted lost and reported in
   ``samples_lost_before``. A frame not newer than the previous one is a duplicate (same timestamp) or late.
   Device time maps to gateway time through a ClockMapper (drift, jitter, jumps) as for native streams;
-  ``device_times_us`` of its blocks count from the stream's first frame.
+  ``device_times_us`` of its blocks count from the stream's first frame. PMD frames carry no sequence number:
+  ``packets_lost`` is estimated as the lost samples over the size of the frame after the gap.
 - ``HeartRateStream``: one sample (bpm) per Heart Rate Measurement, at its arrival time (the profile carries
   no device time); RR intervals are kept in ``rr_intervals_s`` (the last ``rr_history`` of them).
-- ``PlxStream``: two channels (SpO2 %, pulse rate bpm) per PLX Continuous Measurement, at arrival time.
+- ``PlxStream``: two channels (SpO2 %, pulse rate bpm) per PLX Continuous Measurement, at arrival time; a
+  value no oximeter can measure (SpO2 outside 0..100 %, pulse rate outside 0..350 bpm; NaN passes) is
+  rejected as "implausible value".
+
+Heart Rate and PLX carry neither sequence numbers nor device time: a silence of more than 1.5 nominal periods
+between two measurements is counted as a gap of ``round(silence * nominal_rate_hz) - 1`` lost measurements
+(``gaps``, ``packets_lost``, ``samples_lost``), an estimate that arrival jitter above half a period can skew.
 """
 
 from __future__ import annotations
@@ -151,6 +158,7 @@ class PmdStream(_ProfileStream):
             if lost:
                 self.stats.gaps += 1
                 self.stats.samples_lost += lost
+                self.stats.packets_lost += max(1, round(lost / n))
         if self._origin_ns is None:
             self._origin_ns = frame.timestamp_ns
         # Microseconds since the stream's first frame: small numbers keep float64 at sub-ns resolution.
@@ -165,7 +173,30 @@ class PmdStream(_ProfileStream):
         return [self._block(frame.samples, self.clock.to_gateway(device_us), device_us, lost)]
 
 
-class HeartRateStream(_ProfileStream):
+class _ArrivalTimedStream(_ProfileStream):
+    """A profile of one measurement per notification, time-stamped on arrival; estimates losses from silences."""
+
+    #: A silence longer than this many nominal periods is a gap (lost measurements), not jitter.
+    GAP_PERIODS = 1.5
+
+    def __init__(self, description: StreamDescription):
+        super().__init__(description)
+        self._last_arrival_s: float | None = None
+
+    def _note_arrival(self, arrival_time_s: float) -> None:
+        rate = self.description.sample_rate_hz
+        if self._last_arrival_s is not None and math.isfinite(arrival_time_s):
+            silence_s = arrival_time_s - self._last_arrival_s
+            missing = round(silence_s * rate) - 1
+            if silence_s > self.GAP_PERIODS / rate and missing > 0:
+                self.stats.gaps += 1
+                self.stats.packets_lost += missing
+                self.stats.samples_lost += missing
+        if math.isfinite(arrival_time_s):
+            self._last_arrival_s = arrival_time_s
+
+
+class HeartRateStream(_ArrivalTimedStream):
     """Heart Rate Measurement notifications as a 1-channel bpm stream at arrival time."""
 
     def __init__(self, *, stream_id: int = 0, nominal_rate_hz: float = 1.0, rr_history: int = 4096):
@@ -180,11 +211,15 @@ class HeartRateStream(_ProfileStream):
             return self._reject(type(error).__name__)
         self.rr_intervals_s.extend(measurement.rr_intervals_s)
         self.contact = measurement.contact
+        self._note_arrival(arrival_time_s)
         return [self._block(np.array([[measurement.bpm]]), [arrival_time_s], [np.nan])]
 
 
-class PlxStream(_ProfileStream):
+class PlxStream(_ArrivalTimedStream):
     """PLX Continuous Measurement notifications as a 2-channel (SpO2 %, pulse rate) stream at arrival time."""
+
+    #: Largest plausible SpO2 (%) and pulse rate (bpm); beyond (or below 0) a measurement is rejected.
+    PLAUSIBLE_MAX = np.array([100.0, 350.0])
 
     def __init__(self, *, stream_id: int = 0, nominal_rate_hz: float = 1.0):
         super().__init__(StreamDescription(stream_id, "spo2", nominal_rate_hz, 2, "float32", 1.0, 0.0, "%, bpm"))
@@ -195,6 +230,11 @@ class PlxStream(_ProfileStream):
         except PacketError as error:
             return self._reject(type(error).__name__)
         values = np.array([[measurement.spo2, measurement.pulse_rate]])
+        # NaN (the sensor's "no reading") passes on, to be counted as invalid; a number no oximeter can measure
+        # means the bytes were not a measurement (the profile has no checksum to tell).
+        if not (np.isnan(values) | ((values >= 0) & (values <= self.PLAUSIBLE_MAX))).all():
+            return self._reject("implausible value", 1)
+        self._note_arrival(arrival_time_s)
         return [self._block(values, [arrival_time_s], [np.nan])]
 
 

@@ -48,7 +48,19 @@ def _error(text: str) -> str:
     ('[[sinks]]\nkind="mqtt"\ntopic="x/{user}"', "sinks[0].topic: bad placeholder"),
     ('devices = 3', "devices: expected an array of tables"),
     ('[[devices]]\naddress="zz"', "devices[0].address: not a Bluetooth address"),
-    ('[[devices]]\nname="h10"\nprofile="polar_pmd"', "devices[0].profile: 'polar_pmd' devices are decoded"),
+    ('[[devices]]\nname="h10"\nprofile="polar"', 'devices[0].profile: expected one of native, heart_rate, '
+     'pulse_oximeter, polar_pmd, got "polar"'),
+    ('[[devices]]\nname="h10"\nprofile="polar_pmd"\nmodalities=["ecg","eda"]',
+     "devices[0].modalities[1]: a polar_pmd device cannot deliver 'eda'; it delivers only ecg, bvp"),
+    ('[[devices]]\nname="ox"\nprofile="pulse_oximeter"\nmodalities=["bvp"]',
+     "devices[0].modalities[0]: a pulse_oximeter device cannot deliver 'bvp'; it delivers only spo2"),
+    ('[[devices]]\nname="strap"\nprofile="heart_rate"\nmodalities=["ecg"]',
+     "devices[0].modalities[0]: a heart_rate device cannot deliver 'ecg'; it delivers no model modality"),
+    ('[[devices]]\nname="h10"\nprofile="polar_pmd"\nmodalities=["ecg","ECG"]', "devices[0].modalities: lists a modality twice"),
+    ('[windows]\nlength_s=3\n[[devices]]\nname="ox"\nprofile="pulse_oximeter"',
+     "windows.length_s: spo2 windows of 3 s hold fewer than 4 measurements of a pulse_oximeter device"),
+    ('[modalities.spo2]\nlength_s=30\nhop_s=0.5\n[[devices]]\nname="ox"\nprofile="pulse_oximeter"',
+     "modalities.spo2.hop_s: a pulse_oximeter device (ox) measures about once a second"),
     ('[windows]\nlength_s=inf', "windows.length_s: expected a finite number, got Infinity"),
     ('[engine]\ndeadline_ms=nan', "engine.deadline_ms: expected a finite number, got NaN"),
     ('[engine]\ndevice="gpu0"', 'engine.device: expected "cpu", "cuda" or "cuda:N", got "gpu0"'),
@@ -56,6 +68,30 @@ def _error(text: str) -> str:
 ])
 def test_errors_name_the_offending_key(text, expected):
     assert expected in _error(text)
+
+
+def test_standard_profiles_resolve_their_modalities():
+    config = parse_config(tomllib.loads("""
+[modalities.spo2]
+length_s = 30.0
+[[devices]]
+name = "Polar H10 1234"
+profile = "polar_pmd"
+[[devices]]
+name = "Polar Sense 5678"
+profile = "polar_pmd"
+modalities = ["bvp"]
+[[devices]]
+name = "oximeter"
+profile = "pulse_oximeter"
+[[devices]]
+name = "strap"
+profile = "heart_rate"
+"""))
+    assert [(d.profile, d.modalities) for d in config.devices] == [
+        ("polar_pmd", ("ecg",)), ("polar_pmd", ("bvp",)), ("pulse_oximeter", ("spo2",)), ("heart_rate", ())]
+    # Short SpO2 windows are fine when no pulse oximeter feeds them (a native device may stream SpO2 faster).
+    parse_config(tomllib.loads('[windows]\nlength_s=3\nhop_s=0.5\n[[devices]]\nname="w"\nmodalities=["spo2"]'))
 
 
 def test_modality_overrides_inherit_the_defaults():
