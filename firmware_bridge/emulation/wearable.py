@@ -51,12 +51,16 @@ HEART_RATE_MEASUREMENT = 0x2A37
 PULSE_OXIMETER_SERVICE = 0x1822
 PLX_CONTINUOUS_MEASUREMENT = 0x2A5F
 _SIG_SERVICES = {"heart_rate": (HEART_RATE_SERVICE, HEART_RATE_MEASUREMENT), "pulse_oximeter": (PULSE_OXIMETER_SERVICE, PLX_CONTINUOUS_MEASUREMENT)}
-# Polar PMD (profile "polar_pmd"): the H10's ECG as polar-ble-sdk documents it.
+# Polar PMD (profile "polar_pmd"): the H10's ECG as polar-ble-sdk documents it, or the Verity Sense's PPG.
 PMD_ECG_RATE_HZ = 130.0
-PMD_ECG = 0  # measurement type
+PMD_PPG_RATE_HZ = 55.0
+PMD_ECG, PMD_PPG = 0, 1  # measurement types
+#: modality -> (measurement type, rate, feature bitmap byte): a strap of ECG (H10) or an armband of PPG (Verity).
+_PMD_SENSORS = {"ecg": (PMD_ECG, PMD_ECG_RATE_HZ, 0x01), "bvp": (PMD_PPG, PMD_PPG_RATE_HZ, 0x02)}
+PMD_PPG_CHANNELS = 4  # PPG0, PPG1, PPG2, ambient
+PMD_PPG_AMBIENT = -2000  # counts of the ambient channel (constant: the emulated room is dark and steady)
 PMD_OP_START, PMD_OP_STOP = 2, 3
 PMD_ERROR_INVALID_OP_CODE, PMD_ERROR_NOT_SUPPORTED, PMD_ERROR_ALREADY_IN_STATE = 1, 3, 6
-PMD_FEATURES = bytes([0x0F, 0x01, 0x00])  # feature read: 0x0F, then a bitmap with ECG (bit 0) only
 PMD_FRAME_HEADER = 10  # type, u64 timestamp, frame type
 PMD_CLOCK_BASE_NS = 820_454_400 * 10**9  # 2026-01-01 in Polar's 2000-01-01 epoch
 DEFAULT_MODALITIES = ("bvp", "eda", "resp", "ecg")
@@ -117,7 +121,9 @@ class EmulatedWearable:
             the standard PLX service, one Continuous Measurement (SpO2 and pulse rate as SFLOAT, from seeded
             random walks around 97 % and 70 bpm) per device second; "polar_pmd": a
             Polar H10-like strap serving PMD ECG (130 Hz, raw int24 uV frames, started through the PMD
-            control point; ``modalities`` must be ("ecg",)).
+            control point; ``modalities`` ("ecg",)), or with ``modalities`` ("bvp",) a Polar Verity Sense-like
+            armband serving PMD PPG (55 Hz, raw 4-channel int24 frames: three photodiodes carrying the same
+            signal, in counts, and a constant ambient channel).
         signals: "simulated" (NeuroKit2), a mapping ``{modality: (values, rate_hz)}``, a CSV path (with
             ``recording_rate_hz``), or a list of ``SignalSource``.
         modalities: streams, in stream-id order.
@@ -185,17 +191,23 @@ class EmulatedWearable:
         self._injector = FaultInjector(self.faults, seed)
         #: device clock (us) at device time 0; the board "may start its clock anywhere"
         self.clock_start_us = self._injector.integer(TIMESTAMP_MODULO)
-        if profile == "polar_pmd" and tuple(modalities) != ("ecg",):
-            raise ValueError(f"the polar_pmd profile streams ECG only; modalities must be ('ecg',), got {tuple(modalities)!r}")
+        if profile == "polar_pmd" and tuple(modalities) not in (("ecg",), ("bvp",)):
+            raise ValueError("the polar_pmd profile streams ECG (an H10) or PPG (a Verity Sense); modalities must be "
+                             f"('ecg',) or ('bvp',), got {tuple(modalities)!r}")
+        #: polar_pmd: (measurement type, rate, feature bitmap) of the one PMD measurement served
+        self._pmd_sensor = _PMD_SENSORS[modalities[0]] if profile == "polar_pmd" else None
         if profile == "polar_pmd" and signals == "simulated":
-            signals = simulated_signals(["ecg"], seed=seed, rates_hz={"ecg": PMD_ECG_RATE_HZ})
+            signals = simulated_signals(list(modalities), seed=seed, rates_hz={modalities[0]: self._pmd_sensor[1]})
         sources = [] if profile in _SIG_SERVICES else self._signal_sources(signals, modalities, recording_rate_hz, seed)
         self._streams: list[_Stream] = []
         for stream_id, source in enumerate(sources):
             scale, offset = source.quantisation(self.sample_format)
             sample_format = self.sample_format
-            if profile == "polar_pmd":  # PMD ECG is signed 24-bit microvolts; the signal is in mV
+            if profile == "polar_pmd" and source.modality == "ecg":  # PMD ECG is signed 24-bit uV; the signal, mV
                 scale, offset, sample_format = 1e-3, 0.0, SampleFormat.INT24
+            elif profile == "polar_pmd":  # PMD PPG: signed 24-bit counts spanning the signal
+                sample_format = SampleFormat.INT24
+                scale, offset = source.quantisation(sample_format)
             description = StreamDescription(
                 stream_id, source.modality, source.sample_rate_hz, source.channels, sample_format, scale, offset, source.units
             )
@@ -231,6 +243,10 @@ class EmulatedWearable:
         raise ValueError(f"signals must be 'simulated', a recording mapping, a CSV path or SignalSources; got {signals!r}")
 
     # Description and state
+    def pmd_features(self) -> bytes:
+        """The PMD control point's read value: 0x0F, then the bitmap of measurements served (ECG bit 0, PPG bit 1)."""
+        return bytes([0x0F, self._pmd_sensor[2] if self._pmd_sensor else 0, 0x00])
+
     def description(self) -> DeviceDescription:
         return DeviceDescription(self.firmware_version, tuple(s.description for s in self._streams))
 
@@ -350,7 +366,7 @@ class EmulatedWearable:
                 PMD_CONTROL_POINT_UUID,
                 props.READ | props.WRITE | props.INDICATE,
                 gatt.Characteristic.READABLE | gatt.Characteristic.WRITEABLE,
-                gatt.CharacteristicValue(read=lambda connection: PMD_FEATURES, write=self._on_pmd_control),
+                gatt.CharacteristicValue(read=lambda connection: self.pmd_features(), write=self._on_pmd_control),
             )
             device.add_service(gatt.Service(PMD_SERVICE_UUID, [self._pmd_control_point, self._data_characteristic]))
         elif self.profile in _SIG_SERVICES:
@@ -410,7 +426,7 @@ class EmulatedWearable:
         measurement = value[1] if len(value) > 1 else 0xFF
         if op not in (PMD_OP_START, PMD_OP_STOP):
             status = PMD_ERROR_INVALID_OP_CODE
-        elif measurement != PMD_ECG:
+        elif measurement != self._pmd_sensor[0]:
             status = PMD_ERROR_NOT_SUPPORTED
         elif op == PMD_OP_START and self._streams[0].running:
             status = PMD_ERROR_ALREADY_IN_STATE
@@ -484,7 +500,7 @@ class EmulatedWearable:
         d = stream.description
         mtu = self._connection.att_mtu if self._connection is not None else self._last_mtu
         if self.profile == "polar_pmd":
-            fit = max(1, (mtu - ATT_NOTIFY_OVERHEAD - PMD_FRAME_HEADER) // 3)
+            fit = max(1, (mtu - ATT_NOTIFY_OVERHEAD - PMD_FRAME_HEADER) // (3 * (PMD_PPG_CHANNELS if d.modality == "bvp" else 1)))
         else:
             fit = max(1, max_samples_per_packet(mtu, d.channels, d.sample_format))
         cap = stream.samples_per_packet_cap or max(1, int(round(d.sample_rate_hz * self.packet_interval_s)))
@@ -572,7 +588,8 @@ class EmulatedWearable:
         if self.profile == "polar_pmd":
             last_sample_s = stream.origin_s + (stream.index + count - 1) / d.sample_rate_hz
             timestamp_ns = PMD_CLOCK_BASE_NS + self.clock_start_us * 1000 + round(last_sample_s * 1e9)
-            payload = pmd_ecg_frame(timestamp_ns, raw[:, 0])
+            frame = pmd_ecg_frame if d.modality == "ecg" else pmd_ppg_frame
+            payload = frame(timestamp_ns, raw[:, 0])
         else:
             timestamp_us = self.clock_start_us + round((stream.origin_s + stream.index / d.sample_rate_hz) * 1e6)
             payload = encode_packet(
@@ -671,6 +688,15 @@ def heart_rate_measurement(bpm: int, rr_intervals_s: Sequence[float], *, contact
     for rr in list(rr_intervals_s)[-9:]:
         value += int(round(rr * 1024)).to_bytes(2, "little")
     return value
+
+
+def pmd_ppg_frame(timestamp_ns: int, counts: np.ndarray) -> bytes:
+    """A raw PMD PPG data frame (type 1, frame type 0): header, then per sample four signed 24-bit little-endian
+    values, PPG0..PPG2 (each ``counts``) and the ambient channel (``PMD_PPG_AMBIENT``)."""
+    values = np.asarray(counts, dtype=np.int64)
+    channels = np.stack([values, values, values, np.full_like(values, PMD_PPG_AMBIENT)], axis=1) & 0xFFFFFF
+    payload = np.stack([channels & 0xFF, (channels >> 8) & 0xFF, (channels >> 16) & 0xFF], axis=2).astype(np.uint8)
+    return bytes([PMD_PPG]) + int(timestamp_ns).to_bytes(8, "little") + bytes([0x00]) + payload.tobytes()
 
 
 def pmd_ecg_frame(timestamp_ns: int, microvolts: np.ndarray) -> bytes:

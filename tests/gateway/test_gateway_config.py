@@ -24,6 +24,16 @@ def test_the_documented_example_loads_with_its_values():
     assert config.sinks[0].options["max_bytes"] == 64 << 20
 
 
+def test_the_examples_commented_standard_profile_devices_load_when_uncommented():
+    import re
+
+    text = re.sub(r"(?m)^# (?=\[\[devices\]\]|name =|address =|profile =|modalities =)", "", EXAMPLE.read_text())
+    config = parse_config(tomllib.loads(text), base_dir=EXAMPLE.parent)
+    assert [(d.profile, d.modalities) for d in config.devices[2:]] == [
+        ("polar_pmd", ("ecg",)), ("polar_pmd", ("bvp",)), ("pulse_oximeter", ("spo2",)), ("heart_rate", ())]
+    assert config.modality("spo2").window.length_s == 30.0
+
+
 def _error(text: str) -> str:
     with pytest.raises(ConfigError) as info:
         parse_config(tomllib.loads(text))

@@ -106,6 +106,8 @@ def test_polar_ecg_windows_are_the_straps_microvolts_resampled_to_the_model_rate
 
 
 def test_polar_ppg_becomes_bvp_and_frames_of_measurements_never_started_are_counted(caplog):
+    """Verity Sense PPG frames built independently (struct), with three photodiodes that differ and an
+    ambient channel: the BVP window is the photodiodes' mean, resampled 55 -> 64 Hz."""
     fs, per_frame = 55.0, 11
     n = int(fs * 5)
     t = np.arange(n) / fs
@@ -238,16 +240,17 @@ def model_engine():
     engine.close()
 
 
-def test_a_polar_h10_a_pulse_oximeter_and_a_heart_rate_strap_end_to_end(model_engine, quiet_bumble_controller):
-    config = _config([{"name": "h10", "profile": "polar_pmd"}, {"name": "oximeter", "profile": "pulse_oximeter"},
-                      {"name": "strap", "profile": "heart_rate"}])
+def test_polar_h10_and_verity_a_pulse_oximeter_and_a_heart_rate_strap_end_to_end(model_engine, quiet_bumble_controller):
+    config = _config([{"name": "h10", "profile": "polar_pmd"}, {"name": "sense", "profile": "polar_pmd", "modalities": ["bvp"]},
+                      {"name": "oximeter", "profile": "pulse_oximeter"}, {"name": "strap", "profile": "heart_rate"}])
     gateway, records, wearables = asyncio.run(_run_fleet(config, {
         "h10": {"profile": "polar_pmd", "modalities": ("ecg",), "seed": 1},
+        "sense": {"profile": "polar_pmd", "modalities": ("bvp",), "seed": 8},
         "oximeter": {"profile": "pulse_oximeter", "seed": 2},
         "strap": {"profile": "heart_rate", "seed": 3}}, model_engine, 8.0))
     stats = gateway.stats()
     streams = {(e["device"], e["modality"]): e for e in stats["streams"]}
-    assert set(streams) == {("h10", "ecg"), ("oximeter", "spo2"), ("strap", "hr")}
+    assert set(streams) == {("h10", "ecg"), ("sense", "bvp"), ("oximeter", "spo2"), ("strap", "hr")}
     for (device, _), entry in streams.items():
         _assert_balanced(entry)
         sent = wearables[device].counters.streams[0]
@@ -257,13 +260,14 @@ def test_a_polar_h10_a_pulse_oximeter_and_a_heart_rate_strap_end_to_end(model_en
     assert streams[("strap", "hr")]["samples_dropped"] == {NOT_A_MODEL_MODALITY: wearables["strap"].counters.streams[0].samples_sent}
     by_stream = collections.Counter((r.device, r.modality) for r in records)
     # ~8 s: 4 s windows every second from about 1 s (oximeter: its first measurement) -> several each.
-    assert by_stream[("h10", "ecg")] >= 3 and by_stream[("oximeter", "spo2")] >= 2 and ("strap", "hr") not in by_stream
+    assert by_stream[("h10", "ecg")] >= 3 and by_stream[("sense", "bvp")] >= 3 and by_stream[("oximeter", "spo2")] >= 2
+    assert ("strap", "hr") not in by_stream
     assert stats["embeddings"] == len(records) and not stats["jobs_failed"] and stats["garbage"] == {}
     for record in records:
         assert record.embedding.shape == (192,) and np.isfinite(record.embedding).all()
         assert record.window_end_s - record.window_start_s == pytest.approx(4.0)
-    ecg, spo2 = (next(r for r in records if r.modality == m) for m in ("ecg", "spo2"))
-    assert not np.allclose(ecg.embedding, spo2.embedding)
+    ecg, bvp, spo2 = (next(r for r in records if r.modality == m) for m in ("ecg", "bvp", "spo2"))
+    assert not np.allclose(ecg.embedding, spo2.embedding) and not np.allclose(ecg.embedding, bvp.embedding)
 
 
 def test_garbage_loss_disconnects_and_a_refused_start_are_counted_never_fatal(quiet_bumble_controller, caplog):
