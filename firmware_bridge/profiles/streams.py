@@ -16,7 +16,8 @@ cannot stop a gateway.
   no device time); RR intervals are kept in ``rr_intervals_s`` (the last ``rr_history`` of them).
 - ``PlxStream``: two channels (SpO2 %, pulse rate bpm) per PLX Continuous Measurement, at arrival time; a
   value no oximeter can measure (SpO2 outside 0..100 %, pulse rate outside 0..350 bpm; NaN passes) is
-  rejected as "implausible value".
+  rejected as "implausible value"; a reading whose Measurement Status says "unavailable" or "invalid", or whose
+  Device and Sensor Status reports a malfunction or a sensor off the user or disconnected, is delivered as NaN.
 
 Heart Rate and PLX carry neither sequence numbers nor device time: a silence of more than 1.5 nominal periods
 between two measurements is counted as a gap of ``round(silence * nominal_rate_hz) - 1`` lost measurements
@@ -220,6 +221,12 @@ class PlxStream(_ArrivalTimedStream):
 
     #: Largest plausible SpO2 (%) and pulse rate (bpm); beyond (or below 0) a measurement is rejected.
     PLAUSIBLE_MAX = np.array([100.0, 350.0])
+    #: Measurement Status bits that say the values are no measurement: Measurement Unavailable (bit 13) and
+    #: Invalid Measurement Detected (bit 15). Such a reading is delivered as NaN (the ingest counts it "invalid").
+    INVALID_MEASUREMENT_STATUS = 0x2000 | 0x8000
+    #: Device and Sensor Status bits likewise: Equipment Malfunction Detected (bit 1), Sensor Unconnected to
+    #: User (bit 11), Sensor Malfunctioning (bit 14), Sensor Disconnected (bit 15).
+    INVALID_SENSOR_STATUS = 0x0002 | 0x0800 | 0x4000 | 0x8000
 
     def __init__(self, *, stream_id: int = 0, nominal_rate_hz: float = 1.0):
         super().__init__(StreamDescription(stream_id, "spo2", nominal_rate_hz, 2, "float32", 1.0, 0.0, "%, bpm"))
@@ -230,6 +237,9 @@ class PlxStream(_ArrivalTimedStream):
         except PacketError as error:
             return self._reject(type(error).__name__)
         values = np.array([[measurement.spo2, measurement.pulse_rate]])
+        if (measurement.status or 0) & self.INVALID_MEASUREMENT_STATUS or \
+                (measurement.sensor_status or 0) & self.INVALID_SENSOR_STATUS:
+            values[:] = np.nan  # the oximeter says so itself: a reading, but not a measurement
         # NaN (the sensor's "no reading") passes on, to be counted as invalid; a number no oximeter can measure
         # means the bytes were not a measurement (the profile has no checksum to tell).
         if not (np.isnan(values) | ((values >= 0) & (values <= self.PLAUSIBLE_MAX))).all():

@@ -188,6 +188,30 @@ def test_pulse_oximeter_windows_carry_spo2_only_and_every_measurement_is_account
     assert (entry["samples_windowed"], entry["samples_pending"]) == (13, 0)
 
 
+def test_pulse_oximeter_readings_flagged_unavailable_or_invalid_are_counted_invalid_and_withhold_their_windows():
+    def reading(spo2, pulse, status=None, sensor_status=None):  # PLX Continuous, SFLOATs with one decimal
+        flags = (0x04 if status is not None else 0) | (0x08 if sensor_status is not None else 0)
+        value = bytes([flags]) + b"".join(((0xF << 12) | round(v * 10)).to_bytes(2, "little") for v in (spo2, pulse))
+        value += status.to_bytes(2, "little") if status is not None else b""
+        return value + (sensor_status.to_bytes(3, "little") if sensor_status is not None else b"")
+
+    pipeline, clock = _pipeline("ox", "pulse_oximeter", length_s=4.0, hop_s=4.0)
+    readings = [reading(97.0 + k / 10, 70.0) for k in range(12)]
+    readings[1] = reading(97.1, 70.0, status=0x2000)  # Measurement Unavailable
+    readings[6] = reading(97.6, 70.0, sensor_status=0x000800)  # Sensor Unconnected to User
+    readings[9] = reading(97.9, 70.0, status=0x4000, sensor_status=0x000010)  # questionable, poor signal: kept
+    for k, value in enumerate(readings):
+        clock.now = 3.0 + k
+        pipeline.handle_notification("ox", value, clock.now)
+    windows = _windows(pipeline)
+    assert [w.index for w in windows] == [2]  # windows 0 (readings 0-3) and 1 (4-7) hold an invalid reading
+    np.testing.assert_allclose(windows[0].samples[0], resample_poly(97.0 + np.arange(8, 12) / 10, 4, 1, padtype="line"))
+    assert pipeline.windows_withheld == {("ox", "spo2"): 2}
+    (entry,) = pipeline.stream_report()
+    _assert_balanced(entry)
+    assert entry["samples_dropped"] == {"invalid": 2} and entry["samples_windowed"] == 10
+
+
 def test_heart_rate_samples_are_received_and_dropped_as_not_a_model_modality():
     pipeline, clock = _pipeline("strap", "heart_rate")
     for k, bpm in enumerate((61, 63, 64, 300)):
