@@ -130,17 +130,22 @@ def open_benchmark_engine(args, model):
 
 
 def ensure_onnx(model, args) -> pathlib.Path:
-    """Export the model once per (checkpoint, precision) into the demo's cache folder and reuse it."""
+    """Export the model once per (checkpoint, precision, export format) into the demo's cache folder and reuse
+    it. A cached file whose manifest records an older ``export_format`` (another graph form of the same
+    checkpoint) is never reused: the benchmark measures the graph this SDK exports."""
     from biomoe_edge.commands.demo import demo_onnx_path
     from biomoe_edge.export import export_onnx
-    from biomoe_edge.manifest import sha256_file
+    from biomoe_edge.export.graph_info import EXPORT_FORMAT
+    from biomoe_edge.manifest import read_manifest, sha256_file
     from biomoe_edge.paths import cache_dir
 
     if args.precision == "fp32" and args.batch_size <= 16:
-        return demo_onnx_path(args.checkpoint)  # the demo's model: same file
+        demo_path = demo_onnx_path(args.checkpoint)  # the demo's model: the same file when it is current
+        if read_manifest(demo_path).get("export_format") == EXPORT_FORMAT:
+            return demo_path
     tag = sha256_file(args.checkpoint)[:16] if args.checkpoint else "random-seed0"
     cache_dir().mkdir(parents=True, exist_ok=True)
-    path = cache_dir() / f"tiny_biomoe_{tag}_{args.precision}_b{max(16, args.batch_size)}.onnx"
+    path = cache_dir() / f"tiny_biomoe_{tag}_{args.precision}_b{max(16, args.batch_size)}_f{EXPORT_FORMAT}.onnx"
     if not (path.exists() and path.with_suffix(".json").exists()):
         print(f"exporting {args.precision} ONNX once to {path} (minutes for int8: calibration) ...", file=sys.stderr)
         export_onnx(model, path, precision=args.precision, max_batch=max(16, args.batch_size))

@@ -5,6 +5,12 @@ from __future__ import annotations
 import collections
 import pathlib
 
+#: Version of the graph form ``export_onnx`` writes, recorded in every manifest as ``export_format``. Bumped
+#: whenever the same checkpoint would export to a different graph (2: SpectFormer feed-forwards as 1x1
+#: convolutions, GELU in ONNX Runtime's fusable order), so caches of exported files can key on it and never
+#: reuse an older form. Here, not in ``onnx_export``, because reading it must not import torch.
+EXPORT_FORMAT = 2
+
 
 def tensor_types(model) -> dict[str, int]:
     """ONNX element type of every named tensor (inputs, outputs, initializers, inferred intermediates)."""

@@ -30,7 +30,9 @@ from torch import nn
 
 from biomoe_edge.manifest import write_manifest
 
+from .graph_info import EXPORT_FORMAT
 from .model import EMBEDDING_DIM, IMAGE_SHAPE, SpectralGatingNetwork
+from .model.spectformer import ConvFFN, GeluErf
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,20 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def prepare_for_export(model: nn.Module) -> nn.Module:
-    """An eval-mode copy with BatchNorm folded and the spectral gates in their DFT-matrix (MatMul) form."""
+    """An eval-mode copy with BatchNorm folded, the spectral gates in their DFT-matrix (MatMul) form, the
+    SpectFormer feed-forwards in their channels-first 1x1-convolution form (:class:`.model.spectformer.ConvFFN`)
+    and exact GELUs written in the order ONNX Runtime fuses (:func:`.model.spectformer.gelu_erf`)."""
     export_model = copy.deepcopy(model).eval()
     for module in export_model.modules():
         if isinstance(module, SpectralGatingNetwork):
             module.use_dft_matmul = True
             module.freeze_gate()
+        elif isinstance(module, ConvFFN):
+            module.use_pointwise_conv_form()
+    for parent in export_model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.GELU) and child.approximate == "none":
+                setattr(parent, name, GeluErf())
     return fold_batchnorm(export_model)
 
 
@@ -234,6 +244,7 @@ def export_onnx(model: nn.Module, path, *, precision: str = "fp32", calibration=
         "max_batch": max_batch,
         "embedding_dim": EMBEDDING_DIM,
         "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
+        "export_format": EXPORT_FORMAT,
         "checkpoint": source.get("path"),
         "checkpoint_sha256": source.get("sha256"),
         "fidelity": figures,

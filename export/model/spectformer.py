@@ -11,6 +11,8 @@ GELU is exact (erf).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -42,8 +44,28 @@ class DWConv(nn.Module):
         return x.flatten(2).transpose(1, 2)
 
 
+def gelu_erf(x: torch.Tensor) -> torch.Tensor:
+    """Exact (erf) GELU written ``x * (1 + erf(x / sqrt 2)) * 0.5``, the operator order ONNX Runtime's
+    GeluFusion recognises (the exporter's decomposition of ``nn.GELU`` multiplies by 0.5 before x, which it
+    leaves as five element-wise kernels over the feed-forwards' widest tensors)."""
+    return (x * (torch.erf(x / math.sqrt(2.0)) + 1.0)) * 0.5
+
+
+class GeluErf(nn.Module):
+    """:func:`gelu_erf` as a module: export puts it in place of every exact ``nn.GELU``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gelu_erf(x)
+
+
 class ConvFFN(nn.Module):
-    """PVTv2 feed-forward: Linear -> depthwise conv -> GELU -> Linear."""
+    """PVTv2 feed-forward: Linear -> depthwise conv -> GELU -> Linear.
+
+    :meth:`use_pointwise_conv_form` (called by export) switches to the export form: the same map on the
+    (B, C, H, W) grid, fc1 and fc2 as 1x1 convolutions with the Linear weights, so only the block's
+    C-channel input and output are transposed, not the hidden tensor (8x wider in stages 1 and 2), and the
+    three convolutions chain in ONNX Runtime's blocked NCHWc layout (and TensorRT's) without layout changes.
+    """
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
@@ -51,9 +73,28 @@ class ConvFFN(nn.Module):
         self.dwconv = DWConv(hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
+        # (out, in, 1, 1) copies of fc1 / fc2 weights for the export form; not persistent, so the state dict
+        # stays the checkpoint's, and constants in the graph (an Unsqueeze of a parameter would not fold)
+        self.register_buffer("pointwise_weight1", None, persistent=False)
+        self.register_buffer("pointwise_weight2", None, persistent=False)
+
+    def use_pointwise_conv_form(self) -> None:
+        with torch.no_grad():
+            self.pointwise_weight1 = self.fc1.weight[:, :, None, None].clone()
+            self.pointwise_weight2 = self.fc2.weight[:, :, None, None].clone()
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        if self.pointwise_weight1 is not None:
+            return self._forward_pointwise_conv(x, H, W)
         return self.fc2(self.act(self.dwconv(self.fc1(x), H, W)))
+
+    def _forward_pointwise_conv(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        B, N, C = x.shape
+        x = x.transpose(1, 2).reshape(B, C, H, W)
+        x = nn.functional.conv2d(x, self.pointwise_weight1, self.fc1.bias)
+        x = self.act(self.dwconv.dwconv(x))
+        x = nn.functional.conv2d(x, self.pointwise_weight2, self.fc2.bias)
+        return x.flatten(2).transpose(1, 2)
 
 
 class Attention(nn.Module):

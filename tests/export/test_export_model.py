@@ -112,6 +112,34 @@ def test_dft_matmul_gate_equals_fft_gate(grid):
     assert np.abs(fft_out.numpy() - ref).max() < 2e-6 * scale
 
 
+def test_pointwise_conv_feed_forward_equals_linear_form():
+    """The export form of SpectFormer's ConvFFN (1x1 convs on the channels-first grid, GELU reordered) is the
+    same map as the Linear / transpose / nn.GELU form, for a random FFN and input."""
+    from biomoe_edge.export.model.spectformer import ConvFFN
+
+    gen = torch.Generator().manual_seed(3)
+    ffn = ConvFFN(16, 128).eval()
+    with torch.no_grad():
+        for p in ffn.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        x = torch.randn(2, 12 * 10, 16, generator=gen)
+        linear_out = ffn(x, 12, 10)
+        keys = set(ffn.state_dict())
+        ffn.use_pointwise_conv_form()
+        conv_out = ffn(x, 12, 10)
+    assert set(ffn.state_dict()) == keys  # the export form adds nothing to the checkpoint layout
+    assert torch.abs(conv_out - linear_out).max() < 1e-5 * torch.abs(linear_out).max()
+
+
+def test_gelu_erf_is_torch_exact_gelu():
+    from biomoe_edge.export.model.spectformer import GeluErf, gelu_erf
+
+    x = torch.linspace(-12, 12, 100_001)
+    assert torch.equal(GeluErf()(x), gelu_erf(x))
+    # float32 rounding of a different evaluation order only: relative to |x|, a few ulp
+    assert (torch.abs(gelu_erf(x) - torch.nn.functional.gelu(x)) / x.abs().clamp(min=1e-3)).max() < 1e-6
+
+
 def test_real_signal_calibration_images_are_deterministic_renderings():
     from biomoe_edge.export.calibration import REPRESENTATIONS, real_signal_images
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 
@@ -77,6 +78,26 @@ def test_fp32_graph_is_valid_dynamic_and_folded(fp32_onnx):
 
 def test_fp32_uses_only_tensorrt_operators(fp32_onnx, reference_dir):
     assert tensorrt_problems(fp32_onnx, reference_dir) == []
+
+
+def test_fp32_graph_keeps_layout_changes_small_and_gelu_fusable(fp32_onnx, tmp_path):
+    """The CPU-speed properties of the export form: no Transpose moves more than a stage-1 token tensor
+    (56 x 56 x 64 values per image; the feed-forwards' 8x wider hidden tensors stay channels-first), and
+    ONNX Runtime fuses every exact GELU into one Gelu kernel (no Erf left after its graph optimisation)."""
+    import onnxruntime as ort
+
+    inferred = onnx.shape_inference.infer_shapes(onnx.load(str(fp32_onnx)))
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim[1:]] for v in inferred.graph.value_info}
+    transposed = [int(np.prod(shapes[n.input[0]])) for n in inferred.graph.node if n.op_type == "Transpose"]
+    assert transposed and max(transposed) <= 56 * 56 * 64
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(fp32_onnx), options, providers=["CPUExecutionProvider"])
+    optimized = collections.Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+    exported_erfs = collections.Counter(n.op_type for n in inferred.graph.node)["Erf"]
+    # a GELU right after a bias Add fuses one step further, into BiasGelu
+    assert optimized["Erf"] == 0 and optimized["Gelu"] + optimized["BiasGelu"] == exported_erfs == 5
 
 
 def test_fp32_onnxruntime_matches_pytorch(fp32_onnx, model11, reference_pairs, reference_images):
