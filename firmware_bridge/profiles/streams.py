@@ -11,7 +11,9 @@ cannot stop a gateway.
   ``samples_lost_before``. A frame not newer than the previous one is a duplicate (same timestamp) or late.
   Device time maps to gateway time through a ClockMapper (drift, jitter, jumps) as for native streams;
   ``device_times_us`` of its blocks count from the stream's first frame. PMD frames carry no sequence number:
-  ``packets_lost`` is estimated as the lost samples over the size of the frame after the gap.
+  ``packets_lost`` is estimated as the lost samples over the size of the frame after the gap; a gap in device
+  time longer than the time that passed at the gateway (plus ``LEAP_TOLERANCE_S``) is a clock leap
+  (``clock_jumps``), not lost samples.
 - ``HeartRateStream``: one sample (bpm) per Heart Rate Measurement, at its arrival time (the profile carries
   no device time); RR intervals are kept in ``rr_intervals_s`` (the last ``rr_history`` of them).
 - ``PlxStream``: two channels (SpO2 %, pulse rate bpm) per PLX Continuous Measurement, at arrival time; a
@@ -109,12 +111,16 @@ class PmdStream(_ProfileStream):
         self._period_ns = 1e9 / float(sample_rate_hz)
         self._last_ns: int | None = None  # timestamp of the last delivered sample
         self._origin_ns: int | None = None  # first frame's timestamp: device_times_us count from it
+        self._last_arrival_s: float | None = None  # arrival of the last delivered frame
         self._restarting = False
 
     #: The device clock stepping back more than this is a restart (reboot, re-sync), not late data; leaping
     #: forward more than RESTART_LEAP_S is a re-sync, not an outage whose samples were lost.
     RESTART_STEP_BACK_S = 5.0
     RESTART_LEAP_S = 3600.0
+    #: A gap in device time longer than the time that passed between the two frames' arrivals plus this is a
+    #: clock leap (counted in ``clock_jumps``, the mapping re-anchored), not an outage whose samples were lost.
+    LEAP_TOLERANCE_S = 2.0
 
     def _is_restart(self, timestamp_ns: int, n_samples: int) -> bool:
         first_ns = timestamp_ns - (n_samples - 1) * self._period_ns
@@ -156,6 +162,11 @@ class PmdStream(_ProfileStream):
                 return []
             first_ns = frame.timestamp_ns - (n - 1) * self._period_ns
             lost = max(0, round((first_ns - self._last_ns) / self._period_ns) - 1)
+            if lost and lost * self._period_ns / 1e9 > arrival_time_s - self._last_arrival_s + self.LEAP_TOLERANCE_S:
+                # More device time passed than gateway time: the clock leapt (a re-sync), no sample was lost.
+                self.stats.clock_jumps += 1
+                lost = 0
+                self._restarting = True  # re-anchor the mapping on this frame, below
             if lost:
                 self.stats.gaps += 1
                 self.stats.samples_lost += lost
@@ -171,6 +182,7 @@ class PmdStream(_ProfileStream):
         elif self.clock.observe(last_us, arrival_time_s):
             self.stats.clock_jumps += 1
         self._last_ns = frame.timestamp_ns
+        self._last_arrival_s = arrival_time_s
         return [self._block(frame.samples, self.clock.to_gateway(device_us), device_us, lost)]
 
 

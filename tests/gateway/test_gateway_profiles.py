@@ -158,6 +158,30 @@ def test_pmd_clock_restart_is_counted_and_windows_resume():
     assert max(w.start_s for w in _windows(pipeline)) >= 50.0 + 7.0, "windows resume after the restart"
 
 
+def test_a_pmd_clock_leap_of_minutes_is_a_clock_jump_not_an_outage():
+    """The strap's clock leaps 2 minutes ahead at 5 s while frames keep arriving on time: nothing was lost, so
+    nothing is counted lost and the windows go on without a break (no re-anchor, no dropped samples)."""
+    fs, per_frame = 130.0, 26
+    t = np.arange(int(fs * 10)) / fs
+    uv = np.round(500 * np.sin(2 * np.pi * 1.0 * t)).astype(np.int64)
+    pipeline, clock = _pipeline("h10", "polar_pmd")
+    for start in range(0, t.size, per_frame):
+        last = start + per_frame - 1
+        device_ns = 10**18 + round(t[last] * 1e9) + (120 * 10**9 if t[last] >= 5.0 else 0)
+        clock.now = 50.0 + t[last] + 0.01
+        pipeline.handle_notification("h10", pmd_ecg_frame(device_ns, uv[start:last + 1]), clock.now)
+    (entry,) = pipeline.stream_report()
+    _assert_balanced(entry)
+    assert (entry["clock_jumps"], entry["samples_lost"], entry["packets_lost"], entry["restarts"]) == (1, 0, 0, 0)
+    assert entry["samples_dropped"] == {}
+    windows = _windows(pipeline)
+    assert [w.index for w in windows] == list(range(7))
+    for w in windows:  # every window, across the leap, holds exactly the samples sent
+        first = int(w.index * fs)
+        np.testing.assert_allclose(w.samples[0], resample_poly(uv[first:first + 520].astype(float), 10, 13, padtype="line"),
+                                   rtol=1e-9, atol=1e-6)
+
+
 def test_pulse_oximeter_windows_carry_spo2_only_and_every_measurement_is_accounted_for():
     rng = np.random.default_rng(2)
     spo2 = np.round(96 + np.cumsum(rng.normal(0, 0.3, 14)), 1)
