@@ -1,10 +1,13 @@
 """Speed of the exported Tiny-BioMoE on this machine: PyTorch eager vs ONNX Runtime FP32 / FP16 / INT8.
 
     python benchmarks/export_speed.py [--checkpoint Tiny-BioMoE.pth] [--onnx-dir DIR] [--repeats 10]
+    python benchmarks/export_speed.py --baseline-dir OLD   # + OLD/{fp32,fp16,int8}/model.onnx in the same run
 
 Exports the three graphs (or reuses DIR/{fp32,fp16,int8}/model.onnx from ``biomoe-edge export``), then
 times each runtime side by side at batch 1 and 8 and prints the median milliseconds per image and the
-ratio to PyTorch eager. With a CUDA device, also PyTorch CUDA FP32 / FP16, with and without CUDA graphs.
+ratio to PyTorch eager. ``--baseline-dir`` adds the graphs of another export (an older export format, say)
+as rows marked ``[baseline]``, timed in the same process, so a change of the exported graph is measured
+side by side rather than across runs on a machine whose load changes. With a CUDA device, also PyTorch CUDA FP32 / FP16, with and without CUDA graphs.
 Inputs are images rendered from real signal windows when the SDK's transforms are present, else noise.
 Not a test: numbers depend on the machine and on what else runs on it.
 """
@@ -50,17 +53,18 @@ def load_model(checkpoint):
     return load_tiny_biomoe(checkpoint), str(checkpoint)
 
 
+def graphs_in(onnx_dir: pathlib.Path) -> dict[str, pathlib.Path]:
+    """{precision: DIR/precision/model.onnx} for the precisions whose graph is there."""
+    paths = {precision: onnx_dir / precision / "model.onnx" for precision in ("fp32", "fp16", "int8")}
+    return {precision: path for precision, path in paths.items() if path.is_file()}
+
+
 def exported_graphs(model, onnx_dir: pathlib.Path | None, work: pathlib.Path) -> dict[str, pathlib.Path]:
     from biomoe_edge.export import export_onnx
 
-    graphs = {}
-    if onnx_dir is not None:
-        for precision in ("fp32", "fp16", "int8"):
-            path = onnx_dir / precision / "model.onnx"
-            if path.is_file():
-                graphs[precision] = path
-        if graphs:
-            return graphs
+    graphs = graphs_in(onnx_dir) if onnx_dir is not None else {}
+    if graphs:
+        return graphs
     started = time.perf_counter()
     graphs["fp32"] = export_onnx(model, work / "fp32" / "model.onnx", max_batch=8)
     print(f"exported fp32 in {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -85,6 +89,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=pathlib.Path, help="default: the seed-11 reference checkpoint")
     parser.add_argument("--onnx-dir", type=pathlib.Path, help="reuse DIR/{fp32,fp16,int8}/model.onnx")
+    parser.add_argument("--baseline-dir", type=pathlib.Path,
+                        help="also time DIR/{fp32,fp16,int8}/model.onnx, rows marked [baseline]")
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per cell (median)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
@@ -97,15 +103,23 @@ def main() -> int:
     rows: dict[str, dict[int, float]] = {}
     with tempfile.TemporaryDirectory(prefix="biomoe-bench-") as tmp:
         graphs = exported_graphs(model, args.onnx_dir, pathlib.Path(tmp))
-        sessions = {p: ort.InferenceSession(str(g), providers=["CPUExecutionProvider"]) for p, g in graphs.items()}
+        sessions = {f"ONNX Runtime {p.upper()} (CPU)": ort.InferenceSession(str(g), providers=["CPUExecutionProvider"])
+                    for p, g in graphs.items()}
+        if args.baseline_dir is not None:
+            baseline = graphs_in(args.baseline_dir)
+            if not baseline:
+                parser.error(f"--baseline-dir {args.baseline_dir} holds no {{fp32,fp16,int8}}/model.onnx")
+            for p, g in baseline.items():
+                sessions[f"ONNX Runtime {p.upper()} [baseline]"] = ort.InferenceSession(
+                    str(g), providers=["CPUExecutionProvider"])
         for batch in args.batches:
             images = np.ascontiguousarray(images_max[:batch])
             x = torch.from_numpy(images)
             with torch.inference_mode():
                 rows.setdefault("PyTorch eager FP32 (CPU)", {})[batch] = median_ms_per_image(
                     lambda: model(x), batch, args.repeats)
-            for precision, session in sessions.items():
-                rows.setdefault(f"ONNX Runtime {precision.upper()} (CPU)", {})[batch] = median_ms_per_image(
+            for name, session in sessions.items():
+                rows.setdefault(name, {})[batch] = median_ms_per_image(
                     lambda: session.run(None, {"images": images}), batch, args.repeats)
             if torch.cuda.is_available():
                 for name, ms in cuda_rows(model, images, args.repeats).items():
@@ -116,10 +130,10 @@ def main() -> int:
     print(f"weights: {source}; inputs: {image_source}; median of {args.repeats} runs after 2 warm-up runs\n")
     base = rows["PyTorch eager FP32 (CPU)"]
     header = "".join(f"  batch {b:>2}: ms/img  vs eager" for b in args.batches)
-    print(f"{'runtime':<28}{header}")
+    print(f"{'runtime':<32}{header}")
     for name, cells in rows.items():
         line = "".join(f"  {cells[b]:>16.2f}  {base[b] / cells[b]:>6.2f}x" for b in args.batches)
-        print(f"{name:<28}{line}")
+        print(f"{name:<32}{line}")
     return 0
 
 
