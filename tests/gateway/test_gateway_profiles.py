@@ -79,6 +79,17 @@ def _pmd_ppg_frame(timestamp_ns: int, values: np.ndarray) -> bytes:
     return struct.pack("<BQB", 1, timestamp_ns, 0) + body
 
 
+def _feed_h10_ecg(pipeline, clock, uv, *, arrival_0_s: float, clock_step_ns=lambda t_s: 0, per_frame: int = 26):
+    """Send ``uv`` (130 Hz) as H10 ECG frames of ``per_frame`` samples, each arriving 10 ms after its last
+    sample; ``clock_step_ns(t)`` is added to the strap's timestamp of a frame whose last sample is at t s."""
+    t = np.arange(uv.size) / 130.0
+    for start in range(0, uv.size, per_frame):
+        last = start + per_frame - 1
+        clock.now = arrival_0_s + t[last] + 0.01
+        device_ns = 820_454_400 * 10**9 + round(t[last] * 1e9) + clock_step_ns(t[last])
+        pipeline.handle_notification("h10", pmd_ecg_frame(device_ns, uv[start:last + 1]), clock.now)
+
+
 # -- the data path, fed with the bytes the devices send ----------------------------------------------------------
 
 def test_polar_ecg_windows_are_the_straps_microvolts_resampled_to_the_model_rate():
@@ -87,11 +98,7 @@ def test_polar_ecg_windows_are_the_straps_microvolts_resampled_to_the_model_rate
     t = np.arange(int(fs * seconds)) / fs
     uv = np.round(800 * np.sin(2 * np.pi * 1.2 * t) ** 15 + rng.normal(0, 20, t.size)).astype(np.int64)
     pipeline, clock = _pipeline("h10", "polar_pmd")
-    origin_ns = 820_454_400 * 10**9
-    for start in range(0, t.size, per_frame):
-        last = start + per_frame - 1
-        clock.now = 100.0 + t[last] + 0.015  # arrives 15 ms after its last sample
-        pipeline.handle_notification("h10", pmd_ecg_frame(origin_ns + round(t[last] * 1e9), uv[start:last + 1]), clock.now)
+    _feed_h10_ecg(pipeline, clock, uv, arrival_0_s=100.0, per_frame=per_frame)
     windows = _windows(pipeline)
     assert [w.index for w in windows] == [0, 1, 2]  # 4 s windows, 1 s hop, over 6 s
     for w in windows:
@@ -142,16 +149,12 @@ def test_polar_ppg_becomes_bvp_and_frames_of_measurements_never_started_are_coun
 
 
 def test_pmd_clock_restart_is_counted_and_windows_resume():
-    fs, per_frame = 130.0, 26
+    fs = 130.0
     t = np.arange(int(fs * 12)) / fs
     uv = np.round(500 * np.sin(2 * np.pi * 1.0 * t)).astype(np.int64)
     pipeline, clock = _pipeline("h10", "polar_pmd")
-    for start in range(0, t.size, per_frame):
-        last = start + per_frame - 1
-        # At 6 s the strap's clock is re-synced two days back (a reboot): the timeline restarts there.
-        device_ns = 10**18 + round(t[last] * 1e9) - (2 * 86400 * 10**9 if t[last] >= 6.0 else 0)
-        clock.now = 50.0 + t[last] + 0.01
-        pipeline.handle_notification("h10", pmd_ecg_frame(device_ns, uv[start:last + 1]), clock.now)
+    # At 6 s the strap's clock is re-synced two days back (a reboot): the timeline restarts there.
+    _feed_h10_ecg(pipeline, clock, uv, arrival_0_s=50.0, clock_step_ns=lambda t_s: -2 * 86400 * 10**9 if t_s >= 6.0 else 0)
     (entry,) = pipeline.stream_report()
     _assert_balanced(entry)
     assert entry["restarts"] == 1 and entry["packets_lost"] == 0 and entry["samples_received"] == t.size
@@ -161,15 +164,11 @@ def test_pmd_clock_restart_is_counted_and_windows_resume():
 def test_a_pmd_clock_leap_of_minutes_is_a_clock_jump_not_an_outage():
     """The strap's clock leaps 2 minutes ahead at 5 s while frames keep arriving on time: nothing was lost, so
     nothing is counted lost and the windows go on without a break (no re-anchor, no dropped samples)."""
-    fs, per_frame = 130.0, 26
+    fs = 130.0
     t = np.arange(int(fs * 10)) / fs
     uv = np.round(500 * np.sin(2 * np.pi * 1.0 * t)).astype(np.int64)
     pipeline, clock = _pipeline("h10", "polar_pmd")
-    for start in range(0, t.size, per_frame):
-        last = start + per_frame - 1
-        device_ns = 10**18 + round(t[last] * 1e9) + (120 * 10**9 if t[last] >= 5.0 else 0)
-        clock.now = 50.0 + t[last] + 0.01
-        pipeline.handle_notification("h10", pmd_ecg_frame(device_ns, uv[start:last + 1]), clock.now)
+    _feed_h10_ecg(pipeline, clock, uv, arrival_0_s=50.0, clock_step_ns=lambda t_s: 120 * 10**9 if t_s >= 5.0 else 0)
     (entry,) = pipeline.stream_report()
     _assert_balanced(entry)
     assert (entry["clock_jumps"], entry["samples_lost"], entry["packets_lost"], entry["restarts"]) == (1, 0, 0, 0)
