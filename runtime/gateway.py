@@ -372,28 +372,59 @@ class Pipeline:
 
         t0 = time.perf_counter()
         ordered: list[Job] = []
-        for (modality, fs, representation), group in group_for_render(jobs).items():
-            n = len(group)
+        for (modality, fs), by_representation in group_for_render(jobs).items():
+            # Each window once, however many of its representations are in the batch.
+            windows = list({id(job.window): job.window
+                            for group in by_representation.values() for job in group}.values())
+            row = {id(window): i for i, window in enumerate(windows)}
             try:
                 # The first channel of each window (the wearables' modalities are single-channel).
-                signals = np.stack([job.window.samples[0] for job in group])
+                signals = np.stack([window.samples[0] for window in windows])
                 if self.xp is not np:  # a CUDA engine: preprocess and render on the GPU, into its input
                     signals = self.xp.asarray(signals)
                 x, model_fs = preprocess(signals, fs, modality)
-                render(x, model_fs, (representation,), modality=modality,
-                       out=self.images[len(ordered):len(ordered) + n])
             except Exception as exc:  # noqa: BLE001 - one bad window must not stop the batch
-                reason = type(exc).__name__
-                self.jobs_failed[reason] += n
-                self.log_once(f"render:{reason}", "%s windows could not be rendered as %s: %s", modality, representation, exc)
+                self._render_failed(modality, "preprocessed", by_representation.values(), exc)
                 continue
-            ordered.extend(group)
+            for representation, group in by_representation.items():
+                n = len(group)
+                rows = [row[id(job.window)] for job in group]
+                try:
+                    render(x if rows == list(range(len(windows))) else x[rows], model_fs, (representation,),
+                           modality=modality, out=self.images[len(ordered):len(ordered) + n])
+                except Exception as exc:  # noqa: BLE001
+                    self._render_failed(modality, f"rendered as {representation}", (group,), exc)
+                    continue
+                ordered.extend(group)
         t1 = time.perf_counter()
         embeddings = self.engine.infer(self.images[:len(ordered)]) if ordered else np.zeros((0, 192), np.float32)
         t2 = time.perf_counter()
         self.timings["transform"].append(t1 - t0)
         self.timings["inference"].append(t2 - t1)
         return ordered, embeddings
+
+    def warmup(self, modalities=tuple(Modality)) -> None:
+        """Pay the first batch's one-time costs now, on a synthetic window per modality: on CUDA, compiling the
+        render kernels (NVRTC, seconds on a first start) and planning the FFTs; then the engine's first runs at
+        batch 1 and ``max_batch`` (allocations, CUDA graph capture). Nothing is counted or emitted."""
+        from biomoe_edge.runtime.ingest.resample import model_rate_hz
+        from biomoe_edge.runtime.transforms.preprocess import preprocess
+        from biomoe_edge.runtime.transforms.render import render
+
+        rng = np.random.default_rng(0)
+        for modality in dict.fromkeys(Modality.parse(m).value for m in modalities):
+            spec, fs = self.config.modality(modality), model_rate_hz(modality)
+            t = np.arange(int(round(spec.window.length_s * fs))) / fs
+            signal = self.xp.asarray((np.sin(2 * np.pi * 0.25 * t) + 0.1 * rng.standard_normal(t.size))[None])
+            x, model_fs = preprocess(signal, fs, modality)
+            for representation in spec.representations:
+                render(x, model_fs, (representation,), modality=modality, out=self.images[:1])
+        self.engine.warmup(sorted({1, self.max_batch}))
+
+    def _render_failed(self, modality: str, what: str, groups, exc: Exception) -> None:
+        reason = type(exc).__name__
+        self.jobs_failed[reason] += sum(len(group) for group in groups)
+        self.log_once(f"render:{reason}", "%s windows could not be %s: %s", modality, what, exc)
 
     def make_records(self, jobs: list[Job], embeddings: np.ndarray) -> list[EmbeddingRecord]:
         now = self.clock()
@@ -506,12 +537,16 @@ class Gateway:
     ``engine``: an opened ``Engine`` (default: ``open_engine`` from ``config.engine``, closed on exit).
     ``backend``: a bleak client backend passed to the transport (the Bumble backend for emulated
     wearables; None for the platform's adapter). ``transport``: False to connect nothing (feed
-    notifications with :meth:`add_device` and :meth:`feed`, as tests and the benchmark do).
+    notifications with :meth:`add_device` and :meth:`feed`, as tests and the benchmark do). ``warmup``: on
+    entry, run :meth:`Pipeline.warmup` before connecting anything, so the first live windows do not wait for
+    kernel compilation or the engine's first runs.
     """
 
     def __init__(self, config: GatewayConfig, *, engine=None, backend=None, transport: bool = True,
-                 clock=time.monotonic, iterator_queue: int = 4096, drain_timeout_s: float = 15.0):
+                 clock=time.monotonic, iterator_queue: int = 4096, drain_timeout_s: float = 15.0,
+                 warmup: bool = True):
         self.config = config
+        self.warmup = warmup
         #: at close, queued windows are still run for at most this long; the rest are counted, not run
         self.drain_timeout_s = drain_timeout_s
         #: jobs (window x representation) still queued when the drain time ran out
@@ -551,6 +586,11 @@ class Gateway:
                        }.get(e.kind, {})
             self._engine = await asyncio.to_thread(open_engine, e.kind, e.path, **options)
         self.pipeline = Pipeline(self.config, self._engine, clock=self.clock)
+        if self.warmup:
+            try:
+                await asyncio.to_thread(self.pipeline.warmup)
+            except Exception as exc:  # noqa: BLE001 - a slow first batch is better than no gateway
+                log.warning("warm-up failed (%s: %s); the first batch pays its one-time costs", type(exc).__name__, exc)
         try:
             self.sinks.extend(GuardedSink(build_sink(s)) for s in self.config.sinks)
         except Exception:

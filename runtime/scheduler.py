@@ -193,10 +193,12 @@ class BatchScheduler:
             logger.warning("%s: %s: %s (logged once; further ones are counted)", job.key, reason, SCHEDULER_DROP_REASONS[reason])
 
 
-def group_for_render(jobs: list[Job]) -> dict[tuple[str, float, str], list[Job]]:
-    """Jobs grouped by (modality, fs, representation), batch order kept inside each group, so each group is
-    one ``transforms.render(windows, fs, (representation,), modality=modality)`` call."""
-    groups: dict[tuple[str, float, str], list[Job]] = {}
+def group_for_render(jobs: list[Job]) -> dict[tuple[str, float], dict[str, list[Job]]]:
+    """Jobs grouped by signal, (modality, fs), then by representation, batch order kept inside each group: the
+    windows of one signal group are preprocessed once, then each representation is one
+    ``transforms.render(windows, fs, (representation,), modality=modality)`` call."""
+    groups: dict[tuple[str, float], dict[str, list[Job]]] = {}
     for job in jobs:
-        groups.setdefault((job.window.modality, job.window.fs, job.representation), []).append(job)
+        by_representation = groups.setdefault((job.window.modality, job.window.fs), {})
+        by_representation.setdefault(job.representation, []).append(job)
     return groups

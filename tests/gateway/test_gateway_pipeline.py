@@ -50,6 +50,21 @@ async def _run(feed_items, *, extra=None, seconds=24.0):
     return gateway, engine, records
 
 
+async def test_warmup_renders_and_runs_the_engine_before_any_device_and_emits_nothing():
+    engine = ProjectionEngine()
+    records = []
+    async with Gateway(parse_config(tomllib.loads(CONFIG)), engine=engine, transport=False) as gateway:
+        gateway.on_embedding(records.append)
+        warm_pictures = np.array(gateway.pipeline.images[:1])
+    assert [len(images) for images in engine.images_seen] == [1, 8]
+    assert records == [] and gateway.stats()["embeddings"] == 0
+    assert warm_pictures.max() > 0  # the configured representations were drawn into the engine's buffer
+    engine = ProjectionEngine()
+    async with Gateway(parse_config(tomllib.loads(CONFIG)), engine=engine, transport=False, warmup=False):
+        pass
+    assert engine.images_seen == []
+
+
 async def test_records_carry_windows_identity_and_latency():
     gateway, engine, records = await _run(packets(24.0))
     stats = gateway.stats()
@@ -69,8 +84,10 @@ async def test_records_carry_windows_identity_and_latency():
     assert r.engine["kind"] == "projection"
     assert all(rec.latency_s >= 0 for rec in records)
     assert stats["embeddings"] == len(records)
-    # Every image the engine saw became exactly one record, in order.
-    seen = np.concatenate(engine.images_seen)
+    # The warm-up ran the engine at batch 1 and max_batch before any device; every image after it became
+    # exactly one record.
+    assert [len(images) for images in engine.images_seen[:2]] == [1, 8]
+    seen = np.concatenate(engine.images_seen[2:])
     assert len(seen) == len(records)
     assert not np.allclose(per_stream[("bvp", "waveform")][0].embedding, per_stream[("bvp", "spectrogram_psd")][0].embedding)
     for entry in stats["streams"]:
@@ -185,7 +202,8 @@ async def test_jobs_left_when_the_drain_time_runs_out_are_counted_not_lost():
     clock = FakeTime()
     config = parse_config(tomllib.loads(CONFIG))
     engine = ProjectionEngine()
-    async with Gateway(config, engine=engine, transport=False, clock=clock, drain_timeout_s=0.0) as gateway:
+    async with Gateway(config, engine=engine, transport=False, clock=clock, drain_timeout_s=0.0,
+                       warmup=False) as gateway:
         gateway.add_device("wrist-1", description())
         for arrival, _, _, data in packets(16.0):  # no await: the worker never gets a turn before close
             clock.now = arrival
@@ -221,3 +239,33 @@ async def test_a_stream_the_gateway_cannot_use_costs_the_device_nothing_else():
     streams = {s["modality"]: s for s in stats["streams"]}
     assert set(streams) == {"bvp", "eda"}
     assert streams["bvp"]["samples_windowed"] > 0 and streams["eda"]["samples_windowed"] > 0
+
+
+def test_each_image_is_its_windows_picture_when_a_batch_splits_a_windows_representations():
+    """Batches of 5 over 3 representations split windows' representations across batches (a window is then
+    preprocessed for only some of its pictures): every image must still be its own window's picture."""
+    from biomoe_edge.runtime.gateway import Pipeline
+    from biomoe_edge.runtime.transforms import preprocess, render
+
+    representations = ["spectrogram_psd", "scalogram", "waveform"]
+    config = parse_config({"windows": {"length_s": 10.0, "hop_s": 1.0, "representations": representations},
+                           "engine": {"max_batch": 5, "deadline_ms": 0, "max_queue": 1024}})
+    pipeline = Pipeline(config, ProjectionEngine(max_batch=5))
+    pipeline.add_device("wrist-1", description())
+    for arrival, _, _, data in packets(14.0):
+        pipeline.handle_notification("wrist-1", data, arrival)
+    checked, split = 0, 0
+    while jobs := pipeline.next_batch(flush=True):
+        ordered, _ = pipeline.compute(jobs)
+        assert sorted(map(id, ordered)) == sorted(map(id, jobs))
+        windows_here = {}
+        for job in ordered:
+            windows_here.setdefault(id(job.window), set()).add(job.representation)
+        split += sum(len(reps) < len(representations) for reps in windows_here.values())
+        for image, job in zip(pipeline.images, ordered):
+            window = job.window
+            x, fs = preprocess(window.samples[0][None], window.fs, window.modality)
+            expected = render(x, fs, (job.representation,), modality=window.modality)[0]
+            np.testing.assert_allclose(image, expected, atol=1e-6)
+            checked += 1
+    assert checked >= 2 * 4 * len(representations) and split > 0

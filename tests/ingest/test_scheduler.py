@@ -115,8 +115,11 @@ def test_group_for_render_keeps_batch_order_inside_each_group():
     scheduler.submit(_window(modality="ecg", index=0, fs=250.0), ("scalogram",), now=0.0)
     scheduler.submit(_window(modality="bvp", index=1), ("scalogram",), now=0.0)
     groups = group_for_render(scheduler.next_batch(0.0))
-    assert list(groups) == [("bvp", 64.0, "scalogram"), ("bvp", 64.0, "recurrence"), ("ecg", 250.0, "scalogram")]
-    assert [j.window.index for j in groups[("bvp", 64.0, "scalogram")]] == [0, 1]
+    assert list(groups) == [("bvp", 64.0), ("ecg", 250.0)]
+    assert list(groups[("bvp", 64.0)]) == ["scalogram", "recurrence"]
+    assert [j.window.index for j in groups[("bvp", 64.0)]["scalogram"]] == [0, 1]
+    assert [j.window.index for j in groups[("bvp", 64.0)]["recurrence"]] == [0]
+    assert list(groups[("ecg", 250.0)]) == ["scalogram"]
 
 
 def test_burst_through_ingest_and_a_slow_engine_keeps_samples_and_windows_accounted():
