@@ -13,6 +13,7 @@ and ONNX Runtime is the fastest CPU engine here. ``--engine pytorch`` skips the 
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import pathlib
@@ -42,6 +43,10 @@ def add_arguments(parser) -> None:
                         help="images per window, comma-separated (default spectrogram_psd)")
     parser.add_argument("--window", type=float, default=10.0, metavar="S", help="window length in seconds (default 10)")
     parser.add_argument("--hop", type=float, default=1.0, metavar="S", help="window hop in seconds (default 1)")
+    parser.add_argument("--profiles", default="", metavar="LIST",
+                        help="also emulate one standard-profile wearable of each, comma-separated: polar_pmd (a Polar "
+                             "H10, ECG), polar_pmd:bvp (a Verity Sense, PPG), pulse_oximeter (SpO2), heart_rate "
+                             "(counted, no model modality)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the signals and the links' losses")
     parser.add_argument("--quiet", action="store_true", help="no live table")
 
@@ -50,13 +55,16 @@ def add_arguments(parser) -> None:
 
 def demo_onnx_path(checkpoint=None) -> pathlib.Path:
     """The cached fp32 ONNX export of the demo's model (exported now if missing; needs torch once)."""
+    from biomoe_edge.export.graph_info import EXPORT_FORMAT
     from biomoe_edge.manifest import sha256_file
 
     from biomoe_edge.paths import cache_dir
 
     tag = sha256_file(checkpoint)[:16] if checkpoint else "random-seed0"
     cache_dir().mkdir(parents=True, exist_ok=True)
-    path = cache_dir() / f"tiny_biomoe_{tag}_fp32.onnx"
+    # The export format in the name: a graph cached by an older SDK (another form of the same model) is
+    # never picked up as the current one.
+    path = cache_dir() / f"tiny_biomoe_{tag}_fp32_f{EXPORT_FORMAT}.onnx"
     if path.exists() and path.with_suffix(".json").exists():
         return path
     try:
@@ -87,12 +95,32 @@ def open_demo_engine(kind: str, checkpoint=None, *, max_batch: int = 16):
     return open_engine("onnxruntime", demo_onnx_path(checkpoint), max_batch=max_batch)
 
 
-def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch):
+def parse_profiles(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``--profiles`` -> [(profile, modalities)]: "polar_pmd:bvp" -> ("polar_pmd", ("bvp",))."""
+    from biomoe_edge.runtime.gateway_config import PROFILE_MODALITIES
+
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        profile, _, modality = item.partition(":")
+        if profile not in PROFILE_MODALITIES or profile == "native":
+            raise ValueError(f"--profiles: unknown profile {profile!r}; expected polar_pmd, polar_pmd:bvp, "
+                             "pulse_oximeter or heart_rate")
+        deliverable, default = PROFILE_MODALITIES[profile]
+        if modality and modality not in deliverable:
+            raise ValueError(f"--profiles: a {profile} wearable cannot deliver {modality!r}; it delivers "
+                             f"{', '.join(deliverable) or 'no model modality'}")
+        out.append((profile, (modality,) if modality else default))
+    return out
+
+
+def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=()):
+    """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones."""
     from biomoe_edge.runtime.gateway_config import parse_config
 
     return parse_config({
         "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
-        "devices": [{"name": name, "profile": "native", "modalities": list(modalities)} for name in names],
+        "devices": [{"name": name, "profile": "native", "modalities": list(modalities)} for name in names]
+                   + [{"name": name, "profile": profile, "modalities": list(mods)} for name, profile, mods in profile_devices],
         "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
         "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
     })
@@ -113,12 +141,14 @@ def build_report(gateway) -> dict:
 
 async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=("bvp", "eda", "resp", "ecg"),
                    representations=("spectrogram_psd",), window_s: float = 10.0, hop_s: float = 1.0, seed: int = 0,
-                   quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None):
+                   quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
+                   profiles=()):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
     ``result`` (a dict) receives the report too, so it survives a Ctrl-C that ends ``asyncio.run``.
-    ``wearable_options``: more ``EmulatedWearable`` options (faults: garbage, disconnect_at, buffer_packets...)."""
+    ``wearable_options``: more ``EmulatedWearable`` options (faults: garbage, disconnect_at, buffer_packets...).
+    ``profiles``: (profile, modalities) pairs (``parse_profiles``): one standard-profile wearable each."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -127,12 +157,19 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     from biomoe_edge.runtime.transport.backend import TransportBackend
 
     names = [f"biomoe-demo-{i + 1}" for i in range(devices)]
+    kinds = {("polar_pmd", ("ecg",)): "h10", ("polar_pmd", ("bvp",)): "sense", ("pulse_oximeter", ("spo2",)): "oximeter",
+             ("heart_rate", ()): "hr-strap"}
+    profile_devices = [(f"demo-{kinds.get((p, tuple(m)), p)}-{i + 1}", p, tuple(m)) for i, (p, m) in enumerate(profiles)]
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
-                         hop_s=hop_s, max_batch=min(16, engine.max_batch))
+                         hop_s=hop_s, max_batch=min(16, engine.max_batch), profile_devices=profile_devices)
     async with VirtualBleNetwork() as network:
         wearables = [await network.add_wearable(name, loss=loss, seed=seed * 1000 + i, modalities=tuple(modalities),
                                                 **(wearable_options or {}))
                      for i, name in enumerate(names)]
+        for i, (name, profile, mods) in enumerate(profile_devices):
+            wearables.append(await network.add_wearable(
+                name, profile=profile, modalities=mods if profile == "polar_pmd" else (), loss=loss,
+                seed=seed * 1000 + devices + i, **(wearable_options or {})))
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)
         try:
@@ -148,6 +185,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
         finally:
             if result is not None and gateway.pipeline is not None:
                 result["report"] = build_report(gateway)
+                result["stats"] = gateway.stats()
     report = build_report(gateway)
     return report, gateway, wearables
 
@@ -165,13 +203,14 @@ def run(args) -> int:
         raise ValueError(f"--duration must be positive, got {args.duration}")
     modalities = tuple(Modality.parse(m).value for m in args.modalities.split(",") if m.strip())
     representations = check_representations([r.strip() for r in args.representations.split(",") if r.strip()])
+    profiles = parse_profiles(args.profiles)
     engine = open_demo_engine(args.engine, args.checkpoint)
     result: dict = {}
     try:
         asyncio.run(run_demo(
             duration_s=args.duration, devices=args.devices, loss=args.loss, engine=engine, modalities=modalities,
             representations=representations, window_s=args.window, hop_s=args.hop, seed=args.seed, quiet=args.quiet,
-            result=result))
+            result=result, profiles=profiles))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130
@@ -186,4 +225,19 @@ def run(args) -> int:
                f"latency from sample arrival p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms")
     print(f"\n{report['embeddings']} embeddings of {report['embedding_dim']} values; {latency}"
           + (f"; report written to {args.report}" if args.report else ""))
+    print(windows_not_embedded(result["stats"]))
     return 0
+
+
+def windows_not_embedded(stats: dict) -> str:
+    """One line: what gave no embedding, and why: windows withheld by quality gating; images (window x
+    representation) dropped by the scheduler when the engine fell behind, failed to render, or still queued
+    at exit."""
+    dropped = collections.Counter()
+    for reasons in stats["scheduler"]["jobs_dropped"].values():
+        dropped.update(reasons)
+    images = [f"{reason} {count}" for reason, count in sorted(dropped.items())]
+    images += [f"render failed ({reason}) {count}" for reason, count in sorted(stats["jobs_failed"].items())]
+    images.append(f"unfinished at exit {stats['jobs_unfinished']}")
+    return (f"not embedded: {sum(stats['windows_withheld'].values())} windows withheld for quality; images: "
+            + ", ".join(images))

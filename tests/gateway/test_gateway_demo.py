@@ -112,3 +112,37 @@ def test_a_run_shorter_than_a_window_reports_strict_json_with_null_latency(tmp_p
     assert report["latency_ms"] == {"p50": None, "p95": None, "p99": None}
     for s in report["streams"]:
         assert s["samples_received"] == s["samples_windowed"] + s["samples_pending"] + sum(s["samples_dropped"].values())
+
+
+def test_demo_runs_standard_profile_wearables_beside_native_ones():
+    import asyncio
+
+    from biomoe_edge.commands.demo import parse_profiles
+
+    profiles = parse_profiles("polar_pmd, pulse_oximeter,heart_rate")
+    assert profiles == [("polar_pmd", ("ecg",)), ("pulse_oximeter", ("spo2",)), ("heart_rate", ())]
+    engine = open_demo_engine("pytorch", None, max_batch=8)
+    try:
+        report, _, _ = asyncio.run(run_demo(
+            duration_s=7.0, devices=1, loss=0.0, engine=engine, modalities=("bvp",), representations=("waveform",),
+            window_s=4.0, hop_s=1.0, seed=5, quiet=True, profiles=profiles))
+    finally:
+        engine.close()
+    streams = {(e["device"], e["modality"]): e for e in report["streams"]}
+    assert set(streams) == {("biomoe-demo-1", "bvp"), ("demo-h10-1", "ecg"), ("demo-oximeter-2", "spo2"),
+                            ("demo-hr-strap-3", "hr")}
+    for entry in streams.values():
+        assert entry["samples_received"] > 0
+        assert entry["samples_received"] == (entry["samples_windowed"] + entry["samples_pending"]
+                                             + sum(entry["samples_dropped"].values()))
+    assert streams[("demo-h10-1", "ecg")]["samples_windowed"] > 0
+    hr = streams[("demo-hr-strap-3", "hr")]
+    assert hr["samples_windowed"] == 0 and hr["samples_dropped"] == {"not_a_model_modality": hr["samples_received"]}
+
+
+@pytest.mark.parametrize("text", ["polar", "native", "heart_rate:ecg:x"])
+def test_demo_profiles_option_names_what_is_wrong(text):
+    from biomoe_edge.commands.demo import parse_profiles
+
+    with pytest.raises(ValueError, match="--profiles"):
+        parse_profiles(text)
