@@ -26,19 +26,32 @@ import warnings
 
 import numpy as np
 
+#: pause before each timed run (longer than the thread pools' spin-wait after a run)
+SETTLE_S = 0.1
 REFERENCE_CHECKPOINT = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "reference" / \
     "tiny_biomoe_seed11.pth"
 
 
-def median_ms_per_image(fn, batch: int, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def interleaved_ms_per_image(runners: dict, batch: int, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median ms per image of each runner, timed in rounds (one run of each per round), so that a change of
+    the machine's load during the benchmark falls on every row alike. Each timed run starts after a pause
+    (``SETTLE_S``): PyTorch's OpenMP and ONNX Runtime's thread pools spin-wait after a run, and that tail
+    must not fall on the next runtime's timing."""
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3 / batch
+        for name, fn in runners.items():
+            time.sleep(SETTLE_S)
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 / batch for name, t in times.items()}
+
+
+def median_ms_per_image(fn, batch: int, repeats: int, warmup: int = 2) -> float:
+    return interleaved_ms_per_image({"": fn}, batch, repeats, warmup)[""]
 
 
 def load_model(checkpoint):
@@ -115,19 +128,23 @@ def main() -> int:
         for batch in args.batches:
             images = np.ascontiguousarray(images_max[:batch])
             x = torch.from_numpy(images)
-            with torch.inference_mode():
-                rows.setdefault("PyTorch eager FP32 (CPU)", {})[batch] = median_ms_per_image(
-                    lambda: model(x), batch, args.repeats)
-            for name, session in sessions.items():
-                rows.setdefault(name, {})[batch] = median_ms_per_image(
-                    lambda: session.run(None, {"images": images}), batch, args.repeats)
+
+            def eager():
+                with torch.inference_mode():
+                    model(x)
+
+            runners = {"PyTorch eager FP32 (CPU)": eager}
+            runners.update({name: (lambda s=session: s.run(None, {"images": images})) for name, session in sessions.items()})
+            for name, ms in interleaved_ms_per_image(runners, batch, args.repeats).items():
+                rows.setdefault(name, {})[batch] = ms
             if torch.cuda.is_available():
                 for name, ms in cuda_rows(model, images, args.repeats).items():
                     rows.setdefault(name, {})[batch] = ms
 
     print(f"Tiny-BioMoE inference speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}")
-    print(f"weights: {source}; inputs: {image_source}; median of {args.repeats} runs after 2 warm-up runs\n")
+    print(f"weights: {source}; inputs: {image_source}; median of {args.repeats} rounds (each runtime once per "
+          f"round, CPU rows interleaved) after 2 warm-up runs\n")
     base = rows["PyTorch eager FP32 (CPU)"]
     header = "".join(f"  batch {b:>2}: ms/img  vs eager" for b in args.batches)
     print(f"{'runtime':<32}{header}")
