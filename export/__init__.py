@@ -24,6 +24,7 @@ _LAZY = {
     "PRECISIONS": "onnx_export",
     "export_onnx": "onnx_export",
     "build_engine": "tensorrt_builder",
+    "EXPORT_FORMAT": "graph_info",
 }
 
 
