@@ -8,7 +8,7 @@
 
 What runs. N emulated wearables, each streaming four modalities (bvp 64 Hz, eda 32 Hz, resp 32 Hz, ecg 250 Hz)
 in native-protocol packets (encoded before the clock starts: that is the wearable's work), are fed packet by
-packet through the gateway's own data path (``biomoe_edge.runtime.gateway.Pipeline``): decode + reassembly,
+packet through the gateway's own data path (``biomoe_edge.runtime.pipeline.Pipeline``): decode + reassembly,
 ingest (ring buffers, 10 s windows, 1 s hop, resampling, quality gating), the batch scheduler,
 preprocess + render into the engine's preallocated input buffer, the engine, and a JSONL sink. The packets are
 fed as fast as the gateway takes them, so the run measures capacity, not a real-time replay.
@@ -200,7 +200,7 @@ def gpu_memory() -> dict | None:
 
 
 def run_sdk(engine, packets, devices: int, representations, batch_size: int, memory: MemoryPeak, sink_dir):
-    from biomoe_edge.runtime.gateway import Pipeline
+    from biomoe_edge.runtime.pipeline import Pipeline
     from biomoe_edge.runtime.gateway_config import parse_config
     from biomoe_edge.runtime.sinks import JsonlSink
 

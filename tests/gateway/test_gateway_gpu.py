@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from biomoe_edge.runtime.engines import open_engine
-from biomoe_edge.runtime.gateway import Pipeline
+from biomoe_edge.runtime.pipeline import Pipeline
 from biomoe_edge.runtime.gateway_config import parse_config
 from biomoe_edge.vocabulary import REPRESENTATIONS
 

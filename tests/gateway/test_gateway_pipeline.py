@@ -244,7 +244,7 @@ async def test_a_stream_the_gateway_cannot_use_costs_the_device_nothing_else():
 def test_each_image_is_its_windows_picture_when_a_batch_splits_a_windows_representations():
     """Batches of 5 over 3 representations split windows' representations across batches (a window is then
     preprocessed for only some of its pictures): every image must still be its own window's picture."""
-    from biomoe_edge.runtime.gateway import Pipeline
+    from biomoe_edge.runtime.pipeline import Pipeline
     from biomoe_edge.runtime.transforms import preprocess, render
 
     representations = ["spectrogram_psd", "scalogram", "waveform"]

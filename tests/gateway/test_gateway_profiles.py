@@ -26,7 +26,8 @@ from biomoe_edge.firmware_bridge.emulation.wearable import (  # noqa: E402
     plx_continuous_measurement,
     pmd_ecg_frame,
 )
-from biomoe_edge.runtime.gateway import NOT_A_MODEL_MODALITY, Gateway, Pipeline  # noqa: E402
+from biomoe_edge.runtime.gateway import Gateway  # noqa: E402
+from biomoe_edge.runtime.pipeline import NOT_A_MODEL_MODALITY, Pipeline  # noqa: E402
 from biomoe_edge.runtime.gateway_config import parse_config  # noqa: E402
 from biomoe_edge.runtime.transport.backend import TransportBackend  # noqa: E402
 
@@ -123,7 +124,7 @@ def test_polar_ppg_becomes_bvp_and_frames_of_measurements_never_started_are_coun
     ambient = rng.normal(-1e4, 50, (n, 1)).round()
     ppg = np.hstack([photodiodes, ambient]).astype(np.int64)
     pipeline, clock = _pipeline("sense", "polar_pmd", ("bvp",))
-    with caplog.at_level(logging.WARNING, logger="biomoe_edge.runtime.gateway"):
+    with caplog.at_level(logging.WARNING, logger="biomoe_edge.runtime.pipeline"):
         for k, start in enumerate(range(0, n, per_frame)):
             last = start + per_frame - 1
             clock.now = 10.0 + t[last] + 0.02
@@ -322,7 +323,7 @@ def test_garbage_loss_disconnects_and_a_refused_start_are_counted_never_fatal(qu
     config = _config([{"name": "h10", "profile": "polar_pmd"}, {"name": "oximeter", "profile": "pulse_oximeter"},
                       {"name": "strap", "profile": "heart_rate"},
                       {"name": "h10-ppg", "profile": "polar_pmd", "modalities": ["bvp"]}])  # an H10 has no PPG
-    with caplog.at_level(logging.WARNING, logger="biomoe_edge.runtime.gateway"):
+    with caplog.at_level(logging.WARNING, logger="biomoe_edge.runtime.pipeline"):
         gateway, records, wearables = asyncio.run(_run_fleet(config, {
             "h10": {"profile": "polar_pmd", "modalities": ("ecg",), "seed": 4, **faults},
             "oximeter": {"profile": "pulse_oximeter", "seed": 5, **faults},

@@ -1,0 +1,511 @@
+"""The gateway's data path, with no I/O (no asyncio, no Bluetooth): notifications in, records out.
+
+    notification bytes --decode_packet--> Packet --StreamReassembler--> SampleBlock (gateway time)
+      --Ingest--> Window --BatchScheduler--> jobs --preprocess + render--> NCHW buffer --engine.infer--> records
+
+Standard-profile wearables take the same path with a profile stream (``firmware_bridge.profiles.streams``)
+in place of the packet decoder and reassembler::
+
+    polar_pmd       PMD data frame --PmdStream (by measurement type)--> SampleBlock --Ingest--> ecg / bvp windows
+    pulse_oximeter  PLX Continuous --PlxStream--> SampleBlock (SpO2 channel) --Ingest--> spo2 windows
+    heart_rate      Heart Rate Measurement --HeartRateStream--> counted, dropped as "not_a_model_modality"
+
+So the same code runs under the gateway (BLE notifications, ``runtime.gateway``), the benchmark (packets
+encoded in-process) and the tests. Nothing a device sends can make it raise: malformed notifications are
+counted per device and reason (``garbage``), logged once per reason, and every received sample ends in a
+window or in a counter (the ingest's accounting).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from biomoe_edge.firmware_bridge import DeviceDescription, PacketError, decode_packet
+from biomoe_edge.firmware_bridge.packet import as_bytes
+from biomoe_edge.firmware_bridge.profiles import polar_pmd
+from biomoe_edge.firmware_bridge.profiles.streams import HeartRateStream, PlxStream, PmdStream
+from biomoe_edge.firmware_bridge.reassembly import StreamReassembler
+from biomoe_edge.runtime.gateway_config import PROFILE_MODALITIES, GatewayConfig
+from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, StreamKey
+from biomoe_edge.runtime.records import EmbeddingRecord
+from biomoe_edge.runtime.scheduler import BatchScheduler, Job, group_for_render
+from biomoe_edge.vocabulary import IMAGE_SIZE, Modality
+
+log = logging.getLogger("biomoe_edge.runtime.pipeline")
+
+#: Pipeline stages timed for the benchmark and the console (seconds per call, last STAGE_HISTORY calls).
+STAGES = ("decode", "window", "transform", "inference", "sink", "end_to_end")
+STAGE_HISTORY = 100_000
+
+
+#: Why every sample of a Heart Rate Measurement device is dropped: bpm and RR intervals are none of the model's
+#: modalities (docs/gateway.md, "Standard-profile wearables").
+NOT_A_MODEL_MODALITY = "not_a_model_modality"
+
+#: Polar PMD measurements the gateway starts, by modality: (measurement type, sample rate, start command). ECG as
+#: the Polar H10 streams it (130 Hz, 14-bit, uV); PPG as the Verity Sense offers it by default (55 Hz, 22-bit,
+#: 3 PPG channels + ambient). Frames of any other measurement (ACC, ...) are never started; if one comes, it is
+#: counted as garbage "pmd_measurement_not_started".
+PMD_MEASUREMENTS = {
+    "ecg": (polar_pmd.MeasurementType.ECG, 130.0, polar_pmd.start_h10_ecg_command(130)),
+    "bvp": (polar_pmd.MeasurementType.PPG, 55.0, polar_pmd.start_verity_ppg_command(55)),
+}
+
+
+def pmd_start_commands(modalities) -> tuple[bytes, ...]:
+    """The PMD control-point start commands for a polar_pmd device asked for ``modalities``."""
+    return tuple(PMD_MEASUREMENTS[m][2] for m in modalities)
+
+
+def _ppg_signal(samples: np.ndarray) -> np.ndarray:
+    """Polar PPG (PPG0, PPG1, PPG2, ambient) -> BVP: the mean of the three photodiodes (ambient left out)."""
+    return samples[:, :3].mean(axis=1, keepdims=True)
+
+
+def _spo2_channel(samples: np.ndarray) -> np.ndarray:
+    """PLX (SpO2 %, pulse rate bpm) -> SpO2: the pulse rate is not a model modality (and is the pulse the
+    waveform modalities already carry); windowing it along would let a steady pulse flag SpO2 windows flat."""
+    return samples[:, :1]
+
+
+@dataclass
+class _Route:
+    """Where one stream's data goes: its decoder (``StreamReassembler`` for native packets, a profile stream
+    for standard profiles: both have ``push``/``flush``/``stats``) and the ingest stream that windows it."""
+
+    modality: str
+    stream: object
+    #: None: not a model modality; every delivered sample is counted dropped as ``drop_reason``.
+    key: StreamKey | None
+    drop_reason: str | None = None
+    #: Maps a block's (n, channels) samples to the (n, c) the ingest stream takes (None: as they come).
+    select: object = None
+    #: True for device-timed streams (native, PMD): blocks are placed by sample count (samples_lost_before).
+    #: False for arrival-timed ones (Heart Rate, PLX): placed by their gateway times, gaps read from them.
+    placed_by_count: bool = True
+    logged: set = field(default_factory=set)
+
+
+@dataclass
+class _DeviceState:
+    description: DeviceDescription | None
+    profile: str = "native"
+    #: stream_id (native) or PMD measurement type or 0 (Heart Rate, PLX) -> _Route, for the selected streams.
+    streams: dict = field(default_factory=dict)
+    #: reason -> count of notifications that carried no usable samples.
+    garbage: collections.Counter = field(default_factory=collections.Counter)
+    #: stream_id -> why the gateway cannot use a stream the device describes (its packets are counted so).
+    unusable: dict = field(default_factory=dict)
+    notifications: int = 0
+
+
+#: Above this a described sample rate is not a wearable's biosignal (ECG needs at most a few hundred Hz);
+#: refusing it keeps a bad description from sizing huge ring buffers.
+MAX_SAMPLE_RATE_HZ = 4000.0
+MAX_CHANNELS = 16
+
+
+def unusable_stream_reason(stream) -> str | None:
+    """Why the gateway cannot take ``stream`` (a ``StreamDescription``), or None when it can."""
+    try:
+        Modality.parse(stream.modality)
+    except ValueError:
+        return "unsupported_modality"
+    rate = float(stream.sample_rate_hz)
+    if not (math.isfinite(rate) and 0 < rate <= MAX_SAMPLE_RATE_HZ) or not 1 <= int(stream.channels) <= MAX_CHANNELS:
+        return "implausible_stream"
+    return None
+
+
+class Pipeline:
+    """Synchronous core of the gateway: call ``add_device``, then ``handle_notification`` for each BLE
+    notification; ``next_batch``/``compute``/``make_records`` turn ready windows into embedding records.
+
+    ``engine`` is any ``biomoe_edge.runtime.engines.Engine``; it reads images from one preallocated
+    (max_batch, 3, 224, 224) float32 buffer that ``compute`` renders into.
+    """
+
+    def __init__(self, config: GatewayConfig, engine, *, clock=time.monotonic):
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.max_batch = int(min(config.engine.max_batch, getattr(engine, "max_batch", config.engine.max_batch)))
+        self.ingest = Ingest()
+        self.scheduler = BatchScheduler(self.max_batch, config.engine.deadline_s,
+                                        max(config.engine.max_queue, self.max_batch))
+        # The engine's input: allocated once, filled in place by transforms.render.
+        self.xp, self.images = engine_input_buffer(engine, self.max_batch)
+        self.devices: dict[str, _DeviceState] = {}
+        self.timings = {stage: collections.deque(maxlen=STAGE_HISTORY) for stage in STAGES}
+        self.latencies_s: collections.deque = collections.deque(maxlen=STAGE_HISTORY)
+        self.embeddings = 0
+        self.windows_withheld: collections.Counter = collections.Counter()
+        self.jobs_failed: collections.Counter = collections.Counter()
+        self._logged: set[str] = set()
+        #: device -> notifications received before the device was described (no stream to put them in)
+        self.devices_garbage_unknown: collections.Counter = collections.Counter()
+        identity = dict(getattr(engine, "identity", {}) or {})
+        self.model_identity = {"sha256": identity.get("model_sha256"), "precision": identity.get("precision"),
+                               "source": identity.get("source")}
+        self.engine_identity = {k: identity.get(k) for k in ("kind", "device", "max_batch")}
+
+    # -- devices and notifications ----------------------------------------------------------------------
+    def log_once(self, key: str, message: str, *args) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning(message + " (logged once; further ones are counted)", *args)
+
+    def add_device(self, device: str, description: DeviceDescription, modalities=()) -> None:
+        """Register a device's streams (from its description characteristic). Streams whose modality is
+        not in ``modalities`` (empty: all) are ignored. Calling it again after a reconnect keeps the
+        existing reassemblers and rings, so sequence gaps across the outage are counted as lost."""
+        state = self.devices.get(device)
+        if state is not None:
+            if state.description != description:
+                self.log_once(f"{device}:description", "%s: its description changed after a reconnect; keeping the first one", device)
+                state.garbage["description_changed"] += 1
+            return
+        state = _DeviceState(description)
+        for stream in description.streams:
+            # Checked before anything is added: one odd stream must not cost the device its other streams.
+            reason = unusable_stream_reason(stream)
+            if reason is not None:
+                state.unusable[stream.stream_id] = reason
+                self.log_once(f"{device}:{reason}", "%s: stream %d (%s, %s Hz, %s channels) is not usable (%s); its "
+                              "packets are counted, not windowed", device, stream.stream_id, stream.modality,
+                              stream.sample_rate_hz, stream.channels, reason)
+                continue
+            modality = Modality.parse(stream.modality).value
+            if modalities and modality not in modalities:
+                continue
+            key = self._add_ingest_stream(device, modality, float(stream.sample_rate_hz), int(stream.channels))
+            state.streams[stream.stream_id] = _Route(modality, StreamReassembler(stream), key)
+        self.devices[device] = state
+
+    def _add_ingest_stream(self, device: str, modality: str, sample_rate_hz: float, channels: int) -> StreamKey:
+        spec = self.config.modality(modality)
+        return self.ingest.add_stream(
+            StreamKey(device, modality), sample_rate_hz, channels=channels,
+            config=IngestConfig(window_length_s=spec.window.length_s, hop_s=spec.window.hop_s),
+        )
+
+    def add_profile_device(self, device: str, profile: str, modalities=()) -> None:
+        """Register a standard-profile device ("polar_pmd", "pulse_oximeter", "heart_rate"): these describe
+        themselves by their characteristic, so the streams come from the profile and ``modalities`` (empty:
+        the profile's default, ``gateway_config.PROFILE_MODALITIES``). Again after a reconnect: nothing changes
+        (the profile streams keep their timelines and count the outage)."""
+        if device in self.devices:
+            return
+        deliverable, default = PROFILE_MODALITIES[profile]
+        if deliverable is None:
+            raise ValueError(f"{device}: {profile!r} is not a standard profile; native devices are added with add_device")
+        modalities = tuple(Modality.parse(m).value for m in modalities) or default
+        unknown = [m for m in modalities if m not in deliverable]
+        if unknown:
+            raise ValueError(f"{device}: a {profile} device cannot deliver {unknown}; it delivers {list(deliverable)}")
+        state = _DeviceState(None, profile)
+        if profile == "polar_pmd":
+            for modality in modalities:
+                measurement, rate, _ = PMD_MEASUREMENTS[modality]
+                stream = PmdStream(measurement, rate, stream_id=int(measurement))
+                # One channel either way: ECG has one, PPG's photodiodes are averaged (_ppg_signal).
+                state.streams[int(measurement)] = _Route(
+                    modality, stream, self._add_ingest_stream(device, modality, rate, 1),
+                    select=_ppg_signal if modality == "bvp" else None)
+        elif profile == "pulse_oximeter":
+            stream = PlxStream()
+            key = self._add_ingest_stream(device, "spo2", stream.description.sample_rate_hz, 1)
+            state.streams[0] = _Route("spo2", stream, key, select=_spo2_channel, placed_by_count=False)
+        else:
+            stream = HeartRateStream()
+            state.streams[0] = _Route(stream.description.modality, stream, None, drop_reason=NOT_A_MODEL_MODALITY,
+                                      placed_by_count=False)
+            log.warning("%s: a heart_rate device delivers bpm and RR intervals, none of the model's modalities: its "
+                        "samples are counted as dropped (%s), not windowed", device, NOT_A_MODEL_MODALITY)
+        self.devices[device] = state
+
+    def handle_notification(self, device: str, payload, arrival_time_s: float) -> None:
+        """One BLE notification's bytes, received at ``arrival_time_s`` (gateway clock). Never raises."""
+        t0 = time.perf_counter()
+        state = self.devices.get(device)
+        if state is None:
+            self.log_once(f"{device}:undescribed", "%s: notification before its description was read; dropped", device)
+            self.devices_garbage_unknown[device] += 1
+            return
+        state.notifications += 1
+        found = self._route_native(device, state, payload) if state.profile == "native" else \
+            self._route_profile(device, state, payload)
+        if found is None:
+            return
+        route, data = found
+        try:
+            blocks = route.stream.push(data, arrival_time_s)
+        except Exception as exc:  # noqa: BLE001 - a device must never take the gateway down
+            reason = f"reassembly_{type(exc).__name__}"
+            state.garbage[reason] += 1
+            self.log_once(f"{device}:{reason}", "%s/%s: %s", device, route.modality, exc)
+            return
+        self._log_stream_faults(device, route)
+        t1 = time.perf_counter()
+        self._push_blocks(route, blocks, arrival_time_s)
+        self.timings["decode"].append(t1 - t0)
+        self.timings["window"].append(time.perf_counter() - t1)
+
+    def _garbage(self, device: str, state: _DeviceState, reason: str, message: str, *args) -> None:
+        state.garbage[reason] += 1
+        self.log_once(f"{device}:{reason}", message, *args)
+
+    def _route_native(self, device: str, state: _DeviceState, payload):
+        """(route, packet) for a native notification, or None when it is counted as garbage."""
+        try:
+            packet = decode_packet(payload)
+        except PacketError as exc:
+            reason = type(exc).__name__
+            self._garbage(device, state, reason, "%s: garbage notification (%s: %s)", device, reason, exc)
+            return None
+        route = state.streams.get(packet.stream_id)
+        if route is None:
+            known = {s.stream_id for s in state.description.streams}
+            reason = state.unusable.get(packet.stream_id) or (
+                "unselected_stream" if packet.stream_id in known else "unknown_stream")
+            state.garbage[reason] += 1
+            if reason == "unknown_stream":
+                self.log_once(f"{device}:{reason}", "%s: packet for stream %d, which its description does not list",
+                              device, packet.stream_id)
+            return None
+        return route, packet
+
+    def _route_profile(self, device: str, state: _DeviceState, payload):
+        """(route, bytes) for a standard-profile notification, or None when it is counted as garbage. Heart Rate
+        and PLX devices have one stream, which parses (and counts as rejected) whatever comes; a PMD frame goes to
+        the stream of its measurement type (byte 0)."""
+        try:
+            data = as_bytes(payload, "notification")
+        except PacketError as exc:
+            self._garbage(device, state, "PacketError", "%s: garbage notification (%s)", device, exc)
+            return None
+        if state.profile != "polar_pmd":
+            return state.streams[0], data
+        if not data:
+            self._garbage(device, state, "TruncatedPacketError", "%s: empty PMD notification", device)
+            return None
+        route = state.streams.get(data[0])
+        if route is None:
+            self._garbage(device, state, "pmd_measurement_not_started", "%s: PMD frame of measurement type %d, which "
+                          "the gateway did not start (not a configured modality)", device, data[0])
+            return None
+        return route, data
+
+    def _log_stream_faults(self, device: str, route: _Route) -> None:
+        """Log the first rejected packet, restart and clock jump of a stream (its stats count them all)."""
+        stats = route.stream.stats
+        for counter, what in (("packets_rejected", "rejected notification(s)"), ("restarts", "device clock restart(s)"),
+                              ("clock_jumps", "device clock jump(s)")):
+            if getattr(stats, counter) and counter not in route.logged:
+                route.logged.add(counter)
+                detail = f" {stats.rejected_reasons}" if counter == "packets_rejected" else ""
+                log.warning("%s/%s: %s%s (logged once; counted in the stream report)", device, route.modality, what, detail)
+
+    def _push_blocks(self, route: _Route, blocks, arrival_time_s: float) -> None:
+        key = route.key
+        if key is None:  # not a model modality: its samples stay counted by the stream (as dropped in the report)
+            return
+        for block in blocks:
+            samples = block.samples if route.select is None else route.select(block.samples)
+            try:
+                # Device-timed streams are placed by sample count (samples_lost_before), not by the fitted clock
+                # alone, so jitter in the device-to-gateway fit does not turn on-time samples into "late" ones.
+                # Arrival-timed ones have nothing but their gateway times: gaps and late data are read from them.
+                self.ingest.push(key, samples, block.gateway_times_s, arrival_time_s=arrival_time_s,
+                                 lost_before=block.samples_lost_before if route.placed_by_count else None)
+            except IngestError as exc:  # counted by the ingest as "malformed"
+                self.log_once(f"{key}:ingest:{type(exc).__name__}", "%s: %s", key, exc)
+        self._submit_ready_windows()
+
+    def _submit_ready_windows(self) -> int:
+        now = self.clock()
+        submitted = 0
+        for window in self.ingest.pop_windows():
+            if window.withheld:
+                self.windows_withheld[(window.device, window.modality)] += 1
+                continue
+            submitted += self.scheduler.submit(window, self.config.modality(window.modality).representations, now)
+        return submitted
+
+    def flush_device(self, device: str) -> None:
+        """Deliver what the reassemblers of ``device`` hold (after a disconnect or at shutdown)."""
+        state = self.devices.get(device)
+        if state is None:
+            return
+        for route in state.streams.values():
+            self._push_blocks(route, route.stream.flush(), self.clock())
+
+    # -- batches -----------------------------------------------------------------------------------------
+    def next_batch(self, *, flush: bool = False) -> list[Job]:
+        now = self.clock()
+        return self.scheduler.flush(now) if flush else self.scheduler.next_batch(now)
+
+    def compute(self, jobs: list[Job]) -> tuple[list[Job], np.ndarray]:
+        """Render ``jobs`` into the image buffer and run the engine (call from a worker thread).
+
+        Returns the jobs in buffer order and their (n, 192) embeddings. A group whose windows cannot be
+        rendered is counted in ``jobs_failed`` by reason and left out."""
+        from biomoe_edge.runtime.transforms.preprocess import preprocess
+        from biomoe_edge.runtime.transforms.render import render
+
+        t0 = time.perf_counter()
+        ordered: list[Job] = []
+        for (modality, fs), by_representation in group_for_render(jobs).items():
+            # Each window once, however many of its representations are in the batch.
+            windows = list({id(job.window): job.window
+                            for group in by_representation.values() for job in group}.values())
+            row = {id(window): i for i, window in enumerate(windows)}
+            try:
+                # The first channel of each window (the wearables' modalities are single-channel).
+                signals = np.stack([window.samples[0] for window in windows])
+                if self.xp is not np:  # a CUDA engine: preprocess and render on the GPU, into its input
+                    signals = self.xp.asarray(signals)
+                x, model_fs = preprocess(signals, fs, modality)
+            except Exception as exc:  # noqa: BLE001 - one bad window must not stop the batch
+                self._render_failed(modality, "preprocessed", by_representation.values(), exc)
+                continue
+            for representation, group in by_representation.items():
+                n = len(group)
+                rows = [row[id(job.window)] for job in group]
+                try:
+                    render(x if rows == list(range(len(windows))) else x[rows], model_fs, (representation,),
+                           modality=modality, out=self.images[len(ordered):len(ordered) + n])
+                except Exception as exc:  # noqa: BLE001
+                    self._render_failed(modality, f"rendered as {representation}", (group,), exc)
+                    continue
+                ordered.extend(group)
+        t1 = time.perf_counter()
+        embeddings = self.engine.infer(self.images[:len(ordered)]) if ordered else np.zeros((0, 192), np.float32)
+        t2 = time.perf_counter()
+        self.timings["transform"].append(t1 - t0)
+        self.timings["inference"].append(t2 - t1)
+        return ordered, embeddings
+
+    def warmup(self, modalities=tuple(Modality)) -> None:
+        """Pay the first batch's one-time costs now, on a synthetic window per modality: on CUDA, compiling the
+        render kernels (NVRTC, seconds on a first start) and planning the FFTs; then the engine's first runs at
+        batch 1 and ``max_batch`` (allocations, CUDA graph capture). Nothing is counted or emitted."""
+        from biomoe_edge.runtime.ingest.resample import model_rate_hz
+        from biomoe_edge.runtime.transforms.preprocess import preprocess
+        from biomoe_edge.runtime.transforms.render import render
+
+        rng = np.random.default_rng(0)
+        for modality in dict.fromkeys(Modality.parse(m).value for m in modalities):
+            spec, fs = self.config.modality(modality), model_rate_hz(modality)
+            t = np.arange(int(round(spec.window.length_s * fs))) / fs
+            signal = self.xp.asarray((np.sin(2 * np.pi * 0.25 * t) + 0.1 * rng.standard_normal(t.size))[None])
+            x, model_fs = preprocess(signal, fs, modality)
+            for representation in spec.representations:
+                render(x, model_fs, (representation,), modality=modality, out=self.images[:1])
+        self.engine.warmup(sorted({1, self.max_batch}))
+
+    def _render_failed(self, modality: str, what: str, groups, exc: Exception) -> None:
+        reason = type(exc).__name__
+        self.jobs_failed[reason] += sum(len(group) for group in groups)
+        self.log_once(f"render:{reason}", "%s windows could not be %s: %s", modality, what, exc)
+
+    def make_records(self, jobs: list[Job], embeddings: np.ndarray) -> list[EmbeddingRecord]:
+        now = self.clock()
+        records = []
+        for job, embedding in zip(jobs, embeddings):
+            window = job.window
+            record = EmbeddingRecord(
+                device=window.device, modality=window.modality, representation=job.representation,
+                window_start_s=float(window.start_s), window_end_s=float(window.end_s), embedding=embedding,
+                quality=window.quality, model=self.model_identity, engine=self.engine_identity,
+                arrival_time_s=float(window.arrival_time_s), emitted_time_s=now,
+            )
+            if math.isfinite(record.latency_s):
+                self.latencies_s.append(record.latency_s)
+                self.timings["end_to_end"].append(record.latency_s)
+            records.append(record)
+        self.embeddings += len(records)
+        return records
+
+    # -- accounting ---------------------------------------------------------------------------------------
+    def stream_report(self) -> list[dict]:
+        """One entry per device and modality, from the packets that arrived over BLE to the windows.
+
+        ``samples_received`` counts the samples of every decoded packet of the stream. The reassembler (or
+        profile stream) holds some (reordering: ``samples_pending``) and drops duplicates, late and rejected
+        packets (``samples_dropped`` ``duplicate``/``late_packet``/``rejected_packet``); the rest go to the
+        ingest, whose own accounting (windowed, pending, dropped by reason) completes the identity
+        ``samples_received == samples_windowed + samples_pending + sum(samples_dropped.values())``. A stream of
+        no model modality (Heart Rate) has no ingest stream: its delivered samples are dropped as
+        ``not_a_model_modality``."""
+        entries = []
+        for device, state in self.devices.items():
+            for route in state.streams.values():
+                stats = route.stream.stats
+                if route.key is not None:
+                    account = self.ingest.account(route.key)
+                    dropped = dict(account.samples_dropped)
+                    windowed, pending = account.samples_windowed, account.samples_pending
+                    windows_dropped = dict(account.windows_dropped)
+                else:
+                    dropped = {route.drop_reason: stats.samples_delivered} if stats.samples_delivered else {}
+                    windowed, pending, windows_dropped = 0, 0, {}
+                for reason, count in (("duplicate", stats.samples_duplicated), ("late_packet", stats.samples_late),
+                                      ("rejected_packet", stats.samples_rejected)):
+                    if count:
+                        dropped[reason] = dropped.get(reason, 0) + count
+                entries.append({
+                    "device": device,
+                    "modality": route.modality,
+                    "packets_received": stats.packets_received,
+                    # Late packets were first counted lost (a gap), then arrived. Standard profiles carry no
+                    # sequence number: their losses are estimated from device time (PMD) or arrival gaps.
+                    "packets_lost": max(0, stats.packets_lost - stats.packets_late),
+                    "samples_received": stats.samples_received,
+                    "samples_windowed": windowed,
+                    "samples_pending": pending + stats.samples_pending,
+                    "samples_dropped": dropped,
+                    # diagnostics beyond the demo report's fields
+                    "packets_duplicated": stats.packets_duplicated,
+                    "packets_late": stats.packets_late,
+                    "packets_rejected": stats.packets_rejected,
+                    "restarts": stats.restarts,
+                    "clock_jumps": stats.clock_jumps,
+                    "samples_lost": stats.samples_lost,
+                    "windows_dropped": windows_dropped,
+                    "profile": state.profile,
+                    "rejected_reasons": dict(stats.rejected_reasons),
+                })
+        return entries
+
+    def garbage_report(self) -> dict[str, dict[str, int]]:
+        report = {device: dict(state.garbage) for device, state in self.devices.items() if state.garbage}
+        for device, count in self.devices_garbage_unknown.items():
+            report.setdefault(device, {})["undescribed_device"] = count
+        return report
+
+
+def engine_input_buffer(engine, max_batch: int):
+    """``(xp, buffer)``: the (max_batch, 3, 224, 224) input the engine reads, in the engine's input dtype.
+
+    CuPy device memory when the engine runs on CUDA (its identity's ``device``) and CuPy imports: the
+    transforms then render on the GPU straight into it; NumPy otherwise."""
+    dtype = np.dtype(getattr(engine, "input_dtype", np.float32))
+    if dtype not in (np.dtype(np.float16), np.dtype(np.float32)):
+        dtype = np.dtype(np.float32)
+    shape = (max_batch, 3, IMAGE_SIZE, IMAGE_SIZE)
+    device = str((getattr(engine, "identity", None) or {}).get("device") or "cpu")
+    if device.startswith("cuda"):
+        try:
+            import cupy
+        except ImportError:
+            log.warning("engine on %s but CuPy is missing: rendering on the CPU", device)
+        else:
+            return cupy, cupy.zeros(shape, dtype=dtype)
+    return np, np.zeros(shape, dtype=dtype)
