@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from biomoe_edge.runtime.engines import open_engine
+from biomoe_edge.runtime.gateway import Gateway
 from biomoe_edge.runtime.pipeline import Pipeline
 from biomoe_edge.runtime.gateway_config import parse_config
 from biomoe_edge.vocabulary import REPRESENTATIONS
@@ -30,11 +31,14 @@ def cuda_stack():
     return torch, cupy
 
 
+def gateway_config(deadline_ms: float = 1e9):
+    return parse_config({"windows": {"length_s": 10.0, "hop_s": 1.0, "representations": list(REPRESENTATIONS)},
+                         "engine": {"max_batch": 12, "deadline_ms": deadline_ms, "max_queue": 4096}})
+
+
 def run_pipeline(engine, seconds: float = 13.0):
     """Every window of two streams (bvp, eda) in all six representations: (jobs, images on the host, embeddings)."""
-    config = parse_config({"windows": {"length_s": 10.0, "hop_s": 1.0, "representations": list(REPRESENTATIONS)},
-                           "engine": {"max_batch": 12, "deadline_ms": 1e9, "max_queue": 4096}})
-    pipeline = Pipeline(config, engine)
+    pipeline = Pipeline(gateway_config(), engine)
     pipeline.add_device("wearable", description())
     for arrival, _, _, payload in packets(seconds):
         pipeline.handle_notification("wearable", payload, arrival)
@@ -65,4 +69,26 @@ def test_cuda_pipeline_renders_and_embeds_like_the_cpu_pipeline(cuda_stack, refe
     assert psnr_db.min() >= 45.0, psnr_db.round(1)
     cosine = (cuda_embeddings * cpu_embeddings).sum(1) / (
         np.linalg.norm(cuda_embeddings, axis=1) * np.linalg.norm(cpu_embeddings, axis=1))
+    assert cosine.min() >= 0.999, cosine.min()
+
+
+async def test_gateway_on_cuda_warms_up_and_embeds_in_its_worker_thread_like_the_cpu_pipeline(cuda_stack, reference_dir):
+    """The Gateway runs the warm-up and every batch in a worker thread (CuPy and CUDA graphs off the thread
+    that allocated the buffer): its records equal the CPU pipeline's embeddings."""
+    checkpoint = reference_dir / "tiny_biomoe_seed11.pth"
+    with open_engine("pytorch", checkpoint, device="cpu", max_batch=12) as cpu_engine:
+        cpu_jobs, _, cpu_embeddings = run_pipeline(cpu_engine)
+    expected = dict(zip(cpu_jobs, cpu_embeddings))
+    records = []
+    with open_engine("pytorch", checkpoint, device="cuda", max_batch=12, cuda_graphs=True) as cuda_engine:
+        async with Gateway(gateway_config(deadline_ms=50), engine=cuda_engine, transport=False) as gateway:
+            gateway.on_embedding(records.append)
+            gateway.add_device("wearable", description())
+            for arrival, _, _, payload in packets(13.0):
+                gateway.feed("wearable", payload, arrival)
+    got = {(r.modality, r.representation, r.window_start_s): r.embedding for r in records}
+    assert set(got) == set(expected) and len(records) == len(expected)
+    a = np.stack([got[k] for k in expected])
+    b = np.stack(list(expected.values()))
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert cosine.min() >= 0.999, cosine.min()
