@@ -146,20 +146,31 @@ def test_random_packets_cross_both_ways(fwb_test):
     assert c_decoded == [decoded_line(fb.decode_packet(p)) for p in python_packets]  # and decodes it the same
 
 
-def test_c_rejects_what_python_rejects_on_corrupted_packets(fwb_test):
-    rng = np.random.default_rng(5)
+def corrupted_packets(n: int, kinds, rng) -> list[bytes]:
+    """``n`` packets made from the valid test vectors by each corruption of ``kinds`` in turn: "flip" (one
+    byte XORed), "truncate", "append" (1-3 stray bytes), "overrun_counts" (sample/channel counts that overrun
+    the buffer), "random" (0-63 random bytes)."""
     good = [bytes.fromhex(v["hex"]) for v in VECTORS["packets"]]
-    corrupted = []
-    for i in range(200):
+    out = []
+    for i in range(n):
         data = bytearray(good[i % len(good)])
-        kind = i % 3
-        if kind == 0:
+        kind = kinds[i % len(kinds)]
+        if kind == "flip":
             data[int(rng.integers(0, len(data)))] ^= int(rng.integers(1, 256))
-        elif kind == 1:
+        elif kind == "truncate":
             data = data[: int(rng.integers(0, len(data)))]
-        else:
+        elif kind == "append":
             data += bytes(rng.integers(0, 256, size=int(rng.integers(1, 4)), dtype=np.uint8))
-        corrupted.append(bytes(data))
+        elif kind == "overrun_counts":
+            data[9:11] = bytes(rng.integers(0, 256, size=2, dtype=np.uint8))
+        else:
+            data = bytearray(rng.integers(0, 256, size=int(rng.integers(0, 64)), dtype=np.uint8))
+        out.append(bytes(data))
+    return out
+
+
+def test_c_rejects_what_python_rejects_on_corrupted_packets(fwb_test):
+    corrupted = corrupted_packets(200, ("flip", "truncate", "append"), np.random.default_rng(5))
     c_out = run_c(fwb_test, "decode", [d.hex() for d in corrupted])
     names = {cls: name for name, cls in ERROR_CLASSES.items()}
     for data, line in zip(corrupted, c_out):
@@ -308,21 +319,8 @@ def test_c_decoder_is_memory_and_ub_clean_on_hostile_input(fwb_test_sanitized):
     """AddressSanitizer + UndefinedBehaviorSanitizer (abort on first report) over truncated, bit-flipped,
     count-overrunning and random packets and control writes, and every self-test (which includes an
     over-long description string and a too-small output buffer)."""
-    rng = np.random.default_rng(9)
-    good = [bytes.fromhex(v["hex"]) for v in VECTORS["packets"]]
-    hostile = []
-    for i in range(1500):
-        data = bytearray(good[i % len(good)])
-        kind = i % 4
-        if kind == 0:
-            data[int(rng.integers(0, len(data)))] ^= int(rng.integers(1, 256))
-        elif kind == 1:
-            data = data[: int(rng.integers(0, len(data)))]
-        elif kind == 2:
-            data[9:11] = bytes(rng.integers(0, 256, size=2, dtype=np.uint8))  # counts that overrun the buffer
-        else:
-            data = bytearray(rng.integers(0, 256, size=int(rng.integers(0, 64)), dtype=np.uint8))
-        hostile.append(bytes(data).hex())
+    kinds = ("flip", "truncate", "overrun_counts", "random")
+    hostile = [data.hex() for data in corrupted_packets(1500, kinds, np.random.default_rng(9))]
     for mode, lines in (("selftest", []), ("decode", hostile), ("control", hostile[:300])):
         result = subprocess.run([str(fwb_test_sanitized), mode], input="\n".join(lines) + "\n",
                                 capture_output=True, text=True)
