@@ -35,6 +35,7 @@ from biomoe_edge.runtime.gateway_config import PROFILE_MODALITIES, GatewayConfig
 from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, StreamKey
 from biomoe_edge.runtime.records import EmbeddingRecord
 from biomoe_edge.runtime.scheduler import BatchScheduler, Job, group_for_render
+from biomoe_edge.identity import model_identity
 from biomoe_edge.vocabulary import IMAGE_SIZE, Modality
 
 log = logging.getLogger("biomoe_edge.runtime.pipeline")
@@ -151,8 +152,7 @@ class Pipeline:
         #: device -> notifications received before the device was described (no stream to put them in)
         self.devices_garbage_unknown: collections.Counter = collections.Counter()
         identity = dict(getattr(engine, "identity", {}) or {})
-        self.model_identity = {"sha256": identity.get("model_sha256"), "precision": identity.get("precision"),
-                               "source": identity.get("source")}
+        self.model_identity = model_identity(identity)
         self.engine_identity = {k: identity.get(k) for k in ("kind", "device", "max_batch")}
 
     # -- devices and notifications ----------------------------------------------------------------------
