@@ -1,4 +1,5 @@
-"""What the gateway hands to the application: one embedding of one window of one stream."""
+"""What the gateway hands to the application: one embedding of one window of one stream (EmbeddingRecord), or a
+task head's prediction for one window time of one subject (PredictionRecord)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class EmbeddingRecord:
     def to_dict(self) -> dict:
         """JSON-ready form (the embedding as a list of floats) used by the file, MQTT and console sinks."""
         return {
+            "record": "embedding",
             "device": self.device,
             "modality": self.modality,
             "representation": self.representation,
@@ -77,3 +79,103 @@ class EmbeddingRecord:
             arrival_time_s=float(data.get("arrival_time_s", float("nan"))),
             emitted_time_s=float(data.get("emitted_time_s", float("nan"))),
         )
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One task head's decision for one window time of one subject (``runtime.heads``).
+
+    A head fuses the embeddings of its ``inputs`` (``"modality:representation"``, possibly from several
+    ``devices`` of the subject) whose windows end at the same time; a bridged head (``via_bridge``) reads the
+    new modality's image instead. ``probabilities`` follow ``classes``; ``predicted`` is the most probable class.
+    Times are gateway seconds, as in :class:`EmbeddingRecord`.
+    """
+
+    subject: str
+    devices: tuple[str, ...]
+    window_start_s: float
+    window_end_s: float
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+    #: ``"modality:representation"`` of every input the head used, in the head's order.
+    inputs: tuple[str, ...] = ()
+    #: The modalities the inputs came from (for a bridged head: the new modality, the wearable's).
+    modalities: tuple[str, ...] = ()
+    via_bridge: bool = False
+    #: Union of the inputs' window quality flags (empty when every input passed every check).
+    quality: tuple[str, ...] = ()
+    #: Head identity: at least ``path``, ``sha256`` (of its ONNX graph) and ``kind`` ("head" | "bridge").
+    head: dict = field(default_factory=dict)
+    #: Identity of the Tiny-BioMoE model that made the inputs (``biomoe_edge.identity.model_identity``).
+    model: dict = field(default_factory=dict)
+    #: Gateway time when the newest sample of the newest input window arrived over BLE.
+    arrival_time_s: float = float("nan")
+    #: Gateway time when the prediction was ready.
+    emitted_time_s: float = float("nan")
+
+    def __post_init__(self):
+        probabilities = np.asarray(self.probabilities, dtype=np.float32)
+        classes = tuple(str(c) for c in self.classes)
+        if probabilities.shape != (len(classes),) or not classes:
+            raise ValueError(f"probabilities must have one value per class ({len(classes)}), got shape "
+                             f"{probabilities.shape}")
+        object.__setattr__(self, "probabilities", probabilities)
+        object.__setattr__(self, "classes", classes)
+        for name in ("devices", "inputs", "modalities", "quality"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @property
+    def predicted(self) -> str:
+        """The most probable class (the first of equals, in ``classes`` order)."""
+        return self.classes[int(np.argmax(self.probabilities))]
+
+    @property
+    def latency_s(self) -> float:
+        """From the arrival of the newest input window's newest sample to the prediction."""
+        return self.emitted_time_s - self.arrival_time_s
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, used by the file, MQTT and console sinks (``"record": "prediction"`` tells it from an
+        embedding record in a mixed stream)."""
+        return {
+            "record": "prediction",
+            "subject": self.subject,
+            "devices": list(self.devices),
+            "window_start_s": self.window_start_s,
+            "window_end_s": self.window_end_s,
+            "classes": list(self.classes),
+            "probabilities": self.probabilities.tolist(),
+            "predicted": self.predicted,
+            "inputs": list(self.inputs),
+            "modalities": list(self.modalities),
+            "via_bridge": self.via_bridge,
+            "quality": list(self.quality),
+            "head": dict(self.head),
+            "model": dict(self.model),
+            "arrival_time_s": self.arrival_time_s,
+            "emitted_time_s": self.emitted_time_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PredictionRecord":
+        return cls(
+            subject=data["subject"],
+            devices=tuple(data.get("devices", ())),
+            window_start_s=float(data["window_start_s"]),
+            window_end_s=float(data["window_end_s"]),
+            probabilities=np.asarray(data["probabilities"], dtype=np.float32),
+            classes=tuple(data["classes"]),
+            inputs=tuple(data.get("inputs", ())),
+            modalities=tuple(data.get("modalities", ())),
+            via_bridge=bool(data.get("via_bridge", False)),
+            quality=tuple(data.get("quality", ())),
+            head=dict(data.get("head", {})),
+            model=dict(data.get("model", {})),
+            arrival_time_s=float(data.get("arrival_time_s", float("nan"))),
+            emitted_time_s=float(data.get("emitted_time_s", float("nan"))),
+        )
+
+
+def record_from_dict(data: dict):
+    """An :class:`EmbeddingRecord` or a :class:`PredictionRecord` from its ``to_dict()`` form."""
+    return PredictionRecord.from_dict(data) if data.get("record") == "prediction" else EmbeddingRecord.from_dict(data)
