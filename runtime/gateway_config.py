@@ -14,7 +14,7 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
-from biomoe_edge.config import load_toml
+from biomoe_edge.config import TomlError, load_toml
 from biomoe_edge.runtime.transport.allow_list import normalize_address
 from biomoe_edge.vocabulary import REPRESENTATIONS, Modality, WindowSpec
 
@@ -41,6 +41,24 @@ ONCE_A_SECOND_MIN_HOP_S = 1.0
 ENGINE_KINDS = ("auto", "tensorrt", "onnxruntime", "pytorch")
 PRECISIONS = ("fp32", "fp16", "int8")
 SINK_KINDS = ("jsonl", "npz", "lsl", "mqtt")
+
+# Physically meaningful ranges of the numbers a configuration holds (an out-of-range value is refused by name:
+# a hop of a microsecond would run the event loop flat out, a size of 1e308 bytes overflows).
+WINDOW_LENGTH_S = (0.5, 600.0)  # half a second .. ten minutes of signal
+WINDOW_HOP_S = (0.05, 600.0)  # at most 20 windows a second per stream
+DEADLINE_MS = (0.0, 1e9)  # 1e9: "only full batches" (benchmarks)
+ENGINE_MAX_QUEUE = (1, 1 << 20)
+CONNECT_TIMEOUT_S = (1.0, 600.0)
+BACKOFF_S = (0.01, 3600.0)
+FILE_MAX_MB = (0.01, 1 << 16)  # 10 kB .. 64 GB per file
+FILE_MAX_AGE_S = (1.0, 7 * 86400.0)
+FILE_FLUSH_S = (0.01, 600.0)
+MQTT_MAX_QUEUE = (1, 1_000_000)
+MQTT_KEEPALIVE_S = (5, 3600)
+MQTT_CLOSE_TIMEOUT_S = (0.0, 600.0)
+LSL_MAX_BUFFERED_S = (1, 3600)
+#: File-name prefixes of file sinks: a plain name, never a path (``../../escaped`` would leave the directory).
+PREFIX_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
 
 class ConfigError(ValueError):
@@ -127,9 +145,10 @@ class GatewayConfig:
 
 def _show(value) -> str:
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value) if not isinstance(value, (dict, list)) else f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _type_name(value) -> str:
@@ -252,8 +271,8 @@ def _representations(table: _Table, default) -> tuple[str, ...]:
 
 
 def _window_section(table: _Table, default: ModalityConfig) -> ModalityConfig:
-    length = table.number("length_s", default.window.length_s, positive=True)
-    hop = table.number("hop_s", default.window.hop_s, positive=True)
+    length = table.number("length_s", default.window.length_s, minimum=WINDOW_LENGTH_S[0], maximum=WINDOW_LENGTH_S[1])
+    hop = table.number("hop_s", default.window.hop_s, minimum=WINDOW_HOP_S[0], maximum=WINDOW_HOP_S[1])
     if hop > length:
         raise ConfigError(table.key("hop_s"), f"hop_s ({hop}) must not exceed length_s ({length}): samples would be skipped")
     representations = _representations(table, default.representations)
@@ -321,8 +340,10 @@ def _engine(table: _Table, base) -> EngineConfig:
         path=table.path_value("path", base),
         precision=table.string("precision", default.precision, choices=PRECISIONS),
         max_batch=table.integer("max_batch", default.max_batch, minimum=1, maximum=1024),
-        deadline_s=table.number("deadline_ms", default.deadline_s * 1e3, minimum=0) / 1e3,
-        max_queue=table.integer("max_queue", default.max_queue, minimum=1),
+        deadline_s=table.number("deadline_ms", default.deadline_s * 1e3, minimum=DEADLINE_MS[0],
+                                maximum=DEADLINE_MS[1]) / 1e3,
+        max_queue=table.integer("max_queue", default.max_queue, minimum=ENGINE_MAX_QUEUE[0],
+                                maximum=ENGINE_MAX_QUEUE[1]),
         device=table.string("device", default.device),
     )
     if not re.fullmatch(r"cpu|cuda(:\d+)?", config.device):
@@ -338,9 +359,10 @@ def _transport(table: _Table) -> TransportConfig:
     default = TransportConfig()
     config = TransportConfig(
         adapter=table.string("adapter"),
-        connect_timeout_s=table.number("connect_timeout_s", default.connect_timeout_s, positive=True),
-        backoff_min_s=table.number("backoff_min_s", default.backoff_min_s, positive=True),
-        backoff_max_s=table.number("backoff_max_s", default.backoff_max_s, positive=True),
+        connect_timeout_s=table.number("connect_timeout_s", default.connect_timeout_s, minimum=CONNECT_TIMEOUT_S[0],
+                                       maximum=CONNECT_TIMEOUT_S[1]),
+        backoff_min_s=table.number("backoff_min_s", default.backoff_min_s, minimum=BACKOFF_S[0], maximum=BACKOFF_S[1]),
+        backoff_max_s=table.number("backoff_max_s", default.backoff_max_s, minimum=BACKOFF_S[0], maximum=BACKOFF_S[1]),
     )
     if config.backoff_max_s < config.backoff_min_s:
         raise ConfigError(table.key("backoff_max_s"), "must be at least backoff_min_s")
@@ -359,26 +381,90 @@ def _sink(table: _Table, base) -> SinkConfig:
             raise ConfigError(table.key("directory"), "missing: the folder the files are written to")
         options["directory"] = directory
         options["prefix"] = table.string("prefix", "embeddings")
-        max_mb = table.number("max_mb", 64, positive=True)
+        if not re.fullmatch(PREFIX_PATTERN, options["prefix"]):
+            raise ConfigError(table.key("prefix"), f"expected a plain file-name prefix (letters, digits, '.', '_', "
+                              f"'-'; at most 64; no path), got {_show(options['prefix'])}")
+        max_mb = table.number("max_mb", 64, minimum=FILE_MAX_MB[0], maximum=FILE_MAX_MB[1])
         options["max_bytes"] = int(max_mb * (1 << 20))
-        options["max_age_s"] = table.number("max_age_s", 3600, positive=True)
+        options["max_age_s"] = table.number("max_age_s", 3600, minimum=FILE_MAX_AGE_S[0], maximum=FILE_MAX_AGE_S[1])
+        options["flush_s"] = table.number("flush_s", 1.0, minimum=FILE_FLUSH_S[0], maximum=FILE_FLUSH_S[1])
+        options["file_mode"] = _file_mode(table, "file_mode", 0o640)
     elif kind == "lsl":
         options["stream_prefix"] = table.string("stream_prefix", "biomoe")
+        if not re.fullmatch(r"[\x21-\x7e]{1,64}", options["stream_prefix"]):
+            raise ConfigError(table.key("stream_prefix"), f"expected 1 to 64 printable ASCII characters, got "
+                              f"{_show(options['stream_prefix'])}")
+        options["max_buffered_s"] = table.integer("max_buffered_s", 360, minimum=LSL_MAX_BUFFERED_S[0],
+                                                  maximum=LSL_MAX_BUFFERED_S[1])
     elif kind == "mqtt":
-        options["host"] = table.string("host", "localhost")
-        options["port"] = table.integer("port", 1883, minimum=1, maximum=65535)
-        options["topic"] = table.string("topic", "biomoe/{device}/{modality}/{representation}")
-        options["qos"] = table.integer("qos", 1, minimum=0, maximum=2)
-        options["client_id"] = table.string("client_id", "")
-        options["max_queue"] = table.integer("max_queue", 10000, minimum=1)
-        options["username"] = table.string("username")
-        options["password"] = table.string("password")
-        try:
-            options["topic"].format(device="d", modality="m", representation="r")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(table.key("topic"), f"bad placeholder {exc}; use {{device}}, {{modality}}, {{representation}}") from None
+        _mqtt_options(table, base, options)
     table.finish()
     return SinkConfig(kind, options)
+
+
+def _file_mode(table: _Table, name: str, default: int) -> int:
+    """Permissions of written files: an integer (TOML ``0o640``) or an octal string ("0640"); owner read+write
+    required, nothing for others to write, no set-id bits."""
+    value = table.raw(name, default)
+    if isinstance(value, str) and re.fullmatch(r"0?o?[0-7]{3,4}", value):
+        value = int(value.replace("o", ""), 8)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(table.key(name), f'expected a file mode such as 0o640 or "0640", got {_show(value)}')
+    if value & ~0o777 or value & 0o600 != 0o600 or value & 0o002:
+        raise ConfigError(table.key(name), f"expected a mode the owner can read and write and others cannot write "
+                          f"(e.g. 0o640), got {oct(value) if value >= 0 else value}")
+    return value
+
+
+def _mqtt_options(table: _Table, base, options: dict) -> None:
+    from biomoe_edge.runtime.sinks.topics import EMBEDDING_TOPIC_FIELDS, PREDICTION_TOPIC_FIELDS, check_topic_template
+
+    options["host"] = table.string("host", "localhost")
+    if not options["host"] or len(options["host"]) > 253 or any(c.isspace() or c == "\0" for c in options["host"]):
+        raise ConfigError(table.key("host"), f"expected a host name or address, got {_show(options['host'])}")
+    options["port"] = table.integer("port", 1883, minimum=1, maximum=65535)
+    for key, default, fields in (("topic", "biomoe/{device}/{modality}/{representation}", EMBEDDING_TOPIC_FIELDS),
+                                 ("prediction_topic", "biomoe/{subject}/prediction", PREDICTION_TOPIC_FIELDS)):
+        options[key] = table.string(key, default)
+        try:
+            check_topic_template(options[key], fields)
+        except ValueError as exc:
+            raise ConfigError(table.key(key), str(exc)) from None
+    options["qos"] = table.integer("qos", 1, minimum=0, maximum=2)
+    options["client_id"] = table.string("client_id", "")
+    if len(options["client_id"]) > 128:
+        raise ConfigError(table.key("client_id"), "longer than 128 characters")
+    options["keepalive_s"] = table.integer("keepalive_s", 30, minimum=MQTT_KEEPALIVE_S[0], maximum=MQTT_KEEPALIVE_S[1])
+    options["max_queue"] = table.integer("max_queue", 10000, minimum=MQTT_MAX_QUEUE[0], maximum=MQTT_MAX_QUEUE[1])
+    options["close_timeout_s"] = table.number("close_timeout_s", 2.0, minimum=MQTT_CLOSE_TIMEOUT_S[0],
+                                              maximum=MQTT_CLOSE_TIMEOUT_S[1])
+    options["username"] = table.string("username")
+    # The password: from a file (preferred: mode 0600/0640) or an environment variable; in the TOML only if
+    # nothing else will do (the TOML is then a secret too).
+    secrets = [k for k in ("password", "password_file", "password_env") if table.has(k)]
+    if len(secrets) > 1:
+        raise ConfigError(table.key(secrets[1]), f"give one of password, password_file, password_env, not "
+                          f"{' and '.join(secrets)}")
+    options["password"] = table.string("password")
+    options["password_file"] = table.path_value("password_file", base)
+    options["password_env"] = table.string("password_env")
+    if options["password_env"] is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", options["password_env"]):
+        raise ConfigError(table.key("password_env"), f"expected an environment variable name, got "
+                          f"{_show(options['password_env'])}")
+    if secrets and options["username"] is None:
+        raise ConfigError(table.key(secrets[0]), "a password needs a username")
+    options["tls_ca_file"] = table.path_value("tls_ca_file", base)
+    options["tls_cert_file"] = table.path_value("tls_cert_file", base)
+    options["tls_key_file"] = table.path_value("tls_key_file", base)
+    options["tls_verify_hostname"] = table.boolean("tls_verify_hostname", True)
+    if options["tls_ca_file"] is None:
+        for key in ("tls_cert_file", "tls_key_file"):
+            if options[key] is not None:
+                raise ConfigError(table.key(key), "TLS needs tls_ca_file (the CA that signed the broker's certificate)")
+        if table.has("tls_verify_hostname"):
+            raise ConfigError(table.key("tls_verify_hostname"), "only meaningful with tls_ca_file")
+    if options["tls_key_file"] is not None and options["tls_cert_file"] is None:
+        raise ConfigError(table.key("tls_key_file"), "a client key needs its certificate (tls_cert_file)")
 
 
 def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
@@ -416,7 +502,11 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
 def load_config(path) -> GatewayConfig:
     """Read and validate a gateway TOML file; ``ConfigError`` names the file and the offending key."""
     path = pathlib.Path(path)
-    data = load_toml(path)
+    try:
+        data = load_toml(path)
+    except TomlError as exc:
+        raise ConfigError(exc.key or "", exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}",
+                          source=path) from None
     try:
         return parse_config(data, base_dir=path.parent, source=path)
     except ConfigError as exc:

@@ -46,8 +46,11 @@ def test_npz_rotates_and_round_trips_every_field(tmp_path):
     sink = NpzSink(tmp_path, prefix="emb", max_bytes=10 * (4 * 192 + 256), max_age_s=None)
     for record in records:
         sink.write([record])
-    assert not list(tmp_path.glob("*.partial")), "NPZ data waits in memory until a file is complete"
+    # Finished files only under *.npz; the records of the open one are journalled in its .partial (crash-safe).
+    assert [len(read_npz_records(f)) for f in sorted(tmp_path.glob("emb-*.npz"))] == [10, 10]
+    assert len(list(tmp_path.glob("emb-*.npz.partial"))) == 1
     sink.close()
+    assert not list(tmp_path.glob("*.partial"))
     files = sorted(tmp_path.glob("emb-*.npz"))
     assert [len(read_npz_records(f)) for f in files] == [10, 10, 5]
     assert_same_records([r for f in files for r in read_npz_records(f)], records)
