@@ -39,14 +39,16 @@ class MosquittoBroker:
     """One broker process on 127.0.0.1:port with persistence in a temp folder (so a restart keeps the
     subscriptions and queued QoS 1 messages of persistent sessions, like a production broker)."""
 
-    def __init__(self, binary: str, workdir: pathlib.Path):
+    def __init__(self, binary: str, workdir: pathlib.Path, *, listener_options: str = "",
+                 allow_anonymous: bool = True):
         self.binary = binary
         self.port = _free_port()
         self.workdir = workdir
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            + listener_options +
+            f"allow_anonymous {str(allow_anonymous).lower()}\n"
             # Stay the user running the tests: as root, mosquitto would otherwise switch to user "mosquitto",
             # which cannot write the persistence file into pytest's private temp folder.
             f"user {getpass.getuser()}\n"
@@ -75,12 +77,43 @@ class MosquittoBroker:
         self.process = None
 
 
-@pytest.fixture
-def mosquitto(tmp_path):
+def _binary_or_skip() -> str:
     binary = _mosquitto_binary()
     if binary is None:
         pytest.skip("mosquitto not installed (Debian: apt-get install mosquitto); .ci/run installs it")
-    broker = MosquittoBroker(binary, tmp_path)
+    return binary
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    broker = MosquittoBroker(_binary_or_skip(), tmp_path)
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    """Start brokers with other listener settings (TLS, passwords); each stopped at the end of the test."""
+    brokers = []
+
+    def make(name: str = "broker", **options) -> MosquittoBroker:
+        workdir = tmp_path / name
+        workdir.mkdir()
+        broker = MosquittoBroker(_binary_or_skip(), workdir, **options)
+        broker.start()
+        brokers.append(broker)
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory):
+    """A test CA, a broker certificate for 127.0.0.1 and localhost, one for another host name, and a client
+    certificate, all made here (cryptography)."""
+    from mqtt_clients import make_certificates
+
+    return make_certificates(tmp_path_factory.mktemp("pki"))
