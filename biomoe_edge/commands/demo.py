@@ -49,6 +49,9 @@ def add_arguments(parser) -> None:
                              "(counted, no model modality)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the signals and the links' losses")
     parser.add_argument("--quiet", action="store_true", help="no live table")
+    parser.add_argument("--sinks", default=None, metavar="FILE.toml",
+                        help="add the [[sinks]] tables of this TOML file (same keys as gateway.toml) to the demo's "
+                             "gateway, e.g. a JSONL folder or an MQTT broker over TLS")
 
 
 
@@ -113,17 +116,40 @@ def parse_profiles(text: str) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
-def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=()):
-    """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones."""
+def load_demo_sinks(path) -> tuple:
+    """The ``[[sinks]]`` tables of a TOML file, validated like gateway.toml's (relative paths from the file's
+    folder); its other tables are ignored, so a gateway.toml can be given as it is."""
+    from biomoe_edge.config import TomlError, load_toml
+    from biomoe_edge.runtime.gateway_config import ConfigError, parse_config
+
+    path = pathlib.Path(path)
+    try:
+        data = load_toml(path)
+    except TomlError as exc:
+        raise ConfigError(exc.key or "", exc.reason, source=path) from None
+    try:
+        sinks = parse_config({"sinks": data.get("sinks", [])}, base_dir=path.parent).sinks
+    except ConfigError as exc:
+        raise ConfigError(exc.key_path, exc.reason, source=path) from None
+    if not sinks:
+        raise ConfigError("sinks", "no [[sinks]] table in this file", source=path)
+    return sinks
+
+
+def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=(), sinks=()):
+    """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones;
+    ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``)."""
+    import dataclasses
+
     from biomoe_edge.runtime.gateway_config import parse_config
 
-    return parse_config({
+    return dataclasses.replace(parse_config({
         "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
         "devices": [{"name": name, "profile": "native", "modalities": list(modalities)} for name in names]
                    + [{"name": name, "profile": profile, "modalities": list(mods)} for name, profile, mods in profile_devices],
         "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
         "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
-    })
+    }), sinks=tuple(sinks))
 
 
 def build_report(gateway) -> dict:
@@ -142,13 +168,14 @@ def build_report(gateway) -> dict:
 async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=("bvp", "eda", "resp", "ecg"),
                    representations=("spectrogram_psd",), window_s: float = 10.0, hop_s: float = 1.0, seed: int = 0,
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
-                   profiles=()):
+                   profiles=(), sinks=()):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
     ``result`` (a dict) receives the report too, so it survives a Ctrl-C that ends ``asyncio.run``.
     ``wearable_options``: more ``EmulatedWearable`` options (faults: garbage, disconnect_at, buffer_packets...).
-    ``profiles``: (profile, modalities) pairs (``parse_profiles``): one standard-profile wearable each."""
+    ``profiles``: (profile, modalities) pairs (``parse_profiles``): one standard-profile wearable each.
+    ``sinks``: ``SinkConfig``s the gateway writes to as well (``--sinks FILE.toml``)."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -161,7 +188,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
              ("heart_rate", ()): "hr-strap"}
     profile_devices = [(f"demo-{kinds.get((p, tuple(m)), p)}-{i + 1}", p, tuple(m)) for i, (p, m) in enumerate(profiles)]
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
-                         hop_s=hop_s, max_batch=min(16, engine.max_batch), profile_devices=profile_devices)
+                         hop_s=hop_s, max_batch=min(16, engine.max_batch), profile_devices=profile_devices,
+                         sinks=sinks)
     async with VirtualBleNetwork() as network:
         wearables = [await network.add_wearable(name, loss=loss, seed=seed * 1000 + i, modalities=tuple(modalities),
                                                 **(wearable_options or {}))
@@ -204,13 +232,14 @@ def run(args) -> int:
     modalities = tuple(Modality.parse(m).value for m in args.modalities.split(",") if m.strip())
     representations = check_representations([r.strip() for r in args.representations.split(",") if r.strip()])
     profiles = parse_profiles(args.profiles)
+    sinks = load_demo_sinks(args.sinks) if args.sinks else ()
     engine = open_demo_engine(args.engine, args.checkpoint)
     result: dict = {}
     try:
         asyncio.run(run_demo(
             duration_s=args.duration, devices=args.devices, loss=args.loss, engine=engine, modalities=modalities,
             representations=representations, window_s=args.window, hop_s=args.hop, seed=args.seed, quiet=args.quiet,
-            result=result, profiles=profiles))
+            result=result, profiles=profiles, sinks=sinks))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130

@@ -14,7 +14,8 @@ import time
 class Subscriber:
     """A persistent-session QoS 1 subscriber: the broker keeps its messages while it is away."""
 
-    def __init__(self, port: int, topic: str, *, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1"):
+    def __init__(self, port: int, topic: str, *, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1",
+                 username: str | None = None, password: str | None = None):
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, dict]] = []
@@ -23,6 +24,8 @@ class Subscriber:
                                   clean_session=False)
         if tls is not None:
             self.client.tls_set_context(tls)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
