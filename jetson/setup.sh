@@ -72,7 +72,7 @@ virtual environment: $VENV (--system-site-packages)
 SDK:                 $REPO_DIR$SDK_EXTRAS + $CUPY_REQUIREMENT
 launchers:           $BIOMOE_PREFIX/bin/biomoe-edge, $BIOMOE_PREFIX/bin/python
 services:            biomoe-edge.service (enabled), biomoe-edge-engine.service (run before every gateway start)
-configuration:       /etc/biomoe-edge/gateway.toml, /etc/biomoe-edge/engine.env (installed once, never overwritten)
+configuration:       /etc/biomoe-edge/gateway.toml (0640 root:biomoe-edge), /etc/biomoe-edge/engine.env (installed once, never overwritten); secrets in /etc/biomoe-edge/secrets (0750)
 state:               /var/lib/biomoe-edge (models/, engines/, embeddings/)
 EOF
 if [ "$PRINT_PLAN" = 1 ]; then
@@ -101,6 +101,8 @@ fi
 # -- system user, services, configuration ---------------------------------------------------------------------
 install_payload ""
 systemd-sysusers /etc/sysusers.d/biomoe-edge.conf
+# Now that the group exists: /etc/biomoe-edge to root and the gateway's group only (jetson/tmpfiles.d).
+systemd-tmpfiles --create /etc/tmpfiles.d/biomoe-edge.conf
 for dir in /var/lib/biomoe-edge /var/lib/biomoe-edge/models /var/lib/biomoe-edge/engines; do
   [ -d "$dir" ] || { install -d -o biomoe-edge -g biomoe-edge -m 0750 "$dir"; say "created    $dir"; }
 done

@@ -69,6 +69,25 @@ install_once() {
   fi
 }
 
+# Like install_once, for a file that may hold secrets: installed with MODE (no access for others), and an existing
+# copy that every user can read (installed by an older version as 0644) has that access taken away, content kept.
+install_private_once() {
+  local src=$1 dest=$2 mode=$3
+  if [ -e "$dest" ]; then
+    if [ $(( 8#$(stat -c %a "$dest") & 8#007 )) -ne 0 ]; then
+      chmod o-rwx "$dest"
+      say "tightened  $dest (others may no longer read it)"
+      CHANGED=1
+    else
+      say "kept       $dest (exists; edit it in place)"
+    fi
+  else
+    install -D -m "$mode" "$src" "$dest"
+    say "installed  $dest"
+    CHANGED=1
+  fi
+}
+
 # Make LINK a symbolic link to TARGET unless it already is one.
 link_if_changed() {
   local target=$1 link=$2
@@ -83,14 +102,18 @@ link_if_changed() {
 }
 
 # Everything but the SDK itself, into the root ROOT ("" on a running board): the two services, the gateway's
-# configuration, the engine paths, the system user's sysusers.d entry and the engine check.
+# configuration, the engine paths, the system user's sysusers.d entry, the tmpfiles.d entry that gives the
+# configuration to root and the gateway's group only (applied at boot, after the user exists), and the engine check.
 install_payload() {
   local root=$1
   install_if_changed "$JETSON_DIR/systemd/biomoe-edge.service" "$root/etc/systemd/system/biomoe-edge.service" 644
   install_if_changed "$JETSON_DIR/systemd/biomoe-edge-engine.service" "$root/etc/systemd/system/biomoe-edge-engine.service" 644
   install_if_changed "$JETSON_DIR/sysusers.d/biomoe-edge.conf" "$root/etc/sysusers.d/biomoe-edge.conf" 644
+  install_if_changed "$JETSON_DIR/tmpfiles.d/biomoe-edge.conf" "$root/etc/tmpfiles.d/biomoe-edge.conf" 644
   install_if_changed "$JETSON_DIR/engine_check.py" "$root$BIOMOE_PREFIX/libexec/engine_check.py" 644
-  install_once "$JETSON_DIR/gateway.toml" "$root/etc/biomoe-edge/gateway.toml" 644
+  # gateway.toml may hold a broker password: never readable by every user (0640; group biomoe-edge by tmpfiles.d).
+  install_private_once "$JETSON_DIR/gateway.toml" "$root/etc/biomoe-edge/gateway.toml" 640
+  # engine.env holds paths only; the engine unit and the container read it.
   install_once "$JETSON_DIR/engine.env" "$root/etc/biomoe-edge/engine.env" 644
 }
 
