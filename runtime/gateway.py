@@ -49,11 +49,14 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, *, engine=None, backend=None, transport: bool = True,
                  clock=time.monotonic, iterator_queue: int = 4096, drain_timeout_s: float = 15.0,
-                 warmup: bool = True):
+                 warmup: bool = True, transport_stop_timeout_s: float = 5.0):
         self.config = config
         self.warmup = warmup
         #: at close, queued windows are still run for at most this long; the rest are counted, not run
         self.drain_timeout_s = drain_timeout_s
+        #: at close, each connection gets this long to stop by itself, then is cancelled until it ends (as long
+        #: again at most): stopping never waits for a scan or connection attempt to time out
+        self.transport_stop_timeout_s = transport_stop_timeout_s
         #: jobs (window x representation) still queued when the drain time ran out
         self.jobs_unfinished = 0
         self._engine = engine
@@ -173,7 +176,7 @@ class Gateway:
 
     async def _stop_transport(self) -> None:
         if self._manager is not None:
-            await self._manager.stop()
+            await self._manager.stop(self.transport_stop_timeout_s)
 
     def _register_from_connection(self, device: str) -> None:
         connection = self._manager.connections.get(device) if self._manager is not None else None

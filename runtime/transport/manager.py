@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 
 from biomoe_edge.runtime.transport.allow_list import AllowList, DeviceTarget
 from biomoe_edge.runtime.transport.backend import TransportBackend
 from biomoe_edge.runtime.transport.backoff import Backoff
 from biomoe_edge.runtime.transport.connection import ConnectionStats, DeviceConnection, PacketCallback, StateCallback
+
+logger = logging.getLogger(__name__)
 
 
 class ConnectionManager:
@@ -33,6 +36,8 @@ class ConnectionManager:
         self.allow_list = targets if isinstance(targets, AllowList) else AllowList(targets)
         self.backend = backend or TransportBackend.platform()
         self.connections: dict[str, DeviceConnection] = {}
+        #: labels of connections that did not stop within stop()'s bound (should stay empty)
+        self.stop_overruns: list[str] = []
         for index, target in enumerate(self.allow_list):
             backoff = Backoff(backoff_initial_s, backoff_max_s, seed=None if seed is None else seed + index)
             self.connections[target.label] = DeviceConnection(
@@ -43,8 +48,27 @@ class ConnectionManager:
         for connection in self.connections.values():
             await connection.start()
 
-    async def stop(self) -> None:
-        await asyncio.gather(*(connection.stop() for connection in self.connections.values()))
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop every connection, within about ``timeout_s`` whatever the stack does.
+
+        A connection normally stops at once (its attempt is cancelled, its link closed in bounded steps). One whose
+        attempt swallows the cancellation (a backend that turns it into an error and retries, which would keep it
+        scanning after the gateway stopped) is cancelled again until it ends, up to the same bound again, then
+        left and logged (``stop_overruns``)."""
+        stops = {asyncio.ensure_future(c.stop()): c for c in self.connections.values()}
+        if not stops:
+            return
+        _, pending = await asyncio.wait(stops, timeout=timeout_s)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while pending and asyncio.get_running_loop().time() < deadline:
+            for stop in pending:
+                task = stops[stop]._task
+                if task is not None:
+                    task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+        for stop in pending:
+            self.stop_overruns.append(stops[stop].label)
+            logger.error("%s: the connection did not stop within %g s; left behind", stops[stop].label, 2 * timeout_s)
 
     def stats(self) -> dict[str, ConnectionStats]:
         return {label: connection.stats for label, connection in self.connections.items()}
