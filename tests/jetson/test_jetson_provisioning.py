@@ -137,7 +137,7 @@ def staged(tmp_path_factory):
     junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, checkout / name)
-    for name in ("biomoe_edge", "export", "runtime", "firmware_bridge", "jetson"):
+    for name in ("biomoe_edge", "export", "runtime", "firmware_bridge", "training", "jetson"):
         shutil.copytree(REPO / name, checkout / name, ignore=junk, symlinks=True)
     rootfs = tmp_path_factory.mktemp("Linux_for_Tegra") / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
