@@ -39,6 +39,9 @@ class HeartRateMeasurement:
     energy_kj: int | None  # None: field absent
     rr_intervals_s: tuple[float, ...]  # oldest first; empty when absent
 
+    def __bytes__(self) -> bytes:
+        return encode_measurement(self)
+
 
 def parse_measurement(data) -> HeartRateMeasurement:
     """Decode one 0x2A37 value; PacketError subclasses for anything malformed."""
@@ -73,4 +76,43 @@ def parse_measurement(data) -> HeartRateMeasurement:
     return HeartRateMeasurement(bpm=bpm, contact=contact, energy_kj=energy_kj, rr_intervals_s=rr)
 
 
-__all__ = ["HEART_RATE_SERVICE_UUID", "HEART_RATE_MEASUREMENT_UUID", "HeartRateMeasurement", "parse_measurement"]
+def encode_measurement(measurement: HeartRateMeasurement) -> bytes:
+    """The 0x2A37 value of ``measurement``, as ``parse_measurement`` reads it: a u8 heart rate up to 255 bpm
+    (else u16), the contact flags unless ``contact`` is None, Energy Expended unless None, the RR intervals
+    rounded to 1/1024 s. ValueError for a field out of its range."""
+    bpm, energy, rr = measurement.bpm, measurement.energy_kj, measurement.rr_intervals_s
+    if not 0 <= bpm <= 0xFFFF:
+        raise ValueError(f"heart rate {bpm!r} bpm does not fit a u16")
+    if energy is not None and not 0 <= energy <= 0xFFFF:
+        raise ValueError(f"energy expended {energy!r} kJ does not fit a u16")
+    rr_units = [int(round(r * RR_UNITS_PER_SECOND)) for r in rr]
+    if not all(0 <= u <= 0xFFFF for u in rr_units):
+        raise ValueError(f"RR intervals {rr!r} do not fit u16 values of 1/{RR_UNITS_PER_SECOND} s")
+    flags = (_FLAG_HR_U16 if bpm > 0xFF else 0) | (_FLAG_ENERGY if energy is not None else 0) | (_FLAG_RR if rr else 0)
+    if measurement.contact is not None:
+        flags |= _FLAG_CONTACT_SUPPORTED | (_FLAG_CONTACT_DETECTED if measurement.contact else 0)
+    value = bytes([flags]) + int(bpm).to_bytes(2 if bpm > 0xFF else 1, "little")
+    if energy is not None:
+        value += int(energy).to_bytes(2, "little")
+    return value + struct.pack(f"<{len(rr_units)}H", *rr_units)
+
+
+#: RR intervals an emulated strap sends per measurement: 9 fit a 20-byte notification (ATT MTU 23) with a u8 bpm.
+EMULATED_RR_PER_MEASUREMENT = 9
+
+
+def emulated_measurement(vitals) -> bytes:
+    """What an emulated chest strap notifies once a second for ``vitals`` (``bpm``, ``rr_intervals_s`` of the
+    beats since the last measurement): the bpm rounded, contact detected, the newest RR intervals that fit."""
+    rr = tuple(vitals.rr_intervals_s)[-EMULATED_RR_PER_MEASUREMENT:]
+    return encode_measurement(HeartRateMeasurement(bpm=round(vitals.bpm), contact=True, energy_kj=None, rr_intervals_s=rr))
+
+
+__all__ = [
+    "HEART_RATE_SERVICE_UUID",
+    "HEART_RATE_MEASUREMENT_UUID",
+    "HeartRateMeasurement",
+    "parse_measurement",
+    "encode_measurement",
+    "emulated_measurement",
+]

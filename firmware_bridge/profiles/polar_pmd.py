@@ -88,24 +88,25 @@ _SETTING_SIZE = {
     SettingType.FACTOR: 4,
 }
 
-#: PmdControlPointResponse.PmdControlPointResponseCode, by value.
-RESPONSE_STATUS = (
-    "SUCCESS",
-    "ERROR_INVALID_OP_CODE",
-    "ERROR_INVALID_MEASUREMENT_TYPE",
-    "ERROR_NOT_SUPPORTED",
-    "ERROR_INVALID_LENGTH",
-    "ERROR_INVALID_PARAMETER",
-    "ERROR_ALREADY_IN_STATE",
-    "ERROR_INVALID_RESOLUTION",
-    "ERROR_INVALID_SAMPLE_RATE",
-    "ERROR_INVALID_RANGE",
-    "ERROR_INVALID_MTU",
-    "ERROR_INVALID_NUMBER_OF_CHANNELS",
-    "ERROR_INVALID_STATE",
-    "ERROR_DEVICE_IN_CHARGER",
-    "ERROR_DISK_FULL",
-)
+class ResponseStatus(enum.IntEnum):
+    """PmdControlPointResponse.PmdControlPointResponseCode."""
+
+    SUCCESS = 0
+    ERROR_INVALID_OP_CODE = 1
+    ERROR_INVALID_MEASUREMENT_TYPE = 2
+    ERROR_NOT_SUPPORTED = 3
+    ERROR_INVALID_LENGTH = 4
+    ERROR_INVALID_PARAMETER = 5
+    ERROR_ALREADY_IN_STATE = 6
+    ERROR_INVALID_RESOLUTION = 7
+    ERROR_INVALID_SAMPLE_RATE = 8
+    ERROR_INVALID_RANGE = 9
+    ERROR_INVALID_MTU = 10
+    ERROR_INVALID_NUMBER_OF_CHANNELS = 11
+    ERROR_INVALID_STATE = 12
+    ERROR_DEVICE_IN_CHARGER = 13
+    ERROR_DISK_FULL = 14
+
 
 # (measurement type, compressed, frame type) -> (channels, resolution in bits), as Polar's parsers fix them.
 _LAYOUTS = {
@@ -237,6 +238,33 @@ def parse_data_frame(data, *, channels: int | None = None, resolution: int | Non
     )
 
 
+def encode_data_frame(measurement_type, timestamp_ns: int, raw, *, resolution: int = 24) -> bytes:
+    """A raw (uncompressed, frame type 0) PMD data frame: the header, then each sample's ``channels`` values as
+    signed little-endian integers of ceil(resolution/8) bytes. ``raw`` is (n, channels) integers;
+    ``timestamp_ns`` is the last sample's, since 2000-01-01. ``parse_data_frame`` reads it back."""
+    raw = np.asarray(raw)
+    if raw.ndim != 2 or raw.shape[0] < 1 or not np.issubdtype(raw.dtype, np.integer):
+        raise ValueError(f"PMD samples must be (n, channels) integers with n >= 1, got {raw.dtype} {raw.shape}")
+    if not 1 <= resolution <= 32:
+        raise ValueError(f"PMD resolution must be 1..32 bits, got {resolution!r}")
+    width = (resolution + 7) // 8
+    values = raw.astype(np.int64).ravel()
+    if values.min() < -(1 << (8 * width - 1)) or values.max() >= 1 << (8 * width - 1):
+        raise ValueError(f"PMD samples do not fit {width}-byte signed values")
+    unsigned = values & ((1 << (8 * width)) - 1)
+    body = ((unsigned[:, None] >> (8 * np.arange(width))) & 0xFF).astype(np.uint8)
+    header = struct.pack("<BQB", _measurement(measurement_type), int(timestamp_ns), 0)
+    return header + body.tobytes()
+
+
+def frame_measurement_type(data) -> int:
+    """The measurement type of a PMD data notification (its first byte): which stream it belongs to."""
+    data = as_bytes(data, "PMD data frame")
+    if not data:
+        raise TruncatedPacketError("empty PMD notification")
+    return data[0]
+
+
 def sample_timestamps_ns(frame: PmdDataFrame, *, previous_timestamp_ns: int | None = None,
                          sample_rate_hz: float | None = None) -> np.ndarray:
     """Per-sample timestamps: the last sample at the frame's timestamp, earlier ones spaced evenly back from it,
@@ -282,6 +310,47 @@ def stop_measurement_command(measurement_type) -> bytes:
     return bytes([ControlOp.STOP_MEASUREMENT, _measurement(measurement_type)])
 
 
+@dataclass(frozen=True)
+class PmdControlCommand:
+    """A control-point write, as the device reads it: op code, measurement type, settings TLVs."""
+
+    op_code: int
+    measurement_type: int
+    settings: dict
+
+
+def parse_control_command(data) -> PmdControlCommand:
+    """Decode a control-point write (the device's side of start_measurement_command and its kin)."""
+    data = as_bytes(data, "PMD control command")
+    if len(data) < 2:
+        raise TruncatedPacketError(f"PMD control command is {len(data)} bytes; needs an op code and a measurement type")
+    return PmdControlCommand(op_code=data[0], measurement_type=data[1], settings=parse_settings(data[2:]))
+
+
+def encode_control_response(op_code: int, measurement_type: int, status: int = ResponseStatus.SUCCESS, *,
+                            more: bool = False, parameters: bytes = b"") -> bytes:
+    """A control-point indication (PmdControlPointResponse), as ``parse_control_response`` reads it."""
+    for name, value in (("op code", op_code), ("measurement type", measurement_type), ("status", status)):
+        if not 0 <= int(value) <= 0xFF:
+            raise ValueError(f"PMD control response {name} must be a byte, got {value!r}")
+    return bytes([CONTROL_RESPONSE_CODE, int(op_code), int(measurement_type), int(status), int(bool(more))]) + bytes(parameters)
+
+
+#: The first byte of the control point's read value; then a bitmap of the measurements the device offers (bit n:
+#: measurement type n, for ECG 0 to MAGNETOMETER 6) and a byte for the later types, left 0 here.
+FEATURES_READ_CODE = 0x0F
+
+
+def features_value(measurement_types) -> bytes:
+    """The control point's read value of a device offering ``measurement_types`` (0..7)."""
+    bitmap = 0
+    for measurement_type in measurement_types:
+        if not 0 <= int(measurement_type) <= 7:
+            raise ValueError(f"features_value covers measurement types 0..7, got {measurement_type!r}")
+        bitmap |= 1 << int(measurement_type)
+    return bytes([FEATURES_READ_CODE, bitmap, 0x00])
+
+
 def start_h10_ecg_command(sample_rate_hz: int = 130, resolution: int = 14) -> bytes:
     """Polar H10 ECG: 130 Hz, 14-bit -> 02 00 00 01 82 00 01 01 0E 00 (Polar's documented example)."""
     return start_measurement_command(
@@ -303,6 +372,44 @@ def start_verity_ppg_command(sample_rate_hz: int = 55, resolution: int = 22, cha
 
 
 @dataclass(frozen=True)
+class PmdSensor:
+    """A PMD measurement the gateway starts for one model modality, as a Polar device offers it by default."""
+
+    measurement_type: MeasurementType
+    sample_rate_hz: float
+    channels: int
+    start_command: bytes
+
+
+#: What the gateway starts on a Polar device, by model modality. ECG as the H10 streams it (130 Hz, 14-bit, uV);
+#: PPG as BVP, as the Verity Sense offers it by default (55 Hz, 22-bit, 3 photodiodes + ambient). Frames of any
+#: other measurement (ACC, ...) are never started.
+SENSORS = {
+    "ecg": PmdSensor(MeasurementType.ECG, 130.0, 1, start_h10_ecg_command(130)),
+    "bvp": PmdSensor(MeasurementType.PPG, 55.0, 4, start_verity_ppg_command(55)),
+}
+
+
+def start_commands(modalities) -> tuple[bytes, ...]:
+    """The control-point start commands for a Polar device asked for ``modalities`` (keys of ``SENSORS``)."""
+    return tuple(SENSORS[m].start_command for m in modalities)
+
+
+def stop_command_for(start_command: bytes) -> bytes:
+    """The command that stops what ``start_command`` started."""
+    return stop_measurement_command(start_command[1])
+
+
+def start_refusal(response) -> str | None:
+    """Why the device's answer to a start command refuses it (its status name), or None when it started (or
+    already ran). PacketError when the answer is not a control response."""
+    answer = parse_control_response(response)
+    if answer.ok or answer.status == ResponseStatus.ERROR_ALREADY_IN_STATE:
+        return None
+    return answer.status_name
+
+
+@dataclass(frozen=True)
 class PmdControlResponse:
     op_code: int
     measurement_type: int
@@ -316,7 +423,10 @@ class PmdControlResponse:
 
     @property
     def status_name(self) -> str:
-        return RESPONSE_STATUS[self.status] if self.status < len(RESPONSE_STATUS) else f"UNKNOWN_{self.status}"
+        try:
+            return ResponseStatus(self.status).name
+        except ValueError:
+            return f"UNKNOWN_{self.status}"
 
     @property
     def settings(self) -> dict:
@@ -375,14 +485,26 @@ __all__ = [
     "MeasurementType",
     "ControlOp",
     "SettingType",
+    "ResponseStatus",
     "PmdDataFrame",
     "parse_data_frame",
+    "encode_data_frame",
+    "frame_measurement_type",
     "sample_timestamps_ns",
     "request_settings_command",
     "start_measurement_command",
     "stop_measurement_command",
     "start_h10_ecg_command",
     "start_verity_ppg_command",
+    "PmdControlCommand",
+    "parse_control_command",
+    "encode_control_response",
+    "features_value",
+    "PmdSensor",
+    "SENSORS",
+    "start_commands",
+    "stop_command_for",
+    "start_refusal",
     "PmdControlResponse",
     "parse_control_response",
     "parse_settings",

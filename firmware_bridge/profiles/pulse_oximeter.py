@@ -68,6 +68,21 @@ def decode_sfloat(raw: int) -> float:
     return float(mantissa * 10**exponent) if exponent >= 0 else mantissa / 10 ** (-exponent)
 
 
+def encode_sfloat(value: float, *, exponent: int = -1) -> int:
+    """float -> IEEE 11073 16-bit SFLOAT at ``10**exponent`` resolution (default one decimal); NaN and the
+    infinities as their reserved codes. ValueError when the value does not fit a 12-bit mantissa."""
+    if not -8 <= exponent <= 7:
+        raise ValueError(f"SFLOAT exponent must be -8..7, got {exponent!r}")
+    if math.isnan(value):
+        return SFLOAT_NAN
+    if math.isinf(value):
+        return SFLOAT_POSITIVE_INFINITY if value > 0 else SFLOAT_NEGATIVE_INFINITY
+    mantissa = int(round(value * 10**-exponent if exponent < 0 else value / 10**exponent))
+    if not -2046 < mantissa < 2046:  # +-2046..2047 and -2048 are the NaN, NRes, infinity and reserved codes
+        raise ValueError(f"{value!r} does not fit an SFLOAT at 10**{exponent}")
+    return ((exponent & 0xF) << 12) | (mantissa & 0x0FFF)
+
+
 @dataclass(frozen=True)
 class PlxContinuousMeasurement:
     spo2: float
@@ -79,6 +94,9 @@ class PlxContinuousMeasurement:
     status: int | None  # Measurement Status bit field (u16)
     sensor_status: int | None  # Device and Sensor Status bit field (u24)
     pulse_amplitude_index: float | None
+
+    def __bytes__(self) -> bytes:
+        return encode_continuous(self)
 
 
 def parse_continuous(data) -> PlxContinuousMeasurement:
@@ -132,11 +150,50 @@ def parse_continuous(data) -> PlxContinuousMeasurement:
     )
 
 
+def encode_continuous(measurement: PlxContinuousMeasurement) -> bytes:
+    """The 0x2A5F value of ``measurement``, as ``parse_continuous`` reads it: each optional field present when it is
+    not None (the fast and slow pairs as pairs), every SFLOAT with one decimal. ValueError for a field that does
+    not fit."""
+    m = measurement
+    fast = (m.spo2_fast, m.pulse_rate_fast)
+    slow = (m.spo2_slow, m.pulse_rate_slow)
+    for name, pair in (("fast", fast), ("slow", slow)):
+        if (pair[0] is None) != (pair[1] is None):
+            raise ValueError(f"SpO2PR-{name.title()} needs both SpO2 and pulse rate, or neither")
+    if m.status is not None and not 0 <= m.status <= 0xFFFF:
+        raise ValueError(f"measurement status {m.status!r} does not fit a u16")
+    if m.sensor_status is not None and not 0 <= m.sensor_status <= 0xFFFFFF:
+        raise ValueError(f"device and sensor status {m.sensor_status!r} does not fit a u24")
+    flags = ((_FLAG_FAST if fast[0] is not None else 0) | (_FLAG_SLOW if slow[0] is not None else 0)
+             | (_FLAG_STATUS if m.status is not None else 0) | (_FLAG_SENSOR_STATUS if m.sensor_status is not None else 0)
+             | (_FLAG_PAI if m.pulse_amplitude_index is not None else 0))
+    sfloats = [m.spo2, m.pulse_rate] + [v for pair in (fast, slow) if pair[0] is not None for v in pair]
+    value = bytes([flags]) + b"".join(encode_sfloat(v).to_bytes(2, "little") for v in sfloats)
+    if m.status is not None:
+        value += m.status.to_bytes(2, "little")
+    if m.sensor_status is not None:
+        value += m.sensor_status.to_bytes(3, "little")
+    if m.pulse_amplitude_index is not None:
+        value += encode_sfloat(m.pulse_amplitude_index).to_bytes(2, "little")
+    return value
+
+
+def emulated_measurement(vitals) -> bytes:
+    """What an emulated pulse oximeter notifies once a second for ``vitals`` (``spo2``, ``bpm``): SpO2 and pulse
+    rate with one decimal, no optional field."""
+    return encode_continuous(PlxContinuousMeasurement(
+        spo2=vitals.spo2, pulse_rate=vitals.bpm, spo2_fast=None, pulse_rate_fast=None, spo2_slow=None,
+        pulse_rate_slow=None, status=None, sensor_status=None, pulse_amplitude_index=None))
+
+
 __all__ = [
     "PULSE_OXIMETER_SERVICE_UUID",
     "PLX_CONTINUOUS_MEASUREMENT_UUID",
     "SFLOAT_SPECIAL",
     "decode_sfloat",
+    "encode_sfloat",
     "PlxContinuousMeasurement",
     "parse_continuous",
+    "encode_continuous",
+    "emulated_measurement",
 ]

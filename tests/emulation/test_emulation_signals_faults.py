@@ -89,13 +89,3 @@ def test_disconnect_schedule_explicit_and_periodic_with_jitter():
     gaps = np.diff([0.0, *times])
     assert gaps.min() >= 8.0 and gaps.max() <= 12.0 and gaps.std() > 0.5
 
-
-def test_sfloat_encoding_round_trips_through_the_ieee_11073_decoder():
-    from biomoe_edge.firmware_bridge.emulation.wearable import sfloat
-    from biomoe_edge.firmware_bridge.profiles.pulse_oximeter import decode_sfloat
-
-    for value in (97.3, 100.0, 0.0, -12.5, 204.5, -204.5):
-        assert decode_sfloat(sfloat(value)) == pytest.approx(value, abs=1e-9)
-    assert sfloat(97.3) == 0xF3CD  # exponent -1 (0xF), mantissa 973 (0x3CD)
-    with pytest.raises(ValueError):
-        sfloat(204.7)  # mantissa 2047 is the NaN code
