@@ -21,8 +21,9 @@ import time
 
 import numpy as np
 
-from biomoe_edge.runtime.gateway_config import PROFILE_MODALITIES, GatewayConfig
-from biomoe_edge.runtime.pipeline import Pipeline, pmd_start_commands
+from biomoe_edge.firmware_bridge.profiles.registry import profile_spec
+from biomoe_edge.runtime.gateway_config import GatewayConfig
+from biomoe_edge.runtime.pipeline import Pipeline
 
 log = logging.getLogger("biomoe_edge.runtime.gateway")
 
@@ -165,13 +166,12 @@ class Gateway:
             backoff_initial_s=t.backoff_min_s, backoff_max_s=t.backoff_max_s,
             connect_timeout_s=t.connect_timeout_s, clock=self.clock)
         for target, device in zip(targets, self.config.devices):
-            if device.profile == "native":
+            spec = profile_spec(device.profile)
+            if spec.describes_itself:
                 continue  # registered from its description once connected
             # Standard profiles describe themselves by their characteristic: their streams exist from the start.
             self.pipeline.add_profile_device(target.label, device.profile, device.modalities)
-            if device.profile == "polar_pmd":
-                self._manager.connections[target.label].pmd_start_commands = pmd_start_commands(
-                    device.modalities or PROFILE_MODALITIES["polar_pmd"][1])
+            self._manager.connections[target.label].start_commands = spec.start_commands(spec.modalities(device.modalities))
         await self._manager.start()
 
     async def _stop_transport(self) -> None:
@@ -205,7 +205,7 @@ class Gateway:
         self.pipeline.add_device(device, description, modalities)
 
     def add_profile_device(self, device: str, profile: str, modalities=()) -> None:
-        """A standard-profile device ("polar_pmd", "pulse_oximeter", "heart_rate"), for :meth:`feed`."""
+        """A standard-profile device (``firmware_bridge.profiles.registry``), for :meth:`feed`."""
         self.pipeline.add_profile_device(device, profile, modalities)
 
     def feed(self, device: str, payload, arrival_time_s: float | None = None) -> None:

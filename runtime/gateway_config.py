@@ -15,27 +15,13 @@ import re
 from dataclasses import dataclass, field
 
 from biomoe_edge.config import TomlError, load_toml
+from biomoe_edge.firmware_bridge.profiles.registry import NAMES as PROFILE_NAMES
+from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.runtime.transport.allow_list import normalize_address
 from biomoe_edge.vocabulary import REPRESENTATIONS, Modality, WindowSpec
 
-PROFILES = ("native", "heart_rate", "pulse_oximeter", "polar_pmd")
-#: Profiles the gateway runs: native streams and the standard profiles, routed through
-#: ``firmware_bridge.profiles.streams`` (see docs/gateway.md, "Standard-profile wearables").
-GATEWAY_PROFILES = PROFILES
-#: The model modalities each standard profile can deliver (``None``: native devices describe their own) and,
-#: second, what an empty ``modalities`` means. polar_pmd: ECG (Polar H10, 130 Hz) or PPG as BVP (Polar
-#: Verity Sense, 55 Hz); an empty list starts ECG, the H10's, since starting a measurement a Polar device does
-#: not have makes it refuse the start. pulse_oximeter: SpO2 (PLX Continuous, about 1 Hz). heart_rate: none
-#: (bpm and RR intervals are not one of the model's modalities: its samples are counted as dropped).
-PROFILE_MODALITIES: dict[str, tuple[tuple[str, ...] | None, tuple[str, ...]]] = {
-    "native": (None, ()),
-    "polar_pmd": (("ecg", "bvp"), ("ecg",)),
-    "pulse_oximeter": (("spo2",), ("spo2",)),
-    "heart_rate": ((), ()),
-}
-#: Standard profiles whose samples are time-stamped on arrival, one per notification, about once a second
-#: (Heart Rate Measurement, PLX Continuous): their windows must hold a few measurements and hop by at least one.
-ONCE_A_SECOND_PROFILES = ("heart_rate", "pulse_oximeter")
+#: Windows of a device whose measurements come about once a second, time-stamped on arrival (Heart Rate, PLX:
+#: ``ProfileSpec.arrival_timed``) must hold a few measurements and hop by at least one.
 ONCE_A_SECOND_MIN_WINDOW_S = 4.0
 ONCE_A_SECOND_MIN_HOP_S = 1.0
 ENGINE_KINDS = ("auto", "tensorrt", "onnxruntime", "pytorch")
@@ -80,9 +66,10 @@ class DeviceConfig:
 
     name: str | None = None
     address: str | None = None
-    profile: str = "native"
+    #: A ``Profile`` name (``firmware_bridge.profiles.registry``).
+    profile: str = Profile.NATIVE.value
     #: Modalities to use. Native devices: empty means every stream the device describes. Standard profiles:
-    #: the modalities to start and window, resolved at load (``PROFILE_MODALITIES``: empty gives the default).
+    #: the modalities to start and window, resolved at load (empty gives the profile's default).
     modalities: tuple[str, ...] = ()
 
     @property
@@ -285,7 +272,7 @@ def _device(table: _Table) -> DeviceConfig:
     address = table.string("address")
     if name is None and address is None:
         raise ConfigError(table.path, "a device needs a name or an address (the allow-list never matches 'anything')")
-    profile = table.string("profile", "native", choices=GATEWAY_PROFILES)
+    profile = table.string("profile", Profile.NATIVE.value, choices=PROFILE_NAMES)
     if address is not None:
         try:
             address = normalize_address(address)
@@ -300,25 +287,22 @@ def _device(table: _Table) -> DeviceConfig:
 
 def _profile_modalities(profile: str, modalities: tuple[str, ...], key_path: str) -> tuple[str, ...]:
     """The modalities a device of ``profile`` is asked for, checked against what the profile can deliver."""
-    deliverable, default = PROFILE_MODALITIES[profile]
-    if deliverable is None:
-        return modalities
+    spec = profile_spec(profile)
     for i, modality in enumerate(modalities):
-        if modality not in deliverable:
-            can = (f"only {', '.join(deliverable)}" if deliverable else
-                   "no model modality (bpm and RR intervals; its samples are counted as dropped, not_a_model_modality): "
-                   "leave modalities out")
-            raise ConfigError(f"{key_path}[{i}]", f"a {profile} device cannot deliver {modality!r}; it delivers {can}")
-    if len(set(modalities)) != len(modalities):
-        raise ConfigError(key_path, f"lists a modality twice: {list(modalities)}")
-    return modalities or default
+        reason = spec.refusal(modality)
+        if reason is not None:
+            raise ConfigError(f"{key_path}[{i}]", reason)
+    try:
+        return spec.modalities(modalities)
+    except ValueError as exc:
+        raise ConfigError(key_path, str(exc)) from None
 
 
 def _check_once_a_second_windows(devices, windows: ModalityConfig, modalities: dict) -> None:
     """Windows of SpO2 from a pulse oximeter (one measurement a second) must hold a few of them and must not hop
     by less than one, or every window repeats the last (the key named is the one that set the value)."""
     for device in devices:
-        if device.profile not in ONCE_A_SECOND_PROFILES:
+        if not profile_spec(device.profile).arrival_timed:
             continue
         for modality in device.modalities:
             spec = modalities.get(modality, windows).window

@@ -3,12 +3,13 @@
     notification bytes --decode_packet--> Packet --StreamReassembler--> SampleBlock (gateway time)
       --Ingest--> Window --BatchScheduler--> jobs --preprocess + render--> NCHW buffer --engine.infer--> records
 
-Standard-profile wearables take the same path with a profile stream (``firmware_bridge.profiles.streams``)
-in place of the packet decoder and reassembler::
+Standard-profile wearables take the same path with the profile's streams (``ProfileSpec.open_streams`` of
+``firmware_bridge.profiles.registry``) in place of the packet decoder and reassembler; the profile's
+``stream_key`` says which stream a notification belongs to::
 
-    polar_pmd       PMD data frame --PmdStream (by measurement type)--> SampleBlock --Ingest--> ecg / bvp windows
-    pulse_oximeter  PLX Continuous --PlxStream--> SampleBlock (SpO2 channel) --Ingest--> spo2 windows
-    heart_rate      Heart Rate Measurement --HeartRateStream--> counted, dropped as "not_a_model_modality"
+    Polar PMD       PMD data frame --PmdStream (by measurement type)--> SampleBlock --Ingest--> ecg / bvp windows
+    Pulse Oximeter  PLX Continuous --PlxStream--> SampleBlock (SpO2 channel) --Ingest--> spo2 windows
+    Heart Rate      Heart Rate Measurement --HeartRateStream--> counted, dropped as "not_a_model_modality"
 
 So the same code runs under the gateway (BLE notifications, ``runtime.gateway``), the benchmark (packets
 encoded in-process) and the tests. Nothing a device sends can make it raise: malformed notifications are
@@ -28,15 +29,14 @@ import numpy as np
 
 from biomoe_edge.firmware_bridge import DeviceDescription, PacketError, decode_packet
 from biomoe_edge.firmware_bridge.packet import as_bytes
-from biomoe_edge.firmware_bridge.profiles import polar_pmd
-from biomoe_edge.firmware_bridge.profiles.streams import HeartRateStream, PlxStream, PmdStream
+from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.firmware_bridge.reassembly import StreamReassembler
-from biomoe_edge.runtime.gateway_config import PROFILE_MODALITIES, GatewayConfig
+from biomoe_edge.runtime.gateway_config import GatewayConfig
 from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, StreamKey
 from biomoe_edge.runtime.records import EmbeddingRecord
 from biomoe_edge.runtime.scheduler import BatchScheduler, Job, group_for_render
 from biomoe_edge.identity import model_identity
-from biomoe_edge.vocabulary import IMAGE_SIZE, Modality
+from biomoe_edge.vocabulary import EMBEDDING_DIM, IMAGE_SIZE, Modality
 
 log = logging.getLogger("biomoe_edge.runtime.pipeline")
 
@@ -48,32 +48,6 @@ STAGE_HISTORY = 100_000
 #: Why every sample of a Heart Rate Measurement device is dropped: bpm and RR intervals are none of the model's
 #: modalities (docs/gateway.md, "Standard-profile wearables").
 NOT_A_MODEL_MODALITY = "not_a_model_modality"
-
-#: Polar PMD measurements the gateway starts, by modality: (measurement type, sample rate, start command). ECG as
-#: the Polar H10 streams it (130 Hz, 14-bit, uV); PPG as the Verity Sense offers it by default (55 Hz, 22-bit,
-#: 3 PPG channels + ambient). Frames of any other measurement (ACC, ...) are never started; if one comes, it is
-#: counted as garbage "pmd_measurement_not_started".
-PMD_MEASUREMENTS = {
-    "ecg": (polar_pmd.MeasurementType.ECG, 130.0, polar_pmd.start_h10_ecg_command(130)),
-    "bvp": (polar_pmd.MeasurementType.PPG, 55.0, polar_pmd.start_verity_ppg_command(55)),
-}
-
-
-def pmd_start_commands(modalities) -> tuple[bytes, ...]:
-    """The PMD control-point start commands for a polar_pmd device asked for ``modalities``."""
-    return tuple(PMD_MEASUREMENTS[m][2] for m in modalities)
-
-
-def _ppg_signal(samples: np.ndarray) -> np.ndarray:
-    """Polar PPG (PPG0, PPG1, PPG2, ambient) -> BVP: the mean of the three photodiodes (ambient left out)."""
-    return samples[:, :3].mean(axis=1, keepdims=True)
-
-
-def _spo2_channel(samples: np.ndarray) -> np.ndarray:
-    """PLX (SpO2 %, pulse rate bpm) -> SpO2: the pulse rate is not a model modality (and is the pulse the
-    waveform modalities already carry); windowing it along would let a steady pulse flag SpO2 windows flat."""
-    return samples[:, :1]
-
 
 @dataclass
 class _Route:
@@ -96,8 +70,8 @@ class _Route:
 @dataclass
 class _DeviceState:
     description: DeviceDescription | None
-    profile: str = "native"
-    #: stream_id (native) or PMD measurement type or 0 (Heart Rate, PLX) -> _Route, for the selected streams.
+    profile: str = Profile.NATIVE.value
+    #: stream_id (native) or the profile's stream key (PMD: measurement type) -> _Route, for the selected streams.
     streams: dict = field(default_factory=dict)
     #: reason -> count of notifications that carried no usable samples.
     garbage: collections.Counter = field(default_factory=collections.Counter)
@@ -196,38 +170,33 @@ class Pipeline:
         )
 
     def add_profile_device(self, device: str, profile: str, modalities=()) -> None:
-        """Register a standard-profile device ("polar_pmd", "pulse_oximeter", "heart_rate"): these describe
-        themselves by their characteristic, so the streams come from the profile and ``modalities`` (empty:
-        the profile's default, ``gateway_config.PROFILE_MODALITIES``). Again after a reconnect: nothing changes
-        (the profile streams keep their timelines and count the outage)."""
+        """Register a standard-profile device (``firmware_bridge.profiles.registry``): these describe themselves by
+        their characteristic, so the streams come from the profile and ``modalities`` (empty: the profile's
+        default). Again after a reconnect: nothing changes (the profile streams keep their timelines and count
+        the outage)."""
         if device in self.devices:
             return
-        deliverable, default = PROFILE_MODALITIES[profile]
-        if deliverable is None:
+        spec = profile_spec(profile)
+        if spec.describes_itself:
             raise ValueError(f"{device}: {profile!r} is not a standard profile; native devices are added with add_device")
-        modalities = tuple(Modality.parse(m).value for m in modalities) or default
-        unknown = [m for m in modalities if m not in deliverable]
-        if unknown:
-            raise ValueError(f"{device}: a {profile} device cannot deliver {unknown}; it delivers {list(deliverable)}")
-        state = _DeviceState(None, profile)
-        if profile == "polar_pmd":
-            for modality in modalities:
-                measurement, rate, _ = PMD_MEASUREMENTS[modality]
-                stream = PmdStream(measurement, rate, stream_id=int(measurement))
-                # One channel either way: ECG has one, PPG's photodiodes are averaged (_ppg_signal).
-                state.streams[int(measurement)] = _Route(
-                    modality, stream, self._add_ingest_stream(device, modality, rate, 1),
-                    select=_ppg_signal if modality == "bvp" else None)
-        elif profile == "pulse_oximeter":
-            stream = PlxStream()
-            key = self._add_ingest_stream(device, "spo2", stream.description.sample_rate_hz, 1)
-            state.streams[0] = _Route("spo2", stream, key, select=_spo2_channel, placed_by_count=False)
-        else:
-            stream = HeartRateStream()
-            state.streams[0] = _Route(stream.description.modality, stream, None, drop_reason=NOT_A_MODEL_MODALITY,
-                                      placed_by_count=False)
-            log.warning("%s: a heart_rate device delivers bpm and RR intervals, none of the model's modalities: its "
-                        "samples are counted as dropped (%s), not windowed", device, NOT_A_MODEL_MODALITY)
+        try:
+            modalities = spec.modalities(tuple(Modality.parse(m).value for m in modalities))
+        except ValueError as exc:
+            raise ValueError(f"{device}: {exc}") from None
+        state = _DeviceState(None, spec.name)
+        for route in spec.open_streams(modalities):
+            stream = route.stream
+            if route.modality is None:
+                state.streams[route.key] = _Route(stream.description.modality, stream, None,
+                                                  drop_reason=NOT_A_MODEL_MODALITY, placed_by_count=stream.device_timed)
+                log.warning("%s: a %s device delivers %s, none of the model's modalities: its samples are counted as "
+                            "dropped (%s), not windowed", device, spec.name, stream.description.modality,
+                            NOT_A_MODEL_MODALITY)
+                continue
+            channels = 1 if route.select is not None else stream.description.channels
+            key = self._add_ingest_stream(device, route.modality, stream.description.sample_rate_hz, channels)
+            state.streams[route.key] = _Route(route.modality, stream, key, select=route.select,
+                                              placed_by_count=stream.device_timed)
         self.devices[device] = state
 
     def handle_notification(self, device: str, payload, arrival_time_s: float) -> None:
@@ -239,7 +208,7 @@ class Pipeline:
             self.devices_garbage_unknown[device] += 1
             return
         state.notifications += 1
-        found = self._route_native(device, state, payload) if state.profile == "native" else \
+        found = self._route_native(device, state, payload) if state.description is not None else \
             self._route_profile(device, state, payload)
         if found is None:
             return
@@ -282,23 +251,21 @@ class Pipeline:
         return route, packet
 
     def _route_profile(self, device: str, state: _DeviceState, payload):
-        """(route, bytes) for a standard-profile notification, or None when it is counted as garbage. Heart Rate
-        and PLX devices have one stream, which parses (and counts as rejected) whatever comes; a PMD frame goes to
-        the stream of its measurement type (byte 0)."""
+        """(route, bytes) for a standard-profile notification, or None when it is counted as garbage. The profile's
+        ``stream_key`` names the stream (PMD: the measurement type, byte 0; one-stream profiles: always their one
+        stream, which parses, and counts as rejected, whatever comes)."""
+        spec = profile_spec(state.profile)
         try:
             data = as_bytes(payload, "notification")
+            key = spec.stream_key(data)
         except PacketError as exc:
-            self._garbage(device, state, "PacketError", "%s: garbage notification (%s)", device, exc)
+            reason = type(exc).__name__
+            self._garbage(device, state, reason, "%s: garbage notification (%s: %s)", device, reason, exc)
             return None
-        if state.profile != "polar_pmd":
-            return state.streams[0], data
-        if not data:
-            self._garbage(device, state, "TruncatedPacketError", "%s: empty PMD notification", device)
-            return None
-        route = state.streams.get(data[0])
+        route = state.streams.get(key)
         if route is None:
-            self._garbage(device, state, "pmd_measurement_not_started", "%s: PMD frame of measurement type %d, which "
-                          "the gateway did not start (not a configured modality)", device, data[0])
+            self._garbage(device, state, spec.unrouted_reason, "%s: %s notification of stream %d, which the gateway "
+                          "did not start (not a configured modality)", device, spec.name, key)
             return None
         return route, data
 
@@ -386,7 +353,7 @@ class Pipeline:
                     continue
                 ordered.extend(group)
         t1 = time.perf_counter()
-        embeddings = self.engine.infer(self.images[:len(ordered)]) if ordered else np.zeros((0, 192), np.float32)
+        embeddings = self.engine.infer(self.images[:len(ordered)]) if ordered else np.zeros((0, EMBEDDING_DIM), np.float32)
         t2 = time.perf_counter()
         self.timings["transform"].append(t1 - t0)
         self.timings["inference"].append(t2 - t1)

@@ -29,6 +29,8 @@ STREAM_FIELDS = ("device", "modality", "packets_received", "packets_lost", "samp
 
 
 def add_arguments(parser) -> None:
+    from biomoe_edge.firmware_bridge.profiles.registry import standard_profiles
+
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="run S seconds, then stop and print the report (default: until Ctrl-C); try 60")
     parser.add_argument("--devices", type=int, default=2, metavar="N", help="emulated wearables (default 2)")
@@ -44,9 +46,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--window", type=float, default=10.0, metavar="S", help="window length in seconds (default 10)")
     parser.add_argument("--hop", type=float, default=1.0, metavar="S", help="window hop in seconds (default 1)")
     parser.add_argument("--profiles", default="", metavar="LIST",
-                        help="also emulate one standard-profile wearable of each, comma-separated: polar_pmd (a Polar "
-                             "H10, ECG), polar_pmd:bvp (a Verity Sense, PPG), pulse_oximeter (SpO2), heart_rate "
-                             "(counted, no model modality)")
+                        help="also emulate one standard-profile wearable of each, comma-separated, PROFILE or "
+                             "PROFILE:MODALITY: " + "; ".join(f"{spec.name}: {spec.summary}" for spec in standard_profiles()))
     parser.add_argument("--seed", type=int, default=0, help="seeds the signals and the links' losses")
     parser.add_argument("--quiet", action="store_true", help="no live table")
     parser.add_argument("--sinks", default=None, metavar="FILE.toml",
@@ -100,19 +101,23 @@ def open_demo_engine(kind: str, checkpoint=None, *, max_batch: int = 16):
 
 def parse_profiles(text: str) -> list[tuple[str, tuple[str, ...]]]:
     """``--profiles`` -> [(profile, modalities)]: "polar_pmd:bvp" -> ("polar_pmd", ("bvp",))."""
-    from biomoe_edge.runtime.gateway_config import PROFILE_MODALITIES
+    from biomoe_edge.firmware_bridge.profiles.registry import profile_spec, standard_profiles
 
+    names = ", ".join(spec.name for spec in standard_profiles())
     out = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         profile, _, modality = item.partition(":")
-        if profile not in PROFILE_MODALITIES or profile == "native":
-            raise ValueError(f"--profiles: unknown profile {profile!r}; expected polar_pmd, polar_pmd:bvp, "
-                             "pulse_oximeter or heart_rate")
-        deliverable, default = PROFILE_MODALITIES[profile]
-        if modality and modality not in deliverable:
-            raise ValueError(f"--profiles: a {profile} wearable cannot deliver {modality!r}; it delivers "
-                             f"{', '.join(deliverable) or 'no model modality'}")
-        out.append((profile, (modality,) if modality else default))
+        try:
+            spec = profile_spec(profile)
+        except ValueError:
+            spec = None
+        if spec is None or spec.describes_itself:
+            raise ValueError(f"--profiles: unknown profile {profile!r}; expected one of {names}, each optionally "
+                             "as PROFILE:MODALITY")
+        try:
+            out.append((spec.name, spec.modalities((modality,) if modality else ())))
+        except ValueError as exc:
+            raise ValueError(f"--profiles: {exc}") from None
     return out
 
 
@@ -141,11 +146,12 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
     ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``)."""
     import dataclasses
 
+    from biomoe_edge.firmware_bridge.profiles.registry import Profile
     from biomoe_edge.runtime.gateway_config import parse_config
 
     return dataclasses.replace(parse_config({
         "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
-        "devices": [{"name": name, "profile": "native", "modalities": list(modalities)} for name in names]
+        "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(modalities)} for name in names]
                    + [{"name": name, "profile": profile, "modalities": list(mods)} for name, profile, mods in profile_devices],
         "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
         "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
@@ -179,14 +185,14 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
+    from biomoe_edge.firmware_bridge.profiles.registry import profile_spec
     from biomoe_edge.runtime.console import run_with_console
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.transport.backend import TransportBackend
 
     names = [f"biomoe-demo-{i + 1}" for i in range(devices)]
-    kinds = {("polar_pmd", ("ecg",)): "h10", ("polar_pmd", ("bvp",)): "sense", ("pulse_oximeter", ("spo2",)): "oximeter",
-             ("heart_rate", ()): "hr-strap"}
-    profile_devices = [(f"demo-{kinds.get((p, tuple(m)), p)}-{i + 1}", p, tuple(m)) for i, (p, m) in enumerate(profiles)]
+    profile_devices = [(f"demo-{profile_spec(p).device_names.get(tuple(m), p)}-{i + 1}", p, tuple(m))
+                       for i, (p, m) in enumerate(profiles)]
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
                          hop_s=hop_s, max_batch=min(16, engine.max_batch), profile_devices=profile_devices,
                          sinks=sinks)
@@ -196,7 +202,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                      for i, name in enumerate(names)]
         for i, (name, profile, mods) in enumerate(profile_devices):
             wearables.append(await network.add_wearable(
-                name, profile=profile, modalities=mods if profile == "polar_pmd" else (), loss=loss,
+                name, profile=profile, modalities=mods, loss=loss,
                 seed=seed * 1000 + devices + i, **(wearable_options or {})))
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+from biomoe_edge.firmware_bridge.profiles.registry import NAMES as PROFILE_NAMES
+from biomoe_edge.firmware_bridge.profiles.registry import PROFILES, Emulation, Profile, profile_spec
+
 HELP = "Run an emulated BLE wearable (Bumble): in-process with a printed stream, or on a real HCI controller."
 
 
@@ -31,10 +34,9 @@ def _positive(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
-        default="native",
-        choices=["native", "heart_rate", "pulse_oximeter", "polar_pmd"],
-        help="GATT profile served: native (PROTOCOL.md), heart_rate / pulse_oximeter (SIG services), "
-        "polar_pmd (H10-like PMD ECG)",
+        default=Profile.NATIVE.value,
+        choices=PROFILE_NAMES,
+        help="GATT profile served: " + "; ".join(f"{spec.name}: {spec.summary}" for spec in PROFILES.values()),
     )
     parser.add_argument(
         "--signals", default="simulated", help="'simulated' (NeuroKit2) or a CSV file whose header names the modalities"
@@ -42,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recording-rate", type=_positive, default=None, help="sample rate (Hz) of a CSV recording")
     parser.add_argument("--name", default="biomoe-wear-1", help="advertised name")
     parser.add_argument("--address", default=None, help="static random address (default F0:00:00:00:00:01)")
-    parser.add_argument("--modalities", default="bvp,eda,resp,ecg", help="comma-separated streams, in stream-id order")
+    parser.add_argument("--modalities", default=None,
+                        help="comma-separated streams, in stream-id order (default: bvp,eda,resp,ecg for native, "
+                             "the profile's default for the others)")
     parser.add_argument("--duration", type=_positive, default=None, help="seconds of wall time to run (default: 10 in-process, until Ctrl-C on a transport)")
     parser.add_argument("--speed", type=_positive, default=1.0, help="device seconds per wall second")
     parser.add_argument("--loss", type=_probability, default=0.0, help="probability of dropping a data packet")
@@ -57,16 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import asyncio
 
-    modalities = tuple(m.strip().lower() for m in args.modalities.split(",") if m.strip())
-    if args.profile == "polar_pmd":
-        modalities = ("ecg",)
-    if not modalities:
-        raise ValueError("--modalities is empty")
+    spec = profile_spec(args.profile)
+    if args.modalities is None:
+        modalities = spec.default_modalities if not spec.describes_itself else ("bvp", "eda", "resp", "ecg")
+    else:
+        modalities = tuple(m.strip().lower() for m in args.modalities.split(",") if m.strip())
+        if not modalities and spec.describes_itself:
+            raise ValueError("--modalities is empty")
+    modalities = spec.modalities(modalities)  # ValueError naming what the profile cannot deliver
     options = dict(
         address=args.address,
         profile=args.profile,
-        signals=args.signals,
-        recording_rate_hz=args.recording_rate,
         modalities=modalities,
         loss=args.loss,
         reorder=args.reorder,
@@ -76,6 +81,8 @@ def run(args) -> int:
         seed=args.seed,
         disconnect_every=args.disconnect_every,
     )
+    if spec.emulation is not Emulation.MEASUREMENT_PER_SECOND:  # the profiles that stream sampled signals
+        options.update(signals=args.signals, recording_rate_hz=args.recording_rate)
     if args.transport:
         return asyncio.run(_on_transport(args, options))
     return asyncio.run(_in_process(args, options, 10.0 if args.duration is None else args.duration))
@@ -117,16 +124,17 @@ async def _in_process(args, options, duration_s: float) -> int:
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
     from biomoe_edge.runtime.transport import DeviceConnection, DeviceTarget, TransportBackend
 
+    spec = profile_spec(args.profile)
     reassemblers: dict[int, StreamReassembler] = {}
-    market = _MarketProfileCount(args.profile)
+    market = None if spec.describes_itself else _ProfileCount(spec, options["modalities"])
     rejected = 0
     connection: DeviceConnection | None = None
 
     def on_packet(device: str, payload: bytes, arrival_s: float) -> None:
         nonlocal rejected
         try:
-            if args.profile != "native":
-                market.add(payload)
+            if not spec.describes_itself:
+                market.add(payload, arrival_s * args.speed)  # device time runs ``speed`` times faster
                 return
             packet = decode_packet(payload)
         except PacketError:
@@ -149,6 +157,7 @@ async def _in_process(args, options, duration_s: float) -> int:
             on_state=on_state,
             backend=TransportBackend.bumble(await network.central()),
             scan_timeout_s=2.0,
+            start_commands=spec.start_commands(options["modalities"]),
         )
         await connection.start()
         elapsed = 0.0
@@ -156,7 +165,7 @@ async def _in_process(args, options, duration_s: float) -> int:
             step = min(1.0, duration_s - elapsed)
             await asyncio.sleep(step)
             elapsed += step
-            lines = [market.line()] if args.profile != "native" else [_stream_line(r) for r in reassemblers.values()]
+            lines = [market.line()] if not spec.describes_itself else [_stream_line(r) for r in reassemblers.values()]
             print(f"t={elapsed:5.1f} s  " + "  ".join(lines), flush=True)
         await connection.stop()
         for reassembler in reassemblers.values():
@@ -167,7 +176,7 @@ async def _in_process(args, options, duration_s: float) -> int:
             f"dropped on purpose {c.total('packets_dropped')}, unsent (no subscriber) {c.total('packets_unsent')}, "
             f"reordered {c.total('packets_reordered')}, garbage {c.garbage_sent}, peripheral disconnects {c.disconnects_injected}"
         )
-        if args.profile == "native":
+        if spec.describes_itself:
             received = sum(r.stats.packets_received for r in reassemblers.values())
             lost = sum(r.stats.packets_lost for r in reassemblers.values())
             print(f"gateway: received {received} packets, counted {lost} lost, {rejected} rejected (not packets)")
@@ -181,32 +190,34 @@ def _stream_line(reassembler) -> str:
     return f"{d.modality}: {s.samples_received} samples, {s.packets_received} pkts, {s.packets_lost} lost"
 
 
-class _MarketProfileCount:
-    """What arrives from a standard-profile device, decoded with firmware_bridge.profiles."""
+class _ProfileCount:
+    """What arrives from a standard-profile device, through the profile's own streams (the registry's)."""
 
-    def __init__(self, profile: str) -> None:
-        self.profile = profile
+    def __init__(self, spec, modalities) -> None:
+        self.spec = spec
+        self.routes = {route.key: route for route in spec.open_streams(modalities)}
         self.count = 0
         self.samples = 0
         self.last = None
 
-    def add(self, payload: bytes) -> None:
-        if self.profile == "heart_rate":
-            from biomoe_edge.firmware_bridge.profiles.heart_rate import parse_measurement
+    def add(self, payload: bytes, arrival_s: float) -> None:
+        """Count one notification; PacketError when the profile cannot read it."""
+        from biomoe_edge.firmware_bridge.exc import PacketError
 
-            self.last = f"{parse_measurement(payload).bpm} bpm"
-        elif self.profile == "pulse_oximeter":
-            from biomoe_edge.firmware_bridge.profiles.pulse_oximeter import parse_continuous
-
-            reading = parse_continuous(payload)
-            self.last = f"SpO2 {reading.spo2:.1f} %, {reading.pulse_rate:.1f} bpm"
-        else:
-            from biomoe_edge.firmware_bridge.profiles.polar_pmd import parse_data_frame
-
-            self.samples += parse_data_frame(payload).samples.shape[0]
+        route = self.routes.get(self.spec.stream_key(payload))
+        if route is None:
+            raise PacketError("a notification of a stream that was not started")
+        stream = route.stream
+        rejected = stream.stats.packets_rejected
+        blocks = stream.push(payload, arrival_s)
+        if stream.stats.packets_rejected > rejected:
+            raise PacketError(str(stream.stats.rejected_reasons))
         self.count += 1
+        for block in blocks:
+            self.samples += block.samples.shape[0]
+            units = stream.description.units.split(", ")
+            values = block.samples[-1]
+            self.last = ", ".join(f"{v:g} {u}".strip() for v, u in zip(values, units + [""] * len(values)))
 
     def line(self) -> str:
-        if self.profile == "polar_pmd":
-            return f"PMD ECG: {self.count} frames, {self.samples} samples"
-        return f"{self.profile}: {self.count} measurements, last {self.last}"
+        return f"{self.spec.name}: {self.count} notifications, {self.samples} samples, last {self.last}"

@@ -6,9 +6,10 @@ NumPy only)::
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork, BleakClientBumble
 
 Modules: ``link`` (virtual radio, devices on a real HCI transport), ``central`` (the gateway-side Bumble
-device), ``bleak_backend`` (bleak client and scanner backends), ``wearable`` (the emulated wearable's
-GATT server and streaming loop), ``signals`` (simulated and recorded signals), ``faults`` (seeded loss,
-reordering, disconnects).
+device), ``bleak_backend`` (bleak client and scanner backends), ``wearable`` (``EmulatedWearable``: what every
+emulated peripheral shares, and the choice of server by profile), ``streaming`` (streams of sampled signals),
+one server per kind of profile (``native_server``, ``measurement_server``, ``pmd_server``), ``signals``
+(simulated and recorded signals, vital signs), ``faults`` (seeded loss, reordering, disconnects).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ _EXPORTS = {
     "discover": "bleak_backend",
     "EmulatedWearable": "wearable",
     "WearableCounters": "wearable",
+    "NativeWearable": "native_server",
+    "MeasurementWearable": "measurement_server",
+    "PmdWearable": "pmd_server",
     "SignalSource": "signals",
     "simulated_signals": "signals",
     "recorded_signals": "signals",

@@ -143,3 +143,35 @@ def recorded_signals(recording, *, sample_rate_hz: float | None = None, modaliti
             values, rate = entry, sample_rate_hz
         sources.append(SignalSource(modality, float(rate), values, UNITS.get(modality, "")))
     return sources
+
+
+@dataclass(frozen=True)
+class VitalSigns:
+    """What a once-a-second sensor reads: the current heart rate (bpm), the RR intervals (s) of the beats since
+    the last reading, oldest first, and SpO2 (%)."""
+
+    bpm: float
+    rr_intervals_s: tuple[float, ...]
+    spo2: float
+
+
+class VitalSignsWalk:
+    """Heart rate and SpO2 as seeded random walks (around 70 bpm, within 45..150; around 97 %, within 90..100),
+    read at increasing device times: each beat steps the heart rate, each reading steps SpO2."""
+
+    #: Mixed into the seed (the Heart Rate Measurement characteristic's 16-bit UUID, as it always was).
+    SEED_TAG = 0x2A37
+
+    def __init__(self, seed: int = 0):
+        self._rng = np.random.default_rng([seed, self.SEED_TAG])
+        self.bpm, self.spo2 = 70.0, 97.0
+        self._last_beat_s = 0.0
+
+    def read(self, time_s: float) -> VitalSigns:
+        rr_s = []
+        while self._last_beat_s + 60.0 / self.bpm <= time_s:
+            rr_s.append(60.0 / self.bpm)
+            self._last_beat_s += 60.0 / self.bpm
+            self.bpm = float(np.clip(self.bpm + self._rng.normal(0.0, 1.0), 45.0, 150.0))
+        self.spo2 = float(np.clip(self.spo2 + self._rng.normal(0.0, 0.2), 90.0, 100.0))
+        return VitalSigns(self.bpm, tuple(rr_s), self.spo2)

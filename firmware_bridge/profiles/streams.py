@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,6 +50,9 @@ _PMD_MODALITY = {
 
 class _ProfileStream:
     """Shared counting for the profile streams."""
+
+    #: True: samples carry device time (placed by sample count downstream); False: timed on arrival.
+    device_timed = True
 
     def __init__(self, description: StreamDescription):
         self.description = description
@@ -191,6 +196,7 @@ class _ArrivalTimedStream(_ProfileStream):
 
     #: A silence longer than this many nominal periods is a gap (lost measurements), not jitter.
     GAP_PERIODS = 1.5
+    device_timed = False
 
     def __init__(self, description: StreamDescription):
         super().__init__(description)
@@ -260,4 +266,59 @@ class PlxStream(_ArrivalTimedStream):
         return [self._block(values, [arrival_time_s], [np.nan])]
 
 
-__all__ = ["PmdStream", "HeartRateStream", "PlxStream"]
+# -- what a standard-profile device delivers, stream by stream -----------------------------------------------------
+
+@dataclass(frozen=True)
+class StreamRoute:
+    """One stream of a standard-profile device and where its samples go: the registry's stream factories give one
+    per stream, the gateway routes each notification to the route whose ``key`` the profile's ``stream_key`` reads."""
+
+    key: int
+    #: push(data, arrival_time_s) -> [SampleBlock], flush(), stats, description, device_timed
+    stream: object
+    #: The model modality its windows are; None: none of the model's (its samples are counted as dropped).
+    modality: str | None
+    #: Block samples (n, channels) -> the (n, 1) signal the ingest windows; None: as they come.
+    select: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def one_stream(data) -> int:
+    """The stream key of a profile with one stream (one characteristic, one measurement): always 0."""
+    return 0
+
+
+def photodiode_mean(samples: np.ndarray) -> np.ndarray:
+    """Polar PPG (PPG0, PPG1, PPG2, ambient) -> BVP: the mean of the three photodiodes (ambient left out)."""
+    return samples[:, :3].mean(axis=1, keepdims=True)
+
+
+def spo2_channel(samples: np.ndarray) -> np.ndarray:
+    """PLX (SpO2 %, pulse rate bpm) -> SpO2: the pulse rate is not a model modality (and is the pulse the
+    waveform modalities already carry); windowing it along would let a steady pulse flag SpO2 windows flat."""
+    return samples[:, :1]
+
+
+def pmd_streams(modalities) -> list[StreamRoute]:
+    """A Polar device's streams: one PmdStream per modality (``polar_pmd.SENSORS``), keyed by measurement type."""
+    routes = []
+    for modality in modalities:
+        sensor = polar_pmd.SENSORS[modality]
+        key = int(sensor.measurement_type)
+        stream = PmdStream(sensor.measurement_type, sensor.sample_rate_hz, stream_id=key)
+        # One channel for the ingest either way: ECG has one, PPG's photodiodes are averaged.
+        routes.append(StreamRoute(key, stream, modality, photodiode_mean if sensor.channels > 1 else None))
+    return routes
+
+
+def plx_streams(modalities) -> list[StreamRoute]:
+    """A pulse oximeter's one stream: SpO2 (the pulse rate channel left out)."""
+    return [StreamRoute(0, PlxStream(), "spo2", spo2_channel)]
+
+
+def heart_rate_streams(modalities) -> list[StreamRoute]:
+    """A chest strap's one stream: bpm, none of the model's modalities."""
+    return [StreamRoute(0, HeartRateStream(), None)]
+
+
+__all__ = ["PmdStream", "HeartRateStream", "PlxStream", "StreamRoute", "one_stream", "photodiode_mean", "spo2_channel",
+           "pmd_streams", "plx_streams", "heart_rate_streams"]

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from biomoe_edge.firmware_bridge.profiles.registry import Profile
+
 _ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 
 
@@ -30,7 +32,7 @@ class DeviceTarget:
 
     name: str | None = None
     address: str | None = None
-    profile: str = "native"
+    profile: str = Profile.NATIVE.value  # a firmware_bridge.profiles.registry name
 
     def __post_init__(self):
         if self.name is None and self.address is None:

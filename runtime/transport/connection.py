@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from biomoe_edge.firmware_bridge import gatt as native_gatt
 from biomoe_edge.firmware_bridge.description import DeviceDescription, decode_description
 from biomoe_edge.firmware_bridge.exc import PacketError
-from biomoe_edge.firmware_bridge.profiles import polar_pmd
-from biomoe_edge.firmware_bridge.profiles.heart_rate import HEART_RATE_MEASUREMENT_UUID
-from biomoe_edge.firmware_bridge.profiles.pulse_oximeter import PLX_CONTINUOUS_MEASUREMENT_UUID
+from biomoe_edge.firmware_bridge.profiles.registry import profile_spec
 from biomoe_edge.runtime.transport.allow_list import DeviceTarget
 from biomoe_edge.runtime.transport.backend import TransportBackend
 from biomoe_edge.runtime.transport.backoff import Backoff
@@ -32,15 +30,6 @@ logger = logging.getLogger(__name__)
 
 PacketCallback = Callable[[str, bytes, float], None]
 StateCallback = Callable[[str, str, str], None]
-#: Profiles the transport can run, and the characteristic whose notifications go to ``on_packet``.
-#: "native": PROTOCOL.md (description read, START). Market devices: subscribe to the standard measurement.
-DATA_CHARACTERISTICS = {
-    "native": native_gatt.DATA_CHAR_UUID,
-    "heart_rate": HEART_RATE_MEASUREMENT_UUID,  # service 0x180D
-    "pulse_oximeter": PLX_CONTINUOUS_MEASUREMENT_UUID,  # service 0x1822
-    "polar_pmd": polar_pmd.PMD_DATA_UUID,  # PMD data frames, started through the PMD control point
-}
-SUPPORTED_PROFILES = tuple(DATA_CHARACTERISTICS)
 
 
 class ConnectionState(str, enum.Enum):
@@ -85,8 +74,9 @@ class DeviceConnection:
         scan_timeout_s: how long one scan looks for the device.
         connect_timeout_s: bleak connect timeout; setup_timeout_s bounds description read + subscribe + START.
         connect_attempts: ``establish_connection``'s ``max_attempts`` per cycle (then our backoff).
-        start_streams: write START (all streams; native) or the PMD start commands (polar_pmd) after subscribing.
-        pmd_start_commands: PMD control-point commands for "polar_pmd" targets (default: H10 ECG at 130 Hz).
+        start_streams: write START (all streams; native) or the profile's start commands after subscribing.
+        start_commands: control-point commands of a standard profile that has a control point (Polar PMD), written
+            in order after subscribing (default: the profile's, for its default modalities: an H10's ECG).
         clock: arrival-time clock (default ``time.monotonic``, the gateway's clock).
     """
 
@@ -103,11 +93,13 @@ class DeviceConnection:
         setup_timeout_s: float = 10.0,
         connect_attempts: int = 2,
         start_streams: bool = True,
-        pmd_start_commands: Sequence[bytes] = (polar_pmd.start_h10_ecg_command(),),
+        start_commands: Sequence[bytes] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if target.profile not in SUPPORTED_PROFILES:
-            raise ValueError(f"{target.label}: unsupported profile {target.profile!r}; expected one of {SUPPORTED_PROFILES}")
+        try:
+            self.profile = profile_spec(target.profile)
+        except ValueError as exc:
+            raise ValueError(f"{target.label}: {exc}") from None
         self.target = target
         self.label = target.label
         self.backend = backend or TransportBackend.platform()
@@ -117,7 +109,9 @@ class DeviceConnection:
         self.setup_timeout_s = float(setup_timeout_s)
         self.connect_attempts = int(connect_attempts)
         self.start_streams = start_streams
-        self.pmd_start_commands = tuple(bytes(c) for c in pmd_start_commands)
+        if start_commands is None:
+            start_commands = self.profile.start_commands(self.profile.default_modalities)
+        self.start_commands = tuple(bytes(c) for c in start_commands)
         self._stop_commands: tuple[tuple[str, bytes], ...] = ()  # (characteristic, value) written on stop()
         self.stats = ConnectionStats()
         self.state = ConnectionState.DISCONNECTED
@@ -208,12 +202,8 @@ class DeviceConnection:
 
     async def _set_up(self, client) -> None:
         self.stats.mtu = await self._mtu(client)
-        if self.target.profile == "polar_pmd":
-            await self._set_up_pmd(client)
-            return
-        if self.target.profile != "native":
-            # Standard profiles describe themselves by their characteristic; nothing to read or start.
-            await client.start_notify(DATA_CHARACTERISTICS[self.target.profile], self._on_notification)
+        if not self.profile.describes_itself:
+            await self._set_up_profile(client)
             return
         raw = await client.read_gatt_char(native_gatt.DESCRIPTION_CHAR_UUID)
         try:
@@ -227,25 +217,27 @@ class DeviceConnection:
             )
             self._stop_commands = ((native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.STOP)),)
 
-    async def _set_up_pmd(self, client) -> None:
-        """Polar PMD: control-point indications on, data notifications on, then each start command, checking
-        the device's answer (PmdControlPointResponse) to each."""
+    async def _set_up_profile(self, client) -> None:
+        """A standard profile describes itself by its characteristic: subscribe to it. With a control point
+        (Polar PMD): its indications on first, then each start command, checking the device's answer to each."""
+        profile = self.profile
+        if profile.control_uuid is None:
+            await client.start_notify(profile.data_uuid, self._on_notification)
+            return
         responses: asyncio.Queue = asyncio.Queue()
-        await client.start_notify(polar_pmd.PMD_CONTROL_POINT_UUID, lambda _c, data: responses.put_nowait(bytes(data)))
-        await client.start_notify(polar_pmd.PMD_DATA_UUID, self._on_notification)
+        await client.start_notify(profile.control_uuid, lambda _c, data: responses.put_nowait(bytes(data)))
+        await client.start_notify(profile.data_uuid, self._on_notification)
         if not self.start_streams:
             return
-        for command in self.pmd_start_commands:
-            await client.write_gatt_char(polar_pmd.PMD_CONTROL_POINT_UUID, command, response=True)
+        for command in self.start_commands:
+            await client.write_gatt_char(profile.control_uuid, command, response=True)
             try:
-                response = polar_pmd.parse_control_response(await responses.get())
+                refusal = profile.start_refusal(await responses.get())
             except PacketError as exc:
-                raise _GiveUp(f"unusable PMD control response: {exc}") from exc
-            if not response.ok and response.status_name != "ERROR_ALREADY_IN_STATE":
-                raise _GiveUp(f"PMD refused {command.hex(' ')}: {response.status_name}")
-        self._stop_commands = tuple(
-            (polar_pmd.PMD_CONTROL_POINT_UUID, polar_pmd.stop_measurement_command(command[1])) for command in self.pmd_start_commands
-        )
+                raise _GiveUp(f"unusable {profile.name} control response: {exc}") from exc
+            if refusal is not None:
+                raise _GiveUp(f"{profile.name} refused {command.hex(' ')}: {refusal}")
+        self._stop_commands = tuple((profile.control_uuid, profile.stop_command(command)) for command in self.start_commands)
 
     async def _mtu(self, client) -> int:
         from bleak.backends import BleakBackend

@@ -21,11 +21,7 @@ pytest.importorskip("bumble", reason="the emulated wearables and their encoders 
 pytest.importorskip("bleak_retry_connector", reason="the gateway's transport needs bleak-retry-connector")
 
 from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork  # noqa: E402
-from biomoe_edge.firmware_bridge.emulation.wearable import (  # noqa: E402
-    heart_rate_measurement,
-    plx_continuous_measurement,
-    pmd_ecg_frame,
-)
+from biomoe_edge.firmware_bridge.profiles import heart_rate, polar_pmd, pulse_oximeter  # noqa: E402
 from biomoe_edge.runtime.gateway import Gateway  # noqa: E402
 from biomoe_edge.runtime.pipeline import NOT_A_MODEL_MODALITY, Pipeline  # noqa: E402
 from biomoe_edge.runtime.gateway_config import parse_config  # noqa: E402
@@ -72,6 +68,21 @@ def _assert_balanced(entry) -> None:
     assert tuple(entry)[:len(REPORT_FIELDS)] == REPORT_FIELDS
     assert entry["samples_received"] == (entry["samples_windowed"] + entry["samples_pending"]
                                          + sum(entry["samples_dropped"].values())), entry
+
+
+def heart_rate_measurement(bpm: int, rr_intervals_s) -> bytes:
+    """A strap's Heart Rate Measurement (contact detected), by the profile's encoder."""
+    return bytes(heart_rate.HeartRateMeasurement(bpm, True, None, tuple(rr_intervals_s)))
+
+
+def plx_continuous_measurement(spo2: float, pulse_rate: float) -> bytes:
+    """A PLX Continuous Measurement without optional fields, by the profile's encoder."""
+    return bytes(pulse_oximeter.PlxContinuousMeasurement(spo2, pulse_rate, *(None,) * 7))
+
+
+def pmd_ecg_frame(timestamp_ns: int, microvolts) -> bytes:
+    """A raw PMD ECG frame, by the profile's encoder."""
+    return polar_pmd.encode_data_frame(polar_pmd.MeasurementType.ECG, timestamp_ns, np.asarray(microvolts)[:, None])
 
 
 def _pmd_ppg_frame(timestamp_ns: int, values: np.ndarray) -> bytes:

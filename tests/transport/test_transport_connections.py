@@ -300,7 +300,7 @@ async def test_a_polar_pmd_strap_is_started_through_its_control_point_and_stream
         connection = DeviceConnection(
             DeviceTarget(name="h10", profile="polar_pmd"), on_packet=recorder.on_packet, on_state=recorder.on_state,
             backend=TransportBackend.bumble(await network.central()), scan_timeout_s=0.5,
-            pmd_start_commands=[start_measurement_command(1, {"sample_rate": 55})],
+            start_commands=[start_measurement_command(1, {"sample_rate": 55})],
         )
         await connection.start()
         await asyncio.wait_for(connection._task, 10.0)
