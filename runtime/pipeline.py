@@ -178,7 +178,8 @@ class Pipeline:
             return
         spec = profile_spec(profile)
         if spec.describes_itself:
-            raise ValueError(f"{device}: {profile!r} is not a standard profile; native devices are added with add_device")
+            raise ValueError(f"{device}: {profile!r} is not a standard profile; devices that describe their own streams "
+                             "are added with add_device")
         try:
             modalities = spec.modalities(tuple(Modality.parse(m).value for m in modalities))
         except ValueError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from biomoe_edge.firmware_bridge.emulation.signals import DEFAULT_MODALITIES as NATIVE_MODALITIES
 from biomoe_edge.firmware_bridge.profiles.registry import NAMES as PROFILE_NAMES
 from biomoe_edge.firmware_bridge.profiles.registry import PROFILES, Emulation, Profile, profile_spec
 
@@ -45,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="biomoe-wear-1", help="advertised name")
     parser.add_argument("--address", default=None, help="static random address (default F0:00:00:00:00:01)")
     parser.add_argument("--modalities", default=None,
-                        help="comma-separated streams, in stream-id order (default: bvp,eda,resp,ecg for native, "
-                             "the profile's default for the others)")
+                        help=f"comma-separated streams, in stream-id order (default: {','.join(NATIVE_MODALITIES)} for "
+                             f"{Profile.NATIVE}, the profile's default for the others)")
     parser.add_argument("--duration", type=_positive, default=None, help="seconds of wall time to run (default: 10 in-process, until Ctrl-C on a transport)")
     parser.add_argument("--speed", type=_positive, default=1.0, help="device seconds per wall second")
     parser.add_argument("--loss", type=_probability, default=0.0, help="probability of dropping a data packet")
@@ -63,7 +64,7 @@ def run(args) -> int:
 
     spec = profile_spec(args.profile)
     if args.modalities is None:
-        modalities = spec.default_modalities if not spec.describes_itself else ("bvp", "eda", "resp", "ecg")
+        modalities = NATIVE_MODALITIES if spec.describes_itself else spec.default_modalities
     else:
         modalities = tuple(m.strip().lower() for m in args.modalities.split(",") if m.strip())
         if not modalities and spec.describes_itself:

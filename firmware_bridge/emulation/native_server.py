@@ -11,12 +11,10 @@ from bumble.device import Connection
 
 from biomoe_edge.firmware_bridge import gatt as native_gatt
 from biomoe_edge.firmware_bridge.description import DeviceDescription, StreamDescription, encode_description
-from biomoe_edge.firmware_bridge.emulation.signals import SignalSource
+from biomoe_edge.firmware_bridge.emulation.signals import DEFAULT_MODALITIES, SignalSource
 from biomoe_edge.firmware_bridge.emulation.streaming import StreamingWearable, _Stream
 from biomoe_edge.firmware_bridge.exc import ControlError
 from biomoe_edge.firmware_bridge.packet import TIMESTAMP_MODULO, SampleFormat, encode_packet, max_samples_per_packet
-
-DEFAULT_MODALITIES = ("bvp", "eda", "resp", "ecg")
 
 
 class NativeWearable(StreamingWearable):

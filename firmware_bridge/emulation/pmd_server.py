@@ -35,8 +35,8 @@ class PmdWearable(StreamingWearable):
     def __init__(self, name: str, *, modalities=("ecg",), **options) -> None:
         modalities = tuple(modalities)
         if len(modalities) != 1 or modalities[0] not in polar_pmd.SENSORS:
-            raise ValueError("the polar_pmd profile streams ECG (an H10) or PPG (a Verity Sense); modalities must be "
-                             f"('ecg',) or ('bvp',), got {modalities!r}")
+            raise ValueError(f"the {options.get('profile')} profile streams ECG (an H10) or PPG (a Verity Sense); "
+                             f"modalities must be ('ecg',) or ('bvp',), got {modalities!r}")
         self.sensor = polar_pmd.SENSORS[modalities[0]]
         self._control_point: gatt.Characteristic | None = None
         super().__init__(name, modalities=modalities, **options)

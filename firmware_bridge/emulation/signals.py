@@ -16,6 +16,8 @@ import numpy as np
 
 from biomoe_edge.firmware_bridge.packet import SampleFormat
 
+#: What an emulated native wearable streams unless told otherwise, in stream-id order.
+DEFAULT_MODALITIES = ("bvp", "eda", "resp", "ecg")
 #: Device sample rates of the emulated wearable (Hz), per modality.
 DEFAULT_RATES_HZ = {"ecg": 250.0, "bvp": 64.0, "eda": 16.0, "resp": 32.0, "spo2": 1.0}
 UNITS = {"ecg": "mV", "bvp": "au", "eda": "uS", "resp": "au", "spo2": "%"}
