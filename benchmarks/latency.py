@@ -57,19 +57,11 @@ def device_description():
         for i, (m, fs) in enumerate(MODALITY_RATES_HZ.items())))
 
 
-def simulated_signal(modality: str, n: int, fs: float, rng) -> np.ndarray:
-    """Plausible physiology-shaped test signals (the benchmark measures speed; shapes only need to be busy)."""
-    t = np.arange(n) / fs
-    base = {"bvp": 1.2, "ecg": 1.1, "resp": 0.25, "eda": 0.02}[modality]
-    x = np.sin(2 * np.pi * base * t) + 0.3 * np.sin(2 * np.pi * 2 * base * t + 1.0)
-    if modality == "ecg":
-        x = x + 3.0 * (np.sin(2 * np.pi * base * t) > 0.97)
-    return x + 0.05 * rng.standard_normal(n)
-
-
 def encode_stream_packets(devices: int, seconds: float, seed: int = 0):
     """All packets of all devices, sorted by arrival: (arrival_s, device, payload)."""
     from biomoe_edge.firmware_bridge import SampleFormat, encode_packet
+
+    from biomoe_edge.simulation import simulate
 
     rng = np.random.default_rng(seed)
     out = []
@@ -78,7 +70,9 @@ def encode_stream_packets(devices: int, seconds: float, seed: int = 0):
         phase = rng.uniform(0, 0.01)  # devices are not in lockstep
         for stream_id, (modality, fs) in enumerate(MODALITY_RATES_HZ.items()):
             n = int(seconds * fs)
-            raw = np.clip(np.round(simulated_signal(modality, n, fs, rng) * 1000), -32768, 32767).astype(np.int16)
+            # No NeuroKit2 on a gateway: the simulator's harmonic shapes (speed is measured, shapes need only be busy).
+            signal, _ = simulate(modality, n / fs, fs, seed=seed * 1000 + 10 * d + stream_id, method="harmonic")
+            raw = np.clip(np.round(signal * 1000), -32768, 32767).astype(np.int16)
             for seq, start in enumerate(range(0, n - SAMPLES_PER_PACKET + 1, SAMPLES_PER_PACKET)):
                 payload = encode_packet(stream_id=stream_id, sequence=seq % 65536,
                                         timestamp_us=int(round(start / fs * 1e6)) % (1 << 32),
@@ -130,36 +124,23 @@ def open_benchmark_engine(args, model):
 
 
 def ensure_onnx(model, args) -> pathlib.Path:
-    """Export the model once per (checkpoint, precision, export format) into the demo's cache folder and reuse
-    it. A cached file whose manifest records an older ``export_format`` (another graph form of the same
-    checkpoint) is never reused: the benchmark measures the graph this SDK exports."""
-    from biomoe_edge.commands.demo import demo_onnx_path
-    from biomoe_edge.export import export_onnx
-    from biomoe_edge.export.graph_info import EXPORT_FORMAT
-    from biomoe_edge.manifest import read_manifest, sha256_file
-    from biomoe_edge.paths import cache_dir
+    """The model exported once per (checkpoint, precision, largest batch, export format) into the cache folder and
+    reused (``export.cache``: fp32 at batch 16 is the demo's file)."""
+    from biomoe_edge.export.cache import DEFAULT_MAX_BATCH, cached_onnx
 
-    if args.precision == "fp32" and args.batch_size <= 16:
-        demo_path = demo_onnx_path(args.checkpoint)  # the demo's model: the same file when it is current
-        if read_manifest(demo_path).get("export_format") == EXPORT_FORMAT:
-            return demo_path
-    tag = sha256_file(args.checkpoint)[:16] if args.checkpoint else "random-seed0"
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    path = cache_dir() / f"tiny_biomoe_{tag}_{args.precision}_b{max(16, args.batch_size)}_f{EXPORT_FORMAT}.onnx"
-    if not (path.exists() and path.with_suffix(".json").exists()):
-        print(f"exporting {args.precision} ONNX once to {path} (minutes for int8: calibration) ...", file=sys.stderr)
-        export_onnx(model, path, precision=args.precision, max_batch=max(16, args.batch_size))
-    return path
+    return cached_onnx(args.checkpoint, precision=args.precision, max_batch=max(DEFAULT_MAX_BATCH, args.batch_size),
+                       model=model)
 
 
 # -- the SDK path ----------------------------------------------------------------------------------------------
 
 def percentiles(values_s) -> dict:
-    v = np.asarray(list(values_s), dtype=np.float64) * 1e3
-    if v.size == 0:
-        return {"p50_ms": math.nan, "p95_ms": math.nan, "p99_ms": math.nan, "count": 0}
-    p50, p95, p99 = np.percentile(v, [50, 95, 99])
-    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99), "count": int(v.size)}
+    """p50/p95/p99 in ms of a sequence of seconds, and how many (NaN when empty; strict JSON turns it to null)."""
+    from biomoe_edge.runtime.gateway import percentiles_ms
+
+    values_s = list(values_s)
+    figures = {f"{name}_ms": math.nan if value is None else value for name, value in percentiles_ms(values_s).items()}
+    return {**figures, "count": len(values_s)}
 
 
 class MemoryPeak:
@@ -266,6 +247,7 @@ def run_sdk(engine, packets, devices: int, representations, batch_size: int, mem
 def reference_windows(devices: int, n_windows: int, seed: int = 1):
     """(modality, fs, window) at the model rate, cycling modalities like the gateway does."""
     from biomoe_edge.runtime.transforms.preprocess import preprocess
+    from biomoe_edge.simulation import simulate
 
     rng = np.random.default_rng(seed)
     modalities = list(MODALITY_RATES_HZ)
@@ -273,7 +255,7 @@ def reference_windows(devices: int, n_windows: int, seed: int = 1):
     for i in range(n_windows):
         modality = modalities[i % len(modalities)]
         fs = MODALITY_RATES_HZ[modality]
-        raw = simulated_signal(modality, int(WINDOW_S * fs), fs, rng)
+        raw, _ = simulate(modality, WINDOW_S, fs, seed=int(rng.integers(1 << 31)), method="harmonic")
         out.append((modality, fs, raw))
     return out, preprocess
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 #: Side of the square RGB image the model reads (PIL ``Resize((224, 224))`` in the authors' pipeline).
 IMAGE_SIZE = 224
+#: One image as the model reads it: RGB channels first.
+IMAGE_SHAPE = (3, IMAGE_SIZE, IMAGE_SIZE)
 #: Tiny-BioMoE's embedding: two 96-D encoder embeddings, concatenated.
 EMBEDDING_DIM = 192
 
@@ -40,6 +42,22 @@ class Modality(str, enum.Enum):
         except ValueError:
             valid = ", ".join(m.value for m in cls)
             raise ValueError(f"unknown modality {value!r}; expected one of: {valid}") from None
+
+
+#: The rate (Hz) each modality's windows are resampled to before they become images: the ingest emits windows at
+#: it and every representation's parameters assume it (``runtime/transforms/defaults.py`` gives the reasons).
+MODEL_RATES_HZ: dict[str, float] = {
+    Modality.BVP.value: 64.0,
+    Modality.ECG.value: 100.0,
+    Modality.RESP.value: 16.0,
+    Modality.EDA.value: 8.0,
+    Modality.SPO2.value: 4.0,
+}
+
+
+def model_rate_hz(modality: str | Modality) -> float:
+    """The model rate of ``modality`` (a ``Modality`` or its name; ValueError naming the valid ones)."""
+    return MODEL_RATES_HZ[Modality.parse(modality).value]
 
 
 def check_representations(names) -> tuple[str, ...]:

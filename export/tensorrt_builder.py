@@ -20,10 +20,10 @@ import tempfile
 import time
 
 from biomoe_edge.manifest import read_manifest, manifest_path, sha256_file, write_manifest
-from biomoe_edge.runtime.engines._tensorrt import import_tensorrt, make_logger, tensorrt_major
-from biomoe_edge.runtime.engines.base import IMAGE_SHAPE
 from biomoe_edge.runtime.engines.compatibility import ENGINE_MANIFEST_KIND, ENGINE_SUFFIX, normalize_compute_capability
 from biomoe_edge.runtime.engines.exc import BackendUnavailableError, EngineBuildError, TensorRTUnavailableError
+from biomoe_edge.runtime.engines.tensorrt_support import import_tensorrt, make_logger, tensorrt_major
+from biomoe_edge.vocabulary import IMAGE_SHAPE
 
 __all__ = ["DEFAULT_MAX_BATCH", "TensorRTUnavailableError", "build_engine", "default_engine_path", "gpu_identity",
            "write_engine_manifest"]
@@ -46,7 +46,7 @@ def default_engine_path(onnx_path) -> pathlib.Path:
 
 def gpu_identity(device_id: int = 0) -> tuple[str, str]:
     """(GPU name, compute capability "major.minor") through CuPy, else through torch.cuda (build machines have it)."""
-    from biomoe_edge.runtime.engines._cuda import cuda_device_identity
+    from biomoe_edge.runtime.engines.tensorrt_support import cuda_device_identity
 
     try:
         return cuda_device_identity(device_id)

@@ -21,8 +21,9 @@ import math
 
 import numpy as np
 
-TIMESTAMP_MODULO = 1 << 32
-_HALF = 1 << 31
+from .packet import TIMESTAMP_MODULO
+
+_HALF = TIMESTAMP_MODULO // 2
 
 
 class ClockMapper:

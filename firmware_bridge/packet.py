@@ -108,11 +108,6 @@ class Packet:
         return int(self.samples.shape[1])
 
 
-def payload_size(sample_count: int, channels: int, sample_format) -> int:
-    """Bytes of payload for that many samples."""
-    return sample_count * channels * SampleFormat.parse(sample_format).size
-
-
 def max_samples_per_packet(mtu: int, channels: int, sample_format) -> int:
     """Samples per channel that fit one notification at ATT MTU ``mtu`` (value <= mtu - 3); 0 if none fits.
 
@@ -255,5 +250,4 @@ __all__ = [
     "encode_packet",
     "decode_packet",
     "max_samples_per_packet",
-    "payload_size",
 ]

@@ -18,25 +18,16 @@ Exit status: 0 up to date (or rebuilt, with --build); 1 a rebuild is needed (wit
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import pathlib
 import shlex
 import subprocess
 import sys
 
-from biomoe_edge.manifest import read_manifest
+from biomoe_edge.manifest import read_manifest, sha256_file
 from biomoe_edge.runtime.engines.compatibility import engine_manifest_problems
 
 EXIT_OK, EXIT_REBUILD_NEEDED, EXIT_ERROR = 0, 1, 2
-
-
-def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def installed_platform(args) -> dict:
@@ -47,11 +38,11 @@ def installed_platform(args) -> dict:
         "compute_capability": args.compute_capability,
     }
     if platform["tensorrt_version"] is None:
-        from biomoe_edge.runtime.engines._tensorrt import import_tensorrt
+        from biomoe_edge.runtime.engines.tensorrt_support import import_tensorrt
 
         platform["tensorrt_version"] = import_tensorrt().__version__
     if platform["gpu_name"] is None or platform["compute_capability"] is None:
-        from biomoe_edge.runtime.engines._cuda import cuda_device_identity
+        from biomoe_edge.runtime.engines.tensorrt_support import cuda_device_identity
 
         name, capability = cuda_device_identity(0)
         platform["gpu_name"] = platform["gpu_name"] or name
@@ -67,10 +58,10 @@ def rebuild_reasons(engine: pathlib.Path, onnx: pathlib.Path | None, platform: d
         manifest = read_manifest(engine)
     except ValueError as exc:
         return [str(exc)]
-    reasons = engine_manifest_problems(manifest, engine_sha256=_sha256(engine), **platform)
+    reasons = engine_manifest_problems(manifest, engine_sha256=sha256_file(engine), **platform)
     if onnx is not None and onnx.is_file():
         built_from = manifest.get("source_onnx_sha256")
-        if built_from and built_from != _sha256(onnx):
+        if built_from and built_from != sha256_file(onnx):
             reasons.append(f"the model {onnx} changed since the engine was built from it")
     return reasons
 

@@ -24,6 +24,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,12 +32,14 @@ from biomoe_edge.firmware_bridge import DeviceDescription, PacketError, decode_p
 from biomoe_edge.firmware_bridge.packet import as_bytes
 from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.firmware_bridge.reassembly import StreamReassembler
-from biomoe_edge.runtime.gateway_config import GatewayConfig
 from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, StreamKey
 from biomoe_edge.runtime.records import EmbeddingRecord
 from biomoe_edge.runtime.scheduler import BatchScheduler, Job, group_for_render
 from biomoe_edge.identity import model_identity
-from biomoe_edge.vocabulary import EMBEDDING_DIM, IMAGE_SIZE, Modality
+from biomoe_edge.vocabulary import EMBEDDING_DIM, IMAGE_SHAPE, Modality, model_rate_hz
+
+if TYPE_CHECKING:  # the configuration is read (TOML, sinks) above this layer; the pipeline only reads its fields
+    from biomoe_edge.runtime.gateway_config import GatewayConfig
 
 log = logging.getLogger("biomoe_edge.runtime.pipeline")
 
@@ -364,7 +367,6 @@ class Pipeline:
         """Pay the first batch's one-time costs now, on a synthetic window per modality: on CUDA, compiling the
         render kernels (NVRTC, seconds on a first start) and planning the FFTs; then the engine's first runs at
         batch 1 and ``max_batch`` (allocations, CUDA graph capture). Nothing is counted or emitted."""
-        from biomoe_edge.runtime.ingest.resample import model_rate_hz
         from biomoe_edge.runtime.transforms.preprocess import preprocess
         from biomoe_edge.runtime.transforms.render import render
 
@@ -467,7 +469,7 @@ def engine_input_buffer(engine, max_batch: int):
     dtype = np.dtype(getattr(engine, "input_dtype", np.float32))
     if dtype not in (np.dtype(np.float16), np.dtype(np.float32)):
         dtype = np.dtype(np.float32)
-    shape = (max_batch, 3, IMAGE_SIZE, IMAGE_SIZE)
+    shape = (max_batch, *IMAGE_SHAPE)
     device = str((getattr(engine, "identity", None) or {}).get("device") or "cpu")
     if device.startswith("cuda"):
         try:

@@ -17,7 +17,6 @@ import collections
 import json
 import logging
 import pathlib
-import warnings
 
 HELP = "run emulated wearables (Bumble), the gateway and a live console view; --duration S for a bounded run"
 
@@ -59,33 +58,12 @@ def add_arguments(parser) -> None:
 
 def demo_onnx_path(checkpoint=None) -> pathlib.Path:
     """The cached fp32 ONNX export of the demo's model (exported now if missing; needs torch once)."""
-    from biomoe_edge.export.graph_info import EXPORT_FORMAT
-    from biomoe_edge.manifest import sha256_file
+    from biomoe_edge.export.cache import cached_onnx
 
-    from biomoe_edge.paths import cache_dir
-
-    tag = sha256_file(checkpoint)[:16] if checkpoint else "random-seed0"
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    # The export format in the name: a graph cached by an older SDK (another form of the same model) is
-    # never picked up as the current one.
-    path = cache_dir() / f"tiny_biomoe_{tag}_fp32_f{EXPORT_FORMAT}.onnx"
-    if path.exists() and path.with_suffix(".json").exists():
-        return path
     try:
-        from biomoe_edge.export import export_onnx, load_tiny_biomoe
-    except ImportError as exc:
-        raise RuntimeError(f"the demo's first run exports the model to ONNX, which needs PyTorch ({exc}): "
-                           "pip install torch==2.13.0 'biomoe-edge[export]', or use --engine pytorch") from None
-
-    log.warning("exporting Tiny-BioMoE to ONNX once (about a minute); cached at %s", path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        model = load_tiny_biomoe(checkpoint)
-    tmp = path.with_name(path.stem + ".partial.onnx")
-    export_onnx(model, tmp, precision="fp32", max_batch=16)
-    tmp.with_suffix(".json").replace(path.with_suffix(".json"))
-    tmp.replace(path)
-    return path
+        return cached_onnx(checkpoint, precision="fp32")
+    except RuntimeError as exc:
+        raise RuntimeError(f"the demo's first run exports the model: {exc}; or use --engine pytorch") from None
 
 
 def open_demo_engine(kind: str, checkpoint=None, *, max_batch: int = 16):

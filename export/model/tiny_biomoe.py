@@ -13,12 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from biomoe_edge.vocabulary import EMBEDDING_DIM, IMAGE_SHAPE
+
 from .efficientvit import EfficientViTW
 from .spectformer import SpectFormerTW
 
-IMAGE_SHAPE = (3, 224, 224)
 EXPERT_DIM = 96
-EMBEDDING_DIM = 192
 
 
 class TinyBioMoE(nn.Module):

@@ -1,4 +1,5 @@
-"""Signals an emulated wearable streams: simulated with NeuroKit2, or recorded (arrays, CSV files).
+"""Signals an emulated wearable streams: simulated (``biomoe_edge.simulation``), or recorded (arrays, CSV
+files); and the vital signs of the once-a-second sensors.
 
 A ``SignalSource`` is one modality's samples in physical units at the device's nominal rate; the wearable
 loops over it and quantises it to the wire format with the scale and offset it publishes in its
@@ -86,22 +87,13 @@ def quantise(values: np.ndarray, scale: float, offset: float, sample_format: Sam
 
 
 def _simulate(modality: str, seconds: float, fs: float, seed: int) -> np.ndarray:
-    import neurokit2 as nk  # heavy (SciPy, pandas...): only when simulating
+    # Whole seconds at whole-Hz rates (NeuroKit2's own sizes); "simple" is its fast Gaussian-wave ECG (ecgsyn takes
+    # seconds per minute of signal, and a wearable loops a minute).
+    from biomoe_edge.simulation import simulate
 
-    duration = int(np.ceil(seconds))
-    if modality == "ecg":
-        # "simple" is NeuroKit2's fast Gaussian-wave ECG (ecgsyn takes seconds per minute of signal).
-        return nk.ecg_simulate(duration=duration, sampling_rate=int(fs), heart_rate=70, method="simple", random_state=seed)
-    if modality == "bvp":
-        return nk.ppg_simulate(duration=duration, sampling_rate=int(fs), heart_rate=70, random_state=seed)
-    if modality == "eda":
-        return nk.eda_simulate(duration=duration, sampling_rate=int(fs), scr_number=max(1, duration // 20), random_state=seed)
-    if modality == "resp":
-        return nk.rsp_simulate(duration=duration, sampling_rate=int(fs), respiratory_rate=15, random_state=seed)
-    if modality == "spo2":
-        rng = np.random.default_rng(seed)
-        return np.clip(97.0 + 0.5 * np.cumsum(rng.normal(0.0, 0.05, int(duration * fs))), 90.0, 100.0)
-    raise ValueError(f"no simulator for modality {modality!r}; expected one of: {', '.join(DEFAULT_RATES_HZ)}")
+    if modality not in DEFAULT_RATES_HZ:
+        raise ValueError(f"no simulator for modality {modality!r}; expected one of: {', '.join(DEFAULT_RATES_HZ)}")
+    return simulate(modality, int(np.ceil(seconds)), int(fs), seed=seed, ecg_method="simple")[0]
 
 
 def simulated_signals(

@@ -1,4 +1,4 @@
-"""Window-by-window resampling to a modality's model rate, and where that rate comes from.
+"""Window-by-window resampling to a modality's model rate (``vocabulary.MODEL_RATES_HZ``).
 
 Rational factors go through ``scipy.signal.resample_poly`` (polyphase FIR with anti-aliasing). Each window
 is resampled on its own, so the result does not depend on how the samples were split into packets.
@@ -14,17 +14,10 @@ from typing import Callable
 import numpy as np
 from scipy.signal import firwin, resample_poly
 
-from biomoe_edge.vocabulary import Modality
+from biomoe_edge.vocabulary import model_rate_hz  # noqa: F401 - the ingest's windows come out at this rate
 
 #: ``resampler(x, fs_in, fs_out, n_out)``: x is (channels, n_in); returns (channels, n_out).
 Resampler = Callable[[np.ndarray, float, float, int], np.ndarray]
-
-def model_rate_hz(modality: str | Modality) -> float:
-    """The rate a modality's windows are resampled to: the transforms' ``MODALITY_DEFAULTS`` (the images
-    and their parameters assume it)."""
-    from biomoe_edge.runtime.transforms.defaults import modality_defaults
-
-    return float(modality_defaults(Modality.parse(modality)).model_fs)
 
 
 @functools.lru_cache(maxsize=256)

@@ -14,7 +14,7 @@ from biomoe_edge.runtime.transforms.defaults import (
     representation_params,
 )
 from biomoe_edge.runtime.transforms.preprocess import preprocess, robust_normalise
-from biomoe_edge.runtime.transforms.quality import QUALITY_FLAGS, SignalQualityError, check_window
+from biomoe_edge.runtime.transforms.quality import WINDOW_PROBLEMS, SignalQualityError, check_window
 from biomoe_edge.runtime.transforms.recurrence import recurrence_plot
 from biomoe_edge.runtime.transforms.render import render
 from biomoe_edge.runtime.transforms.scalogram import scalogram
@@ -33,7 +33,7 @@ def reference_render(window, fs, representation, *, modality=None):
 __all__ = [
     "MODALITY_DEFAULTS",
     "ModalityDefaults",
-    "QUALITY_FLAGS",
+    "WINDOW_PROBLEMS",
     "SignalQualityError",
     "check_window",
     "modality_defaults",

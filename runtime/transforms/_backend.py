@@ -54,11 +54,6 @@ def as_float32(x, xp):
     return xp.ascontiguousarray(xp.asarray(x, dtype=xp.float32))
 
 
-def to_device(host_array: np.ndarray, xp):
-    """Copy a small host constant (window, filter bank, weights) to ``xp``'s memory."""
-    return host_array if xp is np else xp.asarray(host_array)
-
-
 _CONSTANTS: dict = {}
 
 

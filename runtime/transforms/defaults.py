@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biomoe_edge.vocabulary import Modality
+from biomoe_edge.vocabulary import MODEL_RATES_HZ, Modality
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ModalityDefaults:
     """Everything the pipeline needs to know about one modality (see docs/transforms.md)."""
 
     modality: str
-    model_fs: float  # rate the window is resampled to before any representation
+    model_fs: float  # rate the window is resampled to before any representation (vocabulary.MODEL_RATES_HZ)
     band_hz: tuple  # (low, high) Butterworth band; None for an open side
     filter_order: int  # Butterworth order (per side for band-pass), applied forward-backward (sosfiltfilt)
     normalisation: str  # "robust": (x - median) / (IQR / 1.349); "fixed": (x - centre) / scale
@@ -60,7 +60,7 @@ class ModalityDefaults:
 MODALITY_DEFAULTS: dict[str, ModalityDefaults] = {
     Modality.BVP.value: ModalityDefaults(
         modality="bvp",
-        model_fs=64.0,
+        model_fs=MODEL_RATES_HZ["bvp"],
         band_hz=(0.5, 8.0),
         filter_order=2,
         normalisation="robust",
@@ -75,7 +75,7 @@ MODALITY_DEFAULTS: dict[str, ModalityDefaults] = {
     ),
     Modality.ECG.value: ModalityDefaults(
         modality="ecg",
-        model_fs=100.0,
+        model_fs=MODEL_RATES_HZ["ecg"],
         band_hz=(0.5, 40.0),
         filter_order=2,
         normalisation="robust",
@@ -89,7 +89,7 @@ MODALITY_DEFAULTS: dict[str, ModalityDefaults] = {
     ),
     Modality.RESP.value: ModalityDefaults(
         modality="resp",
-        model_fs=16.0,
+        model_fs=MODEL_RATES_HZ["resp"],
         band_hz=(0.1, 1.0),
         filter_order=2,
         normalisation="robust",
@@ -102,7 +102,7 @@ MODALITY_DEFAULTS: dict[str, ModalityDefaults] = {
     ),
     Modality.EDA.value: ModalityDefaults(
         modality="eda",
-        model_fs=8.0,
+        model_fs=MODEL_RATES_HZ["eda"],
         band_hz=(None, 1.0),
         filter_order=4,
         normalisation="robust",
@@ -116,7 +116,7 @@ MODALITY_DEFAULTS: dict[str, ModalityDefaults] = {
     ),
     Modality.SPO2.value: ModalityDefaults(
         modality="spo2",
-        model_fs=4.0,
+        model_fs=MODEL_RATES_HZ["spo2"],
         band_hz=(None, 0.5),
         filter_order=2,
         normalisation="fixed",

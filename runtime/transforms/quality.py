@@ -1,6 +1,7 @@
 """Window quality: typed errors and documented flags, so no NaN image is ever passed on silently.
 
-Flags (``check_window`` returns those that apply, in this order):
+Problems (``WINDOW_PROBLEMS``; ``check_window`` returns those that apply, in this order; the ingest's own window
+flags are ``runtime.ingest.QUALITY_FLAGS``):
 
 - ``"nonfinite"``: a NaN or ±Inf sample. Always an error for rendering (``SignalQualityError``).
 - ``"flat"``: peak-to-peak below ``flat_tolerance`` times the signal's magnitude (or exactly 0).
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 from biomoe_edge.runtime.transforms._backend import array_module
 
-QUALITY_FLAGS = ("nonfinite", "flat", "saturated", "wrong_length", "wrong_rate")
+WINDOW_PROBLEMS = ("nonfinite", "flat", "saturated", "wrong_length", "wrong_rate")
 
 
 class SignalQualityError(ValueError):
-    """A window that cannot be turned into an image; ``problem`` is one of ``QUALITY_FLAGS``."""
+    """A window that cannot be turned into an image; ``problem`` is one of ``WINDOW_PROBLEMS``."""
 
     def __init__(self, problem: str, message: str):
         super().__init__(message)

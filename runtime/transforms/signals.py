@@ -1,8 +1,9 @@
 """Real and simulated biosignals for tests, INT8 calibration and the demo.
 
 Real: the PPG recordings bundled in HeartPy's wheel (``heartpy/data/*.csv``), read straight from the
-installed package with NumPy (HeartPy itself is not imported). Simulated: NeuroKit2 (imported lazily;
-``pip install biomoe-edge[signals]``).
+installed package with NumPy (HeartPy itself is not imported). Simulated: the SDK's one simulator,
+``biomoe_edge.simulation`` (NeuroKit2, imported lazily; ``pip install biomoe-edge[signals]``), at the
+modality's model rate.
 
 ===========  ===========================================  ====================================
 file         content                                      sample rate
@@ -23,8 +24,8 @@ import pathlib
 
 import numpy as np
 
-from biomoe_edge.runtime.transforms.defaults import modality_defaults
-from biomoe_edge.vocabulary import Modality
+from biomoe_edge.simulation import simulate
+from biomoe_edge.vocabulary import Modality, model_rate_hz
 
 HEARTPY_RECORDINGS = ("data.csv", "data2.csv", "data3.csv")
 
@@ -87,39 +88,10 @@ def real_ppg_windows(n: int, seconds: float = 10.0, *, preprocessed: bool = True
 
 
 def simulated_signal(modality, seconds: float = 10.0, fs: float | None = None, seed: int = 0) -> tuple[np.ndarray, float]:
-    """A NeuroKit2-simulated signal: (samples float64 (round(seconds * fs),), fs); fs defaults to the
-    modality's model rate. SpO2 has no NeuroKit2 simulator: it is 97 % with slow drift, a short
-    desaturation and 1 %-quantised readings, like an oximeter's output."""
+    """A simulated signal (``biomoe_edge.simulation``, NeuroKit2): (samples float64 (round(seconds * fs),), fs);
+    fs defaults to the modality's model rate."""
     modality = Modality.parse(modality if str(modality).lower() != "ppg" else "bvp")
-    fs = float(modality_defaults(modality).model_fs if fs is None else fs)
-    n = int(round(seconds * fs))
-    if modality is Modality.SPO2:
-        rng = np.random.default_rng(seed)
-        t = np.arange(n) / fs
-        dip = 3.0 * np.exp(-0.5 * ((t - rng.uniform(0.3, 0.7) * seconds) / (0.15 * seconds)) ** 2)
-        return np.round(97.0 + 0.5 * np.sin(2 * np.pi * t / 60.0) - dip + 0.3 * rng.standard_normal(n)), fs
-    import neurokit2 as nk
-
-    rate = int(round(fs))
-    # NeuroKit2 sizes arrays with duration * sampling_rate: keep it an int when it can be.
-    seconds = int(seconds) if float(seconds).is_integer() else seconds
-    if modality is Modality.ECG:
-        x = nk.ecg_simulate(duration=seconds, sampling_rate=rate, heart_rate=70, random_state=seed)
-    elif modality is Modality.BVP:
-        x = nk.ppg_simulate(duration=seconds, sampling_rate=rate, heart_rate=70, random_state=seed)
-    elif modality is Modality.EDA:
-        x = nk.eda_simulate(duration=seconds, sampling_rate=rate, scr_number=2, random_state=seed)
-    else:
-        try:
-            x = nk.rsp_simulate(duration=seconds, sampling_rate=rate, respiratory_rate=15, random_state=seed)
-        except TypeError:
-            # NeuroKit2's "breathmetrics" model indexes with floats for some seeds under NumPy 2; fall back
-            # to its sinusoidal model for those seeds rather than fail.
-            x = nk.rsp_simulate(
-                duration=seconds, sampling_rate=rate, respiratory_rate=15, method="sinusoidal", random_state=seed
-            )
-    x = np.asarray(x, dtype=np.float64)[:n]
-    return x, float(rate)
+    return simulate(modality, seconds, float(model_rate_hz(modality) if fs is None else fs), seed=seed)
 
 
 def simulated_window(modality, seconds: float = 10.0, fs: float | None = None, seed: int = 0) -> np.ndarray:
