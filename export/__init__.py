@@ -2,7 +2,8 @@
 
 Needs PyTorch, except ``build_engine`` (TensorRT only), which a Jetson runs without torch: so the names
 below are imported lazily (PEP 562), and ``import biomoe_edge.export.tensorrt_builder`` never loads torch.
-The gateway (``biomoe_edge.runtime``) never imports this package.
+The gateway (``biomoe_edge.runtime``) imports this package in one place only: its PyTorch engine, when chosen,
+builds the model with ``load_tiny_biomoe``.
 
     model = load_tiny_biomoe("Tiny-BioMoE.pth")
     export_onnx(model, "out/model.onnx", precision="fp16")     # + out/model.json (manifest)

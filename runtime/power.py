@@ -1,6 +1,7 @@
 """Jetson power and clocks: nvpmodel modes by name, jetson_clocks, tegrastats parsing and energy sampling.
 
-Standard library only (the gateway imports this on the board; ``benchmarks/latency.py`` uses the sampler):
+Standard library only, so it runs on a bare board install (``benchmarks/latency.py`` uses the sampler there;
+the gateway itself does not import it):
 
 - :func:`parse_tegrastats_line` turns one line of ``tegrastats`` output into a :class:`TegraStats`. It reads the
   formats of L4T r32 (``VDD_IN 3177/3177``), r35/r36 (``VDD_IN 4824mW/4824mW``) and r38 (Thor) alike.
