@@ -5,20 +5,10 @@ Layers, each importing only the ones before it (PROTOCOL.md describes the native
 ``clock`` / ``reassembly`` (sequence, loss, device-to-gateway time) -> ``profiles`` (Heart Rate, PLX, Polar PMD).
 """
 
+from . import exc
 from .clock import ClockMapper
 from .description import DeviceDescription, StreamDescription, decode_description, encode_description
-from .exc import (
-    ControlError,
-    CRCError,
-    DescriptionError,
-    LengthMismatchError,
-    PacketError,
-    ProfileError,
-    SampleCountError,
-    SampleFormatError,
-    TruncatedPacketError,
-    UnsupportedVersionError,
-)
+from .exc import *  # noqa: F403 - every error of the bridge, by the names exc.__all__ lists
 from .packet import Packet, SampleFormat, decode_packet, encode_packet, max_samples_per_packet
 from .reassembly import ReassemblyStats, SampleBlock, StreamReassembler
 
@@ -26,16 +16,7 @@ from . import profiles  # noqa: E402 - the top layer, after everything it builds
 
 __all__ = [
     "profiles",
-    "PacketError",
-    "TruncatedPacketError",
-    "LengthMismatchError",
-    "CRCError",
-    "UnsupportedVersionError",
-    "SampleFormatError",
-    "SampleCountError",
-    "ControlError",
-    "DescriptionError",
-    "ProfileError",
+    *exc.__all__,
     "SampleFormat",
     "Packet",
     "encode_packet",

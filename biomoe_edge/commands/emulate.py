@@ -70,18 +70,9 @@ def run(args) -> int:
         if not modalities and spec.describes_itself:
             raise ValueError("--modalities is empty")
     modalities = spec.modalities(modalities)  # ValueError naming what the profile cannot deliver
-    options = dict(
-        address=args.address,
-        profile=args.profile,
-        modalities=modalities,
-        loss=args.loss,
-        reorder=args.reorder,
-        garbage=args.garbage,
-        drift_ppm=args.drift_ppm,
-        speed=args.speed,
-        seed=args.seed,
-        disconnect_every=args.disconnect_every,
-    )
+    options = dict(address=args.address, profile=args.profile, modalities=modalities, seed=args.seed, speed=args.speed,
+                   loss=args.loss, reorder=args.reorder, garbage=args.garbage, drift_ppm=args.drift_ppm,
+                   disconnect_every=args.disconnect_every)
     if spec.emulation is not Emulation.MEASUREMENT_PER_SECOND:  # the profiles that stream sampled signals
         options.update(signals=args.signals, recording_rate_hz=args.recording_rate)
     if args.transport:

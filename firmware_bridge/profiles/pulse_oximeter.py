@@ -137,17 +137,8 @@ def parse_continuous(data) -> PlxContinuousMeasurement:
         sensor_status = int.from_bytes(data[offset : offset + 3], "little")
         offset += 3
     pulse_amplitude_index = sfloat() if flags & _FLAG_PAI else None
-    return PlxContinuousMeasurement(
-        spo2=spo2,
-        pulse_rate=pulse_rate,
-        spo2_fast=spo2_fast,
-        pulse_rate_fast=pulse_rate_fast,
-        spo2_slow=spo2_slow,
-        pulse_rate_slow=pulse_rate_slow,
-        status=status,
-        sensor_status=sensor_status,
-        pulse_amplitude_index=pulse_amplitude_index,
-    )
+    return PlxContinuousMeasurement(spo2, pulse_rate, spo2_fast, pulse_rate_fast, spo2_slow, pulse_rate_slow, status,
+                                    sensor_status, pulse_amplitude_index)
 
 
 def encode_continuous(measurement: PlxContinuousMeasurement) -> bytes:

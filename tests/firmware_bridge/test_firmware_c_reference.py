@@ -26,18 +26,21 @@ ERROR_CLASSES = {
 GCC_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"]
 
 
-@pytest.fixture(scope="session")
-def fwb_test(tmp_path_factory) -> pathlib.Path:
+def compile_c(tmp_path_factory, name: str, flags: list[str]) -> tuple[pathlib.Path, subprocess.CompletedProcess]:
+    """The C test program built with ``flags`` into a fresh folder; skips (saying why) without gcc."""
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.skip("gcc not found: cannot build the C reference codec")
-    exe = tmp_path_factory.mktemp("fwb_c") / "fwb_test"
-    subprocess.run(
-        [gcc, *GCC_FLAGS, "-o", str(exe), str(C_DIR / "fwb_test.c"), str(C_DIR / "fwb_packet.c")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    exe = tmp_path_factory.mktemp(name) / "fwb_test"
+    build = subprocess.run([gcc, *flags, "-o", str(exe), str(C_DIR / "fwb_test.c"), str(C_DIR / "fwb_packet.c")],
+                           capture_output=True, text=True)
+    return exe, build
+
+
+@pytest.fixture(scope="session")
+def fwb_test(tmp_path_factory) -> pathlib.Path:
+    exe, build = compile_c(tmp_path_factory, "fwb_c", GCC_FLAGS)
+    assert build.returncode == 0, build.stderr
     return exe
 
 
@@ -301,15 +304,8 @@ def test_c_firmware_stream_through_the_python_gateway_path(fwb_test):
 
 @pytest.fixture(scope="session")
 def fwb_test_sanitized(tmp_path_factory) -> pathlib.Path:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc not found: cannot build the C reference codec")
-    exe = tmp_path_factory.mktemp("fwb_c_sanitized") / "fwb_test"
-    build = subprocess.run(
-        [gcc, *GCC_FLAGS[:-1], "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-         "-o", str(exe), str(C_DIR / "fwb_test.c"), str(C_DIR / "fwb_packet.c")],
-        capture_output=True, text=True,
-    )
+    exe, build = compile_c(tmp_path_factory, "fwb_c_sanitized",
+                           [*GCC_FLAGS[:-1], "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
     if build.returncode != 0:
         pytest.skip(f"this gcc cannot build with AddressSanitizer/UBSan: {build.stderr.strip()[:200]}")
     return exe

@@ -162,11 +162,12 @@ def test_round_trip(fields):
     np.testing.assert_array_equal(packet.samples, fields["samples"].astype(packet.samples.dtype))
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=80))
-def test_arbitrary_bytes_raise_only_packet_error(data):
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=120), st.sampled_from(["packet", "description"]))
+def test_arbitrary_bytes_raise_only_packet_error(data, which):
+    decode = {"packet": fb.decode_packet, "description": fb.decode_description}[which]
     try:
-        fb.decode_packet(data)
+        decode(data)
     except fb.PacketError:
         pass
 
