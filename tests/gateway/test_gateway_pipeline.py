@@ -80,7 +80,9 @@ async def test_records_carry_windows_identity_and_latency():
         assert all(r.window_end_s - r.window_start_s == pytest.approx(10.0) for r in group)
     r = records[0]
     assert r.device == "wrist-1" and r.embedding.shape == (192,) and r.embedding.dtype == np.float32
-    assert r.model == {"sha256": "0" * 64, "precision": "fp32", "source": None}
+    # An engine that names no checkpoint counts as random weights (biomoe_edge.identity), and records say so.
+    assert r.model == {"sha256": "0" * 64, "checkpoint_sha256": None, "precision": "fp32", "source": None,
+                       "random_weights": True, "seed": None}
     assert r.engine["kind"] == "projection"
     assert all(rec.latency_s >= 0 for rec in records)
     assert stats["embeddings"] == len(records)
