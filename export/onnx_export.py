@@ -234,6 +234,8 @@ def export_onnx(model: nn.Module, path, *, precision: str = "fp32", calibration=
              figures["n_images"], figures["max_abs"], figures["cosine_min"])
     inputs, outputs, opset = graph_io(path)
     source = getattr(model, "source_checkpoint", None) or {}
+    # A model that does not say where its weights came from counts as random weights (biomoe_edge.identity).
+    random_weights = bool(source.get("random_weights", source.get("sha256") is None))
     write_manifest(path, {
         "kind": "onnx",
         "model": "Tiny-BioMoE",
@@ -247,6 +249,9 @@ def export_onnx(model: nn.Module, path, *, precision: str = "fp32", calibration=
         "export_format": EXPORT_FORMAT,
         "checkpoint": source.get("path"),
         "checkpoint_sha256": source.get("sha256"),
+        "random_weights": random_weights,
+        "seed": source.get("seed") if random_weights else None,
+        "checkpoint_load": {"ignored": list(source.get("ignored") or []), "cast": dict(source.get("cast") or {})},
         "fidelity": figures,
         **extra,
     })

@@ -95,6 +95,9 @@ def write_engine_manifest(
     }
     if export.get("checkpoint_sha256"):
         fields["checkpoint_sha256"] = export["checkpoint_sha256"]
+    # Provenance travels on: a graph of random weights (or of unknown weights: no manifest) gives such an engine.
+    fields["random_weights"] = bool(export.get("random_weights", not export.get("checkpoint_sha256")))
+    fields["seed"] = export.get("seed") if fields["random_weights"] else None
     fields.update(extra or {})
     return write_manifest(engine_path, fields)
 

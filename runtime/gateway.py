@@ -86,14 +86,10 @@ class Gateway:
         from biomoe_edge.runtime.sinks import GuardedSink
 
         if self._engine is None:
-            from biomoe_edge.runtime.engines import open_engine
+            from biomoe_edge.runtime.engines import open_configured_engine
 
-            e = self.config.engine
-            # Options each backend takes (a TensorRT engine's batch and precision are fixed when it is built).
-            options = {"onnxruntime": {"max_batch": e.max_batch},
-                       "pytorch": {"max_batch": e.max_batch, "precision": e.precision, "device": e.device},
-                       }.get(e.kind, {})
-            self._engine = await asyncio.to_thread(open_engine, e.kind, e.path, **options)
+            # A missing engine.path is an error (never random weights by fallback); the choice is logged.
+            self._engine = await asyncio.to_thread(open_configured_engine, self.config.engine)
         self.pipeline = Pipeline(self.config, self._engine, clock=self.clock)
         if self.warmup:
             try:

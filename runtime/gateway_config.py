@@ -95,6 +95,8 @@ class EngineConfig:
     max_queue: int = 256
     #: Where the PyTorch engine runs: "cpu", "cuda" or "cuda:N" (TensorRT and ONNX Runtime choose for themselves).
     device: str = "cpu"
+    #: Seeded random weights instead of ``path`` (PyTorch): only when asked for; every record then says so.
+    random_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -329,7 +331,13 @@ def _engine(table: _Table, base) -> EngineConfig:
         max_queue=table.integer("max_queue", default.max_queue, minimum=ENGINE_MAX_QUEUE[0],
                                 maximum=ENGINE_MAX_QUEUE[1]),
         device=table.string("device", default.device),
+        random_weights=table.boolean("random_weights", default.random_weights),
     )
+    if config.random_weights and config.path is not None:
+        raise ConfigError(table.key("random_weights"), "random weights and engine.path exclude each other: remove one")
+    if config.random_weights and config.kind not in ("auto", "pytorch"):
+        raise ConfigError(table.key("random_weights"), f"random weights run on the pytorch engine (kind \"pytorch\" "
+                          f"or \"auto\"), not {config.kind!r}")
     if not re.fullmatch(r"cpu|cuda(:\d+)?", config.device):
         raise ConfigError(table.key("device"), f'expected "cpu", "cuda" or "cuda:N", got {_show(config.device)}')
     if config.kind == "pytorch" and config.precision == "int8":

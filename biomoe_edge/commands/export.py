@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import pathlib
 
 HELP = "export a Tiny-BioMoE checkpoint to ONNX (fp32, fp16 or int8 Q/DQ) with a manifest"
 
+#: Where the published weights come from (the authors' GitHub release; 89 MB).
+PUBLISHED_CHECKPOINT_URL = "https://github.com/GkikasStefanos/Tiny-BioMoE/releases/latest/download/Tiny-BioMoE.pth"
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """``--checkpoint PATH`` | ``--random-weights [SEED]``, and ``--strict``: shared by the commands that load
+    Tiny-BioMoE, so that random weights are always an explicit choice."""
+    source = parser.add_mutually_exclusive_group(required=required)
+    source.add_argument("--checkpoint", type=pathlib.Path, metavar="PATH",
+                        help="Tiny-BioMoE .pth: the published weights are Tiny-BioMoE.pth from "
+                             f"{PUBLISHED_CHECKPOINT_URL.rsplit('/latest', 1)[0]} (89 MB)")
+    source.add_argument("--random-weights", type=int, nargs="?", const=0, default=None, metavar="SEED",
+                        help="use deterministic random weights instead (seed 0 unless given): meaningless "
+                             "embeddings, for testing the plumbing; every output says so")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse checkpoint entries that are not part of Tiny-BioMoE (pretraining heads, "
+                             "optimizer state) instead of ignoring them with a warning")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=pathlib.Path, metavar="PATH",
-                        help="Tiny-BioMoE .pth ({'model_state_dict': ...}, bare or 'module.'-prefixed state dict)")
-    source.add_argument("--random-weights", type=int, metavar="SEED",
-                        help="export deterministic random weights instead (meaningless embeddings; for testing)")
+    add_weights_arguments(parser, required=True)
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16",
                         help="graph precision (default fp16); int8 runs ModelOpt PTQ calibration on the CPU")
     parser.add_argument("--out", type=pathlib.Path, required=True, metavar="DIR",
@@ -28,12 +43,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="int8 calibration cache (default $BIOMOE_EDGE_CACHE_DIR or ~/.cache/biomoe-edge)")
 
 
-def run(args) -> int:
+class _DropTorchvisionNotice(logging.Filter):
+    """torch's ONNX exporter logs "torchvision is not installed. Skipping torchvision::nms" (and three more)
+    while it builds its operator registry: Tiny-BioMoE uses no torchvision operator, so the lines are noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "torchvision is not installed" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_torch_exporter():
+    """Silence the exporter's torchvision notices for the duration (export and the demo's first run)."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    notice_filter = _DropTorchvisionNotice()
+    logger.addFilter(notice_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice_filter)
+
+
+def load_model(checkpoint, random_weights, *, strict: bool = False, log: logging.Logger | None = None):
+    """Tiny-BioMoE from ``--checkpoint`` or ``--random-weights SEED``; the random-weights warning goes to ``log``
+    (one line, no Python source line) instead of the warnings module."""
     import warnings
 
+    from biomoe_edge.export import load_tiny_biomoe
+
+    if checkpoint is not None:
+        return load_tiny_biomoe(checkpoint, strict=strict)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_tiny_biomoe(seed=random_weights)
+    for warning in caught:
+        (log or logging.getLogger(__name__)).warning("%s", warning.message)
+    return model
+
+
+def run(args) -> int:
     import numpy as np
 
-    from biomoe_edge.export import export_onnx, load_tiny_biomoe
+    from biomoe_edge.export import export_onnx
     from biomoe_edge.manifest import read_manifest
 
     if args.max_batch < 1:
@@ -47,18 +97,16 @@ def run(args) -> int:
     calibration = None
     if args.calibration is not None:
         calibration = np.load(args.calibration, allow_pickle=False)
-    if args.checkpoint is not None:
-        model = load_tiny_biomoe(args.checkpoint)
-    else:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = load_tiny_biomoe(seed=args.random_weights)
-        for warning in caught:
-            logging.getLogger(__name__).warning("%s", warning.message)
-    path = export_onnx(model, args.out / "model.onnx", precision=args.precision, calibration=calibration,
-                       max_batch=args.max_batch, cache_dir=args.cache_dir)
-    fidelity = read_manifest(path)["fidelity"]
-    print(f"wrote {path} and {path.with_suffix('.json')} ({args.precision}); ONNX Runtime vs PyTorch on "
+    model = load_model(args.checkpoint, args.random_weights, strict=args.strict, log=logging.getLogger(__name__))
+    with quiet_torch_exporter():
+        path = export_onnx(model, args.out / "model.onnx", precision=args.precision, calibration=calibration,
+                           max_batch=args.max_batch, cache_dir=args.cache_dir)
+    manifest = read_manifest(path)
+    fidelity = manifest["fidelity"]
+    weights = (f"RANDOM WEIGHTS (seed {manifest['seed']}; the manifest says random_weights: true)"
+               if manifest["random_weights"] else f"weights of {args.checkpoint} (sha256 "
+               f"{manifest['checkpoint_sha256'][:16]}...)")
+    print(f"wrote {path} and {path.with_suffix('.json')} ({args.precision}, {weights}); ONNX Runtime vs PyTorch on "
           f"{fidelity['n_images']} images ({fidelity['images']}): max abs {fidelity['max_abs']:.3g}, "
           f"cosine min {fidelity['cosine_min']:.6f}")
     return 0

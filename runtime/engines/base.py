@@ -20,7 +20,8 @@ IMAGE_SHAPE = (3, IMAGE_SIZE, IMAGE_SIZE)
 #: Image dtypes an engine accepts; each backend converts to what its graph declares.
 ACCEPTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 #: The keys of ``Engine.identity`` every backend fills.
-IDENTITY_KEYS = ("kind", "precision", "model_sha256", "source", "device", "max_batch")
+IDENTITY_KEYS = ("kind", "precision", "model_sha256", "source", "device", "max_batch", "checkpoint_sha256",
+                 "random_weights", "seed")
 
 
 def is_device_array(images) -> bool:
@@ -69,9 +70,11 @@ class Engine(abc.ABC):
     than ``max_batch`` are split and run in turn; ``runs`` counts backend invocations.
 
     ``identity`` says what produced the embeddings: ``kind`` (tensorrt | onnxruntime | pytorch),
-    ``precision`` (fp32 | fp16 | int8), ``model_sha256`` (of the file the engine loaded), ``source`` (that
-    file's path, or None for random weights), ``device`` and ``max_batch``; backends may add keys
-    (``checkpoint_sha256`` when a manifest names it, ``tensorrt_version``...).
+    ``precision`` (fp32 | fp16 | int8), ``model_sha256`` (of the file the engine loaded, checked against its
+    manifest at open), ``source`` (that file's path, or None for random weights built in memory), ``device``,
+    ``max_batch``, and where the weights came from: ``checkpoint_sha256`` (the Tiny-BioMoE checkpoint; None
+    for random weights), ``random_weights`` (True also when no manifest vouches for the weights) and ``seed``
+    (of random weights); backends may add keys (``tensorrt_version``...).
     """
 
     #: Largest batch one backend invocation takes; ``infer`` splits larger batches.

@@ -51,8 +51,8 @@ def engine_manifest_problems(
         )
     if manifest["sha256"] != engine_sha256:
         problems.append(
-            f"its bytes fail their checksum (sha256 {engine_sha256[:16]}..., manifest says "
-            f"{str(manifest['sha256'])[:16]}...): the file is corrupt or was replaced"
+            f"its bytes fail their checksum (sha256 {engine_sha256}, manifest says {manifest['sha256']}): "
+            f"the file is corrupt or was replaced"
         )
     return problems
 

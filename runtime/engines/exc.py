@@ -42,3 +42,8 @@ class EngineCompatibilityError(EngineError):
 
 class EngineInputError(ValueError):
     """Images handed to ``Engine.infer`` have the wrong shape or dtype, or hold NaN / infinity."""
+
+
+class ModelIntegrityError(EngineError):
+    """A model file's bytes do not match the sha256 its manifest records: it was changed or replaced after it
+    was written, so the manifest (precision, checkpoint, random weights) no longer describes it."""

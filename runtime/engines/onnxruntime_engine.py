@@ -11,9 +11,10 @@ import pathlib
 
 import numpy as np
 
-from biomoe_edge.manifest import manifest_path, read_manifest, sha256_file
+from biomoe_edge.manifest import manifest_path, read_manifest
 from biomoe_edge.runtime.engines.base import Engine
 from biomoe_edge.runtime.engines.exc import BackendUnavailableError
+from biomoe_edge.runtime.engines.provenance import verified_manifest, weights_provenance
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,12 @@ class OnnxRuntimeEngine(Engine):
         self.path = pathlib.Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ONNX model at {self.path}: export one with `biomoe-edge export`")
-        manifest = export_manifest(self.path)
+        # Before the graph is trusted: its bytes must be the ones its manifest describes.
+        manifest, digest = verified_manifest(self.path)
+        if not manifest:
+            log.warning("no manifest beside %s (expected %s): nothing vouches for its weights, so its records say "
+                        "random_weights: true; `biomoe-edge export` writes graphs with one", self.path,
+                        manifest_path(self.path))
 
         available = ort.get_available_providers()
         if providers is None:
@@ -112,15 +118,15 @@ class OnnxRuntimeEngine(Engine):
         self._identity = {
             "kind": "onnxruntime",
             "precision": manifest.get("precision") or graph_precision(self.path),
-            "model_sha256": sha256_file(self.path),
+            "model_sha256": digest,
             "source": str(self.path),
             "device": device,
             "max_batch": self.max_batch,
+            **weights_provenance(manifest),
+            "manifest_verified": bool(manifest),
             "providers": active,
             "onnxruntime_version": ort.__version__,
         }
-        if manifest.get("checkpoint_sha256"):
-            self._identity["checkpoint_sha256"] = manifest["checkpoint_sha256"]
         log.info("ONNX Runtime engine %s: %s on %s, max_batch %d", self.path, self._identity["precision"], active, self.max_batch)
 
     def _infer_batch(self, images) -> np.ndarray:

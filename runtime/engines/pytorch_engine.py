@@ -11,9 +11,9 @@ import pathlib
 
 import numpy as np
 
-from biomoe_edge.manifest import sha256_file
 from biomoe_edge.runtime.engines.base import IMAGE_SHAPE, Engine
 from biomoe_edge.runtime.engines.exc import BackendUnavailableError
+from biomoe_edge.runtime.engines.provenance import verified_manifest
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,16 @@ class PyTorchEngine(Engine):
     """Tiny-BioMoE as a ``torch.nn.Module``.
 
     ``checkpoint``: a Tiny-BioMoE ``.pth`` (None: deterministic random weights from ``seed``, with a
-    warning), or pass a loaded ``model``. ``device``: "cpu", "cuda" or "cuda:N". ``precision``: "fp32" or
-    "fp16" (``torch.autocast``, which keeps LayerNorm and Softmax in FP32). ``cuda_graphs``: capture one
-    CUDA graph per batch size and replay it (CUDA only). ``max_batch``: largest batch per run.
+    warning), or pass a loaded ``model``. A checkpoint with a manifest beside it (``X.pth`` -> ``X.json``
+    recording a ``sha256``) is checked against it. ``strict``: refuse checkpoint entries that are not part of
+    Tiny-BioMoE instead of ignoring them (see ``load_tiny_biomoe``). ``device``: "cpu", "cuda" or "cuda:N".
+    ``precision``: "fp32" or "fp16" (``torch.autocast``, which keeps LayerNorm and Softmax in FP32).
+    ``cuda_graphs``: capture one CUDA graph per batch size and replay it (CUDA only). ``max_batch``: largest
+    batch per run.
     """
 
     def __init__(self, checkpoint=None, *, device: str = "cpu", precision: str = "fp32", cuda_graphs: bool = False,
-                 max_batch: int = 32, seed: int = 0, model=None):
+                 max_batch: int = 32, seed: int = 0, model=None, strict: bool = False):
         super().__init__()
         torch = import_torch()
         self._torch = torch
@@ -59,30 +62,35 @@ class PyTorchEngine(Engine):
         self._cuda_graphs = bool(cuda_graphs)
         self._graphs: dict[int, tuple] = {}  # batch size -> (graph, static input, static output)
 
-        source = None
-        random_weights = model is None and checkpoint is None
+        manifest_verified = False
         if model is None:
             from biomoe_edge.export import load_tiny_biomoe
 
-            model = load_tiny_biomoe(checkpoint, seed=seed)
-            source = pathlib.Path(checkpoint) if isinstance(checkpoint, (str, pathlib.Path)) else None
+            if isinstance(checkpoint, (str, pathlib.Path)):
+                # A manifest beside the checkpoint, if any, vouches for its bytes before torch reads them.
+                manifest_verified = bool(verified_manifest(checkpoint, only_with_sha256=True)[0])
+            model = load_tiny_biomoe(checkpoint, seed=seed, strict=strict)
         self._model = model.eval().to(self.device)
 
-        digest = sha256_file(source) if source is not None else None
+        # load_tiny_biomoe records where the weights came from; a model built elsewhere says nothing, so it
+        # counts as random weights (biomoe_edge.identity).
+        provenance = getattr(model, "source_checkpoint", None) or {}
+        digest = provenance.get("sha256")
+        random_weights = bool(provenance.get("random_weights", digest is None))
         self._identity = {
             "kind": "pytorch",
             "precision": precision,
             "model_sha256": digest,
-            "source": str(source) if source is not None else None,
+            "source": provenance.get("path"),
             "device": str(self.device),
             "max_batch": self.max_batch,
+            "checkpoint_sha256": None if random_weights else digest,
+            "random_weights": random_weights,
+            "seed": provenance.get("seed") if random_weights else None,
+            "manifest_verified": manifest_verified,
             "cuda_graphs": self._cuda_graphs,
             "torch_version": torch.__version__,
         }
-        if digest is not None:
-            self._identity["checkpoint_sha256"] = digest
-        if random_weights:
-            self._identity["seed"] = seed
 
     def _forward(self, x):
         torch = self._torch

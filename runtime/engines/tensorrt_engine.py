@@ -19,6 +19,7 @@ from biomoe_edge.runtime.engines._tensorrt import import_tensorrt, make_logger
 from biomoe_edge.runtime.engines.base import IMAGE_SHAPE, Engine
 from biomoe_edge.runtime.engines.compatibility import read_verified_engine
 from biomoe_edge.runtime.engines.exc import EngineCompatibilityError, EngineError
+from biomoe_edge.runtime.engines.provenance import weights_provenance
 from biomoe_edge.vocabulary import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,9 @@ class TensorRTEngine(Engine):
             "gpu_name": gpu_name,
             "compute_capability": compute_capability,
             "cuda_graphs": self._use_graphs,
+            **weights_provenance(manifest),
+            "manifest_verified": True,  # read_verified_engine checked the bytes against the manifest's sha256
         }
-        if manifest.get("checkpoint_sha256"):
-            self._identity["checkpoint_sha256"] = manifest["checkpoint_sha256"]
 
     def _bind_io(self, trt, cupy) -> None:
         engine = self._engine

@@ -22,6 +22,7 @@ from biomoe_edge.firmware_bridge import gatt as native_gatt
 from biomoe_edge.firmware_bridge.description import DeviceDescription, decode_description
 from biomoe_edge.firmware_bridge.exc import PacketError
 from biomoe_edge.firmware_bridge.profiles.registry import profile_spec
+from biomoe_edge.runtime.transport.adapter_errors import adapter_of, describe_error
 from biomoe_edge.runtime.transport.allow_list import DeviceTarget
 from biomoe_edge.runtime.transport.backend import TransportBackend
 from biomoe_edge.runtime.transport.backoff import Backoff
@@ -277,7 +278,7 @@ class DeviceConnection:
             self._call(self._on_state, self.label, state.value, reason)
 
     def _attempt_failed(self, exc: BaseException) -> None:
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        reason = describe_error(exc, adapter_of(self.backend))  # no adapter / BlueZ / D-Bus: what to do
         self.stats.failed_attempts += 1
         self.stats.consecutive_failures += 1
         self.stats.last_error = reason

@@ -30,14 +30,20 @@ def test_auto_prefers_onnx_when_no_engine_file_or_no_tensorrt(tmp_path):
         assert resolve_auto(engine) == expected  # an engine path finds its graph beside it
 
 
-def test_auto_falls_back_to_pytorch(tmp_path):
-    assert resolve_auto(None) == ("pytorch", None)
-    assert resolve_auto(tmp_path / "Tiny-BioMoE.pth") == ("pytorch", tmp_path / "Tiny-BioMoE.pth")
-    assert resolve_auto(tmp_path / "missing.onnx") == ("pytorch", None)
+def test_auto_opens_a_checkpoint_on_pytorch_but_never_falls_back_to_random_weights(tmp_path):
+    checkpoint = tmp_path / "Tiny-BioMoE.pth"
+    checkpoint.write_bytes(b"weights")
+    assert resolve_auto(checkpoint) == ("pytorch", checkpoint)
+    assert resolve_auto(None, random_weights=True) == ("pytorch", None)
+    with pytest.raises(ValueError, match="needs a model path"):
+        resolve_auto(None)
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        resolve_auto(tmp_path / "missing.onnx")
 
 
 @pytest.mark.skipif(HAVE_TENSORRT, reason="tensorrt is installed: the missing-TensorRT path cannot run")
 def test_tensorrt_kind_without_tensorrt_says_how_to_get_it(tmp_path):
+    (tmp_path / "model.engine").write_bytes(b"engine")
     with pytest.raises(TensorRTUnavailableError, match="python3-libnvinfer"):
         open_engine("tensorrt", tmp_path / "model.engine")
 
@@ -51,5 +57,5 @@ def test_path_is_required_for_file_backends():
 
 def test_missing_onnx_file_is_named(tmp_path):
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
-    with pytest.raises(FileNotFoundError, match="no ONNX model at"):
+    with pytest.raises(FileNotFoundError, match=f"no model at {tmp_path / 'model.onnx'}"):
         open_engine("onnxruntime", tmp_path / "model.onnx")
