@@ -1,7 +1,7 @@
 """Exported graphs kept in the cache folder (``$BIOMOE_EDGE_CACHE_DIR`` or ``~/.cache/biomoe-edge``), exported once
 and reused: the demo's and the benchmark's models.
 
-A file is named by the checkpoint (its sha256, or "random-seed0"), the precision, the largest batch when it is not
+A file is named by the checkpoint (its sha256, or "random-seed<seed>"), the precision, the largest batch when it is not
 the default 16, and the export format, so a graph an older SDK exported (another form of the same model) is never
 picked up as the current one. It is written atomically: the graph and its manifest go to a temporary name and are
 renamed into place, so an interrupted export never leaves a file that looks complete.
@@ -19,21 +19,25 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BATCH = 16
 
 
-def cached_onnx_path(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH) -> pathlib.Path:
-    """Where the cached export of ``checkpoint`` at ``precision`` and ``max_batch`` lives (it may not exist yet)."""
+def cached_onnx_path(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH,
+                     seed: int = 0) -> pathlib.Path:
+    """Where the cached export of ``checkpoint`` (None: random weights from ``seed``) at ``precision`` and
+    ``max_batch`` lives (it may not exist yet)."""
     from biomoe_edge.export.graph_info import EXPORT_FORMAT
     from biomoe_edge.manifest import sha256_file
     from biomoe_edge.paths import cache_dir
 
-    tag = sha256_file(checkpoint)[:16] if checkpoint else "random-seed0"
+    tag = sha256_file(checkpoint)[:16] if checkpoint else f"random-seed{int(seed)}"
     batch = "" if max_batch == DEFAULT_MAX_BATCH else f"_b{max_batch}"
     return cache_dir() / f"tiny_biomoe_{tag}_{precision}{batch}_f{EXPORT_FORMAT}.onnx"
 
 
-def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH, model=None) -> pathlib.Path:
-    """The cached export of ``checkpoint`` (None: deterministic random weights), exported now if missing (needs
-    PyTorch once; minutes for int8, which calibrates). ``model``: the loaded model, if the caller has it."""
-    path = cached_onnx_path(checkpoint, precision=precision, max_batch=max_batch)
+def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH, model=None,
+                seed: int = 0) -> pathlib.Path:
+    """The cached export of ``checkpoint`` (None: deterministic random weights from ``seed``), exported now if
+    missing (needs PyTorch once; minutes for int8, which calibrates). ``model``: the loaded model, if the caller
+    has it (loaded from the same ``checkpoint`` or ``seed``)."""
+    path = cached_onnx_path(checkpoint, precision=precision, max_batch=max_batch, seed=seed)
     if path.exists() and path.with_suffix(".json").exists():
         return path
     try:
@@ -44,9 +48,11 @@ def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DE
     path.parent.mkdir(parents=True, exist_ok=True)
     log.warning("exporting Tiny-BioMoE to %s ONNX once (a minute or more); cached at %s", precision, path)
     if model is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            model = load_tiny_biomoe(checkpoint)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = load_tiny_biomoe(checkpoint, seed=seed)
+        for warning in caught:  # the random-weights warning, as one log line (no Python source line)
+            log.warning("%s", warning.message)
     partial = path.with_name(path.stem + ".partial.onnx")
     export_onnx(model, partial, precision=precision, max_batch=max_batch)
     partial.with_suffix(".json").replace(path.with_suffix(".json"))

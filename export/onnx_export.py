@@ -18,6 +18,7 @@ Pipeline (every precision starts from the same fp32 graph):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import pathlib
@@ -77,12 +78,30 @@ def prepare_for_export(model: nn.Module) -> nn.Module:
     return fold_batchnorm(export_model)
 
 
+class _DropTorchvisionNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "torchvision is not installed" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_torchvision_notices():
+    """torch's exporter logs "torchvision is not installed. Skipping torchvision::nms" (and three more) through its
+    own handler while it builds its operator registry; Tiny-BioMoE uses no torchvision operator."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    notice_filter = _DropTorchvisionNotice()
+    logger.addFilter(notice_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice_filter)
+
+
 def _export_fp32(model: nn.Module, path: pathlib.Path, max_batch: int) -> pathlib.Path:
     export_model = prepare_for_export(model)
     example = torch.zeros((2, *IMAGE_SHAPE), dtype=torch.float32)
     batch = torch.export.Dim("batch", min=1, max=max(2, max_batch))
     log.info("exporting fp32 ONNX (opset %d, dynamic batch 1..%d) to %s", OPSET, max_batch, path)
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _quiet_torchvision_notices():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             export_model, (example,), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],

@@ -274,6 +274,10 @@ class Gateway:
     def engine(self):
         return self._engine
 
+    def connection_stats(self) -> dict:
+        """Per allow-listed device, the transport's ``ConnectionStats`` (connects, failed attempts, last_error)."""
+        return self._manager.stats() if self._manager is not None else {}
+
     def stats(self) -> dict:
         """Everything counted: streams, garbage, scheduler and sink counters, latency percentiles."""
         p = self.pipeline

@@ -1,24 +1,29 @@
-"""``biomoe-edge demo``: emulated wearables over Bumble, the gateway, and a live table of embeddings.
+"""``biomoe-edge demo``: emulated wearables over Bumble, the gateway, and a live console view of embeddings.
 
 No hardware: each wearable is a Bumble device on an in-process virtual radio serving the native GATT
 protocol; the gateway reaches it through the same bleak ``BleakClient`` code it uses on a Jetson (with the
-Bumble backend instead of BlueZ). The model is Tiny-BioMoE: ``--checkpoint`` for the published weights,
-otherwise deterministic random weights (a warning says so: the embeddings are then meaningless, the
-plumbing and the timings are not).
+Bumble backend instead of BlueZ). The model is Tiny-BioMoE: ``--checkpoint`` for the published weights, or
+``--random-weights`` (deterministic random weights: the embeddings are then meaningless, the plumbing and the
+timings are not; the screen and the report say so). One of the two is required.
 
 Engine: ONNX Runtime on an fp32 ONNX file exported once into the cache folder
 (``$BIOMOE_EDGE_CACHE_DIR`` or ``~/.cache/biomoe-edge``) and reused: later runs start in about a second,
 and ONNX Runtime is the fastest CPU engine here. ``--engine pytorch`` skips the export.
+
+The final screen and the JSON report (``--report``) are built from one snapshot of the gateway's counters,
+taken after it closed (:func:`build_report`, :func:`print_final_screen`).
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import pathlib
 
-HELP = "run emulated wearables (Bumble), the gateway and a live console view; --duration S for a bounded run"
+from biomoe_edge.commands.export import PUBLISHED_CHECKPOINT_URL, add_weights_arguments
+
+HELP = ("run emulated wearables (Bumble), the gateway and a live console view; --duration S for a bounded run; "
+        "--checkpoint Tiny-BioMoE.pth or --random-weights")
 
 log = logging.getLogger("biomoe_edge.demo")
 
@@ -36,10 +41,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--loss", type=float, default=0.0, metavar="P",
                         help="fraction of packets each link drops, 0..1 (default 0)")
     parser.add_argument("--report", default=None, metavar="FILE", help="write the JSON report here at the end")
-    parser.add_argument("--checkpoint", default=None, help="Tiny-BioMoE .pth (default: random weights, with a warning)")
+    add_weights_arguments(parser, required=False)  # --checkpoint | --random-weights [SEED], --strict
     parser.add_argument("--engine", choices=("onnxruntime", "pytorch"), default="onnxruntime",
                         help="inference engine (default onnxruntime, fp32 ONNX exported once to the cache)")
-    parser.add_argument("--modalities", default="bvp,eda,resp,ecg", help="streams of each wearable (default: all four)")
+    parser.add_argument("--modalities", default="bvp,eda,resp,ecg",
+                        help="streams of each wearable: eda, bvp (or ppg), resp, ecg (default: all four)")
     parser.add_argument("--representations", default="spectrogram_psd",
                         help="images per window, comma-separated (default spectrogram_psd)")
     parser.add_argument("--window", type=float, default=10.0, metavar="S", help="window length in seconds (default 10)")
@@ -56,25 +62,43 @@ def add_arguments(parser) -> None:
 
 
 
-def demo_onnx_path(checkpoint=None) -> pathlib.Path:
-    """The cached fp32 ONNX export of the demo's model (exported now if missing; needs torch once)."""
-    from biomoe_edge.export.cache import cached_onnx
+def demo_onnx_path(checkpoint=None, *, seed: int = 0, strict: bool = False) -> pathlib.Path:
+    """The cached fp32 ONNX export of the demo's model (``biomoe_edge.export.cache``; exported now if missing,
+    which needs torch once). ``checkpoint=None``: random weights drawn from ``seed``."""
+    from biomoe_edge.export.cache import cached_onnx, cached_onnx_path
 
+    path = cached_onnx_path(checkpoint, precision="fp32", seed=seed)
+    if path.exists() and path.with_suffix(".json").exists():
+        return path
     try:
-        return cached_onnx(checkpoint, precision="fp32")
-    except RuntimeError as exc:
-        raise RuntimeError(f"the demo's first run exports the model: {exc}; or use --engine pytorch") from None
+        import torch  # noqa: F401 - only to say early and plainly what the export needs
+    except ImportError as exc:
+        raise RuntimeError(f"the demo's first run exports the model to ONNX, which needs PyTorch ({exc}): "
+                           "pip install torch==2.13.0 'biomoe-edge[export]', or use --engine pytorch") from None
+    from biomoe_edge.commands.export import load_model
+
+    model = load_model(checkpoint, None if checkpoint else seed, strict=strict, log=log)
+    return cached_onnx(checkpoint, precision="fp32", seed=seed, model=model)
 
 
-def open_demo_engine(kind: str, checkpoint=None, *, max_batch: int = 16):
+def open_demo_engine(kind: str, checkpoint=None, *, max_batch: int = 16, seed: int = 0, strict: bool = False):
+    """The demo's engine: ``checkpoint`` (a Tiny-BioMoE .pth), or random weights drawn from ``seed`` when it is
+    None (the command only passes None for ``--random-weights``)."""
     from biomoe_edge.runtime.engines import open_engine
 
-    if checkpoint is None:
-        print("biomoe-edge demo: no --checkpoint: Tiny-BioMoE with RANDOM weights; embeddings are meaningless "
-              "(the pipeline, counters and timings are real)")
     if kind == "pytorch":
-        return open_engine("pytorch", checkpoint, max_batch=max_batch)
-    return open_engine("onnxruntime", demo_onnx_path(checkpoint), max_batch=max_batch)
+        if checkpoint is None:
+            return open_engine("pytorch", None, random_weights=True, max_batch=max_batch, seed=seed)
+        return open_engine("pytorch", checkpoint, max_batch=max_batch, strict=strict)
+    return open_engine("onnxruntime", demo_onnx_path(checkpoint, seed=seed, strict=strict), max_batch=max_batch)
+
+
+def parse_modalities(text: str) -> tuple[str, ...]:
+    """``--modalities``: names as the model knows them; "ppg" is accepted for bvp (as ``inspect-signal`` does)."""
+    from biomoe_edge.vocabulary import Modality
+
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    return tuple(Modality.parse("bvp" if m == "ppg" else m).value for m in names)
 
 
 def parse_profiles(text: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -136,44 +160,77 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
     }), sinks=tuple(sinks))
 
 
-def build_report(gateway) -> dict:
-    """The demo's JSON report: exactly embedding_dim, embeddings, latency_ms {p50,p95,p99} and streams."""
-    from biomoe_edge.vocabulary import EMBEDDING_DIM
+def build_report(stats: dict, entries: list[dict], *, duration_s: float, settings: dict, model: dict | None,
+                 warnings: list[dict], engine: dict | None = None) -> dict:
+    """The demo's JSON report, from one snapshot (``GatewayConsole.snapshot()`` after the gateway closed).
 
-    stats = gateway.stats()
-    return {
-        "embedding_dim": EMBEDDING_DIM,
-        "embeddings": stats["embeddings"],
-        "latency_ms": {k: stats["latency_ms"][k] for k in ("p50", "p95", "p99")},
-        "streams": [{k: entry[k] for k in STREAM_FIELDS} for entry in stats["streams"]],
-    }
+    ``embedding_dim``, ``embeddings``, ``latency_ms`` {p50, p95, p99} (rounded to 0.1 ms) and ``streams`` (each
+    with ``STREAM_FIELDS`` and its ``embeddings``), then ``duration_s``, ``settings`` (every option of the run),
+    ``model`` (identity: ``random_weights``, ``seed``, ``sha256``...), ``engine``, ``drop_reasons``,
+    ``not_embedded`` and ``warnings``."""
+    from biomoe_edge.runtime.console import gateway_summary
+
+    summary = gateway_summary(stats, entries, duration_s=duration_s, model=model, engine=engine, warnings=warnings)
+    head = {k: summary[k] for k in ("embedding_dim", "embeddings", "latency_ms", "streams", "duration_s")}
+    return {**head, "settings": settings, **{k: v for k, v in summary.items() if k not in head}}
+
+
+def settings_line(settings: dict) -> str:
+    """The final screen's line of settings (the report's ``settings``, in words)."""
+    weights = (f"checkpoint {settings['checkpoint']}" if settings["checkpoint"]
+               else f"random weights (seed {settings['random_weights_seed']})")
+    duration = "until Ctrl-C" if settings["duration_s"] is None else f"{settings['duration_s']:g} s"
+    profiles = f", profiles {','.join(settings['profiles'])}" if settings["profiles"] else ""
+    return (f"settings: wearables {settings['devices']}{profiles}, loss {settings['loss']:g}, modalities "
+            f"{','.join(settings['modalities'])}, {','.join(settings['representations'])}, windows "
+            f"{settings['window_s']:g} s every {settings['hop_s']:g} s, engine {settings['engine']} "
+            f"(max batch {settings['max_batch']}), {weights}, seed {settings['seed']}, duration {duration}")
+
+
+def print_final_screen(report: dict, *, out=None, report_path=None, notices=()) -> None:
+    """The closing screen, drawn from the report itself: what the screen says, the JSON says."""
+    from biomoe_edge.runtime.console import make_console, summary_view
+
+    footer = [f"report written to {report_path}"] if report_path else []
+    make_console(out).print(summary_view(report, title="biomoe-edge demo", settings_line=settings_line(
+        report["settings"]), notices=notices, footer=footer))
 
 
 async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=("bvp", "eda", "resp", "ecg"),
                    representations=("spectrogram_psd",), window_s: float = 10.0, hop_s: float = 1.0, seed: int = 0,
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
-                   profiles=(), sinks=()):
+                   profiles=(), sinks=(), settings: dict | None = None, notices=()):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
     ``result`` (a dict) receives the report too, so it survives a Ctrl-C that ends ``asyncio.run``.
     ``wearable_options``: more ``EmulatedWearable`` options (faults: garbage, disconnect_at, buffer_packets...).
     ``profiles``: (profile, modalities) pairs (``parse_profiles``): one standard-profile wearable each.
-    ``sinks``: ``SinkConfig``s the gateway writes to as well (``--sinks FILE.toml``)."""
+    ``sinks``: ``SinkConfig``s the gateway writes to as well (``--sinks FILE.toml``).
+    ``settings``: more entries for the report's ``settings`` (the command's weights options); ``notices``: lines
+    the live view keeps on screen."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
     from biomoe_edge.firmware_bridge.profiles.registry import profile_spec
-    from biomoe_edge.runtime.console import run_with_console
+    from biomoe_edge.identity import model_identity
+    from biomoe_edge.runtime.console import GatewayConsole, model_line
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.transport.backend import TransportBackend
 
     names = [f"biomoe-demo-{i + 1}" for i in range(devices)]
     profile_devices = [(f"demo-{profile_spec(p).device_names.get(tuple(m), p)}-{i + 1}", p, tuple(m))
                        for i, (p, m) in enumerate(profiles)]
+    max_batch = min(16, engine.max_batch)
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
-                         hop_s=hop_s, max_batch=min(16, engine.max_batch), profile_devices=profile_devices,
-                         sinks=sinks)
+                         hop_s=hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=sinks)
+    model = model_identity(engine.identity)
+    run_settings = {"duration_s": duration_s, "devices": devices, "profiles": [p for _, p, _ in profile_devices],
+                    "loss": loss, "modalities": list(modalities), "representations": list(representations),
+                    "window_s": window_s, "hop_s": hop_s, "seed": seed, "engine": engine.identity.get("kind"),
+                    "max_batch": max_batch, "sinks": [sink.kind for sink in sinks], **(settings or {})}
+    run_settings.setdefault("checkpoint", model["source"] if not model["random_weights"] else None)
+    run_settings.setdefault("random_weights_seed", model["seed"])
     async with VirtualBleNetwork() as network:
         wearables = [await network.add_wearable(name, loss=loss, seed=seed * 1000 + i, modalities=tuple(modalities),
                                                 **(wearable_options or {}))
@@ -184,28 +241,35 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                 seed=seed * 1000 + devices + i, **(wearable_options or {})))
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)
+        console = GatewayConsole(gateway, out=out, quiet=quiet, model_line=model_line(model, engine.identity),
+                                 notices=notices)
         try:
-            async with gateway:
-                try:
-                    await run_with_console(gateway, duration_s=duration_s, quiet=quiet, out=out)
-                except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
-                    log.info("interrupted: stopping the wearables and the gateway")
-                finally:
-                    # Wearables first: the gateway then takes every notification already sent before it stops.
-                    for wearable in wearables:
-                        await wearable.stop()
+            with console:
+                async with gateway:
+                    try:
+                        await console.run(duration_s)
+                    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
+                        log.info("interrupted: stopping the wearables and the gateway")
+                    finally:
+                        # Wearables first: the gateway then takes every notification already sent before it stops.
+                        for wearable in wearables:
+                            await wearable.stop()
         finally:
-            if result is not None and gateway.pipeline is not None:
-                result["report"] = build_report(gateway)
-                result["stats"] = gateway.stats()
-    report = build_report(gateway)
+            if gateway.pipeline is not None:
+                # One snapshot, after the gateway closed: the final screen is drawn from this report.
+                stats, entries = console.snapshot()
+                report = build_report(stats, entries, duration_s=console.elapsed_s(), settings=run_settings,
+                                      model=model, engine=dict(gateway.pipeline.engine_identity),
+                                      warnings=console.warnings.items())
+                if result is not None:
+                    result["report"], result["stats"] = report, stats
     return report, gateway, wearables
 
 
 def run(args) -> int:
     import asyncio
 
-    from biomoe_edge.vocabulary import Modality, check_representations
+    from biomoe_edge.vocabulary import check_representations
 
     if args.devices < 1:
         raise ValueError(f"--devices must be at least 1, got {args.devices}")
@@ -213,44 +277,38 @@ def run(args) -> int:
         raise ValueError(f"--loss must be a fraction in [0, 1], got {args.loss}")
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"--duration must be positive, got {args.duration}")
-    modalities = tuple(Modality.parse(m).value for m in args.modalities.split(",") if m.strip())
+    if args.checkpoint is None and args.random_weights is None:
+        raise ValueError(f"choose the weights: --checkpoint Tiny-BioMoE.pth (the published weights, 89 MB: "
+                         f"{PUBLISHED_CHECKPOINT_URL}), or --random-weights (meaningless embeddings; the plumbing, "
+                         "counters and timings are real, and every output says random weights)")
+    modalities = parse_modalities(args.modalities)
     representations = check_representations([r.strip() for r in args.representations.split(",") if r.strip()])
     profiles = parse_profiles(args.profiles)
     sinks = load_demo_sinks(args.sinks) if args.sinks else ()
-    engine = open_demo_engine(args.engine, args.checkpoint)
+    seed = args.random_weights or 0
+    notices = []
+    if args.engine == "onnxruntime":
+        from biomoe_edge.export.cache import cached_onnx_path
+
+        cached = cached_onnx_path(args.checkpoint, precision="fp32", seed=seed)
+        if not cached.exists():
+            notices.append(f"first run: exported the model to ONNX, cached at {cached}")
+    engine = open_demo_engine(args.engine, args.checkpoint, seed=seed, strict=args.strict)
     result: dict = {}
     try:
         asyncio.run(run_demo(
             duration_s=args.duration, devices=args.devices, loss=args.loss, engine=engine, modalities=modalities,
             representations=representations, window_s=args.window, hop_s=args.hop, seed=args.seed, quiet=args.quiet,
-            result=result, profiles=profiles, sinks=sinks))
+            result=result, profiles=profiles, sinks=sinks, notices=notices,
+            settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                      "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict}))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130
     finally:
         engine.close()
     report = result["report"]
-    text = json.dumps(report, indent=2, allow_nan=False)
     if args.report:
-        pathlib.Path(args.report).write_text(text + "\n")
-    lat = report["latency_ms"]
-    latency = ("no embedding yet (the run was shorter than a window)" if lat["p50"] is None else
-               f"latency from sample arrival p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms, p99 {lat['p99']:.0f} ms")
-    print(f"\n{report['embeddings']} embeddings of {report['embedding_dim']} values; {latency}"
-          + (f"; report written to {args.report}" if args.report else ""))
-    print(windows_not_embedded(result["stats"]))
+        pathlib.Path(args.report).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    print_final_screen(report, report_path=args.report, notices=notices)
     return 0
-
-
-def windows_not_embedded(stats: dict) -> str:
-    """One line: what gave no embedding, and why: windows withheld by quality gating; images (window x
-    representation) dropped by the scheduler when the engine fell behind, failed to render, or still queued
-    at exit."""
-    dropped = collections.Counter()
-    for reasons in stats["scheduler"]["jobs_dropped"].values():
-        dropped.update(reasons)
-    images = [f"{reason} {count}" for reason, count in sorted(dropped.items())]
-    images += [f"render failed ({reason}) {count}" for reason, count in sorted(stats["jobs_failed"].items())]
-    images.append(f"unfinished at exit {stats['jobs_unfinished']}")
-    return (f"not embedded: {sum(stats['windows_withheld'].values())} windows withheld for quality; images: "
-            + ", ".join(images))

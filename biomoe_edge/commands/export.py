@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import pathlib
 
@@ -43,26 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="int8 calibration cache (default $BIOMOE_EDGE_CACHE_DIR or ~/.cache/biomoe-edge)")
 
 
-class _DropTorchvisionNotice(logging.Filter):
-    """torch's ONNX exporter logs "torchvision is not installed. Skipping torchvision::nms" (and three more)
-    while it builds its operator registry: Tiny-BioMoE uses no torchvision operator, so the lines are noise."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "torchvision is not installed" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def quiet_torch_exporter():
-    """Silence the exporter's torchvision notices for the duration (export and the demo's first run)."""
-    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
-    notice_filter = _DropTorchvisionNotice()
-    logger.addFilter(notice_filter)
-    try:
-        yield
-    finally:
-        logger.removeFilter(notice_filter)
-
-
 def load_model(checkpoint, random_weights, *, strict: bool = False, log: logging.Logger | None = None):
     """Tiny-BioMoE from ``--checkpoint`` or ``--random-weights SEED``; the random-weights warning goes to ``log``
     (one line, no Python source line) instead of the warnings module."""
@@ -98,9 +77,8 @@ def run(args) -> int:
     if args.calibration is not None:
         calibration = np.load(args.calibration, allow_pickle=False)
     model = load_model(args.checkpoint, args.random_weights, strict=args.strict, log=logging.getLogger(__name__))
-    with quiet_torch_exporter():
-        path = export_onnx(model, args.out / "model.onnx", precision=args.precision, calibration=calibration,
-                           max_batch=args.max_batch, cache_dir=args.cache_dir)
+    path = export_onnx(model, args.out / "model.onnx", precision=args.precision, calibration=calibration,
+                       max_batch=args.max_batch, cache_dir=args.cache_dir)
     manifest = read_manifest(path)
     fidelity = manifest["fidelity"]
     weights = (f"RANDOM WEIGHTS (seed {manifest['seed']}; the manifest says random_weights: true)"

@@ -1,18 +1,31 @@
-"""``biomoe-edge inspect-signal FILE --modality bvp --out window.png``: one window's six pictures, side by side."""
+"""``biomoe-edge inspect-signal FILE --modality bvp --out window.png``: one window's six pictures, side by side.
+
+FILE is a CSV, a 1-D ``.npy``, or ``heartpy:data.csv`` (``data2.csv``, ``data3.csv``): the real PPG recordings
+HeartPy ships, with their sample rates. ``--annotate`` adds, under each bare 224x224 image the model sees, the
+same map drawn for people: time and frequency axes in seconds and hertz, and a colour bar with the values'
+units (dB/Hz, radians, wavelet magnitude), from the very maps the images are made of.
+"""
 
 from __future__ import annotations
 
 import pathlib
 
-HELP = "draw one window of a recorded signal (CSV or .npy) in the six representations the model sees"
+HELP = "draw one window of a recorded signal (CSV, .npy or heartpy:data.csv) in the six representations the model sees"
+
+HEARTPY_PREFIX = "heartpy:"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("file", type=pathlib.Path, help="CSV (one numeric column, or the last column) or .npy (1-D)")
+    parser.add_argument("file", help="CSV (one numeric column, or the last column), .npy (1-D), or heartpy:data.csv "
+                                     "(also data2.csv, data3.csv: real PPG recordings that ship with HeartPy)")
     parser.add_argument("--modality", required=True, help="eda, bvp (ppg), resp, spo2 or ecg")
-    parser.add_argument("--fs", type=float, default=None, help="sample rate of FILE in Hz (default: the modality's model rate)")
+    parser.add_argument("--fs", type=float, default=None,
+                        help="sample rate of FILE in Hz (default: a HeartPy recording's own, else the modality's model "
+                             "rate)")
     parser.add_argument("--start", type=float, default=0.0, help="window start in seconds (default 0)")
     parser.add_argument("--seconds", type=float, default=10.0, help="window length in seconds (default 10)")
+    parser.add_argument("--annotate", action="store_true",
+                        help="under each image, the same map with time / frequency axes and a colour bar")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("window.png"), help="PNG to write")
 
 
@@ -35,6 +48,87 @@ def load_signal(path: pathlib.Path):
     return data
 
 
+def load_source(source: str):
+    """``(samples, sample rate or None, display name)`` of FILE or ``heartpy:NAME``."""
+    if source.startswith(HEARTPY_PREFIX):
+        from biomoe_edge.runtime.transforms.signals import real_ppg
+
+        signal, fs = real_ppg(source[len(HEARTPY_PREFIX):])
+        return signal, fs, source
+    path = pathlib.Path(source)
+    return load_signal(path), None, path.name
+
+
+#: What each map's colour means, for the colour bar.
+COLOUR_UNITS = {
+    "spectrogram_psd": "power spectral density (dB, normalised units\u00b2/Hz)",
+    "spectrogram_angle": "phase angle (rad)",
+    "spectrogram_phase": "phase, unwrapped along frequency (rad)",
+    "scalogram": "|CWT| (Morlet), normalised signal units",
+    "recurrence": "recurrent (1) or not (0)",
+}
+
+
+def map_axes(name: str, n_samples: int, fs: float, params: dict):
+    """``(x edges, y edges, x label, y label)`` of a representation's map for a window of ``n_samples`` at ``fs``:
+    spectrogram bins at their segment centres and FFT frequencies (as ``scipy.signal.spectrogram`` reports
+    them), scalogram rows at their wavelet centre frequencies, recurrence plots on time both ways."""
+    import numpy as np
+    import pywt
+
+    if name.startswith("spectrogram"):
+        spec = params["spectrogram"]
+        step = spec["nperseg"] - spec["noverlap"]
+        segments = 1 + (n_samples - spec["nperseg"]) // step
+        times = (spec["nperseg"] / 2 + step * np.arange(segments)) / fs
+        freqs = np.fft.rfftfreq(spec["nfft"], 1 / fs)
+        return times, freqs, "time (s)", "frequency (Hz)"
+    if name == "scalogram":
+        scales = np.asarray(params["scalogram"]["scales"])
+        freqs = pywt.scale2frequency(params["scalogram"]["wavelet"], scales) * fs
+        return np.arange(n_samples) / fs, freqs, "time (s)", "frequency (Hz)"
+    if name == "recurrence":
+        r = params["recurrence"]
+        m = n_samples - (r["dimension"] - 1) * r["time_delay"]
+        return np.arange(m) / fs, np.arange(m) / fs, "time (s)", "time (s)"
+    raise ValueError(f"{name!r} has no 2-D map")
+
+
+def draw_annotated(ax, name: str, window, fs: float, modality: str, *, start_s: float = 0.0):
+    """Draw ``name``'s map of ``window`` (the preprocessed samples at ``fs``) on ``ax`` with axes and a colour
+    bar; returns the drawn artist. The values are those the model's image is coloured from."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from biomoe_edge.runtime.transforms.defaults import representation_params
+    from biomoe_edge.runtime.transforms.render import COLORMAPS, representation_map
+
+    window = np.asarray(window, dtype=np.float64)
+    if name == "waveform":
+        (line,) = ax.plot(start_s + np.arange(window.size) / fs, window, color="black", linewidth=0.8)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel(f"{modality}, normalised")
+        ax.set_title("waveform", fontsize=10)
+        return line
+    params = representation_params(fs, window.size, modality)
+    maps, vmin, vmax = representation_map(window[None, :], fs, name, params)
+    x, y, xlabel, ylabel = map_axes(name, window.size, fs, params)
+    mesh = ax.pcolormesh(start_s + x, (start_s + y) if name == "recurrence" else y, np.asarray(maps[0]),
+                         cmap=COLORMAPS[name], vmin=float(vmin[0]), vmax=float(vmax[0]), shading="nearest")
+    if name == "scalogram":  # wavelet centre frequencies are geometrically spaced
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(name, fontsize=10)
+    bar = plt.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label(COLOUR_UNITS[name], fontsize=8)
+    return mesh
+
+
 def run(args) -> int:
     import matplotlib
 
@@ -45,14 +139,14 @@ def run(args) -> int:
     from biomoe_edge.vocabulary import REPRESENTATIONS
 
     defaults = modality_defaults(args.modality)
-    fs = defaults.model_fs if args.fs is None else args.fs
+    signal, file_fs, name = load_source(args.file)
+    fs = args.fs if args.fs is not None else file_fs if file_fs is not None else defaults.model_fs
     if not fs > 0 or not args.seconds > 0 or args.start < 0:
         raise ValueError("--fs and --seconds must be positive and --start non-negative")
-    signal = load_signal(args.file)
     first, count = int(round(args.start * fs)), int(round(args.seconds * fs))
     if first + count > signal.size:
         raise ValueError(
-            f"{args.file} holds {signal.size / fs:.1f} s at {fs} Hz; a {args.seconds} s window from "
+            f"{args.file} holds {signal.size / fs:.1f} s at {fs:g} Hz; a {args.seconds} s window from "
             f"{args.start} s does not fit"
         )
     raw = signal[first : first + count]
@@ -60,14 +154,19 @@ def run(args) -> int:
     window, model_fs = preprocess(raw, fs, defaults.modality)
     images = render(window, model_fs, REPRESENTATIONS, modality=defaults.modality)
 
-    fig, axes = plt.subplots(1, len(REPRESENTATIONS), figsize=(3 * len(REPRESENTATIONS), 3.4))
-    for ax, name, image in zip(axes, REPRESENTATIONS, images):
+    rows = 2 if args.annotate else 1
+    fig, axes = plt.subplots(rows, len(REPRESENTATIONS), figsize=(3.6 * len(REPRESENTATIONS), 3.4 * rows + 0.4),
+                             squeeze=False)
+    for ax, rep, image in zip(axes[0], REPRESENTATIONS, images):
         ax.imshow(image.transpose(1, 2, 0))
-        ax.set_title(name, fontsize=10)
+        ax.set_title(f"{rep} (model input)" if args.annotate else rep, fontsize=10)
         ax.set_axis_off()
+    if args.annotate:
+        for ax, rep in zip(axes[1], REPRESENTATIONS):
+            draw_annotated(ax, rep, window, model_fs, defaults.modality, start_s=args.start)
     quality = ", ".join(flags) if flags else "no quality flags"
     fig.suptitle(
-        f"{args.file.name}: {defaults.modality}, {args.start:g}-{args.start + args.seconds:g} s at {fs:g} Hz "
+        f"{name}: {defaults.modality}, {args.start:g}-{args.start + args.seconds:g} s at {fs:g} Hz "
         f"-> {model_fs:g} Hz ({quality})",
         fontsize=11,
     )

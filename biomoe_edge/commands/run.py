@@ -1,32 +1,92 @@
-"""``biomoe-edge run gateway.toml``: run the gateway on real wearables until Ctrl-C."""
+"""``biomoe-edge run gateway.toml``: run the gateway on real wearables until Ctrl-C (or ``--duration``).
+
+At start-up it says which engine and model file it runs and whether the weights are random; at the end it
+prints a closing summary like the demo's (streams, drops by reason, every device's connections and the last
+reason it could not connect, every warning), drawn from one snapshot taken after the gateway closed.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 HELP = "run the gateway described by a TOML file (see examples/gateway.toml) until Ctrl-C"
+
+log = logging.getLogger("biomoe_edge.run")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("config", help="gateway TOML file")
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
-    parser.add_argument("--quiet", action="store_true", help="no console table, only log lines")
+    parser.add_argument("--quiet", action="store_true", help="no live view, only log lines and the closing summary")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="run Tiny-BioMoE with seeded random weights instead of engine.path (meaningless "
+                             "embeddings, for trying the plumbing; every record says random_weights: true)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a .pth engine.path: refuse entries that are not part of Tiny-BioMoE instead of "
+                             "ignoring them")
+    parser.add_argument("--report", default=None, metavar="FILE", help="write the closing summary as JSON here")
+
+
+def with_random_weights(config, source):
+    """``config`` with ``engine.random_weights = true`` (``--random-weights``): engine.path is then not used."""
+    engine = config.engine
+    if engine.path is not None:
+        log.warning("--random-weights: engine.path %s in %s is not used", engine.path, source)
+    kind = engine.kind if engine.kind in ("auto", "pytorch") else "pytorch"
+    return dataclasses.replace(config, engine=dataclasses.replace(engine, path=None, random_weights=True, kind=kind))
+
+
+def devices_summary(config, connection_stats: dict) -> list[dict]:
+    """Per allow-listed device: how often it connected, failed attempts, and the last failure's reason."""
+    out = []
+    for device in config.devices:
+        stats = connection_stats.get(device.label)
+        out.append({"device": device.label, "profile": device.profile,
+                    "connects": stats.connects if stats else 0,
+                    "failed_attempts": stats.failed_attempts if stats else 0,
+                    "last_error": stats.last_error if stats else None})
+    return out
+
+
+def devices_lines(devices: list[dict]) -> list[str]:
+    lines = []
+    for d in devices:
+        if d["connects"]:
+            lines.append(f"{d['device']}: connected {d['connects']} time(s), {d['failed_attempts']} failed attempts")
+        else:
+            reason = d["last_error"] or "no attempt finished"
+            lines.append(f"{d['device']}: NEVER CONNECTED ({d['failed_attempts']} failed attempts): {reason}")
+    return lines
 
 
 def run(args) -> int:
     import asyncio
-    import logging
+    import json
+    import pathlib
     import signal
 
-    from biomoe_edge.runtime.console import run_with_console
+    from biomoe_edge.identity import model_identity
+    from biomoe_edge.runtime.console import GatewayConsole, gateway_summary, make_console, model_line, summary_view
+    from biomoe_edge.runtime.engines import open_configured_engine
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.gateway_config import load_config
     from biomoe_edge.runtime.systemd_notify import sd_notify, watchdog_interval_s
 
+    # What engine and file the gateway runs, and random weights, are start-up facts: shown without -v.
+    for name in ("biomoe_edge.run", "biomoe_edge.runtime.engines"):
+        if logging.getLogger(name).getEffectiveLevel() > logging.INFO:
+            logging.getLogger(name).setLevel(logging.INFO)
     config = load_config(args.config)
+    if args.random_weights:
+        config = with_random_weights(config, args.config)
     if not config.devices:
         # A fresh Jetson install starts with an empty allow-list: stay up (the service must not crash-loop).
-        logging.getLogger("biomoe_edge.run").warning(
-            "%s lists no [[devices]]: the gateway connects only to allow-listed wearables; idle until you add some",
-            args.config)
+        log.warning("%s lists no [[devices]]: the gateway connects only to allow-listed wearables; idle until you "
+                    "add some", args.config)
+    # Opened before the gateway: a missing model is an error naming engine.path, never random weights.
+    engine = open_configured_engine(config.engine, strict=args.strict)
+    summary: dict = {}
 
     async def main():
         # `systemctl stop` sends SIGTERM: end like Ctrl-C does, so sinks flush and close and BLE disconnects.
@@ -34,18 +94,37 @@ def run(args) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, main_task.cancel)
-        async with Gateway(config) as gateway:
-            # Under systemd (Type=notify): ready once running, then a watchdog ping from the event loop.
-            sd_notify("READY=1")
-            watchdog_s = watchdog_interval_s()
+        gateway = Gateway(config, engine=engine)
+        model = model_identity(engine.identity)
+        watchdog_s = watchdog_interval_s()
+        console = GatewayConsole(gateway, quiet=args.quiet, refresh_s=min(1.0, watchdog_s or 1.0),
+                                 model_line=model_line(model, engine.identity))
+        with console:
             try:
-                await run_with_console(gateway, duration_s=args.duration, quiet=args.quiet,
-                                       refresh_s=min(1.0, watchdog_s or 1.0),
-                                       on_tick=(lambda: sd_notify("WATCHDOG=1")) if watchdog_s else None)
-            except asyncio.CancelledError:
-                logging.getLogger("biomoe_edge.run").info("stopping on a signal")
+                async with gateway:
+                    # Under systemd (Type=notify): ready once running, then a watchdog ping from the event loop.
+                    sd_notify("READY=1")
+                    try:
+                        await console.run(args.duration, (lambda: sd_notify("WATCHDOG=1")) if watchdog_s else None)
+                    except asyncio.CancelledError:
+                        log.info("stopping on a signal")
+                    finally:
+                        sd_notify("STOPPING=1")
             finally:
-                sd_notify("STOPPING=1")
+                if gateway.pipeline is not None:
+                    stats, entries = console.snapshot()
+                    summary.update(gateway_summary(stats, entries, duration_s=console.elapsed_s(), model=model,
+                                                   engine=dict(gateway.pipeline.engine_identity),
+                                                   warnings=console.warnings.items()))
+                    summary["devices"] = devices_summary(config, gateway.connection_stats())
         return 0
 
-    return asyncio.run(main())
+    try:
+        code = asyncio.run(main())
+    finally:
+        engine.close()
+    if args.report:
+        pathlib.Path(args.report).write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    footer = devices_lines(summary["devices"]) + ([f"summary written to {args.report}"] if args.report else [])
+    make_console().print(summary_view(summary, title=f"biomoe-edge run {args.config}", footer=footer))
+    return code

@@ -209,8 +209,9 @@ def open_configured_engine(config, *, strict: bool = False) -> Engine:
     engine = open_engine(kind, path, random_weights=random_weights, **options)
     identity = engine.identity
     log.info("engine: %s", describe_identity(identity))
-    if identity.get("random_weights"):
-        log.warning("engine: the model has RANDOM WEIGHTS (seed %s%s): its embeddings are meaningless, and every "
-                    "record says random_weights: true", identity.get("seed"),
-                    "" if random_weights else f"; nothing vouches for the weights of {identity.get('source')}")
+    if identity.get("random_weights") and not random_weights:
+        # Asked-for random weights were announced by the PyTorch engine; these come with the file.
+        log.warning("engine: %s holds RANDOM WEIGHTS (seed %s, %s): its embeddings are meaningless, and every "
+                    "record says random_weights: true", identity.get("source"), identity.get("seed"),
+                    "its manifest says so" if identity.get("manifest_verified") else "no manifest vouches for it")
     return engine

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import warnings
 
 import numpy as np
 
@@ -64,12 +65,15 @@ class PyTorchEngine(Engine):
 
         manifest_verified = False
         if model is None:
-            from biomoe_edge.export import load_tiny_biomoe
+            from biomoe_edge.export import RandomWeightsWarning, load_tiny_biomoe
 
             if isinstance(checkpoint, (str, pathlib.Path)):
                 # A manifest beside the checkpoint, if any, vouches for its bytes before torch reads them.
                 manifest_verified = bool(verified_manifest(checkpoint, only_with_sha256=True)[0])
-            model = load_tiny_biomoe(checkpoint, seed=seed, strict=strict)
+            with warnings.catch_warnings():
+                # Said once below as a log line (no Python source line in a user's terminal or journal).
+                warnings.simplefilter("ignore", RandomWeightsWarning)
+                model = load_tiny_biomoe(checkpoint, seed=seed, strict=strict)
         self._model = model.eval().to(self.device)
 
         # load_tiny_biomoe records where the weights came from; a model built elsewhere says nothing, so it
@@ -91,6 +95,9 @@ class PyTorchEngine(Engine):
             "cuda_graphs": self._cuda_graphs,
             "torch_version": torch.__version__,
         }
+        if random_weights:
+            log.warning("Tiny-BioMoE with RANDOM WEIGHTS (seed %s): the embeddings are meaningless without the "
+                        "published Tiny-BioMoE.pth; every record says random_weights: true", self._identity["seed"])
 
     def _forward(self, x):
         torch = self._torch

@@ -113,29 +113,30 @@ def adapter_problem(exc: BaseException, adapter: str | None = None) -> AdapterPr
         isinstance(exc, FileNotFoundError) and (socket.startswith("@") or not os.path.exists(socket)))
     if bus_gone and getattr(exc, "filename", None) is None:
         what = "does not exist" if isinstance(exc, FileNotFoundError) else "refuses connections (no daemon on it)"
+        where = (f"; DBUS_SYSTEM_BUS_ADDRESS is set to {system_bus_address()!r}: correct or unset it"
+                 if os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") else "; in a container, mount the host's /var/run/dbus")
         return AdapterProblem("no_dbus", name, (
-            f"{label}: the D-Bus system bus socket {socket} {what}, so bleak cannot reach BlueZ. "
-            f"Fix: start D-Bus and BlueZ (`sudo systemctl start dbus bluetooth`); in a container, mount the host's "
-            f"/var/run/dbus; or point DBUS_SYSTEM_BUS_ADDRESS at the system bus (now {system_bus_address()!r})."))
+            f"{label}: no D-Bus system bus ({socket} {what}), so bleak cannot reach BlueZ. "
+            f"Fix: start D-Bus and BlueZ (`sudo systemctl start dbus bluetooth`){where}"))
     if isinstance(exc, PermissionError) or kind in _DBUS_DENIED or (kind or "").startswith("DENIED_BY"):
         return AdapterProblem("permission_denied", name, (
             f"{label}: permission denied{detail or f' ({exc})'}: BlueZ lets only root and members of the "
             f"`bluetooth` group use it over D-Bus. Fix: `sudo usermod -aG bluetooth $USER` and log in again; for "
             f"the systemd service, give its user the `bluetooth` group and check the service's capabilities "
-            f"(User=, SupplementaryGroups=, AmbientCapabilities= in biomoe-edge.service; docs/jetson.md)."))
+            f"(User=, SupplementaryGroups=, AmbientCapabilities= in biomoe-edge.service; docs/jetson.md)"))
     if kind in _DBUS_NO_BLUEZ:
         return AdapterProblem("no_bluez", name, (
             f"{label}: BlueZ (bluetoothd, bus name org.bluez) is not running on the D-Bus system bus{detail}. "
-            f"Fix: `sudo apt-get install bluez`, then `sudo systemctl enable --now bluetooth`."))
+            f"Fix: `sudo apt-get install bluez`, then `sudo systemctl enable --now bluetooth`"))
     if kind in _DBUS_POWERED_OFF or kind == "POWERED_OFF":
         return AdapterProblem("powered_off", name, (
             f"{label} is powered off{detail}. Fix: `bluetoothctl power on` (`rfkill unblock bluetooth` first if "
-            f"`rfkill list` shows it blocked); AutoEnable=true in /etc/bluetooth/main.conf powers it at boot."))
+            f"`rfkill list` shows it blocked); AutoEnable=true in /etc/bluetooth/main.conf powers it at boot"))
     if kind in _DBUS_NO_ADAPTER or kind in ("ADAPTER_NOT_FOUND", "NO_BLUETOOTH", "NO_BLE_CENTRAL_ROLE"):
         which = "has no Bluetooth LE adapter" if kind in ("NO_BLUETOOTH", "NO_BLE_CENTRAL_ROLE") else f"has no {name}"
         return AdapterProblem("no_adapter", name, (
             f"{label} not found: BlueZ runs but {which}{detail}. Fix: plug in the adapter (`rfkill list`, "
-            f"`dmesg | grep -i bluetooth`), and name one that `bluetoothctl list` shows in [transport] adapter."))
+            f"`dmesg | grep -i bluetooth`), and name one that `bluetoothctl list` shows in [transport] adapter"))
     return None
 
 

@@ -18,9 +18,9 @@ def test_the_documented_example_loads_with_its_values():
     assert config.modality("bvp").representations == ("spectrogram_psd", "scalogram")
     assert config.engine.deadline_s == pytest.approx(0.05)
     assert config.engine.device == "cpu"
-    assert config.engine.path == EXAMPLE.parent / "../models/tiny_biomoe_fp32.onnx"
+    assert config.engine.path == EXAMPLE.parent / "../build/fp32/model.onnx" and not config.engine.random_weights
     assert [s.kind for s in config.sinks] == ["jsonl", "mqtt"]
-    assert config.sinks[0].options["directory"] == EXAMPLE.parent / "embeddings"
+    assert config.sinks[0].options["directory"] == EXAMPLE.parent / "../build/embeddings"  # not into examples/
     assert config.sinks[0].options["max_bytes"] == 64 << 20
 
 
@@ -159,7 +159,8 @@ def test_run_command_with_an_empty_allow_list_idles_and_writes_nothing(tmp_path)
 
     pytest.importorskip("torch", reason="the configuration below uses the PyTorch engine")
     path = tmp_path / "gateway.toml"
-    path.write_text('[engine]\nkind = "pytorch"\nmax_batch = 2\n[[sinks]]\nkind = "jsonl"\ndirectory = "out"\n')
+    path.write_text('[engine]\nkind = "pytorch"\nrandom_weights = true\nmax_batch = 2\n[[sinks]]\nkind = "jsonl"\n'
+                    'directory = "out"\n')
     proc = subprocess.run([sys.executable, "-m", "biomoe_edge", "run", str(path), "--duration", "1.5", "--quiet"],
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -29,12 +29,17 @@ def demo_run():
 def test_report_has_exactly_the_documented_fields(demo_run):
     report, _, _ = demo_run
     json.dumps(report)  # serialisable as is
-    assert set(report) == {"embedding_dim", "embeddings", "latency_ms", "streams"}
+    assert tuple(report) == ("embedding_dim", "embeddings", "latency_ms", "streams", "duration_s", "settings", "model",
+                             "engine", "drop_reasons", "not_embedded", "warnings")
     assert report["embedding_dim"] == 192
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
     assert len(report["streams"]) == 4  # 2 devices x 2 modalities
     for entry in report["streams"]:
-        assert tuple(entry) == STREAM_FIELDS
+        assert tuple(entry) == (*STREAM_FIELDS, "embeddings")
+    assert sum(entry["embeddings"] for entry in report["streams"]) == report["embeddings"]
+    assert report["model"]["random_weights"] is True and report["model"]["seed"] == 0
+    assert report["settings"]["loss"] == 0.1 and report["settings"]["window_s"] == 4.0
+    assert report["duration_s"] == pytest.approx(9.0, abs=0.5)
 
 
 def test_every_sample_is_accounted_for_and_matches_what_the_wearables_sent(demo_run):
@@ -104,7 +109,7 @@ def test_a_run_shorter_than_a_window_reports_strict_json_with_null_latency(tmp_p
     report_path = tmp_path / "report.json"
     proc = subprocess.run(
         [sys.executable, "-m", "biomoe_edge", "demo", "--duration", "3", "--devices", "1", "--engine", "pytorch",
-         "--quiet", "--report", str(report_path)],
+         "--random-weights", "--quiet", "--report", str(report_path)],
         capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(report_path.read_text(), parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
