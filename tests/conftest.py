@@ -16,7 +16,8 @@ REFERENCE_DIR = pathlib.Path(os.environ.get("BIOMOE_REFERENCE_DIR", REPO_ROOT.pa
 @pytest.fixture(scope="session")
 def reference_dir() -> pathlib.Path:
     if not REFERENCE_DIR.is_dir():
-        pytest.skip(f"reference fixtures not found at {REFERENCE_DIR} (set BIOMOE_REFERENCE_DIR)")
+        pytest.skip(f"reference fixtures not found at {REFERENCE_DIR} (set BIOMOE_REFERENCE_DIR; README.md, "
+                    "'Reference fixtures')")
     return REFERENCE_DIR
 
 
