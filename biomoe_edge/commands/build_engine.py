@@ -49,5 +49,11 @@ def run(args) -> int:
         optimization_level=args.optimization_level,
         tf32=args.tf32,
     )
-    print(f"wrote {engine} and {engine.with_suffix('.json')}")
+    from biomoe_edge.manifest import read_manifest
+
+    manifest = read_manifest(engine)
+    weights = (f"RANDOM WEIGHTS (seed {manifest.get('seed')}): its embeddings are meaningless"
+               if manifest.get("random_weights") else f"checkpoint sha256 {str(manifest.get('checkpoint_sha256'))[:16]}...")
+    print(f"wrote {engine} and {engine.with_suffix('.json')} ({weights}; random_weights: "
+          f"{'true' if manifest.get('random_weights') else 'false'})")
     return 0

@@ -12,8 +12,8 @@ no_dbus            start D-Bus (``sudo systemctl start dbus``); in a container, 
 no_bluez           install and start BlueZ (``sudo systemctl enable --now bluetooth``)
 no_adapter         plug in / unblock the adapter, or name the right one in ``transport.adapter``
 powered_off        ``bluetoothctl power on`` (``rfkill unblock bluetooth`` if blocked)
-permission_denied  the ``bluetooth`` group (BlueZ's D-Bus policy); for the service, its user, groups and
-                   capabilities
+permission_denied  the ``bluetooth`` group (BlueZ's D-Bus policy); for the service, its user, groups,
+                   capabilities and address families
 =================  ===================================================================================
 
 Anything else (a device out of range, a refused connection) is not an adapter problem: :func:`describe_error`
@@ -122,8 +122,9 @@ def adapter_problem(exc: BaseException, adapter: str | None = None) -> AdapterPr
         return AdapterProblem("permission_denied", name, (
             f"{label}: permission denied{detail or f' ({exc})'}: BlueZ lets only root and members of the "
             f"`bluetooth` group use it over D-Bus. Fix: `sudo usermod -aG bluetooth $USER` and log in again; for "
-            f"the systemd service, give its user the `bluetooth` group and check the service's capabilities "
-            f"(User=, SupplementaryGroups=, AmbientCapabilities= in biomoe-edge.service; docs/jetson.md)"))
+            f"the systemd service, check that its user is in the `bluetooth` group and what the unit allows "
+            f"(User=, SupplementaryGroups=, its capabilities, RestrictAddressFamilies= keeping AF_UNIX for D-Bus; "
+            f"jetson/systemd/biomoe-edge.service)"))
     if kind in _DBUS_NO_BLUEZ:
         return AdapterProblem("no_bluez", name, (
             f"{label}: BlueZ (bluetoothd, bus name org.bluez) is not running on the D-Bus system bus{detail}. "
