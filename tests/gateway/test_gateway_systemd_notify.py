@@ -47,7 +47,7 @@ def test_watchdog_interval_is_half_the_period_and_only_for_our_pid():
 
 def test_run_reports_ready_pings_the_watchdog_and_says_stopping(tmp_path):
     config = tmp_path / "gateway.toml"
-    config.write_text('[engine]\nkind = "pytorch"\n')  # no [[devices]]: the gateway idles, as on a fresh install
+    config.write_text('[engine]\nkind = "pytorch"\nrandom_weights = true\n')  # no [[devices]]: the gateway idles, as on a fresh install
     path = tmp_path / "notify"
     env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
     with listening_socket(path) as sock:
@@ -64,7 +64,7 @@ def test_run_reports_ready_pings_the_watchdog_and_says_stopping(tmp_path):
 
 def test_sigterm_stops_the_gateway_cleanly_with_stopping_and_closed_files(tmp_path):
     config = tmp_path / "gateway.toml"
-    config.write_text('[engine]\nkind = "pytorch"\n\n[[sinks]]\nkind = "jsonl"\ndirectory = "out"\n')
+    config.write_text('[engine]\nkind = "pytorch"\nrandom_weights = true\n\n[[sinks]]\nkind = "jsonl"\ndirectory = "out"\n')
     path = tmp_path / "notify"
     env = {**os.environ, "NOTIFY_SOCKET": str(path)}
     with listening_socket(path) as sock:
