@@ -105,7 +105,9 @@ def check_model_path(path, *, what: str = "model path") -> pathlib.Path:
         raise FileNotFoundError(f"{what}: the folder {where} holds no model.onnx or model.trt.engine; export one "
                                 f"with `biomoe-edge export --checkpoint Tiny-BioMoE.pth --out {path}`")
     raise FileNotFoundError(f"{what}: no model at {where}; check the path (a TensorRT .engine, an .onnx from "
-                            f"`biomoe-edge export`, a Tiny-BioMoE .pth, or a folder holding model.onnx)")
+                            f"`biomoe-edge export --checkpoint Tiny-BioMoE.pth --out DIR`, a Tiny-BioMoE .pth, or a "
+                            f"folder holding model.onnx). Random weights run only when asked for (`--random-weights`, "
+                            f"`engine.random_weights = true`)")
 
 
 def resolve_auto(path=None, *, random_weights: bool = False) -> tuple[str, pathlib.Path | None]:
