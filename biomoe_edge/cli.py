@@ -23,6 +23,9 @@ COMMANDS = {
     "build-engine": "build_engine",
     "inspect": "inspect",
     "inspect-signal": "inspect_signal",
+    "recording": "recording",
+    "mark": "mark",
+    "embed": "embed",
 }
 
 

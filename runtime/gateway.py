@@ -98,6 +98,7 @@ class Gateway:
                 log.warning("warm-up failed (%s: %s); the first batch pays its one-time costs", type(exc).__name__, exc)
         try:
             self.sinks.extend(GuardedSink(build_sink(s)) for s in self.config.sinks)
+            self._attach_observing_sinks()
         except Exception:
             self._close_sinks_and_engine()
             raise
@@ -141,6 +142,14 @@ class Gateway:
         for queue in self._iterators:
             queue.put_nowait(None)
         self._close_sinks_and_engine()
+
+    def _attach_observing_sinks(self) -> None:
+        """Sinks that watch the data path itself (the recording sink: every ``Ingest.push``) attach to the
+        pipeline before any device is added, so they see every stream from its first sample."""
+        for sink in self.sinks:
+            attach = getattr(sink.sink, "attach", None)
+            if attach is not None:
+                attach(self.pipeline, self.config)
 
     def _close_sinks_and_engine(self) -> None:
         for sink in self.sinks:

@@ -26,7 +26,9 @@ ONCE_A_SECOND_MIN_WINDOW_S = 4.0
 ONCE_A_SECOND_MIN_HOP_S = 1.0
 ENGINE_KINDS = ("auto", "tensorrt", "onnxruntime", "pytorch")
 PRECISIONS = ("fp32", "fp16", "int8")
-SINK_KINDS = ("jsonl", "npz", "lsl", "mqtt")
+SINK_KINDS = ("jsonl", "npz", "lsl", "mqtt", "recording")
+#: Longest segment of a recording sink: what a crash may lose (docs/recordings.md).
+MAX_RECORDING_SEGMENT_S = 60.0
 
 # Physically meaningful ranges of the numbers a configuration holds (an out-of-range value is refused by name:
 # a hop of a microsecond would run the event loop flat out, a size of 1e308 bytes overflows).
@@ -388,6 +390,18 @@ def _sink(table: _Table, base) -> SinkConfig:
                               f"{_show(options['stream_prefix'])}")
         options["max_buffered_s"] = table.integer("max_buffered_s", 360, minimum=LSL_MAX_BUFFERED_S[0],
                                                   maximum=LSL_MAX_BUFFERED_S[1])
+    elif kind == "recording":
+        # One recording folder per gateway run, inside ``directory`` (runtime.recording, docs/recordings.md).
+        directory = table.path_value("directory", base)
+        if directory is None:
+            raise ConfigError(table.key("directory"), "missing: the folder recordings are written to (one per run)")
+        options["directory"] = directory
+        options["prefix"] = table.string("prefix", "recording")
+        if not re.fullmatch(PREFIX_PATTERN, options["prefix"]):
+            raise ConfigError(table.key("prefix"), f"expected a plain folder-name prefix (letters, digits, '.', '_', "
+                              f"'-'; at most 64; no path), got {_show(options['prefix'])}")
+        options["segment_s"] = table.number("segment_s", 2.0, positive=True, maximum=MAX_RECORDING_SEGMENT_S)
+        options["lsl_markers"] = table.string("lsl_markers")
     elif kind == "mqtt":
         _mqtt_options(table, base, options)
     table.finish()
@@ -515,6 +529,11 @@ def build_sink(config: SinkConfig):
         return factory(options.pop("directory"), **options)
     if config.kind == "lsl":
         return sinks.LslSink(**config.options)
+    if config.kind == "recording":
+        from biomoe_edge.runtime.recording.sink import RecordingSink
+
+        options = dict(config.options)
+        return RecordingSink(options.pop("directory"), **options)
     if config.kind == "mqtt":
         options = dict(config.options)
         return sinks.MqttSink(options.pop("host"), options.pop("port"), **options)

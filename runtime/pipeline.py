@@ -164,6 +164,7 @@ class Pipeline:
             key = self._add_ingest_stream(device, modality, float(stream.sample_rate_hz), int(stream.channels))
             state.streams[stream.stream_id] = _Route(modality, StreamReassembler(stream), key)
         self.devices[device] = state
+        self._announce_streams(device)
 
     def _add_ingest_stream(self, device: str, modality: str, sample_rate_hz: float, channels: int) -> StreamKey:
         spec = self.config.modality(modality)
@@ -202,6 +203,7 @@ class Pipeline:
             state.streams[route.key] = _Route(route.modality, stream, key, select=route.select,
                                               placed_by_count=stream.device_timed)
         self.devices[device] = state
+        self._announce_streams(device)
 
     def handle_notification(self, device: str, payload, arrival_time_s: float) -> None:
         """One BLE notification's bytes, received at ``arrival_time_s`` (gateway clock). Never raises."""
@@ -287,14 +289,19 @@ class Pipeline:
         key = route.key
         if key is None:  # not a model modality: its samples stay counted by the stream (as dropped in the report)
             return
+        if self._observers:
+            self._observe_counters(route, arrival_time_s)
         for block in blocks:
             samples = block.samples if route.select is None else route.select(block.samples)
+            # Device-timed streams are placed by sample count (samples_lost_before), not by the fitted clock
+            # alone, so jitter in the device-to-gateway fit does not turn on-time samples into "late" ones.
+            # Arrival-timed ones have nothing but their gateway times: gaps and late data are read from them.
+            lost_before = block.samples_lost_before if route.placed_by_count else None
+            if self._observers:
+                self._observe_block(route, block, samples, arrival_time_s, lost_before)
             try:
-                # Device-timed streams are placed by sample count (samples_lost_before), not by the fitted clock
-                # alone, so jitter in the device-to-gateway fit does not turn on-time samples into "late" ones.
-                # Arrival-timed ones have nothing but their gateway times: gaps and late data are read from them.
                 self.ingest.push(key, samples, block.gateway_times_s, arrival_time_s=arrival_time_s,
-                                 lost_before=block.samples_lost_before if route.placed_by_count else None)
+                                 lost_before=lost_before)
             except IngestError as exc:  # counted by the ingest as "malformed"
                 self.log_once(f"{key}:ingest:{type(exc).__name__}", "%s: %s", key, exc)
         self._submit_ready_windows()
@@ -460,6 +467,100 @@ class Pipeline:
             report.setdefault(device, {})["undescribed_device"] = count
         return report
 
+    # -- observers and replay (runtime.recording) -------------------------------------------------------------
+    #: Objects watching the data path (``add_observer``); a tuple, so the common case (none) costs one test.
+    _observers: tuple = ()
+    #: StreamKey -> (restarts, clock_jumps) of its decoder last told to the observers.
+    _observed_counters: dict = None
+
+    def add_observer(self, observer) -> None:
+        """Let ``observer`` watch what the ingest is given, in the order it happens. Optional methods:
+
+        ``on_stream(device, modality, description)``: a stream the ingest windows (rate, channels, units,
+        profile...); existing streams are announced at once. ``on_block(device, modality, samples,
+        gateway_times_s, arrival_time_s, lost_before)``: exactly the arguments of one ``Ingest.push``.
+        ``on_event(device, modality, kind, time_s, detail)``: accounting events of the decoders: ``gap``
+        (``samples_lost`` before a block), ``restart`` and ``clock_jump`` (device clock).
+
+        Replaying the blocks in order through :meth:`replay_block` reproduces the windows. An observer's
+        exception is counted (``observer_errors``) and logged once, never raised into the data path."""
+        self._observers = self._observers + (observer,)
+        for device in self.devices:
+            self._announce_streams(device, observers=(observer,))
+
+    def _notify(self, observers, method: str, *args) -> None:
+        for observer in observers:
+            call = getattr(observer, method, None)
+            if call is None:
+                continue
+            try:
+                call(*args)
+            except Exception as exc:  # noqa: BLE001 - watching must never break the data path
+                errors = self.__dict__.setdefault("observer_errors", collections.Counter())
+                errors[f"{method}:{type(exc).__name__}"] += 1
+                self.log_once(f"observer:{method}:{type(exc).__name__}", "observer %s.%s failed: %s",
+                              type(observer).__name__, method, exc)
+
+    def _announce_streams(self, device: str, observers=None) -> None:
+        observers = self._observers if observers is None else observers
+        state = self.devices.get(device)
+        if not observers or state is None:
+            return
+        for route in state.streams.values():
+            if route.key is None:
+                continue
+            described = getattr(route.stream, "description", None) or route.stream.stream
+            channels = int(described.channels)
+            units = described.units
+            if route.select is not None:  # the channels the ingest gets, after the profile's selection
+                channels = int(route.select(np.zeros((1, channels))).shape[1])
+                parts = units.split(", ")
+                units = ", ".join(parts[:channels]) if len(parts) == described.channels else units
+            description = {
+                "sample_rate_hz": float(described.sample_rate_hz), "channels": channels, "units": units,
+                "profile": state.profile, "stream_id": int(described.stream_id), "placed_by_count": route.placed_by_count,
+                "device_channels": int(described.channels),
+                "firmware_version": state.description.firmware_version if state.description is not None else None,
+            }
+            self._notify(observers, "on_stream", route.key.device, route.key.modality, description)
+
+    def _observe_counters(self, route: _Route, arrival_time_s: float) -> None:
+        """Tell observers of device clock restarts and jumps the decoder counted since the last look."""
+        if self._observed_counters is None:
+            self._observed_counters = {}
+        stats = route.stream.stats
+        now = (stats.restarts, stats.clock_jumps)
+        before = self._observed_counters.get(route.key, (0, 0))
+        if now != before:
+            self._observed_counters[route.key] = now
+            for kind, new, old in zip(("restart", "clock_jump"), now, before):
+                if new > old:
+                    self._notify(self._observers, "on_event", route.key.device, route.key.modality, kind,
+                                 float(arrival_time_s), {"count": new - old})
+
+    def _observe_block(self, route: _Route, block, samples, arrival_time_s: float, lost_before) -> None:
+        key = route.key
+        if block.samples_lost_before:
+            time_s = float(block.gateway_times_s[0]) if len(block.gateway_times_s) else float(arrival_time_s)
+            self._notify(self._observers, "on_event", key.device, key.modality, "gap", time_s,
+                         {"samples_lost": int(block.samples_lost_before)})
+        self._notify(self._observers, "on_block", key.device, key.modality, samples, block.gateway_times_s,
+                     float(arrival_time_s), lost_before)
+
+    def add_replay_stream(self, device: str, modality: str, sample_rate_hz: float, channels: int) -> StreamKey:
+        """Register a recorded stream for :meth:`replay_block` (windows and representations from the config)."""
+        return self._add_ingest_stream(device, Modality.parse(modality).value, float(sample_rate_hz), int(channels))
+
+    def replay_block(self, device: str, modality: str, samples, gateway_times_s, *, arrival_time_s: float,
+                     lost_before=None) -> None:
+        """One recorded ``Ingest.push`` (``on_block``'s arguments), then what ``_push_blocks`` does next: ready
+        windows to the scheduler. Blocks replayed in their recorded order give the live windows."""
+        key = StreamKey(device, modality)
+        try:
+            self.ingest.push(key, samples, gateway_times_s, arrival_time_s=arrival_time_s, lost_before=lost_before)
+        except IngestError as exc:  # counted by the ingest as "malformed", as live
+            self.log_once(f"{key}:ingest:{type(exc).__name__}", "%s: %s", key, exc)
+        self._submit_ready_windows()
 
 def engine_input_buffer(engine, max_batch: int):
     """``(xp, buffer)``: the (max_batch, 3, 224, 224) input the engine reads, in the engine's input dtype.

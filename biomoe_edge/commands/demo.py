@@ -58,6 +58,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sinks", default=None, metavar="FILE.toml",
                         help="add the [[sinks]] tables of this TOML file (same keys as gateway.toml) to the demo's "
                              "gateway, e.g. a JSONL folder or an MQTT broker over TLS")
+    parser.add_argument("--record", default=None, metavar="DIR",
+                        help="record every stream as the gateway receives it into the new folder DIR (crash-safe "
+                             "segments; biomoe-edge embed replays it, recording export-edf exports it)")
+    parser.add_argument("--embeddings", default=None, metavar="FILE.jsonl",
+                        help="also write the live embeddings to FILE.jsonl (one JSON object per line, as the JSONL sink)")
+    parser.add_argument("--lsl-markers", default=None, metavar="NAME",
+                        help="with --record: record the markers of the LSL stream NAME (string samples)")
 
 
 
@@ -199,7 +206,8 @@ def print_final_screen(report: dict, *, out=None, report_path=None, notices=()) 
 async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=("bvp", "eda", "resp", "ecg"),
                    representations=("spectrogram_psd",), window_s: float = 10.0, hop_s: float = 1.0, seed: int = 0,
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
-                   profiles=(), sinks=(), settings: dict | None = None, notices=()):
+                   profiles=(), sinks=(), settings: dict | None = None, notices=(), record=None, embeddings=None,
+                   lsl_markers: str | None = None, segment_s: float = 2.0):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
@@ -208,7 +216,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     ``profiles``: (profile, modalities) pairs (``parse_profiles``): one standard-profile wearable each.
     ``sinks``: ``SinkConfig``s the gateway writes to as well (``--sinks FILE.toml``).
     ``settings``: more entries for the report's ``settings`` (the command's weights options); ``notices``: lines
-    the live view keeps on screen."""
+    the live view keeps on screen. ``record``: a new folder to record the gateway's input into
+    (``runtime.recording``; ``lsl_markers``: an LSL marker stream recorded too). ``embeddings``: a JSONL file of the
+    live embedding records."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -224,6 +234,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     max_batch = min(16, engine.max_batch)
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
                          hop_s=hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=sinks)
+    if record is not None:
+        config = with_recording(config, record, lsl_markers=lsl_markers, segment_s=segment_s)
     model = model_identity(engine.identity)
     run_settings = {"duration_s": duration_s, "devices": devices, "profiles": [p for _, p, _ in profile_devices],
                     "loss": loss, "modalities": list(modalities), "representations": list(representations),
@@ -243,6 +255,11 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
         gateway = Gateway(config, engine=engine, backend=backend)
         console = GatewayConsole(gateway, out=out, quiet=quiet, model_line=model_line(model, engine.identity),
                                  notices=notices)
+        if embeddings is not None:
+            from biomoe_edge.runtime.recording.live import EmbeddingsFile
+            from biomoe_edge.runtime.sinks import GuardedSink
+
+            gateway.sinks.append(GuardedSink(EmbeddingsFile(embeddings)))
         try:
             with console:
                 async with gateway:
@@ -266,6 +283,17 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     return report, gateway, wearables
 
 
+def with_recording(config, directory, *, lsl_markers=None, segment_s: float = 2.0):
+    """``config`` plus a recording sink writing into ``directory`` itself (not one folder per run)."""
+    import dataclasses
+
+    from biomoe_edge.runtime.gateway_config import SinkConfig
+
+    sink = SinkConfig("recording", {"directory": pathlib.Path(directory), "per_run": False, "segment_s": segment_s,
+                                    "lsl_markers": lsl_markers})
+    return dataclasses.replace(config, sinks=tuple(config.sinks) + (sink,))
+
+
 def run(args) -> int:
     import asyncio
 
@@ -286,6 +314,10 @@ def run(args) -> int:
     profiles = parse_profiles(args.profiles)
     sinks = load_demo_sinks(args.sinks) if args.sinks else ()
     seed = args.random_weights or 0
+    if args.lsl_markers and not args.record:
+        raise ValueError("--lsl-markers records markers into a recording: give --record DIR too")
+    if args.record and (pathlib.Path(args.record) / "recording.json").exists():
+        raise ValueError(f"--record {args.record}: already holds a recording; record into a new folder")
     notices = []
     if args.engine == "onnxruntime":
         from biomoe_edge.export.cache import cached_onnx_path
@@ -293,6 +325,8 @@ def run(args) -> int:
         cached = cached_onnx_path(args.checkpoint, precision="fp32", seed=seed)
         if not cached.exists():
             notices.append(f"first run: exported the model to ONNX, cached at {cached}")
+    if args.record:
+        notices.append(f"recording the gateway's input into {args.record}")
     engine = open_demo_engine(args.engine, args.checkpoint, seed=seed, strict=args.strict)
     result: dict = {}
     try:
@@ -301,7 +335,8 @@ def run(args) -> int:
             representations=representations, window_s=args.window, hop_s=args.hop, seed=args.seed, quiet=args.quiet,
             result=result, profiles=profiles, sinks=sinks, notices=notices,
             settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
-                      "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict}))
+                      "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
+            record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130
@@ -311,4 +346,8 @@ def run(args) -> int:
     if args.report:
         pathlib.Path(args.report).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
     print_final_screen(report, report_path=args.report, notices=notices)
+    if args.record:
+        print(f"recorded into {args.record} (biomoe-edge embed {args.record} --out DATASET replays it)")
+    if args.embeddings:
+        print(f"live embeddings written to {args.embeddings}")
     return 0

@@ -1,0 +1,112 @@
+"""``biomoe-edge embed INPUT... --out DATASET``: recordings (the gateway's, EDF/EDF+, CSV) through the gateway's own
+``Pipeline``, as fast as the machine allows, into a labelled Parquet dataset (``biomoe_edge.dataset``).
+
+For a gateway recording the windows, representations and engine default to what the gateway used (the recording
+keeps them), so the rows are the live embeddings: ``window_start_s`` is the number the live record carries.
+"""
+
+from __future__ import annotations
+
+HELP = "recordings, EDF/EDF+ or CSV files -> a labelled dataset of embeddings (Parquet; load_dataset)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="recording folders, .edf/.bdf or .csv files")
+    parser.add_argument("--out", required=True, metavar="DATASET", help="the dataset folder to write")
+    parser.add_argument("--representations", default=None, metavar="LIST",
+                        help="comma-separated (default: the recording's; the gateway's default for files)")
+    parser.add_argument("--labels", default=None, metavar="FILE",
+                        help="label intervals: CSV subject,start_s,end_s,label[,device] or an EDF+ file's annotations "
+                             "(default: the recordings' markers)")
+    parser.add_argument("--no-markers", action="store_true", help="do not label windows from markers")
+    parser.add_argument("--map", default=None, metavar="CH:MOD[@HZ],...",
+                        help='channel to modality for EDF/CSV inputs, e.g. "ECG:ecg,PPG:bvp@64" (@HZ: the rate the '
+                             "channel must have; for a CSV without a time column, its rate)")
+    parser.add_argument("--rate", type=float, default=None, metavar="HZ", help="sample rate of CSV files without a time column")
+    parser.add_argument("--time-column", default=None, metavar="NAME",
+                        help="the time column (seconds) of CSV files (default: time_s or time, when present)")
+    parser.add_argument("--subject", default=None, help="the subject of every input (default: as recorded, else the "
+                                                        "input's name)")
+    parser.add_argument("--window", type=float, default=None, metavar="S", help="window length (default: as recorded)")
+    parser.add_argument("--hop", type=float, default=None, metavar="S", help="window hop (default: as recorded)")
+    parser.add_argument("--engine", choices=("auto", "onnxruntime", "pytorch", "tensorrt"), default=None,
+                        help="engine (default: the one the recording was made with; for files, ONNX Runtime on the "
+                             "demo's model)")
+    parser.add_argument("--model", default=None, metavar="PATH", help="the model file (.onnx, .engine) for --engine")
+    parser.add_argument("--checkpoint", default=None, metavar="PTH", help="Tiny-BioMoE checkpoint (default: random "
+                                                                         "weights, with a warning)")
+    parser.add_argument("--batch", type=int, default=None, metavar="N", help="images per engine batch (default: as recorded)")
+    parser.add_argument("--any-model", action="store_true",
+                        help="embed even when the engine's model is not the one the recording was made with")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def open_chosen_engine(args, sources):
+    """The engine the options name; else the recordings' own; else the demo's (random weights unless
+    --checkpoint, and it says so)."""
+    from biomoe_edge.commands.demo import open_demo_engine
+    from biomoe_edge.runtime.engines import open_engine
+    from biomoe_edge.runtime.recording.embed import open_recorded_engine
+
+    batch = args.batch or 16
+    if args.engine or args.model:
+        kind = args.engine or "auto"
+        path = args.model or args.checkpoint
+        if kind == "pytorch" and path is None:
+            print("biomoe-edge embed: no --checkpoint: Tiny-BioMoE with RANDOM weights; embeddings are meaningless")
+        options = {"onnxruntime": {"max_batch": batch}, "pytorch": {"max_batch": batch}}.get(kind, {})
+        return open_engine(kind, path, **options)
+    engine = open_recorded_engine(sources, max_batch=args.batch)
+    if engine is not None:
+        return engine
+    return open_demo_engine("onnxruntime", args.checkpoint, max_batch=batch)
+
+
+def run(args) -> int:
+    import pathlib
+
+    from biomoe_edge.dataset import check_target, embed_to_dataset
+    from biomoe_edge.runtime.recording.sources import open_source
+
+    if args.batch is not None and args.batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {args.batch}")
+    representations = None
+    if args.representations:
+        representations = [r.strip() for r in args.representations.split(",") if r.strip()]
+    out = pathlib.Path(args.out)
+    check_target(out, args.overwrite)  # before minutes of work, not after
+    sources = [open_source(path, channel_map=args.map, rate_hz=args.rate, time_column=args.time_column)
+               for path in args.inputs]
+    engine = open_chosen_engine(args, sources)
+    options = dict(out=out, labels=args.labels, representations=representations, window_s=args.window,
+                   hop_s=args.hop, subject=args.subject, use_markers=not args.no_markers, any_model=args.any_model,
+                   overwrite=args.overwrite)
+    try:
+        frame = _with_progress(lambda progress: embed_to_dataset(sources, engine, progress=progress, **options),
+                               quiet=args.quiet)
+    finally:
+        engine.close()
+    metadata = frame.attrs["metadata"]
+    summary, elapsed = metadata["summary"], metadata["elapsed_s"]
+    print(f"wrote {out}: {summary['rows']} rows ({summary['windows']} windows) in {elapsed:.1f} s "
+          f"({summary['windows'] / elapsed if elapsed > 0 else 0:.1f} windows/s); sha256 {frame.attrs['sha256']}")
+    labelled = ", ".join(f"{k} {v}" for k, v in sorted(summary["labelled"].items())) or "none"
+    unlabelled = ", ".join(f"{k} {v}" for k, v in sorted(summary["unlabelled"].items())) or "none"
+    withheld = sum(i["windows_withheld"] for i in summary["inputs"])
+    print(f"windows labelled: {labelled}; unlabelled: {unlabelled}; withheld for quality (not embedded): {withheld}")
+    if metadata["random_weights"]:
+        print("note: RANDOM weights (no checkpoint): the embeddings are meaningless (random_weights column)")
+    return 0
+
+
+def _with_progress(work, *, quiet: bool):
+    """``work(progress)`` under a rich progress bar over the samples replayed (none when ``quiet``)."""
+    if quiet:
+        return work(None)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("embedding"), BarColumn(), TextColumn("{task.percentage:>3.0f}% of the samples"),
+                  TimeElapsedColumn(), TimeRemainingColumn()) as progress:
+        task = progress.add_task("embed", total=None)
+        return work(lambda done, total: progress.update(task, completed=done, total=total))

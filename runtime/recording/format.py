@@ -1,0 +1,88 @@
+"""The on-disk layout of a recording folder (docs/recordings.md, "Format"), shared by the writer and the reader.
+
+    recording.json          format, version, settings (windows, representations, model, devices, subjects),
+                            written once at the start (temporary name, fsync, atomic rename)
+    segments/000000.npz     what the gateway's ingest was given, in order: one NumPy archive per segment_s,
+    segments/000001.npz     each written under ``*.partial``, fsynced, then renamed (a reader sees whole ones only)
+    markers/*.json          markers written by another process (``biomoe-edge mark``), one atomic file each
+    end.json                written at a clean close: segment count and totals (missing: crashed or running)
+
+A segment holds four arrays: ``index`` (one row per entry, in the order the entries happened: kind, stream
+number, sample count, channels, time, lost_before), ``samples`` (every block's (n, c) samples flattened, float64),
+``times`` (their gateway times, float64) and ``meta`` (UTF-8 JSON: the stream descriptions, events and markers
+of the segment, in entry order). Samples and times are float64 exactly as the ingest received them, so a replay
+is bit for bit the live input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import numpy as np
+
+FORMAT_NAME = "biomoe-edge-recording"
+FORMAT_VERSION = 1
+RECORDING_FILE = "recording.json"
+END_FILE = "end.json"
+SEGMENTS_DIR = "segments"
+MARKERS_DIR = "markers"
+SEGMENT_SUFFIX = ".npz"
+PARTIAL_SUFFIX = ".partial"
+
+#: Entry kinds of a segment's index.
+BLOCK, STREAM, EVENT, MARKER = 0, 1, 2, 3
+KIND_NAMES = {BLOCK: "block", STREAM: "stream", EVENT: "event", MARKER: "marker"}
+
+#: One row per entry. ``stream``: the recording's stream number (-1 for a marker); ``count``: samples of a block;
+#: ``time_s``: a block's arrival time, an event's or marker's time; ``lost_before``: -1 for None.
+INDEX_DTYPE = np.dtype([("kind", "u1"), ("stream", "<i4"), ("count", "<i8"), ("channels", "<i4"),
+                        ("time_s", "<f8"), ("lost_before", "<i8")])
+
+
+def segment_name(sequence: int) -> str:
+    return f"{sequence:06d}{SEGMENT_SUFFIX}"
+
+
+def fsync_directory(path: pathlib.Path) -> None:
+    """Make a rename in ``path`` durable (where the platform allows opening a directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: pathlib.Path, data: bytes) -> None:
+    """``path`` holds ``data`` or keeps its previous state (never a part of it): temporary file, fsync, rename."""
+    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+
+
+def write_json_atomically(path: pathlib.Path, value) -> None:
+    write_atomically(path, (json.dumps(value, indent=1, allow_nan=False, default=str) + "\n").encode("utf-8"))
+
+
+def encode_segment(rows: list[tuple], samples: list[np.ndarray], times: list[np.ndarray], meta: list[dict],
+                   sequence: int) -> dict[str, np.ndarray]:
+    """The arrays of one segment: ``rows`` are INDEX_DTYPE tuples, ``samples``/``times`` the blocks' arrays in
+    order, ``meta`` the non-block entries' JSON in order."""
+    return {
+        "index": np.array(rows, dtype=INDEX_DTYPE),
+        "samples": np.concatenate([s.reshape(-1) for s in samples]) if samples else np.zeros(0),
+        "times": np.concatenate(times) if times else np.zeros(0),
+        "meta": np.frombuffer(json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, "sequence": sequence,
+                                          "entries": meta}, allow_nan=True, default=str).encode("utf-8"),
+                              dtype=np.uint8),
+    }
