@@ -46,14 +46,15 @@ def _pyedflib():
     return pyedflib
 
 
-def _edf_number(value: float, *, up: bool) -> float:
+def _edf_number(value: float, *, up: bool) -> float | int:
     """``value`` rounded outward to what EDF's 8-character header field can hold."""
     for decimals in range(6, -1, -1):
         scale = 10.0 ** decimals
         rounded = (math.ceil(value * scale) if up else math.floor(value * scale)) / scale
         text = f"{rounded:.{decimals}f}".rstrip("0").rstrip(".") if decimals else f"{rounded:.0f}"
-        if len(text) <= 8:
-            return float(text)
+        if len(text) <= 8:  # pyEDFlib writes str(value): an integral float would gain a ".0"
+            value = float(text)
+            return int(value) if value.is_integer() else value
     raise RecordingError(f"a value of {value:g} does not fit EDF's 8-character physical range")
 
 
@@ -168,9 +169,10 @@ def export_edf(recording, out_path, *, patient: str | None = None) -> dict:
         start = _start_datetime(recording, t0)
         if start is not None:
             writer.setStartdatetime(start)
-        writer.setPatientCode((patient or ",".join(sorted(set(devices.values()))))[:80])
-        writer.setRecordingAdditional(f"biomoe-edge recording {recording.name}; gateway time at onset 0: {t0:.6f} s"[:80])
-        writer.setEquipment("biomoe-edge gateway")
+        # EDF+ header subfields are separated by spaces: none inside them.
+        writer.setPatientCode((patient or ",".join(sorted(set(devices.values())))).replace(" ", "_")[:80])
+        writer.setEquipment("biomoe-edge")
+        writer.setRecordingAdditional(f"gateway_time_at_onset_0={t0:.6f}s")
         writer.writeSamples(columns)
         for onset, duration, text in sorted(annotations, key=lambda a: a[0]):
             writer.writeAnnotation(onset, duration, text)
@@ -209,16 +211,20 @@ def _open_reader(path: pathlib.Path):
         raise SignalFileError(f"{path}: not a readable EDF/EDF+ file ({text.strip()})") from None
 
 
+def _annotations(reader) -> list[tuple[float, float | None, str]]:
+    onsets, durations, texts = reader.readAnnotations()
+    return [(float(o), float(d) if d is not None and float(d) > 0 else None, str(t))
+            for o, d, t in zip(onsets, durations, texts)]
+
+
 def read_edf_annotations(path) -> list[tuple[float, float | None, str]]:
     """(onset_s, duration_s or None, text) of every EDF+ annotation of ``path``."""
     path = pathlib.Path(path)
     reader = _open_reader(path)
     try:
-        onsets, durations, texts = reader.readAnnotations()
+        return _annotations(reader)
     finally:
         reader.close()
-    return [(float(o), float(d) if d is not None and float(d) > 0 else None, str(t))
-            for o, d, t in zip(onsets, durations, texts)]
 
 
 def read_edf(path, channel_map) -> dict:
@@ -229,7 +235,7 @@ def read_edf(path, channel_map) -> dict:
     reader = _open_reader(path)
     try:
         labels = [label.strip() for label in reader.getSignalLabels()]
-        annotations = read_edf_annotations(path)
+        annotations = _annotations(reader)
         signals = []
         for channel, modality, claimed in channel_map:
             if channel not in labels:

@@ -154,21 +154,14 @@ def embed_sources(sources, engine, *, representations=None, window_s: float | No
         config = replay_config(source, representations=representations, window_s=window_s, hop_s=hop_s,
                                max_batch=int(getattr(engine, "max_batch", 16) or 16))
         replay = Replay(source, engine, config)
-        last_time = [-math.inf]
-
-        def track(block, last_time=last_time):
-            if len(block.gateway_times_s):
-                last_time[0] = max(last_time[0], float(np.nanmax(block.gateway_times_s)))
-            on_block(block)
-
-        records = list(replay.records(on_block=track))
+        records = list(replay.records(on_block=on_block))
         devices = {device: source.subject_of(device, subject) for device, _ in source.streams}
         seen_subjects.update(devices.values())
         if labels is not None:
             labeller = WindowLabeller(labels)
         elif use_markers and source.markers:
-            end = last_time[0] if math.isfinite(last_time[0]) else 0.0
-            labeller = WindowLabeller(marker_intervals(source.markers, devices=devices, end_s=end))
+            # The last marker labels to the end of the data: no window lies beyond it.
+            labeller = WindowLabeller(marker_intervals(source.markers, devices=devices, end_s=math.inf))
         else:
             labeller = WindowLabeller(())
         window_labels: dict = {}

@@ -8,7 +8,7 @@ interval, or two intervals of one subject that overlap where they both apply, is
 file and the line(s).
 
 Markers (``biomoe-edge mark``, LSL, EDF+ annotations without a duration): a marker labels from its time until the
-next marker that applies to the same device, or for its ``duration_s``, or until the end of the recording.
+next marker that applies to the same device, or for its ``duration_s``; the last one to the end of the data.
 
 The rule: a window takes the label whose intervals cover it whole; a window that no label touches
 (``no_label``), that touches two labels (``straddles_labels``), or that one label covers only in part

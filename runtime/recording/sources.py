@@ -188,8 +188,8 @@ def open_csv(path, channel_map, *, rate_hz: float | None = None, time_column: st
         steps = np.diff(times)
         if (steps <= 0).any():
             row = int(np.argmax(steps <= 0)) + 1
-            raise SignalFileError(f"{path}:{row + 2}: time {times[row]!r} in column {time_column!r} is not after the "
-                                  f"previous row's {times[row - 1]!r}")
+            raise SignalFileError(f"{path}:{row + 2}: time {frame[time_column].iloc[row]} in column {time_column!r} is "
+                                  f"not after the previous row's {frame[time_column].iloc[row - 1]}")
         times = times - times[0]  # seconds from the file's start
         measured = 1.0 / float(np.median(steps)) if steps.size else None
     signals = []
