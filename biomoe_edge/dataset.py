@@ -276,7 +276,8 @@ def embed_to_dataset(sources, engine, *, out=None, labels=None, representations=
                      hop_s: float | None = None, subject: str | None = None, use_markers: bool = True,
                      any_model: bool = False, overwrite: bool = False, progress=None, metadata: dict | None = None):
     """Opened sources (``runtime.recording.open_source``) through ``engine`` into a dataset DataFrame, written to
-    ``out`` when given (whole or not at all). ``progress(done, total)``: samples replayed."""
+    ``out`` when given (whole or not at all). ``labels``: a label file, or intervals already read
+    (``runtime.recording.read_labels``); None: the sources' markers. ``progress(done, total)``: samples replayed."""
     import time
 
     from biomoe_edge._version import __version__
@@ -285,7 +286,11 @@ def embed_to_dataset(sources, engine, *, out=None, labels=None, representations=
 
     if out is not None:
         check_target(out, overwrite)
-    intervals = read_labels(labels, subject=subject) if labels is not None else None
+    labels_file = None
+    if labels is None or isinstance(labels, (list, tuple)):
+        intervals = labels
+    else:
+        labels_file, intervals = str(labels), read_labels(labels, subject=subject)
     start = time.perf_counter()
     rows, summary = embed_sources(sources, engine, representations=representations, window_s=window_s, hop_s=hop_s,
                                   labels=intervals, subject=subject, use_markers=use_markers, any_model=any_model,
@@ -295,7 +300,7 @@ def embed_to_dataset(sources, engine, *, out=None, labels=None, representations=
     identity = dict(getattr(engine, "identity", {}) or {})
     frame.attrs["metadata"] = {
         "sdk_version": __version__, "inputs": [str(s.path) for s in sources], "summary": summary,
-        "labels_file": None if labels is None else str(labels), "elapsed_s": elapsed,
+        "labels_file": labels_file, "elapsed_s": elapsed,
         "random_weights": bool(frame["random_weights"].any()) if len(frame) else None,
         "engine": {k: v for k, v in identity.items() if isinstance(v, (str, int, float, bool, type(None)))},
         **(metadata or {})}

@@ -484,6 +484,8 @@ class Pipeline:
 
         Replaying the blocks in order through :meth:`replay_block` reproduces the windows. An observer's
         exception is counted (``observer_errors``) and logged once, never raised into the data path."""
+        if "observer_errors" not in self.__dict__:
+            self.observer_errors: collections.Counter = collections.Counter()
         self._observers = self._observers + (observer,)
         for device in self.devices:
             self._announce_streams(device, observers=(observer,))
@@ -496,8 +498,7 @@ class Pipeline:
             try:
                 call(*args)
             except Exception as exc:  # noqa: BLE001 - watching must never break the data path
-                errors = self.__dict__.setdefault("observer_errors", collections.Counter())
-                errors[f"{method}:{type(exc).__name__}"] += 1
+                self.observer_errors[f"{method}:{type(exc).__name__}"] += 1
                 self.log_once(f"observer:{method}:{type(exc).__name__}", "observer %s.%s failed: %s",
                               type(observer).__name__, method, exc)
 

@@ -43,8 +43,8 @@ def add_arguments(parser) -> None:
 
 
 def open_chosen_engine(args, sources):
-    """The engine the options name; else the recordings' own; else the demo's (random weights unless
-    --checkpoint, and it says so)."""
+    """--engine/--model: that engine; else --checkpoint: the demo's ONNX export of it; else the engine the recordings
+    were made with; else (imported files) the demo's model, random weights, and it says so."""
     from biomoe_edge.commands.demo import open_demo_engine
     from biomoe_edge.runtime.engines import open_engine
     from biomoe_edge.runtime.recording.embed import open_recorded_engine
@@ -57,9 +57,10 @@ def open_chosen_engine(args, sources):
             print("biomoe-edge embed: no --checkpoint: Tiny-BioMoE with RANDOM weights; embeddings are meaningless")
         options = {"onnxruntime": {"max_batch": batch}, "pytorch": {"max_batch": batch}}.get(kind, {})
         return open_engine(kind, path, **options)
-    engine = open_recorded_engine(sources, max_batch=args.batch)
-    if engine is not None:
-        return engine
+    if not args.checkpoint:
+        engine = open_recorded_engine(sources, max_batch=args.batch)
+        if engine is not None:
+            return engine
     return open_demo_engine("onnxruntime", args.checkpoint, max_batch=batch)
 
 
@@ -67,6 +68,7 @@ def run(args) -> int:
     import pathlib
 
     from biomoe_edge.dataset import check_target, embed_to_dataset
+    from biomoe_edge.runtime.recording.labels import read_labels
     from biomoe_edge.runtime.recording.sources import open_source
 
     if args.batch is not None and args.batch < 1:
@@ -78,10 +80,11 @@ def run(args) -> int:
     check_target(out, args.overwrite)  # before minutes of work, not after
     sources = [open_source(path, channel_map=args.map, rate_hz=args.rate, time_column=args.time_column)
                for path in args.inputs]
+    labels = read_labels(args.labels, subject=args.subject) if args.labels else None  # bad labels: before the work
     engine = open_chosen_engine(args, sources)
-    options = dict(out=out, labels=args.labels, representations=representations, window_s=args.window,
+    options = dict(out=out, labels=labels, representations=representations, window_s=args.window,
                    hop_s=args.hop, subject=args.subject, use_markers=not args.no_markers, any_model=args.any_model,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, metadata={"labels_file": args.labels})
     try:
         frame = _with_progress(lambda progress: embed_to_dataset(sources, engine, progress=progress, **options),
                                quiet=args.quiet)

@@ -17,6 +17,7 @@ from biomoe_edge._version import __version__
 from biomoe_edge.runtime.sinks.base import Sink
 from biomoe_edge.vocabulary import Modality
 
+from .exc import RecordingError
 from .writer import RecordingWriter
 
 log = logging.getLogger("biomoe_edge.runtime.recording")
@@ -82,6 +83,8 @@ class RecordingSink(Sink):
         self.path: pathlib.Path | None = None
         self._lsl = None
         self.records_ignored = 0
+        #: blocks the writer refused (also counted by the pipeline's ``observer_errors`` and logged once)
+        self.blocks_refused = 0
 
     def attach(self, pipeline, config=None) -> None:
         """Start recording what ``pipeline`` hands to its ingest (the gateway calls this once)."""
@@ -100,8 +103,12 @@ class RecordingSink(Sink):
         self.writer.add_stream(device, modality, description)
 
     def on_block(self, device, modality, samples, gateway_times_s, arrival_time_s, lost_before) -> None:
-        self.writer.write_block(device, modality, samples, gateway_times_s, arrival_time_s=arrival_time_s,
-                                lost_before=lost_before)
+        try:
+            self.writer.write_block(device, modality, samples, gateway_times_s, arrival_time_s=arrival_time_s,
+                                    lost_before=lost_before)
+        except RecordingError:  # a block the writer cannot take: not recorded, and counted as such
+            self.blocks_refused += 1
+            raise
 
     def on_event(self, device, modality, kind, time_s, detail) -> None:
         self.writer.write_event(device, modality, kind, time_s, detail)
@@ -117,7 +124,7 @@ class RecordingSink(Sink):
             self.writer.close()
 
     def stats(self) -> dict:
-        stats = {"path": str(self.path) if self.path else None}
+        stats = {"path": str(self.path) if self.path else None, "blocks_refused": self.blocks_refused}
         if self.writer is not None:
             stats.update(self.writer.stats())
         if self._lsl is not None:

@@ -7,7 +7,7 @@ import pytest
 from conftest import ProjectionEngine, lossy, packets, record_gateway_run
 
 from biomoe_edge.dataset import DATASET_COLUMNS, DatasetError, build_dataset, dataset_sha256, load_dataset, write_dataset
-from biomoe_edge.runtime.recording import ModelMismatchError, RecordingError, open_recording, write_marker_file
+from biomoe_edge.runtime.recording import ModelMismatchError, RecordingError, write_marker_file
 
 
 @pytest.fixture(scope="module")

@@ -85,3 +85,35 @@ def test_windows_without_an_engine_are_the_ones_the_engine_gets(tmp_path):
     assert {(w.device, w.modality, w.start_s) for w in windows} == {(r.device, r.modality, r.window_start_s)
                                                                    for r in records}
     assert all(w.samples.shape[0] == 1 and np.isfinite(w.samples).all() for w in windows)
+
+
+def test_a_failing_observer_is_counted_and_never_stops_the_data_path():
+    from conftest import description
+
+    from biomoe_edge.runtime.gateway_config import parse_config
+    from biomoe_edge.runtime.pipeline import Pipeline
+
+    class Broken:
+        def on_block(self, *args):
+            raise OSError("disk gone")
+
+    seen = []
+
+    class Watching:
+        def on_stream(self, device, modality, description):
+            seen.append(("stream", device, modality, description["sample_rate_hz"], description["channels"]))
+
+        def on_block(self, device, modality, samples, times, arrival, lost_before):
+            seen.append(("block", device, modality, len(times)))
+
+    pipeline = Pipeline(parse_config({"windows": {"length_s": 4.0, "hop_s": 1.0}}), ProjectionEngine())
+    pipeline.add_device("wrist-1", description())
+    pipeline.add_observer(Broken())
+    pipeline.add_observer(Watching())  # announced the streams added before it
+    for arrival, _, _, data in packets(6.0):
+        pipeline.handle_notification("wrist-1", data, arrival)
+    assert pipeline.observer_errors == {"on_block:OSError": sum(1 for s in seen if s[0] == "block")}
+    assert seen[:2] == [("stream", "wrist-1", "bvp", 64.0, 1), ("stream", "wrist-1", "eda", 32.0, 1)]
+    assert sum(s[3] for s in seen if s[0] == "block") == sum(
+        a.samples_received for a in pipeline.ingest.accounts().values())
+    assert pipeline.ingest.windows_ready == 0 and len(pipeline.scheduler) > 0  # windows still went on
