@@ -14,7 +14,7 @@ latency benchmark's) in native-protocol packets, encoded before any clock starts
    in process CPU time (the event loop's thread and the writer's thread) per second of signal and stream is what
    recording costs; segments are finalised every 2 s of signal time, as the gateway does every 2 s of wall time
    (``segment_s``). Bytes per hour per stream: the recording folder's size over the signal's duration.
-2. Offline embedding. ``biomoe-edge embed``'s code (``biomoe_edge.dataset.embed_to_dataset``) on that recording:
+2. Offline embedding. ``biomoe-edge embed``'s code (``runtime.recording.embed.embed_to_dataset``) on that recording:
    replay through the same Pipeline, render, the engine (two representations per window, 10 s windows every
    1 s), Parquet. Windows per second, and the ratio to real time: seconds of recording embedded per second.
    The replay without the engine (``Replay.windows``) is timed too, to show where the time goes.
@@ -82,9 +82,10 @@ def open_engine_for(args):
 
     if args.engine == "pytorch":
         return open_engine("pytorch", args.checkpoint, max_batch=args.batch_size)
-    from biomoe_edge.commands.demo import demo_onnx_path
+    from biomoe_edge.export.cache import cached_onnx  # the demo's model, exported once (needs torch the first time)
 
-    return open_engine("onnxruntime", args.model or demo_onnx_path(args.checkpoint), max_batch=args.batch_size)
+    return open_engine("onnxruntime", args.model or cached_onnx(args.checkpoint, precision="fp32"),
+                       max_batch=args.batch_size)
 
 
 def main(argv=None) -> int:
@@ -125,8 +126,9 @@ def main(argv=None) -> int:
             "segments": len(list((tmp / "rec0" / "segments").glob("*.npz"))),
         }
 
-        from biomoe_edge.dataset import embed_to_dataset
-        from biomoe_edge.runtime.recording import Replay, open_recording, replay_config
+        from biomoe_edge.runtime.recording import open_recording
+        from biomoe_edge.runtime.recording.embed import embed_to_dataset
+        from biomoe_edge.runtime.recording.replay import Replay, replay_config
 
         # a recording of the first embed_seconds
         embed_seconds = min(args.embed_seconds or 120.0, args.seconds)

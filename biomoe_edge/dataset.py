@@ -58,7 +58,7 @@ def _schema():
     ])
 
 
-def _columns_of(frame) -> dict[str, list]:
+def check_columns(frame) -> dict[str, list]:
     """Plain Python / NumPy columns from a DataFrame (or a dict of columns), checked."""
     columns = list(frame.columns) if hasattr(frame, "columns") else list(frame)
     missing = [c for c in DATASET_COLUMNS if c not in columns]
@@ -135,7 +135,7 @@ def write_dataset(frame, path, *, metadata: dict | None = None, overwrite: bool 
 
     path = pathlib.Path(path)
     _check_target(path, overwrite)
-    columns = _columns_of(frame)
+    columns = check_columns(frame)
     manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "rows": len(columns["subject"]),
                 "columns": list(DATASET_COLUMNS), "sha256": _content_sha256(columns), "complete": True,
                 "metadata": json.loads(json.dumps(metadata or {}, default=str, allow_nan=False))}
@@ -220,7 +220,7 @@ def load_dataset(path):
     embedding = table.column("embedding").combine_chunks()
     flat = embedding.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     columns["embedding"] = flat.reshape(len(table), EMBEDDING_DIM) if len(table) else np.zeros((0, EMBEDDING_DIM), np.float32)
-    checked = _columns_of(columns)
+    checked = check_columns(columns)
     if _content_sha256(checked) != manifest.get("sha256"):
         raise DatasetError(f"{data}: its content does not match the sha256 its manifest records (modified or damaged)")
     frame = frame_from_columns(checked)
@@ -233,78 +233,9 @@ def dataset_sha256(path_or_frame) -> str:
     """The content hash of a dataset (its folder or data.parquet, or a DataFrame with ``DATASET_COLUMNS``)."""
     if isinstance(path_or_frame, (str, pathlib.Path)):
         return load_dataset(path_or_frame).attrs["sha256"]
-    return _content_sha256(_columns_of(path_or_frame))
+    return _content_sha256(check_columns(path_or_frame))
 
 
 def check_target(path, overwrite: bool = False) -> None:
     """DatasetError when ``path`` exists (and ``overwrite`` is off, or it is something other than a dataset)."""
     _check_target(pathlib.Path(path), overwrite)
-
-
-def build_dataset(inputs, engine=None, *, out=None, labels=None, channel_map=None, rate_hz: float | None = None,
-                  time_column: str | None = None, max_batch: int | None = None, overwrite: bool = False, **options):
-    """Embed recordings and files into a dataset (the Python side of ``biomoe-edge embed``); returns the DataFrame
-    and writes it to ``out`` when given.
-
-    ``inputs``: recording folders, EDF/EDF+ or CSV files (``channel_map`` "ECG:ecg,PPG:bvp@64" for the files,
-    ``rate_hz``/``time_column`` for CSV). ``engine``: an opened engine; None opens the one the recordings were made
-    with. ``labels``: a label CSV or EDF+ file (None: the recordings' markers). ``options``: those of
-    :func:`embed_to_dataset` (representations, window_s, hop_s, subject, use_markers, any_model, progress)."""
-    from biomoe_edge.runtime.recording.embed import open_recorded_engine
-    from biomoe_edge.runtime.recording.sources import open_source
-
-    if isinstance(inputs, (str, pathlib.Path)):
-        inputs = [inputs]
-    if not inputs:
-        raise ValueError("no input: give recording folders, EDF or CSV files")
-    if out is not None:
-        check_target(out, overwrite)
-    sources = [open_source(path, channel_map=channel_map, rate_hz=rate_hz, time_column=time_column) for path in inputs]
-    owns_engine = engine is None
-    if engine is None:
-        engine = open_recorded_engine(sources, max_batch=max_batch)
-        if engine is None:
-            raise ValueError("no engine: these inputs do not record one (imported files); pass engine=open_engine(...)")
-    try:
-        return embed_to_dataset(sources, engine, out=out, labels=labels, overwrite=overwrite, **options)
-    finally:
-        if owns_engine:
-            engine.close()
-
-
-def embed_to_dataset(sources, engine, *, out=None, labels=None, representations=None, window_s: float | None = None,
-                     hop_s: float | None = None, subject: str | None = None, use_markers: bool = True,
-                     any_model: bool = False, overwrite: bool = False, progress=None, metadata: dict | None = None):
-    """Opened sources (``runtime.recording.open_source``) through ``engine`` into a dataset DataFrame, written to
-    ``out`` when given (whole or not at all). ``labels``: a label file, or intervals already read
-    (``runtime.recording.read_labels``); None: the sources' markers. ``progress(done, total)``: samples replayed."""
-    import time
-
-    from biomoe_edge._version import __version__
-    from biomoe_edge.runtime.recording.embed import embed_sources
-    from biomoe_edge.runtime.recording.labels import read_labels
-
-    if out is not None:
-        check_target(out, overwrite)
-    labels_file = None
-    if labels is None or isinstance(labels, (list, tuple)):
-        intervals = labels
-    else:
-        labels_file, intervals = str(labels), read_labels(labels, subject=subject)
-    start = time.perf_counter()
-    rows, summary = embed_sources(sources, engine, representations=representations, window_s=window_s, hop_s=hop_s,
-                                  labels=intervals, subject=subject, use_markers=use_markers, any_model=any_model,
-                                  on_progress=progress)
-    elapsed = time.perf_counter() - start
-    frame = frame_from_columns(_columns_of(rows.columns))
-    identity = dict(getattr(engine, "identity", {}) or {})
-    frame.attrs["metadata"] = {
-        "sdk_version": __version__, "inputs": [str(s.path) for s in sources], "summary": summary,
-        "labels_file": labels_file, "elapsed_s": elapsed,
-        "random_weights": bool(frame["random_weights"].any()) if len(frame) else None,
-        "engine": {k: v for k, v in identity.items() if isinstance(v, (str, int, float, bool, type(None)))},
-        **(metadata or {})}
-    if out is not None:
-        write_dataset(frame, out, metadata=frame.attrs["metadata"], overwrite=overwrite)
-        frame.attrs["sha256"] = read_manifest(out)["sha256"]
-    return frame

@@ -97,7 +97,7 @@ class Gateway:
             except Exception as exc:  # noqa: BLE001 - a slow first batch is better than no gateway
                 log.warning("warm-up failed (%s: %s); the first batch pays its one-time costs", type(exc).__name__, exc)
         try:
-            self.sinks.extend(GuardedSink(build_sink(s)) for s in self.config.sinks)
+            self.sinks.extend(GuardedSink(self._build_sink(s, build_sink)) for s in self.config.sinks)
             self._attach_observing_sinks()
         except Exception:
             self._close_sinks_and_engine()
@@ -142,6 +142,14 @@ class Gateway:
         for queue in self._iterators:
             queue.put_nowait(None)
         self._close_sinks_and_engine()
+
+    @staticmethod
+    def _build_sink(config, build_sink):
+        if config.kind == "recording":  # it watches the pipeline: built here, above the configuration's layer
+            from biomoe_edge.runtime.recording.sink import build_recording_sink
+
+            return build_recording_sink(config)
+        return build_sink(config)
 
     def _attach_observing_sinks(self) -> None:
         """Sinks that watch the data path itself (the recording sink: every ``Ingest.push``) attach to the

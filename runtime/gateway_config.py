@@ -530,10 +530,8 @@ def build_sink(config: SinkConfig):
     if config.kind == "lsl":
         return sinks.LslSink(**config.options)
     if config.kind == "recording":
-        from biomoe_edge.runtime.recording.sink import RecordingSink
-
-        options = dict(config.options)
-        return RecordingSink(options.pop("directory"), **options)
+        # It watches the pipeline, a layer above this one: the Gateway builds it (runtime.recording.sink).
+        raise ConfigError("sinks", "a recording sink is built by the Gateway (runtime.recording.sink.build_recording_sink)")
     if config.kind == "mqtt":
         options = dict(config.options)
         return sinks.MqttSink(options.pop("host"), options.pop("port"), **options)

@@ -67,7 +67,8 @@ def open_chosen_engine(args, sources):
 def run(args) -> int:
     import pathlib
 
-    from biomoe_edge.dataset import check_target, embed_to_dataset
+    from biomoe_edge.dataset import check_target
+    from biomoe_edge.runtime.recording.embed import embed_to_dataset
     from biomoe_edge.runtime.recording.labels import read_labels
     from biomoe_edge.runtime.recording.sources import open_source
 

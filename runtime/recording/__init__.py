@@ -5,6 +5,7 @@
     recording = open_recording(directory)                            # .settings .streams .blocks() .markers .events
     times, samples = recording.stream("wrist-1", "bvp")
     for record in Replay(recording, engine).records(): ...           # the live embeddings, again
+    frame = build_dataset([directory], engine, out="dataset")        # biomoe_edge.dataset.load_dataset reads it
 
 Heavy imports (pyEDFlib, pandas) happen only in the functions that need them.
 """
@@ -20,6 +21,10 @@ def __getattr__(name):
         from . import replay
 
         return getattr(replay, name)
+    if name in ("build_dataset", "embed_to_dataset"):
+        from . import embed
+
+        return getattr(embed, name)
     if name in ("open_source", "parse_channel_map", "ImportedRecording"):
         from . import sources
 
@@ -43,7 +48,7 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["Block", "Event", "ImportedRecording", "LabelError", "LabelInterval", "LslMarkerInlet", "Marker",
+__all__ = ["Block", "build_dataset", "embed_to_dataset", "Event", "ImportedRecording", "LabelError", "LabelInterval", "LslMarkerInlet", "Marker",
            "ModelMismatchError", "Recording", "RecordingError", "RecordingSink", "RecordingWriter", "Replay",
            "SignalFileError", "StreamInfo", "WindowLabeller", "export_edf", "find_running_recording",
            "marker_intervals", "open_recording", "open_source", "parse_channel_map", "read_labels", "replay_config",

@@ -1,8 +1,7 @@
-"""Recordings and imported files to dataset rows: replay each through the gateway's ``Pipeline``, label each
-window, and collect one row per (subject, device, modality, representation, window) with the model identity.
-
-NumPy only (the gateway's dependencies); ``biomoe_edge.dataset`` turns the rows into a pandas DataFrame and writes
-the Parquet dataset.
+"""Recordings and imported files to a labelled dataset: replay each through the gateway's ``Pipeline``, label each
+window, and collect one row per (subject, device, modality, representation, window) with the model identity
+(``embed_sources``, NumPy only); ``build_dataset`` and ``embed_to_dataset`` (pandas, pyarrow) make the DataFrame
+and write it with ``biomoe_edge.dataset``. The Python side of ``biomoe-edge embed``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ import pathlib
 
 import numpy as np
 
-from biomoe_edge.identity import describe_backbone, backbone_identity, model_identity
+from biomoe_edge.dataset import DATASET_COLUMNS
+from biomoe_edge.identity import backbone_identity, describe_backbone, model_identity
 from biomoe_edge.vocabulary import EMBEDDING_DIM
 
 from .exc import ModelMismatchError
@@ -23,11 +23,6 @@ from .replay import Replay, replay_config
 
 log = logging.getLogger("biomoe_edge.runtime.recording")
 
-#: The model identity columns of a dataset, from a record's ``model`` dict (and its engine's kind).
-IDENTITY_COLUMNS = ("model_sha256", "checkpoint_sha256", "precision", "random_weights", "seed", "engine")
-#: Every column of a dataset, in order (coordination README, DESIGN.md "Stable public API").
-DATASET_COLUMNS = ("subject", "device", "modality", "representation", "window_start_s", "window_end_s", "quality",
-                   "label", "embedding") + IDENTITY_COLUMNS
 #: The model identity fields a recording and the engine replaying it must agree on.
 MODEL_KEYS = ("sha256", "checkpoint_sha256", "precision", "random_weights", "seed")
 
@@ -195,3 +190,74 @@ def embed_sources(sources, engine, *, representations=None, window_s: float | No
         log.warning("the labels name subjects no input has: %s (the inputs' subjects: %s)",
                     ", ".join(summary["label_subjects_without_data"]), ", ".join(sorted(seen_subjects)))
     return rows, summary
+
+
+def build_dataset(inputs, engine=None, *, out=None, labels=None, channel_map=None, rate_hz: float | None = None,
+                  time_column: str | None = None, max_batch: int | None = None, overwrite: bool = False, **options):
+    """Embed recordings and files into a dataset (the Python side of ``biomoe-edge embed``); returns the DataFrame
+    and writes it to ``out`` when given.
+
+    ``inputs``: recording folders, EDF/EDF+ or CSV files (``channel_map`` "ECG:ecg,PPG:bvp@64" for the files,
+    ``rate_hz``/``time_column`` for CSV). ``engine``: an opened engine; None opens the one the recordings were made
+    with. ``labels``: a label CSV or EDF+ file (None: the recordings' markers). ``options``: those of
+    :func:`embed_to_dataset` (representations, window_s, hop_s, subject, use_markers, any_model, progress)."""
+    from .sources import open_source
+
+    if isinstance(inputs, (str, pathlib.Path)):
+        inputs = [inputs]
+    if not inputs:
+        raise ValueError("no input: give recording folders, EDF or CSV files")
+    from biomoe_edge.dataset import check_target
+
+    if out is not None:
+        check_target(out, overwrite)
+    sources = [open_source(path, channel_map=channel_map, rate_hz=rate_hz, time_column=time_column) for path in inputs]
+    owns_engine = engine is None
+    if engine is None:
+        engine = open_recorded_engine(sources, max_batch=max_batch)
+        if engine is None:
+            raise ValueError("no engine: these inputs do not record one (imported files); pass engine=open_engine(...)")
+    try:
+        return embed_to_dataset(sources, engine, out=out, labels=labels, overwrite=overwrite, **options)
+    finally:
+        if owns_engine:
+            engine.close()
+
+
+def embed_to_dataset(sources, engine, *, out=None, labels=None, representations=None, window_s: float | None = None,
+                     hop_s: float | None = None, subject: str | None = None, use_markers: bool = True,
+                     any_model: bool = False, overwrite: bool = False, progress=None, metadata: dict | None = None):
+    """Opened sources (``runtime.recording.open_source``) through ``engine`` into a dataset DataFrame, written to
+    ``out`` when given (whole or not at all). ``labels``: a label file, or intervals already read
+    (``runtime.recording.read_labels``); None: the sources' markers. ``progress(done, total)``: samples replayed."""
+    import time
+
+    from biomoe_edge._version import __version__
+    from biomoe_edge.dataset import check_columns, check_target, frame_from_columns, read_manifest, write_dataset
+
+    from .labels import read_labels
+
+    if out is not None:
+        check_target(out, overwrite)
+    labels_file = None
+    if labels is None or isinstance(labels, (list, tuple)):
+        intervals = labels
+    else:
+        labels_file, intervals = str(labels), read_labels(labels, subject=subject)
+    start = time.perf_counter()
+    rows, summary = embed_sources(sources, engine, representations=representations, window_s=window_s, hop_s=hop_s,
+                                  labels=intervals, subject=subject, use_markers=use_markers, any_model=any_model,
+                                  on_progress=progress)
+    elapsed = time.perf_counter() - start
+    frame = frame_from_columns(check_columns(rows.columns))
+    identity = dict(getattr(engine, "identity", {}) or {})
+    frame.attrs["metadata"] = {
+        "sdk_version": __version__, "inputs": [str(s.path) for s in sources], "summary": summary,
+        "labels_file": labels_file, "elapsed_s": elapsed,
+        "random_weights": bool(frame["random_weights"].any()) if len(frame) else None,
+        "engine": {k: v for k, v in identity.items() if isinstance(v, (str, int, float, bool, type(None)))},
+        **(metadata or {})}
+    if out is not None:
+        write_dataset(frame, out, metadata=frame.attrs["metadata"], overwrite=overwrite)
+        frame.attrs["sha256"] = read_manifest(out)["sha256"]
+    return frame

@@ -61,6 +61,12 @@ def config_subjects(config) -> dict[str, str]:
     return mapping
 
 
+def build_recording_sink(config) -> "RecordingSink":
+    """The sink a ``[[sinks]] kind = "recording"`` table describes (a ``gateway_config.SinkConfig``)."""
+    options = dict(config.options)
+    return RecordingSink(options.pop("directory"), **options)
+
+
 def run_folder_name(prefix: str) -> str:
     return f"{prefix}-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
 

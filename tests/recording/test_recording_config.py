@@ -5,6 +5,7 @@ from conftest import packets, record_gateway_run
 
 from biomoe_edge.config import tomllib
 from biomoe_edge.runtime.gateway_config import ConfigError, build_sink, parse_config
+from biomoe_edge.runtime.recording.sink import build_recording_sink
 from biomoe_edge.runtime.recording import open_recording
 
 
@@ -17,16 +18,18 @@ def test_the_recording_sink_keys(tmp_path):
     assert sink.kind == "recording"
     assert sink.options == {"directory": tmp_path / "recordings", "prefix": "recording", "segment_s": 1.5,
                             "lsl_markers": "Stim"}
-    built = build_sink(sink)
+    built = build_recording_sink(sink)
     assert type(built).__name__ == "RecordingSink" and built.directory == tmp_path / "recordings"
     assert built.writer is None  # nothing is written until the gateway attaches it to its pipeline
+    with pytest.raises(ConfigError, match="built by the Gateway"):
+        build_sink(sink)  # the configuration's layer does not import the recording package
 
 
 @pytest.mark.parametrize("body, message", [
     ('kind = "recording"', r"sinks\[0\].directory: missing"),
     ('kind = "recording"\ndirectory = "r"\nsegment_s = 0', r"sinks\[0\].segment_s: expected a positive number"),
     ('kind = "recording"\ndirectory = "r"\nsegment_s = 600', r"sinks\[0\].segment_s: expected at most 60"),
-    ('kind = "recording"\ndirectory = "r"\nprefix = "a/b"', r"sinks\[0\].prefix: expected a file name prefix"),
+    ('kind = "recording"\ndirectory = "r"\nprefix = "a/b"', r"sinks\[0\].prefix: expected a plain folder-name prefix"),
     ('kind = "recording"\ndirectory = "r"\nmax_mb = 3', r"sinks\[0\].max_mb: unknown key"),
 ])
 def test_recording_sink_errors_name_the_key(tmp_path, body, message):

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from conftest import ProjectionEngine, lossy, packets, record_gateway_run
 
-from biomoe_edge.dataset import DATASET_COLUMNS, DatasetError, build_dataset, dataset_sha256, load_dataset, write_dataset
+from biomoe_edge.dataset import DATASET_COLUMNS, DatasetError, dataset_sha256, load_dataset, write_dataset
+from biomoe_edge.runtime.recording.embed import build_dataset
 from biomoe_edge.runtime.recording import ModelMismatchError, RecordingError, write_marker_file
 
 
