@@ -13,7 +13,8 @@ import pathlib
 
 import numpy as np
 
-from biomoe_edge.dataset import DATASET_COLUMNS
+from biomoe_edge.dataset import (DATASET_COLUMNS, check_columns, check_target, frame_from_columns, read_manifest,
+                                 write_dataset)
 from biomoe_edge.identity import backbone_identity, describe_backbone, model_identity
 from biomoe_edge.vocabulary import EMBEDDING_DIM
 
@@ -207,8 +208,6 @@ def build_dataset(inputs, engine=None, *, out=None, labels=None, channel_map=Non
         inputs = [inputs]
     if not inputs:
         raise ValueError("no input: give recording folders, EDF or CSV files")
-    from biomoe_edge.dataset import check_target
-
     if out is not None:
         check_target(out, overwrite)
     sources = [open_source(path, channel_map=channel_map, rate_hz=rate_hz, time_column=time_column) for path in inputs]
@@ -233,7 +232,6 @@ def embed_to_dataset(sources, engine, *, out=None, labels=None, representations=
     import time
 
     from biomoe_edge._version import __version__
-    from biomoe_edge.dataset import check_columns, check_target, frame_from_columns, read_manifest, write_dataset
 
     from .labels import read_labels
 
