@@ -35,13 +35,30 @@ def active_dir() -> pathlib.Path:
     return cache_dir() / ACTIVE_DIR
 
 
-def register_active(directory: pathlib.Path) -> pathlib.Path | None:
-    """List a running recording (removed by ``unregister_active`` at close; a crashed one's pid is dead)."""
-    entry = active_dir() / f"{os.getpid()}-{time.monotonic_ns()}.json"
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: /proc/<pid>/stat field 22), so a reused pid is not taken for it."""
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def register_active(directory: pathlib.Path) -> pathlib.Path | None:
+    """List a running recording (removed by ``unregister_active`` at close; entries of dead processes, what a
+    crash leaves, are skipped by readers and removed here)."""
+    folder = active_dir()
+    entry = folder / f"{os.getpid()}-{time.monotonic_ns()}.json"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.json"):
+            if _entry(stale) is None:
+                try:
+                    stale.unlink(missing_ok=True)
+                except OSError:  # another user's: skipped by readers all the same
+                    pass
         fmt.write_json_atomically(entry, {"directory": str(pathlib.Path(directory).resolve()), "pid": os.getpid(),
-                                          "started_utc": utc_now()})
+                                          "process_start": _process_start(os.getpid()), "started_utc": utc_now()})
     except OSError as exc:  # a read-only cache must not stop a recording; mark then needs --recording
         log.warning("cannot list the recording as running in %s (%s); biomoe-edge mark will need --recording",
                     entry.parent, exc)
@@ -56,31 +73,36 @@ def unregister_active(entry: pathlib.Path) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, process_start: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
-        return True
-    return True
+        pass
+    return process_start is None or _process_start(pid) in (None, process_start)
+
+
+def _entry(path: pathlib.Path) -> pathlib.Path | None:
+    """The recording folder an entry lists, when its writer still runs and the recording is not closed."""
+    try:
+        data = json.loads(path.read_text())
+        directory, pid = pathlib.Path(data["directory"]), int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _alive(pid, data.get("process_start")):
+        return None
+    if not (directory / fmt.RECORDING_FILE).is_file() or (directory / fmt.END_FILE).exists():
+        return None
+    return directory
 
 
 def running_recordings() -> list[pathlib.Path]:
-    """Recording folders of running writers on this machine (stale entries of dead processes are skipped)."""
-    found = []
+    """Recording folders of running writers on this machine (entries of dead processes are skipped)."""
     folder = active_dir()
     if not folder.is_dir():
-        return found
-    for entry in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(entry.read_text())
-            directory, pid = pathlib.Path(data["directory"]), int(data["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if _alive(pid) and (directory / fmt.RECORDING_FILE).is_file() and not (directory / fmt.END_FILE).exists():
-            found.append(directory)
-    return found
+        return []
+    return [directory for directory in map(_entry, sorted(folder.glob("*.json"))) if directory is not None]
 
 
 def find_running_recording() -> pathlib.Path:

@@ -60,6 +60,30 @@ def test_mark_needs_exactly_one_running_recording_or_a_folder(tmp_path):
     assert result.returncode == 1 and "non-empty label" in result.stderr
 
 
+def test_entries_of_dead_or_other_processes_are_not_running_recordings(tmp_path):
+    import json
+
+    from biomoe_edge.runtime.recording.markers import active_dir, running_recordings
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    crashed = tmp_path / "crashed"
+    RecordingWriter(crashed, register=False).close()
+    (crashed / "end.json").unlink()  # what a crash leaves: no end.json
+    active_dir().mkdir(parents=True, exist_ok=True)
+    (active_dir() / "dead.json").write_text(json.dumps({"directory": str(crashed), "pid": dead_pid}))
+    # this process's pid, but another start time: a pid the system reused after the gateway died
+    (active_dir() / "reused.json").write_text(json.dumps({"directory": str(crashed), "pid": os.getpid(),
+                                                          "process_start": "0"}))
+    assert running_recordings() == []
+    writer = RecordingWriter(tmp_path / "live", segment_s=0.1)
+    try:
+        assert running_recordings() == [(tmp_path / "live").resolve()]
+        assert sorted(p.name for p in active_dir().glob("*.json")) == [writer._registration.name]  # stale ones gone
+    finally:
+        writer.close()
+
+
 def test_an_lsl_marker_stream_is_recorded_at_gateway_time(tmp_path):
     try:
         import pylsl
