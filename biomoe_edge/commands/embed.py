@@ -33,8 +33,9 @@ def add_arguments(parser) -> None:
                         help="engine (default: the one the recording was made with; for files, ONNX Runtime on the "
                              "demo's model)")
     parser.add_argument("--model", default=None, metavar="PATH", help="the model file (.onnx, .engine) for --engine")
-    parser.add_argument("--checkpoint", default=None, metavar="PTH", help="Tiny-BioMoE checkpoint (default: random "
-                                                                         "weights, with a warning)")
+    from biomoe_edge.commands.export import add_weights_arguments
+
+    add_weights_arguments(parser, required=False)  # --checkpoint | --random-weights [SEED], --strict
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="images per engine batch (default: as recorded)")
     parser.add_argument("--any-model", action="store_true",
                         help="embed even when the engine's model is not the one the recording was made with")
@@ -43,25 +44,32 @@ def add_arguments(parser) -> None:
 
 
 def open_chosen_engine(args, sources):
-    """--engine/--model: that engine; else --checkpoint: the demo's ONNX export of it; else the engine the recordings
-    were made with; else (imported files) the demo's model, random weights, and it says so."""
+    """--engine/--model: that engine (with --checkpoint or --random-weights for the PyTorch engine); else
+    --checkpoint or --random-weights: the demo's ONNX export of those weights; else the engine the recordings were
+    made with. Random weights only when asked for (or recorded), and every output says so."""
     from biomoe_edge.commands.demo import open_demo_engine
+    from biomoe_edge.commands.export import PUBLISHED_CHECKPOINT_URL
     from biomoe_edge.runtime.engines import open_engine
     from biomoe_edge.runtime.recording.embed import open_recorded_engine
 
     batch = args.batch or 16
+    seed = args.random_weights or 0
     if args.engine or args.model:
         kind = args.engine or "auto"
         path = args.model or args.checkpoint
-        if kind == "pytorch" and path is None:
-            print("biomoe-edge embed: no --checkpoint: Tiny-BioMoE with RANDOM weights; embeddings are meaningless")
-        options = {"onnxruntime": {"max_batch": batch}, "pytorch": {"max_batch": batch}}.get(kind, {})
-        return open_engine(kind, path, **options)
-    if not args.checkpoint:
-        engine = open_recorded_engine(sources, max_batch=args.batch)
-        if engine is not None:
-            return engine
-    return open_demo_engine("onnxruntime", args.checkpoint, max_batch=batch)
+        random_weights = path is None and args.random_weights is not None
+        options = {"onnxruntime": {"max_batch": batch},
+                   "pytorch": {"max_batch": batch, "strict": args.strict, **({"seed": seed} if random_weights else {})},
+                   }.get(kind, {})
+        return open_engine(kind, path, random_weights=random_weights, **options)
+    if args.checkpoint is not None or args.random_weights is not None:
+        return open_demo_engine("onnxruntime", args.checkpoint, max_batch=batch, seed=seed, strict=args.strict)
+    engine = open_recorded_engine(sources, max_batch=args.batch)
+    if engine is None:
+        raise ValueError(f"choose the weights: the inputs record no model. --checkpoint Tiny-BioMoE.pth (the "
+                         f"published weights: {PUBLISHED_CHECKPOINT_URL}), --engine/--model PATH, or --random-weights "
+                         "(meaningless embeddings; the dataset's random_weights column says so)")
+    return engine
 
 
 def run(args) -> int:
@@ -79,6 +87,8 @@ def run(args) -> int:
         representations = [r.strip() for r in args.representations.split(",") if r.strip()]
     out = pathlib.Path(args.out)
     check_target(out, args.overwrite)  # before minutes of work, not after
+    if args.random_weights is not None and args.model:
+        raise ValueError("--random-weights and --model exclude each other: choose one")
     sources = [open_source(path, channel_map=args.map, rate_hz=args.rate, time_column=args.time_column)
                for path in args.inputs]
     labels = read_labels(args.labels, subject=args.subject) if args.labels else None  # bad labels: before the work

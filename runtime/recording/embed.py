@@ -62,9 +62,11 @@ def open_recorded_engine(sources, *, max_batch: int | None = None, device: str |
         raise ModelMismatchError(f"{source.path}: recorded with the {kind} engine on {path}, which is not on this "
                                  "machine; pass --model PATH (a file of the same model) and --engine")
     batch = int(max_batch or spec["max_batch"] or 16)
+    random_weights = False
     if kind == "pytorch":
         options = {"max_batch": batch, "precision": spec["precision"] or "fp32", "device": device or spec["device"]}
-        if path is None:
+        if path is None:  # the gateway ran random weights: the recording asks for the same ones
+            random_weights = True
             options["seed"] = int(spec["seed"] or 0)
     elif kind == "onnxruntime":
         options = {"max_batch": batch}
@@ -73,7 +75,7 @@ def open_recorded_engine(sources, *, max_batch: int | None = None, device: str |
     else:
         raise ModelMismatchError(f"{source.path}: recorded with a {kind!r} engine, which embed cannot open; pass "
                                  "--engine and --model")
-    return open_engine(kind, path, **options)
+    return open_engine(kind, path, random_weights=random_weights, **options)
 
 
 def check_model(source, engine) -> None:

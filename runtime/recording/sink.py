@@ -42,7 +42,8 @@ def gateway_settings(pipeline, config=None, *, subjects: dict | None = None) -> 
                       if isinstance(v, (str, int, float, bool, type(None), list))},
                    "max_batch": pipeline.max_batch},
         "engine_config": {"kind": engine.kind, "path": None if engine.path is None else str(engine.path),
-                          "precision": engine.precision, "max_batch": engine.max_batch, "device": engine.device},
+                          "precision": engine.precision, "max_batch": engine.max_batch, "device": engine.device,
+                          "random_weights": bool(getattr(engine, "random_weights", False))},
         "devices": [{"name": d.name, "address": d.address, "profile": d.profile, "modalities": list(d.modalities)}
                     for d in config.devices],
         "subjects": dict(subjects if subjects is not None else config_subjects(config)),

@@ -63,7 +63,8 @@ def test_recording_commands_name_what_is_wrong(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["demo", "--lsl-markers", "Stim"], "--lsl-markers records markers into a recording: give --record DIR too"),
+    (["demo", "--random-weights", "--lsl-markers", "Stim"],
+     "--lsl-markers records markers into a recording: give --record DIR too"),
 ])
 def test_demo_option_errors(argv, message, capsys):
     assert message in _error(capsys, argv)
@@ -71,5 +72,5 @@ def test_demo_option_errors(argv, message, capsys):
 
 def test_demo_refuses_to_record_over_a_recording(tmp_path, capsys):
     _recording(tmp_path / "rec", {})
-    err = _error(capsys, ["demo", "--record", str(tmp_path / "rec"), "--duration", "1"])
+    err = _error(capsys, ["demo", "--random-weights", "--record", str(tmp_path / "rec"), "--duration", "1"])
     assert "already holds a recording; record into a new folder" in err
