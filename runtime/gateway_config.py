@@ -8,6 +8,7 @@ See ``examples/gateway.toml`` for every key with its meaning.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -18,6 +19,7 @@ from biomoe_edge.config import TomlError, load_toml
 from biomoe_edge.firmware_bridge.profiles.registry import NAMES as PROFILE_NAMES
 from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.runtime.transport.allow_list import normalize_address
+from biomoe_edge.runtime.transport.security import SECURITY_LEVELS, default_security, state_directory
 from biomoe_edge.vocabulary import REPRESENTATIONS, Modality, WindowSpec
 
 #: Windows of a device whose measurements come about once a second, time-stamped on arrival (Heart Rate, PLX:
@@ -73,6 +75,13 @@ class DeviceConfig:
     #: Modalities to use. Native devices: empty means every stream the device describes. Standard profiles:
     #: the modalities to start and window, resolved at load (empty gives the profile's default).
     modalities: tuple[str, ...] = ()
+    #: "none", "encrypted" or "bonded" (``runtime.transport.security``): the device's own key, else
+    #: ``[transport] security``, else the profile's default (bonded for native devices, none for standard profiles).
+    security: str | None = None
+
+    def __post_init__(self):
+        if self.security is None:
+            object.__setattr__(self, "security", default_security(self.profile).value)
 
     @property
     def label(self) -> str:
@@ -107,6 +116,11 @@ class TransportConfig:
     connect_timeout_s: float = 20.0
     backoff_min_s: float = 1.0
     backoff_max_s: float = 60.0
+    #: The security level of devices that name none (None: each profile's default).
+    security: str | None = None
+    #: Where the names pinned to bonded identities are kept (None: ``biomoe-edge run`` uses $STATE_DIRECTORY, else
+    #: ~/.local/state/biomoe-edge; a Gateway built in code keeps them in memory).
+    state_dir: pathlib.Path | None = None
 
 
 @dataclass(frozen=True)
@@ -271,12 +285,13 @@ def _window_section(table: _Table, default: ModalityConfig) -> ModalityConfig:
     return ModalityConfig(WindowSpec(length, hop), representations)
 
 
-def _device(table: _Table) -> DeviceConfig:
+def _device(table: _Table, default_security: str | None = None) -> DeviceConfig:
     name = table.string("name")
     address = table.string("address")
     if name is None and address is None:
         raise ConfigError(table.path, "a device needs a name or an address (the allow-list never matches 'anything')")
     profile = table.string("profile", Profile.NATIVE.value, choices=PROFILE_NAMES)
+    security = table.string("security", default_security, choices=SECURITY_LEVELS)
     if address is not None:
         try:
             address = normalize_address(address)
@@ -286,7 +301,7 @@ def _device(table: _Table) -> DeviceConfig:
                        for i, m in enumerate(table.strings("modalities", ())))
     modalities = _profile_modalities(profile, modalities, table.key("modalities"))
     table.finish()
-    return DeviceConfig(name=name, address=address, profile=profile, modalities=modalities)
+    return DeviceConfig(name=name, address=address, profile=profile, modalities=modalities, security=security)
 
 
 def _profile_modalities(profile: str, modalities: tuple[str, ...], key_path: str) -> tuple[str, ...]:
@@ -349,9 +364,11 @@ def _engine(table: _Table, base) -> EngineConfig:
     return config
 
 
-def _transport(table: _Table) -> TransportConfig:
+def _transport(table: _Table, base=None) -> TransportConfig:
     default = TransportConfig()
     config = TransportConfig(
+        security=table.string("security", choices=SECURITY_LEVELS),
+        state_dir=table.path_value("state_dir", base),
         adapter=table.string("adapter"),
         connect_timeout_s=table.number("connect_timeout_s", default.connect_timeout_s, minimum=CONNECT_TIMEOUT_S[0],
                                        maximum=CONNECT_TIMEOUT_S[1]),
@@ -484,7 +501,8 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
         modalities_table.used.add(name)
         modality = _modality_name(name, modalities_table.key(name))
         modalities[modality] = _window_section(modalities_table.table(name), windows)
-    devices = tuple(_device(t) for t in root.array_of_tables("devices"))
+    transport = _transport(root.table("transport"), base)
+    devices = tuple(_device(t, transport.security) for t in root.array_of_tables("devices"))
     seen: dict[str, str] = {}
     for i, device in enumerate(devices):
         for ident in filter(None, (device.address, device.name)):
@@ -497,7 +515,7 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
         windows=windows,
         modalities=modalities,
         engine=_engine(root.table("engine"), base),
-        transport=_transport(root.table("transport")),
+        transport=transport,
         sinks=tuple(_sink(t, base) for t in root.array_of_tables("sinks")),
         source=pathlib.Path(source) if source is not None else None,
     )
@@ -514,9 +532,12 @@ def load_config(path) -> GatewayConfig:
         raise ConfigError(exc.key or "", exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}",
                           source=path) from None
     try:
-        return parse_config(data, base_dir=path.parent, source=path)
+        config = parse_config(data, base_dir=path.parent, source=path)
     except ConfigError as exc:
         raise ConfigError(exc.key_path, exc.reason, source=path) from None
+    if config.transport.state_dir is None:  # a deployed gateway keeps its pins across restarts
+        config = dataclasses.replace(config, transport=dataclasses.replace(config.transport, state_dir=state_directory()))
+    return config
 
 
 def build_sink(config: SinkConfig):

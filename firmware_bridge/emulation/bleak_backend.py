@@ -13,6 +13,14 @@ A ``BLEDevice`` from ``BleakScannerBumble`` carries its central in ``details``; 
 string, pass ``bumble_central=`` to ``BleakClient`` as well (bleak forwards extra keyword arguments to
 the backend). Like BlueZ, the backend negotiates the ATT MTU on connect (default 247, ``mtu=``) and calls
 the disconnected callback on every disconnection, the peripheral's included.
+
+Security, as BlueZ does it: ``pair()`` runs Bumble's SMP (LE Secure Connections, Just Works: the gateway has no
+display) and stores the bond in the central's key store, or, for a peer already bonded, encrypts the link with the
+stored key (a peer that has lost it, or is not the bonded device, fails that: ``BleakError``); the scanner
+reports a bonded device that advertises resolvable private addresses under its identity address (resolved
+through the IRK it gave at pairing), and ``address`` becomes the identity address after pairing.
+``link_security()`` says what the link is (encrypted, bonded, LE Secure Connections or legacy, identity, IRK),
+which bleak's BlueZ backend cannot.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from bleak.exc import BleakError, BleakGATTProtocolError
 from bumble import att, core, hci
 from bumble.core import AdvertisingData
 from bumble.device import Advertisement, Connection, Peer
+from bumble.keys import PairingKeys
 
 from biomoe_edge.firmware_bridge.emulation.central import BumbleCentral
 
@@ -137,7 +146,8 @@ class BleakScannerBumble(BaseBleakScanner):
         data = advertisement_data(advertisement)
         if not self.is_allowed_uuid(data.service_uuids):
             return
-        address = address_string(advertisement.address)
+        # As BlueZ does: a bonded device's resolvable private address is reported as its identity address.
+        address = address_string(self._central.identity_of(advertisement.address) or advertisement.address)
         details = BumbleDeviceDetails(self._central, advertisement.address)
         device = self.create_or_update_device(address, address, data.local_name, details, data)
         self.call_detection_callbacks(device, data)
@@ -180,6 +190,7 @@ class BleakClientBumble(BaseBleakClient):
         self._connection: Connection | None = None
         self._peer: Peer | None = None
         self._subscribers: dict[int, Any] = {}
+        self._link: dict[str, Any] = {}  # what pair() found out about the current link (link_security())
 
     # Identity and state
     @property
@@ -208,12 +219,10 @@ class BleakClientBumble(BaseBleakClient):
             raise BleakError(f"{self.address}: connection failed: {exc!r}") from exc
         self._connection = connection
         self._peer = Peer(connection)
+        self._link = {}
         connection.on("disconnection", self._on_disconnection)
         try:
-            await asyncio.wait_for(self._set_up(self._peer, pair), timeout)
-        except asyncio.CancelledError:
-            self._raise_if_link_lost(connection, "connection setup")
-            raise
+            await asyncio.wait_for(self._stack(self._set_up(self._peer, pair), "connection setup"), timeout)
         except _BUMBLE_ERRORS as exc:
             await self._drop_connection()
             raise BleakError(f"{self.address}: connection setup failed: {exc!r}") from exc
@@ -224,7 +233,7 @@ class BleakClientBumble(BaseBleakClient):
         await peer.request_mtu(self._requested_mtu)
         self.services = await self._discover_services(peer)
         if pair:
-            await peer.connection.pair()
+            await self._pair_or_encrypt(peer.connection)
 
     async def _drop_connection(self) -> None:
         connection = self._connection
@@ -255,13 +264,67 @@ class BleakClientBumble(BaseBleakClient):
             raise BleakError(f"{self.address}: disconnect failed: {exc!r}") from exc
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
+        """Pair (LE Secure Connections where the peer can, bonding), or encrypt with the stored bond of a peer
+        already bonded, as BlueZ's Device1.Pair does; BleakError when the peer refuses or fails either."""
         connection = self._connection
         if connection is None:
             raise BleakError("Not connected")
-        await connection.pair()
+        try:
+            await self._stack(self._pair_or_encrypt(connection), "pairing")
+        except hci.HCI_Error as exc:  # e.g. PIN_OR_KEY_MISSING: the peer has no key for our stored bond
+            raise BleakError(f"{self.address}: encryption with the stored bond failed: {exc.error_name}") from exc
+        except core.ProtocolError as exc:  # SMP Pairing Failed, from either side
+            raise BleakError(f"{self.address}: pairing failed: {exc.error_name or repr(exc)}") from exc
+        except _BUMBLE_ERRORS as exc:
+            raise BleakError(f"{self.address}: pairing failed: {exc!r}") from exc
+
+    async def _pair_or_encrypt(self, connection: Connection) -> None:
+        device = self._central.device
+        keystore = device.keystore
+        bond = await keystore.get(str(connection.peer_address)) if keystore is not None else None
+        if bond is not None and (bond.ltk is not None or bond.ltk_central is not None):
+            await connection.encrypt()
+            self._link = _link_from_keys(bond, paired_now=False, bonded=True)
+        else:
+            made: list[PairingKeys] = []
+            on_pairing = made.append
+            connection.on("pairing", on_pairing)
+            try:
+                await connection.pair()
+            finally:
+                connection.remove_listener("pairing", on_pairing)
+            session = device.smp_manager.sessions.get(connection.handle)
+            bonded = bool(session.bonding) if session is not None else False
+            if not bonded and keystore is not None:  # Bumble keeps the keys anyway; without a bond they are no use
+                await keystore.delete(str(connection.peer_address))
+            self._link = _link_from_keys(made[0] if made else PairingKeys(), paired_now=True, bonded=bonded)
+        if not connection.peer_address.is_resolvable:  # the identity address, once the peer gave it
+            self.address = address_string(connection.peer_address)
+
+    def link_security(self) -> dict[str, Any]:
+        """What the current link is (``runtime.transport.security.LinkSecurity`` fields): encrypted, bonded,
+        secure_connections, identity_address, paired_now, irk (hex). Raises BleakError when not connected."""
+        connection = self._connection
+        if connection is None:
+            raise BleakError("Not connected")
+        peer = connection.peer_address
+        return {
+            "encrypted": bool(connection.is_encrypted),
+            "bonded": bool(self._link.get("bonded", False)),
+            "secure_connections": self._link.get("secure_connections"),
+            "identity_address": None if peer.is_resolvable else address_string(peer),
+            "paired_now": self._link.get("paired_now"),
+            "irk": self._link.get("irk"),
+        }
 
     async def unpair(self) -> None:
-        raise BleakError("unpair is not supported by the Bumble backend (it keeps no bonds)")
+        """Forget the peer's bond (the central's key store) and disconnect."""
+        connection = self._connection
+        keystore = self._central.device.keystore
+        if connection is not None and keystore is not None:
+            await keystore.delete(str(connection.peer_address))
+            await self._central.device.refresh_resolving_list()
+        await self.disconnect()
 
     # Service discovery
     async def _discover_services(self, peer: Peer) -> BleakGATTServiceCollection:
@@ -292,21 +355,24 @@ class BleakClientBumble(BaseBleakClient):
         return collection
 
     # I/O
-    def _raise_if_link_lost(self, connection: Connection | None, what: str) -> None:
-        """Bumble cancels a pending ATT request when the link drops: for the caller that is a lost link, a
-        BleakError as on BlueZ, not a cancellation of its own task (which is re-raised as it is)."""
-        task = asyncio.current_task()
-        cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-        if self._connection is not connection and not (cancelling is not None and cancelling()):
+    async def _stack(self, operation, what: str):
+        """Await a Bumble operation in a task of its own. Bumble cancels what is pending on a link when the link
+        drops; for the caller that is a lost link, a BleakError as on BlueZ. A cancellation of the caller's own
+        task (stop(), a timeout) is re-raised as it is, and cancels the operation. Told apart by which task was
+        cancelled, so on every Python version (3.10 has no Task.cancelling())."""
+        inner = asyncio.ensure_future(operation)
+        try:
+            await asyncio.wait((inner,))
+        except asyncio.CancelledError:
+            inner.cancel()
+            raise
+        if inner.cancelled():
             raise BleakError(f"{self.address}: disconnected during {what}") from None
+        return inner.result()
 
     async def _gatt(self, operation):
-        connection = self._connection
         try:
-            return await operation
-        except asyncio.CancelledError:
-            self._raise_if_link_lost(connection, "a GATT operation")
-            raise
+            return await self._stack(operation, "a GATT operation")
         except att.ATT_Error as exc:
             raise BleakGATTProtocolError(int(exc.error_code)) from exc
         except _BUMBLE_ERRORS as exc:
@@ -335,3 +401,10 @@ class BleakClientBumble(BaseBleakClient):
         subscriber = self._subscribers.pop(characteristic.handle, None)
         await self._gatt(self._require_peer().unsubscribe(characteristic.obj, subscriber))
 
+
+
+def _link_from_keys(keys: PairingKeys, *, paired_now: bool, bonded: bool) -> dict[str, Any]:
+    """LE Secure Connections gives one LTK (``ltk``); legacy pairing one per direction (``ltk_central``...)."""
+    secure_connections = keys.ltk is not None if (keys.ltk or keys.ltk_central or keys.ltk_peripheral) else None
+    return {"bonded": bonded, "secure_connections": secure_connections, "paired_now": paired_now,
+            "irk": keys.irk.value.hex() if keys.irk is not None else None}

@@ -2,18 +2,22 @@
 
 Bumble's ``Device`` scans once and connects one peer at a time; bleak users expect many scanners and
 many concurrent ``connect()`` calls. ``BumbleCentral`` multiplexes advertisements to every active
-scanner and serialises connection attempts, as BlueZ does for an adapter.
+scanner and serialises connection attempts, as BlueZ does for an adapter. Like BlueZ it pairs as a headless
+device (LE Secure Connections, Just Works), keeps the bonds in the device's key store (in memory, or a JSON file:
+``keystore=``) and resolves bonded devices' resolvable private addresses to their identity addresses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 from bumble import core, hci
 from bumble.device import Advertisement, Connection, Device
+from bumble.pairing import PairingConfig, PairingDelegate
 
 logger = logging.getLogger(__name__)
 
@@ -23,21 +27,30 @@ AdvertisementListener = Callable[[Advertisement], None]
 class BumbleCentral:
     """A powered Bumble ``Device`` used as a BLE central by ``BleakClientBumble``/``BleakScannerBumble``."""
 
-    def __init__(self, device: Device, *, transport: Any = None) -> None:
+    def __init__(self, device: Device, *, transport: Any = None, keystore=None) -> None:
+        """``keystore``: a JSON file for the bonds (Bumble's ``JsonKeyStore``); default in memory."""
         self.device = device
         self._transport = transport  # an opened bumble transport to close, when on real hardware
+        if device.irk == bytes(16):  # Bumble's placeholder: a real IRK, as any host generates one
+            device.irk = secrets.token_bytes(16)
+        device.pairing_config_factory = gateway_pairing_config
+        if keystore is not None:
+            from bumble.keys import JsonKeyStore
+
+            device.keystore = JsonKeyStore(str(device.static_address), str(keystore))
         self._listeners: set[AdvertisementListener] = set()
         self._scan_lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
         device.on("advertisement", self._on_advertisement)
 
     @classmethod
-    async def open(cls, transport_spec: str, *, address: str = "F0:00:00:00:C0:01") -> BumbleCentral:
-        """A central on a real HCI controller (``usb:0``, ``hci-socket:0``...): bleak over Bumble on hardware."""
+    async def open(cls, transport_spec: str, *, address: str = "F0:00:00:00:C0:01", keystore=None) -> BumbleCentral:
+        """A central on a real HCI controller (``usb:0``, ``hci-socket:0``...): bleak over Bumble on hardware.
+        ``keystore``: a JSON file keeping the bonds across restarts (as BlueZ's /var/lib/bluetooth does)."""
         from biomoe_edge.firmware_bridge.emulation.link import device_on_transport
 
         device, transport = await device_on_transport(transport_spec, "biomoe-gateway", address)
-        central = cls(device, transport=transport)
+        central = cls(device, transport=transport, keystore=keystore)
         await central.power_on()
         return central
 
@@ -55,6 +68,13 @@ class BumbleCentral:
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
+
+    def identity_of(self, address: hci.Address) -> hci.Address | None:
+        """The identity address a resolvable private address resolves to through a bonded device's IRK, or None."""
+        resolver = self.device.address_resolver
+        if resolver is None or not address.is_resolvable:
+            return None
+        return resolver.resolve(address)
 
     # Scanning, shared by every scanner.
     def _on_advertisement(self, advertisement: Advertisement) -> None:
@@ -78,3 +98,11 @@ class BumbleCentral:
     async def connect(self, address: hci.Address, timeout: float) -> Connection:
         async with self._connect_lock:
             return await self.device.connect(address, transport=core.PhysicalTransport.LE, timeout=timeout)
+
+
+def gateway_pairing_config(connection: Connection) -> PairingConfig:
+    """How the gateway pairs: LE Secure Connections (legacy only where the peer cannot), bonding, no MITM (no
+    display, no keyboard: Just Works); its identity is its static random address."""
+    return PairingConfig(sc=True, mitm=False, bonding=True,
+                         delegate=PairingDelegate(PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
+                         identity_address_type=PairingConfig.AddressType.RANDOM)

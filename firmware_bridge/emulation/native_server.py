@@ -1,5 +1,5 @@
 """The native protocol's GATT server (PROTOCOL.md): data (notify), control (write: START, STOP, CONFIGURE) and
-device description (read) in one service. Packets are encoded with ``firmware_bridge.packet`` and sized from
+device description (read) in one service, each behind the board's link security (section 11). Packets are encoded with ``firmware_bridge.packet`` and sized from
 the ATT MTU negotiated on the current connection (Bumble truncates a notification to MTU - 3 bytes)."""
 
 from __future__ import annotations
@@ -53,14 +53,16 @@ class NativeWearable(StreamingWearable):
     def _services(self) -> list[gatt.Service]:
         props = gatt.Characteristic.Properties
         data = self._data_characteristic_for(native_gatt.DATA_CHAR_UUID)
+        # Every protocol characteristic behind the board's security (PROTOCOL.md section 11): the description is
+        # not read, START not written, the data CCCD not set on a link short of it.
         control = gatt.Characteristic(
-            native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, gatt.CharacteristicValue(write=self._on_control)
+            native_gatt.CONTROL_CHAR_UUID, props.WRITE, gatt.Characteristic.WRITEABLE, self.guarded_value(write=self._on_control)
         )
         description = gatt.Characteristic(
             native_gatt.DESCRIPTION_CHAR_UUID,
             props.READ,
             gatt.Characteristic.READABLE,
-            gatt.CharacteristicValue(read=lambda connection: encode_description(self.description())),
+            self.guarded_value(read=lambda connection: encode_description(self.description())),
         )
         return [gatt.Service(native_gatt.SERVICE_UUID, [data, control, description])]
 

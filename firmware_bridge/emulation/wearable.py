@@ -10,7 +10,10 @@ time or faster, with seeded loss, reordering, garbage, disconnects and clock dri
 - ``pmd_server.PmdWearable``: Polar PMD frames of a sampled signal, started through the PMD control point.
 
 This module holds what they share: the Bumble device's life cycle, advertising, the connection and subscription,
-the device clock, and delivery through the link faults with the counters that account for every packet.
+the device clock, delivery through the link faults with the counters that account for every packet, and link
+security: what the board requires before it serves its characteristics (``security``, the rules of
+``board_security`` that PROTOCOL.md section 11 sets for native boards), how it answers pairing (``pairing``: Bumble's
+real SMP, keys in the device's key store) and its resolvable private addresses (``privacy``).
 
 Time: the device clock starts at ``start()`` and runs ``speed`` times faster than the event loop's clock,
 times ``1 + drift_ppm * 1e-6``. Packets made while nobody is subscribed are counted as unsent, or buffered and
@@ -21,14 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
 
-from bumble import att, gatt, hci
+from bumble import att, gatt, hci, smp
 from bumble.core import AdvertisingData, UUID
 from bumble.device import Connection, Device
+from bumble.pairing import PairingConfig, PairingDelegate
 
+from biomoe_edge.firmware_bridge.emulation.board_security import BoardSecurity, access_error, pairing_refusal
 from biomoe_edge.firmware_bridge.emulation.faults import FaultInjector, LinkFaults
 from biomoe_edge.firmware_bridge.packet import ATT_NOTIFY_OVERHEAD, TIMESTAMP_MODULO
 from biomoe_edge.firmware_bridge.profiles.registry import Emulation, Profile, ProfileSpec, profile_spec
@@ -58,10 +64,17 @@ class WearableCounters:
     connections: int = 0
     disconnections: int = 0
     disconnects_injected: int = 0  # peripheral-initiated (``disconnect_at``/``disconnect_every``/``disconnect()``)
+    pairings: int = 0  # pairings completed (keys made and, with bonding, stored)
+    pairings_refused: int = 0  # pairing requests the board answered with Pairing Failed, or that failed
+    accesses_refused: int = 0  # ATT reads/writes of its characteristics refused for link security (0x05, 0x0F)
 
     def total(self, name: str) -> int:
         """Sum of one ``StreamCounters`` field over the streams, e.g. ``total("packets_sent")``."""
         return sum(getattr(c, name) for c in self.streams.values())
+
+
+#: How an emulated board answers pairing (``EmulatedWearable(pairing=...)``).
+PAIRING_MODES = ("secure_connections", "legacy", "refuse")
 
 
 def server_class(profile) -> type:
@@ -89,6 +102,15 @@ class EmulatedWearable:
         buffer_packets: packets kept while nobody is subscribed and sent as a burst on the next subscription.
         autostart: stream without waiting for a start command (profiles that have one).
         reconnect_delay_s: device time before advertising again after a disconnection.
+        security: what the board requires of a link before it serves its characteristics: "none", "encrypted" or
+            "bonded" (``board_security``; default: "bonded" for the native profile, as PROTOCOL.md section 11
+            recommends, "none" for the standard profiles, as most straps on the market). Its answers: ATT errors
+            0x05/0x0F, and at "bonded" SMP Pairing Failed 0x03 to a request without bonding and Secure Connections.
+        pairing: "secure_connections" (LE Secure Connections, Just Works, bonding; it gives its IRK and identity
+            address), "legacy" (LE legacy pairing only) or "refuse" (Pairing Failed, Pairing Not Supported).
+        privacy: advertise resolvable private addresses made from its IRK (a fresh one each time it advertises);
+            its identity address (``address``) then never appears on the air.
+        irk: its identity resolving key (16 bytes; default derived from the seed and the address).
     """
 
     def __new__(cls, name: str, *args, profile=Profile.NATIVE.value, **options):
@@ -115,8 +137,22 @@ class EmulatedWearable:
         autostart: bool = False,
         reconnect_delay_s: float = 0.0,
         advertising_interval_ms: float = 20.0,
+        security=None,
+        pairing: str = "secure_connections",
+        privacy: bool = False,
+        irk: bytes | None = None,
     ) -> None:
         self.spec: ProfileSpec = profile_spec(profile)
+        if security is None:
+            security = BoardSecurity.BONDED if self.spec.name == Profile.NATIVE.value else BoardSecurity.NONE
+        self.security = BoardSecurity.parse(security)
+        if pairing not in PAIRING_MODES:
+            raise ValueError(f"pairing must be one of {', '.join(PAIRING_MODES)}, got {pairing!r}")
+        if irk is not None and len(bytes(irk)) != 16:
+            raise ValueError(f"irk must be 16 bytes, got {len(bytes(irk))}")
+        self.pairing = pairing
+        self.privacy = bool(privacy)
+        self._irk = None if irk is None else bytes(irk)
         if not (math.isfinite(speed) and speed > 0):
             raise ValueError(f"speed must be a finite number > 0, got {speed!r}")
         if not (math.isfinite(drift_ppm) and abs(drift_ppm) < 1e6):
@@ -141,6 +177,8 @@ class EmulatedWearable:
         self.clock_start_us = self._injector.integer(TIMESTAMP_MODULO)
 
         self.device: Device | None = None
+        #: the address it advertises now (its resolvable private address with ``privacy``, else ``address``)
+        self.advertised_address: str | None = None
         self._transport = None
         self._data_characteristic: gatt.Characteristic | None = None
         self._connection: Connection | None = None
@@ -179,11 +217,66 @@ class EmulatedWearable:
         return self._loop_time_zero + device_time_s / (self.speed * (1.0 + self.drift_ppm * 1e-6))
 
     def _data_characteristic_for(self, uuid) -> gatt.Characteristic:
-        """The notify characteristic of the data, with the subscription (CCCD write) watched."""
-        characteristic = gatt.Characteristic(gatt_uuid(uuid), gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.READABLE, b"")
+        """The notify characteristic of the data, with the subscription (CCCD write) watched and, when the board
+        requires security, its CCCD guarded: nobody subscribes on a link short of it."""
+        if self.security is BoardSecurity.NONE:
+            characteristic = gatt.Characteristic(gatt_uuid(uuid), gatt.Characteristic.Properties.NOTIFY,
+                                                 gatt.Characteristic.READABLE, b"")
+        else:
+            characteristic = gatt.Characteristic(gatt_uuid(uuid), gatt.Characteristic.Properties.NOTIFY,
+                                                 gatt.Characteristic.READABLE, self.guarded_value(read=lambda _c: b""))
+            characteristic.descriptors = [self._guarded_cccd(characteristic)]
         characteristic.on("subscription", self._on_subscription)
         self._data_characteristic = characteristic
         return characteristic
+
+    # Link security
+    def guarded_value(self, *, read=None, write=None) -> gatt.CharacteristicValue:
+        """A characteristic value whose reads and writes first pass the board's access check (``security``)."""
+        async def guarded_read(connection):
+            await self._check_access(connection)
+            return read(connection)
+
+        async def guarded_write(connection, value):
+            await self._check_access(connection)
+            return write(connection, value)
+
+        return gatt.CharacteristicValue(read=guarded_read if read else None, write=guarded_write if write else None)
+
+    def _guarded_cccd(self, characteristic: gatt.Characteristic) -> gatt.Descriptor:
+        """The data characteristic's CCCD (Bumble adds a plain one otherwise), serving the GATT server's
+        subscription state behind the access check."""
+        async def read(bearer):
+            await self._check_access(_connection_of(bearer))
+            return self.device.gatt_server.read_cccd(bearer, characteristic)
+
+        async def write(bearer, value):
+            await self._check_access(_connection_of(bearer))
+            self.device.gatt_server.write_cccd(bearer, characteristic, value)
+
+        return gatt.Descriptor(gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+                               gatt.Descriptor.READABLE | gatt.Descriptor.WRITEABLE, att.AttributeValueV2(read, write))
+
+    async def _check_access(self, connection: Connection) -> None:
+        if self.security is BoardSecurity.NONE:
+            return
+        keys = await self.device.keystore.get(str(connection.peer_address)) if self.device.keystore else None
+        error = access_error(self.security, encrypted=connection.is_encrypted, bonded=keys is not None,
+                             secure_connections=keys is not None and keys.ltk is not None)
+        if error:
+            self.counters.accesses_refused += 1
+            raise att.ATT_Error(error)
+
+    def _pairing_config(self, connection: Connection) -> PairingConfig:
+        delegate = _RefusingDelegate() if self.pairing == "refuse" else PairingDelegate(
+            PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT)  # a wearable has no display: Just Works
+        return PairingConfig(sc=self.pairing == "secure_connections", mitm=False, bonding=True, delegate=delegate,
+                             identity_address_type=PairingConfig.AddressType.RANDOM)
+
+    def _identity_resolving_key(self) -> bytes:
+        if self._irk is None:
+            self._irk = hashlib.sha256(f"biomoe-edge irk/{self.seed}/{self.address}".encode()).digest()[:16]
+        return self._irk
 
     # Life cycle
     async def start(self, link_or_transport) -> None:
@@ -204,6 +297,9 @@ class EmulatedWearable:
             self.device, self._transport = await device_on_transport(link_or_transport, self.name, self.address)
         else:
             raise ValueError(f"start() needs a VirtualBleNetwork, a LocalLink or a transport spec, got {link_or_transport!r}")
+        self.device.irk = self._identity_resolving_key()
+        self.device.pairing_config_factory = self._pairing_config
+        self.device.smp_session_proxy = _board_session(self.security)
         for service in self._services():
             self.device.add_service(service)
         self.device.on("connection", self._on_connection)
@@ -274,6 +370,11 @@ class EmulatedWearable:
             advertising_data = bytes(AdvertisingData([flags, name]))
         if len(advertising_data) > 31:
             raise ValueError(f"name {self.name!r} too long to advertise (at most 26 UTF-8 bytes)")
+        if self.privacy:  # a fresh resolvable private address from its IRK, as a privacy-enabled board rotates them
+            address = hci.Address.generate_private_address(self.device.irk)
+            await self.device.send_command(hci.HCI_LE_Set_Random_Address_Command(random_address=address))
+            self.device.random_address = address
+        self.advertised_address = self.device.random_address.to_string(False)
         await self.device.start_advertising(
             advertising_data=advertising_data,
             scan_response_data=bytes(AdvertisingData([service])),
@@ -290,6 +391,11 @@ class EmulatedWearable:
         self._subscribed = False
         self.counters.connections += 1
         connection.on("disconnection", lambda reason: self._on_disconnection(connection, reason))
+        connection.on("pairing", lambda _keys: self._count("pairings"))
+        connection.on("pairing_failure", lambda _reason: self._count("pairings_refused"))
+
+    def _count(self, counter: str) -> None:
+        setattr(self.counters, counter, getattr(self.counters, counter) + 1)
 
     def _on_disconnection(self, connection: Connection, reason: int) -> None:
         if connection is not self._connection:
@@ -420,3 +526,29 @@ def gatt_uuid(text: str) -> UUID:
     if text.startswith("0000") and text.lower().endswith(_SIG_BASE_SUFFIX):
         return UUID.from_16_bits(int(text[4:8], 16))
     return UUID(text)
+
+
+def _connection_of(bearer) -> Connection:
+    """The ACL connection of an ATT bearer (an enhanced bearer is an L2CAP channel on one)."""
+    return bearer if isinstance(bearer, Connection) else bearer.connection
+
+
+class _RefusingDelegate(PairingDelegate):
+    """A board that does not pair (not in pairing mode): every Pairing Request gets Pairing Not Supported."""
+
+    async def accept(self) -> bool:
+        return False
+
+
+def _board_session(required: BoardSecurity) -> type:
+    """Bumble's SMP session, with the board's own check of a Pairing Request (``pairing_refusal``) first."""
+
+    class BoardSession(smp.Session):
+        async def on_smp_pairing_request_command_async(self, command) -> None:
+            reason = pairing_refusal(required, int(command.auth_req))
+            if reason:
+                self.send_pairing_failed(smp.ErrorCode(reason))
+                return
+            await super().on_smp_pairing_request_command_async(command)
+
+    return BoardSession

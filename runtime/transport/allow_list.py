@@ -28,19 +28,26 @@ class DeviceTarget:
     """One wearable to connect to, by ``address``, by advertised ``name``, or both (both must then match).
 
     ``label`` is how the gateway names the device in callbacks and records (the name, else the address).
+    ``security``: "none", "encrypted" or "bonded" (``runtime.transport.security``); None gives the profile's
+    default (``bonded`` for native devices, ``none`` for standard profiles).
     """
 
     name: str | None = None
     address: str | None = None
     profile: str = Profile.NATIVE.value  # a firmware_bridge.profiles.registry name
+    security: str | None = None
 
     def __post_init__(self):
+        from biomoe_edge.runtime.transport.security import SecurityLevel, default_security
+
         if self.name is None and self.address is None:
             raise ValueError("a device target needs a name or an address")
         if self.name is not None and not str(self.name).strip():
             raise ValueError("device target name is empty")
         if self.address is not None:
             object.__setattr__(self, "address", normalize_address(self.address))
+        level = default_security(self.profile) if self.security is None else SecurityLevel.parse(self.security)
+        object.__setattr__(self, "security", level.value)
 
     @property
     def label(self) -> str:

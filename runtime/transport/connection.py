@@ -1,11 +1,15 @@
 """One BLE connection to one wearable, kept alive: scan (allow-listed only), connect with
-bleak-retry-connector's ``establish_connection``, read the device description, subscribe, START; on loss,
-reconnect with exponential backoff and full jitter, and subscribe again.
+bleak-retry-connector's ``establish_connection``, bring the link to the device's security level (pair, encrypt,
+check the bonded identity: ``runtime.transport.security``), read the device description, subscribe, START; on
+loss, reconnect with exponential backoff and full jitter, and subscribe again.
 
 Every notification goes to ``on_packet(device_name, payload, arrival_time_s)`` as it came, garbage included
 (decoding and counting rejected packets is the gateway's job); connection changes go to
-``on_state(device_name, state, reason)``. Nothing a device does (vanishing, garbage, refusing a write,
-dropping the link mid-set-up) raises out of ``run()``.
+``on_state(device_name, state, reason)``; devices refused for security go to ``on_refused(device_name,
+advertised_name, address, reason)`` (an impostor of a pinned name before any connection; a link that cannot be
+brought to the level after connecting), are counted (``stats.refusals``) and never deliver a notification.
+Nothing a device does (vanishing, garbage, refusing a write or pairing, dropping the link mid-set-up) raises out of
+``run()``.
 """
 
 from __future__ import annotations
@@ -23,14 +27,22 @@ from biomoe_edge.firmware_bridge.description import DeviceDescription, decode_de
 from biomoe_edge.firmware_bridge.exc import PacketError
 from biomoe_edge.firmware_bridge.profiles.registry import profile_spec
 from biomoe_edge.runtime.transport.adapter_errors import adapter_of, describe_error
-from biomoe_edge.runtime.transport.allow_list import DeviceTarget
+from biomoe_edge.runtime.transport.allow_list import DeviceTarget, normalize_address
 from biomoe_edge.runtime.transport.backend import TransportBackend
 from biomoe_edge.runtime.transport.backoff import Backoff
+from biomoe_edge.runtime.transport.security import (IdentityPins, LinkSecurity, SecurityLevel, SecurityRefused,
+                                                    secure_link)
 
 logger = logging.getLogger(__name__)
 
 PacketCallback = Callable[[str, bytes, float], None]
 StateCallback = Callable[[str, str, str], None]
+RefusedCallback = Callable[[str, "str | None", "str | None", str], None]
+
+#: Why a device is refused (``stats.refusals`` keys, the gateway's ``refused_devices``).
+REFUSED_IMPOSTOR = "advertises a name pinned to another identity"
+REFUSED_IDENTITY = "bonded identity is not the one pinned to the name"
+REFUSED_KEYS = "bonded again with other keys than the pinned identity's"
 
 
 class ConnectionState(str, enum.Enum):
@@ -50,6 +62,9 @@ class ConnectionStats:
     notifications: int = 0
     notification_bytes: int = 0
     callback_errors: int = 0  # on_packet/on_state raised (logged once, then counted)
+    #: devices refused for security, by reason: impostors seen while scanning (once per scan and address), links
+    #: that could not be brought to the level (once per connection)
+    refusals: collections.Counter = field(default_factory=collections.Counter)
     mtu: int | None = None
     last_error: str | None = None
     backoff_delays_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=64))
@@ -61,6 +76,14 @@ class _GiveUp(Exception):
 
 class _Stopped(Exception):
     """stop() was called while a connection attempt was under way (the attempt was cancelled)."""
+
+
+class _Refused(Exception):
+    """The connected device was refused (counted and reported already): disconnect, back off, retry."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(reason)
 
 
 class DeviceConnection:
@@ -79,6 +102,11 @@ class DeviceConnection:
         start_commands: control-point commands of a standard profile that has a control point (Polar PMD), written
             in order after subscribing (default: the profile's, for its default modalities: an H10's ECG).
         clock: arrival-time clock (default ``time.monotonic``, the gateway's clock).
+        pins: the names pinned to bonded identities (``IdentityPins``; default: in memory, for this connection only).
+        on_refused: called with (device label, advertised name, address, reason) for each refusal.
+        check_description: called with (device label, ``DeviceDescription``) before subscribing to a native
+            device: a reason (str) refuses the device (``on_refused``; no subscription), None takes it. The
+            gateway refuses a known device that comes back with another description.
     """
 
     def __init__(
@@ -96,6 +124,9 @@ class DeviceConnection:
         start_streams: bool = True,
         start_commands: Sequence[bytes] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pins: IdentityPins | None = None,
+        on_refused: RefusedCallback | None = None,
+        check_description: Callable[[str, DeviceDescription], "str | None"] | None = None,
     ) -> None:
         try:
             self.profile = profile_spec(target.profile)
@@ -103,6 +134,14 @@ class DeviceConnection:
             raise ValueError(f"{target.label}: {exc}") from None
         self.target = target
         self.label = target.label
+        self.security = SecurityLevel.parse(target.security)
+        self.pins = pins if pins is not None else IdentityPins(None)
+        #: the current (or last) link: its address, and what it is (None at level none)
+        self.address: str | None = None
+        self.link: LinkSecurity | None = None
+        self._on_refused = on_refused
+        self._check_description = check_description
+        self._refused_in_scan: set[str] = set()
         self.backend = backend or TransportBackend.platform()
         self.backoff = backoff or Backoff()
         self.scan_timeout_s = float(scan_timeout_s)
@@ -147,6 +186,16 @@ class DeviceConnection:
                     await self._unless_stopped(self._connect_once())
                 except _Stopped:
                     break
+                except _Refused as exc:
+                    await self._close_client()
+                    if self._stopping.is_set():
+                        break
+                    self.stats.failed_attempts += 1
+                    self.stats.consecutive_failures += 1
+                    self.stats.last_error = f"refused: {exc.reason}" + (f": {exc.detail}" if exc.detail else "")
+                    self._set_state(ConnectionState.DISCONNECTED, f"refused: {exc.reason}")
+                    await self._pause(self.backoff.next_delay())
+                    continue
                 except _GiveUp as exc:
                     self.stats.last_error = str(exc)
                     logger.error("%s: giving up: %s", self.label, exc)
@@ -178,8 +227,9 @@ class DeviceConnection:
         from bleak import BleakClient, BleakScanner
         from bleak_retry_connector import establish_connection
 
+        self._refused_in_scan.clear()
         device = await BleakScanner.find_device_by_filter(
-            lambda d, ad: self.target.matches(d.address, ad.local_name or d.name),
+            self._is_candidate,
             timeout=self.scan_timeout_s,
             backend=self.backend.scanner_backend,
             **self.backend.scanner_kwargs,
@@ -187,6 +237,7 @@ class DeviceConnection:
         if device is None:
             raise LookupError(f"not found: no allow-listed advertisement in {self.scan_timeout_s:g} s")
         self._link_lost.clear()
+        self.address, self.link = device.address, None
         self._client = await establish_connection(
             BleakClient,
             device,
@@ -201,16 +252,78 @@ class DeviceConnection:
         if self._link_lost.is_set() or not self._client.is_connected:
             raise ConnectionError("disconnected during set-up")
 
+    def _is_candidate(self, device, advertisement) -> bool:
+        """The scan filter: allow-listed, and at ``bonded`` not an impostor of a name pinned to another identity
+        (refused here, before any connection: counted once per scan and address)."""
+        name = advertisement.local_name or device.name
+        if not self.target.matches(device.address, name):
+            return False
+        expected = self._expected_identity()
+        if expected is None or _same_address(device.address, expected):
+            return True
+        if device.address not in self._refused_in_scan:
+            self._refused_in_scan.add(device.address)
+            self._refuse(name, device.address, REFUSED_IMPOSTOR, f"pinned to {expected}")
+        return False
+
+    def _expected_identity(self) -> str | None:
+        """The identity the device must have at ``bonded``: its configured address, else the pin of its name."""
+        if self.security is not SecurityLevel.BONDED:
+            return None
+        if self.target.address is not None:
+            return self.target.address
+        pin = self.pins.get(self.target.name)
+        return pin.identity_address if pin is not None else None
+
+    async def _secure(self, client) -> None:
+        """Bring the link to the device's level (pairing, encryption, bond) and, at ``bonded``, check its identity
+        against the pin of its name (pinning it on the first bond); refuse it (``_Refused``) otherwise."""
+        name = self.target.name
+        try:
+            self.link = await secure_link(client, self.security)
+        except SecurityRefused as exc:
+            self._refuse(name, self.address, exc.reason, exc.detail)
+            raise _Refused(exc.reason, exc.detail) from None
+        if self.security is not SecurityLevel.BONDED:
+            return
+        identity = self.link.identity_address
+        expected = self._expected_identity()
+        if expected is not None and not _same_address(identity, expected):
+            self._refuse(name, identity, REFUSED_IDENTITY, f"pinned to {expected}")
+            raise _Refused(REFUSED_IDENTITY)
+        pin = self.pins.get(name) if self.target.address is None else None
+        if pin is not None and pin.irk and self.link.irk and self.link.paired_now and self.link.irk != pin.irk:
+            self._refuse(name, identity, REFUSED_KEYS, "its identity resolving key differs from the pinned one")
+            raise _Refused(REFUSED_KEYS)
+        if self.target.address is None and pin is None:
+            self.pins.pin(name, self.link)
+            logger.info("%s: pinned to the bonded identity %s (the first device bonded under this name; another "
+                        "device advertising it will be refused)", self.label, identity)
+
+    def _refuse(self, name: str | None, address: str | None, reason: str, detail: str = "") -> None:
+        self.stats.refusals[reason] += 1
+        if self.stats.refusals[reason] == 1:
+            logger.warning("%s: refused %s (%s)%s; further refusals are counted", self.label, address or "?", reason,
+                           f": {detail}" if detail else "")
+        if self._on_refused is not None:
+            self._call(self._on_refused, self.label, name, address, reason)
+
     async def _set_up(self, client) -> None:
         self.stats.mtu = await self._mtu(client)
+        await self._secure(client)  # before anything is read or subscribed to
         if not self.profile.describes_itself:
             await self._set_up_profile(client)
             return
         raw = await client.read_gatt_char(native_gatt.DESCRIPTION_CHAR_UUID)
         try:
-            self.description = decode_description(raw)
+            description = decode_description(raw)
         except PacketError as exc:
             raise _GiveUp(f"unusable device description: {exc}") from exc
+        reason = self._check_description(self.label, description) if self._check_description is not None else None
+        if reason is not None:
+            self._refuse(self.target.name, self.address, reason, f"firmware {description.firmware_version!r}")
+            raise _Refused(reason)
+        self.description = description
         await client.start_notify(native_gatt.DATA_CHAR_UUID, self._on_notification)
         if self.start_streams:
             await client.write_gatt_char(
@@ -347,3 +460,10 @@ class DeviceConnection:
             await asyncio.wait_for(client.disconnect(), 5.0)
         except Exception as exc:  # noqa: BLE001 - the link is going away anyway
             logger.debug("%s: disconnect: %r", self.label, exc)
+
+
+def _same_address(address: str | None, expected: str) -> bool:
+    try:
+        return address is not None and normalize_address(address) == expected
+    except ValueError:  # not an address (macOS UUIDs): never a bonded identity
+        return False

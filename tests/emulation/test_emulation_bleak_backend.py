@@ -54,6 +54,7 @@ async def test_bleak_client_connects_negotiates_mtu_discovers_reads_and_streams(
         async with BleakClient(device, backend=BleakClientBumble) as client:
             assert client.backend_id == "BleakClientBumble"
             assert client.mtu_size == 247  # ATT Exchange MTU really happened (Bumble's server offers 517)
+            await client.pair()  # the native board serves its characteristics on a bonded link only
             service = client.services.get_service(native_gatt.SERVICE_UUID)
             properties = {c.uuid: c.properties for c in service.characteristics}
             assert properties == {
@@ -96,7 +97,7 @@ async def test_bleak_client_connects_negotiates_mtu_discovers_reads_and_streams(
 
 async def test_default_mtu_client_gets_packets_that_fit_23_bytes(recording):
     async with VirtualBleNetwork() as network:
-        await network.add_wearable("wear-1", signals=recording, modalities=("ecg",), speed=40)
+        await network.add_wearable("wear-1", signals=recording, modalities=("ecg",), speed=40, security="none")
         central = await network.central()
         received: list[bytes] = []
         # An address string works too when the central is named (bleak forwards the keyword to the backend).
@@ -110,7 +111,7 @@ async def test_default_mtu_client_gets_packets_that_fit_23_bytes(recording):
 
 async def test_control_errors_come_back_as_gatt_protocol_errors(recording):
     async with VirtualBleNetwork() as network:
-        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=40)
+        wearable = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=40, security="none")
         central = await network.central()
         async with BleakClient("F0:00:00:00:00:01", backend=BleakClientBumble, bumble_central=central) as client:
             write = client.write_gatt_char

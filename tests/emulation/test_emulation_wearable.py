@@ -20,6 +20,7 @@ async def _stream(network, wearable, until, *, subscribe_first=True):
     received: list[tuple[float, bytes]] = []
     loop = asyncio.get_running_loop()
     async with BleakClient(wearable.address, backend=BleakClientBumble, bumble_central=central) as client:
+        await client.pair()  # a native board serves nothing on a link short of a bond (PROTOCOL.md section 11)
         await client.start_notify(native_gatt.DATA_CHAR_UUID, lambda _c, d: received.append((loop.time(), bytes(d))))
         await client.write_gatt_char(native_gatt.CONTROL_CHAR_UUID, native_gatt.encode_control(native_gatt.ControlOpcode.START), response=True)
         deadline = loop.time() + 15.0
@@ -115,6 +116,7 @@ async def test_packets_made_while_disconnected_come_as_a_burst_when_buffered(rec
         loop = asyncio.get_running_loop()
         connect_device_us = wearable.clock_start_us + wearable.device_time_s() * 1e6
         async with BleakClient(wearable.address, backend=BleakClientBumble, bumble_central=central) as client:
+            await client.pair()
             await client.start_notify(native_gatt.DATA_CHAR_UUID, lambda _c, d: received.append((loop.time(), bytes(d))))
             while len(received) < backlog + 5:
                 await asyncio.sleep(0.01)
