@@ -75,6 +75,10 @@ class Gateway:
         self._modalities: dict = {}
         #: (device, state) -> how often the transport reported it (connected, disconnected, failed...)
         self.connection_events: collections.Counter = collections.Counter()
+        #: (device, advertised name, address, reason) -> refusals: impostors of a name pinned to another identity
+        #: (never connected), links short of the device's security level, a known device whose description changed
+        #: (its data never windowed). Reported as ``stats()["refused_devices"]``.
+        self.refused: collections.Counter = collections.Counter()
         self._worker = None
         self._stopping = False
         self._wake = None
@@ -169,12 +173,16 @@ class Gateway:
     async def _start_transport(self) -> None:
         """A ``ConnectionManager`` over the allow-list: one connection per device, reconnecting with backoff."""
         from biomoe_edge.runtime.transport import ConnectionManager, DeviceTarget, TransportBackend
+        from biomoe_edge.runtime.transport.security import IdentityPins
 
         t = self.config.transport
-        targets = [DeviceTarget(name=d.name, address=d.address, profile=d.profile) for d in self.config.devices]
+        targets = [DeviceTarget(name=d.name, address=d.address, profile=d.profile, security=d.security)
+                   for d in self.config.devices]
         self._modalities = {target.label: d.modalities for target, d in zip(targets, self.config.devices)}
         self._manager = ConnectionManager(
-            targets, on_packet=self._on_packet, on_state=self._on_state,
+            targets, on_packet=self._on_packet, on_state=self._on_state, on_refused=self._on_refused,
+            check_description=self.pipeline.description_refusal,  # a known device with other streams: refused
+            pins=IdentityPins(t.state_dir),  # names pinned to bonded identities (state_dir None: in memory)
             backend=self._backend or TransportBackend.platform(adapter=t.adapter),
             backoff_initial_s=t.backoff_min_s, backoff_max_s=t.backoff_max_s,
             connect_timeout_s=t.connect_timeout_s, clock=self.clock)
@@ -192,10 +200,14 @@ class Gateway:
             await self._manager.stop(self.transport_stop_timeout_s)
 
     def _register_from_connection(self, device: str) -> None:
+        from biomoe_edge.runtime.pipeline import DeviceRefused
+
         connection = self._manager.connections.get(device) if self._manager is not None else None
         if connection is not None and connection.description is not None:
             try:
                 self.add_device(device, connection.description, self._modalities.get(device, ()))
+            except DeviceRefused as exc:  # counted by the pipeline; its notifications are dropped, counted
+                self._on_refused(device, connection.target.name, connection.address, exc.reason)
             except Exception as exc:  # noqa: BLE001 - a device must never take the gateway down
                 # Unregistered, its notifications are counted as undescribed (gateway.stats()), not lost silently.
                 self.pipeline.log_once(f"{device}:register", "%s: cannot register its description: %s", device, exc)
@@ -205,6 +217,14 @@ class Gateway:
             # The description is read before notifications are enabled: register the device on its first packet.
             self._register_from_connection(device)
         self.feed(device, payload, arrival_time_s)
+
+    def _on_refused(self, device: str, name, address, reason: str) -> None:
+        self.refused[(device, name, address, reason)] += 1
+
+    def refused_devices(self) -> list[dict]:
+        """One entry per device refused (name, address, reason) with how often."""
+        return [{"device": device, "name": name, "address": address, "reason": reason, "attempts": count}
+                for (device, name, address, reason), count in self.refused.items()]
 
     def _on_state(self, device: str, state: str, reason: str) -> None:
         self.connection_events[(device, state)] += 1
@@ -313,4 +333,5 @@ class Gateway:
             "iterator_dropped": self.iterator_dropped,
             "jobs_unfinished": self.jobs_unfinished,
             "connections": {f"{d}/{state}": n for (d, state), n in self.connection_events.items()},
+            "refused_devices": self.refused_devices(),
         }

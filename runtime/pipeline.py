@@ -70,6 +70,18 @@ class _Route:
     logged: set = field(default_factory=set)
 
 
+class DeviceRefused(ValueError):
+    """A device the pipeline will not take data from (``reason``); its notifications are counted, never windowed."""
+
+    def __init__(self, device: str, reason: str):
+        self.device, self.reason = device, reason
+        super().__init__(f"{device}: refused: {reason}")
+
+
+#: A known device (label) came back describing other streams: an impostor taking over its label, or new firmware.
+DESCRIPTION_CHANGED = "description changed"
+
+
 @dataclass
 class _DeviceState:
     description: DeviceDescription | None
@@ -81,6 +93,8 @@ class _DeviceState:
     #: stream_id -> why the gateway cannot use a stream the device describes (its packets are counted so).
     unusable: dict = field(default_factory=dict)
     notifications: int = 0
+    #: why its notifications are refused (``DESCRIPTION_CHANGED``), or None
+    refused: str | None = None
 
 
 #: Above this a described sample rate is not a wearable's biosignal (ECG needs at most a few hundred Hz);
@@ -138,15 +152,31 @@ class Pipeline:
             self._logged.add(key)
             log.warning(message + " (logged once; further ones are counted)", *args)
 
+    def description_refusal(self, device: str, description: DeviceDescription) -> str | None:
+        """Why ``description`` would be refused for ``device`` (a known device describing other streams), or None;
+        the transport asks before it subscribes (``DeviceConnection(check_description=...)``)."""
+        state = self.devices.get(device)
+        if state is not None and state.description is not None and state.description != description:
+            return DESCRIPTION_CHANGED
+        return None
+
     def add_device(self, device: str, description: DeviceDescription, modalities=()) -> None:
         """Register a device's streams (from its description characteristic). Streams whose modality is
         not in ``modalities`` (empty: all) are ignored. Calling it again after a reconnect keeps the
-        existing reassemblers and rings, so sequence gaps across the outage are counted as lost."""
+        existing reassemblers and rings, so sequence gaps across the outage are counted as lost.
+
+        A known device that comes back with another description is refused, not merged (``DeviceRefused``): its
+        notifications are counted as garbage (``description changed``), never windowed, until it describes
+        itself as before. (A real firmware change needs a gateway restart.)"""
         state = self.devices.get(device)
         if state is not None:
             if state.description != description:
-                self.log_once(f"{device}:description", "%s: its description changed after a reconnect; keeping the first one", device)
-                state.garbage["description_changed"] += 1
+                state.refused = DESCRIPTION_CHANGED
+                self.log_once(f"{device}:description", "%s: its description changed after a reconnect: refused (an "
+                              "impostor under its name, or new firmware: restart the gateway to take it); its "
+                              "notifications are counted, not windowed", device)
+                raise DeviceRefused(device, DESCRIPTION_CHANGED)
+            state.refused = None
             return
         state = _DeviceState(description)
         for stream in description.streams:
@@ -214,6 +244,9 @@ class Pipeline:
             self.devices_garbage_unknown[device] += 1
             return
         state.notifications += 1
+        if state.refused is not None:
+            state.garbage[state.refused] += 1
+            return
         found = self._route_native(device, state, payload) if state.description is not None else \
             self._route_profile(device, state, payload)
         if found is None:

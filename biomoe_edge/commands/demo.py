@@ -65,6 +65,13 @@ def add_arguments(parser) -> None:
                         help="also write the live embeddings to FILE.jsonl (one JSON object per line, as the JSONL sink)")
     parser.add_argument("--lsl-markers", default=None, metavar="NAME",
                         help="with --record: record the markers of the LSL stream NAME (string samples)")
+    parser.add_argument("--security", choices=("none", "encrypted", "bonded"), default="none",
+                        help="link security of the native wearables, required by the boards and the gateway alike "
+                             "(default none; `biomoe-edge run` defaults to bonded): README, 'Security modes'")
+    parser.add_argument("--impostor", action="store_true",
+                        help="once the first wearable is connected, one more wearable advertises its name with "
+                             "another identity, and the first drops its link for a second; the report lists what "
+                             "was refused under refused_devices")
 
 
 
@@ -150,9 +157,10 @@ def load_demo_sinks(path) -> tuple:
     return sinks
 
 
-def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=(), sinks=()):
+def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=(), sinks=(),
+                security="none"):
     """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones;
-    ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``)."""
+    ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``); ``security``: of the native ones."""
     import dataclasses
 
     from biomoe_edge.firmware_bridge.profiles.registry import Profile
@@ -160,7 +168,8 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
 
     return dataclasses.replace(parse_config({
         "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
-        "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(modalities)} for name in names]
+        "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(modalities),
+                     "security": security} for name in names]
                    + [{"name": name, "profile": profile, "modalities": list(mods)} for name, profile, mods in profile_devices],
         "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
         "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
@@ -207,7 +216,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                    representations=("spectrogram_psd",), window_s: float = 10.0, hop_s: float = 1.0, seed: int = 0,
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
                    profiles=(), sinks=(), settings: dict | None = None, notices=(), record=None, embeddings=None,
-                   lsl_markers: str | None = None, segment_s: float = 2.0):
+                   lsl_markers: str | None = None, segment_s: float = 2.0, security: str = "none",
+                   impostor: bool = False):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
@@ -218,7 +228,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     ``settings``: more entries for the report's ``settings`` (the command's weights options); ``notices``: lines
     the live view keeps on screen. ``record``: a new folder to record the gateway's input into
     (``runtime.recording``; ``lsl_markers``: an LSL marker stream recorded too). ``embeddings``: a JSONL file of the
-    live embedding records."""
+    live embedding records. ``security``: of the native wearables (their boards require it, the gateway runs at it);
+    ``impostor``: see ``stage_impostor`` (appended last to the wearables); the report's ``refused_devices`` lists
+    the devices the gateway refused (name, address, reason, attempts)."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -233,19 +245,21 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                        for i, (p, m) in enumerate(profiles)]
     max_batch = min(16, engine.max_batch)
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
-                         hop_s=hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=sinks)
+                         hop_s=hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=sinks,
+                         security=security)
     if record is not None:
         config = with_recording(config, record, lsl_markers=lsl_markers, segment_s=segment_s)
     model = model_identity(engine.identity)
     run_settings = {"duration_s": duration_s, "devices": devices, "profiles": [p for _, p, _ in profile_devices],
                     "loss": loss, "modalities": list(modalities), "representations": list(representations),
                     "window_s": window_s, "hop_s": hop_s, "seed": seed, "engine": engine.identity.get("kind"),
-                    "max_batch": max_batch, "sinks": [sink.kind for sink in sinks], **(settings or {})}
+                    "max_batch": max_batch, "sinks": [sink.kind for sink in sinks], "security": security,
+                    "impostor": impostor, **(settings or {})}
     run_settings.setdefault("checkpoint", model["source"] if not model["random_weights"] else None)
     run_settings.setdefault("random_weights_seed", model["seed"])
     async with VirtualBleNetwork() as network:
         wearables = [await network.add_wearable(name, loss=loss, seed=seed * 1000 + i, modalities=tuple(modalities),
-                                                **(wearable_options or {}))
+                                                security=security, **(wearable_options or {}))
                      for i, name in enumerate(names)]
         for i, (name, profile, mods) in enumerate(profile_devices):
             wearables.append(await network.add_wearable(
@@ -260,14 +274,21 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
             from biomoe_edge.runtime.sinks import GuardedSink
 
             gateway.sinks.append(GuardedSink(EmbeddingsFile(embeddings)))
+        staging = None
         try:
             with console:
                 async with gateway:
+                    if impostor:
+                        staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, modalities,
+                                                                       security, seed=seed * 1000 + 999))
                     try:
                         await console.run(duration_s)
                     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
                         log.info("interrupted: stopping the wearables and the gateway")
                     finally:
+                        if staging is not None:
+                            staging.cancel()
+                            await asyncio.gather(staging, return_exceptions=True)
                         # Wearables first: the gateway then takes every notification already sent before it stops.
                         for wearable in wearables:
                             await wearable.stop()
@@ -278,9 +299,30 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                 report = build_report(stats, entries, duration_s=console.elapsed_s(), settings=run_settings,
                                       model=model, engine=dict(gateway.pipeline.engine_identity),
                                       warnings=console.warnings.items())
+                report["refused_devices"] = [{k: entry[k] for k in ("name", "address", "reason", "attempts")}
+                                             for entry in gateway.refused_devices()]
                 if result is not None:
                     result["report"], result["stats"] = report, stats
     return report, gateway, wearables
+
+
+async def stage_impostor(network, gateway, wearables: list, modalities, security: str, *, seed: int) -> None:
+    """The attack of issue 13: once the gateway has the first wearable, one more wearable advertises its name with
+    another identity (and another firmware version, so another description), and the first drops its link for a
+    second, so the gateway looks for it again while the impostor advertises. At ``bonded`` the impostor is refused
+    before any connection; at ``none`` nothing tells it apart but its description. Appended to ``wearables``."""
+    import asyncio
+
+    genuine = wearables[0]
+    connection = gateway._manager.connections[genuine.name]
+    while connection.stats.connects == 0:
+        await asyncio.sleep(0.05)
+    impostor = await network.add_wearable(genuine.name, seed=seed, modalities=tuple(modalities), security=security,
+                                          firmware_version="impostor-1.0")
+    wearables.append(impostor)
+    log.info("impostor advertising %r from %s (the genuine one is %s)", genuine.name, impostor.address, genuine.address)
+    genuine.reconnect_delay_s = 1.0 * genuine.speed  # one second off the air
+    await genuine.disconnect()
 
 
 def with_recording(config, directory, *, lsl_markers=None, segment_s: float = 2.0):
@@ -336,7 +378,8 @@ def run(args) -> int:
             result=result, profiles=profiles, sinks=sinks, notices=notices,
             settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
                       "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
-            record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers))
+            record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
+            impostor=args.impostor))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130
@@ -350,4 +393,6 @@ def run(args) -> int:
         print(f"recorded into {args.record} (biomoe-edge embed {args.record} --out DATASET replays it)")
     if args.embeddings:
         print(f"live embeddings written to {args.embeddings}")
+    for entry in report["refused_devices"]:
+        print(f"refused: {entry['name']} at {entry['address']}: {entry['reason']} ({entry['attempts']} times)")
     return 0

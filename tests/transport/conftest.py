@@ -3,6 +3,9 @@ Bumble's virtual link (a real Bluetooth host stack; only the radio is simulated)
 
 from __future__ import annotations
 
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
@@ -20,3 +23,7 @@ def recording() -> dict:
 @pytest.fixture(autouse=True)
 def _quiet_virtual_controller(quiet_bumble_controller):
     yield
+
+
+# The gateway-level security tests drive a Gateway with the small deterministic engine of the gateway tests.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "gateway"))
