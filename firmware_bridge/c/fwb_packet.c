@@ -369,6 +369,31 @@ int fwb_decode_control(const uint8_t *data, size_t size, fwb_control_t *command)
     return 0;
 }
 
+int fwb_check_access(uint8_t required, int encrypted, int bonded, int secure_connections)
+{
+    if (required == FWB_SECURITY_NONE) {
+        return 0;
+    }
+    if (!encrypted) {
+        return bonded ? FWB_ATT_ERR_INSUFFICIENT_ENCRYPTION : FWB_ATT_ERR_INSUFFICIENT_AUTHENTICATION;
+    }
+    if (required != FWB_SECURITY_ENCRYPTED && !(bonded && secure_connections)) {
+        return FWB_ATT_ERR_INSUFFICIENT_AUTHENTICATION;
+    }
+    return 0;
+}
+
+int fwb_check_pairing(uint8_t required, uint8_t auth_req)
+{
+    if (required == FWB_SECURITY_NONE || required == FWB_SECURITY_ENCRYPTED) {
+        return 0;
+    }
+    if ((auth_req & 0x03u) != FWB_SMP_AUTH_REQ_BONDING || (auth_req & FWB_SMP_AUTH_REQ_SC) == 0u) {
+        return FWB_SMP_ERR_AUTHENTICATION_REQUIREMENTS;
+    }
+    return 0;
+}
+
 uint32_t fwb_sample_timestamp_us(uint64_t sample_index, uint32_t rate_millihz)
 {
     uint64_t numerator;

@@ -131,6 +131,29 @@ typedef struct {
  * stream exists, the rate is supported and the stream is stopped is the application's (0x81, 0x82, 0x84). */
 int fwb_decode_control(const uint8_t *data, size_t size, fwb_control_t *command);
 
+/* ---- Link security (PROTOCOL.md section 11) ---- */
+typedef enum {
+    FWB_SECURITY_NONE = 0,      /* open: the protocol as first published */
+    FWB_SECURITY_ENCRYPTED = 1, /* an encrypted link, whatever the pairing */
+    FWB_SECURITY_BONDED = 2     /* an encrypted link whose key comes from an LE Secure Connections bond */
+} fwb_security_t;
+#define FWB_ATT_ERR_INSUFFICIENT_AUTHENTICATION 0x05 /* not paired: the central should pair */
+#define FWB_ATT_ERR_INSUFFICIENT_ENCRYPTION 0x0F     /* paired, link not encrypted: the central should encrypt */
+#define FWB_SMP_AUTH_REQ_BONDING 0x01u               /* AuthReq Bonding_Flags (bits 0-1) = 01: bonding */
+#define FWB_SMP_AUTH_REQ_SC 0x08u                    /* AuthReq SC bit: LE Secure Connections */
+#define FWB_SMP_ERR_AUTHENTICATION_REQUIREMENTS 0x03 /* SMP Pairing Failed reason */
+
+/* May a protocol characteristic (the description, control, the data CCCD) be read or written on this link? The link
+ * is `encrypted` or not (nonzero: yes), with a key the board holds for the peer (`bonded`) that came from LE Secure
+ * Connections (`secure_connections`). Returns 0, or the ATT error code to answer the access with. For stacks that
+ * call the application per access; stacks with declarative permissions take the table of section 11 instead. An
+ * unknown `required` level is treated as FWB_SECURITY_BONDED (fail closed). */
+int fwb_check_access(uint8_t required, int encrypted, int bonded, int secure_connections);
+
+/* Should the board go on with a Pairing Request whose AuthReq octet is `auth_req`? Returns 0, or the reason of the
+ * SMP Pairing Failed to answer with: a bonded board takes only requests for bonding under Secure Connections. */
+int fwb_check_pairing(uint8_t required, uint8_t auth_req);
+
 /* Device timestamp of sample `sample_index` of a stream sampled at `rate_millihz` / 1000 Hz, from the sample
  * counter (no accumulated rounding; PROTOCOL.md section 7): round(index * 1e9 / rate_millihz) mod 2^32.
  * Exact while sample_index * 1e9 < 2^64 (e.g. 213 days at 1 kHz). */

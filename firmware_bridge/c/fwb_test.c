@@ -12,6 +12,8 @@
  *   fwb_test control < lines   each line a control write in hex -> "ok op stream rate_bits spp" or
  *                              "error 0xNN" (the ATT error code)
  *   fwb_test timestamp < lines each line "sample_index rate_millihz" -> fwb_sample_timestamp_us
+ *   fwb_test access < lines    each line "required encrypted bonded secure_connections" -> "0xNN" (fwb_check_access)
+ *   fwb_test pairing < lines   each line "required auth_req" (decimal) -> "0xNN" (fwb_check_pairing)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +121,22 @@ static int selftest(void)
         check(fwb_encode_description(out, sizeof out, "1", &stream, 1) == FWB_ERR_RANGE,
               "description: 300-byte modality refused");
     }
+
+    check(fwb_check_access(FWB_SECURITY_NONE, 0, 0, 0) == 0, "open board: any link");
+    check(fwb_check_access(FWB_SECURITY_ENCRYPTED, 0, 0, 0) == FWB_ATT_ERR_INSUFFICIENT_AUTHENTICATION,
+          "unpaired link: insufficient authentication");
+    check(fwb_check_access(FWB_SECURITY_BONDED, 0, 1, 1) == FWB_ATT_ERR_INSUFFICIENT_ENCRYPTION,
+          "bonded peer, link not yet encrypted: insufficient encryption");
+    check(fwb_check_access(FWB_SECURITY_BONDED, 1, 1, 0) == FWB_ATT_ERR_INSUFFICIENT_AUTHENTICATION,
+          "bonded board, legacy key: refused");
+    check(fwb_check_access(FWB_SECURITY_BONDED, 1, 1, 1) == 0, "bonded board, Secure Connections bond");
+    check(fwb_check_access(7, 1, 1, 0) == FWB_ATT_ERR_INSUFFICIENT_AUTHENTICATION, "unknown level fails closed");
+    check(fwb_check_pairing(FWB_SECURITY_BONDED, 0x09u) == 0, "bonding + SC request");
+    check(fwb_check_pairing(FWB_SECURITY_BONDED, 0x01u) == FWB_SMP_ERR_AUTHENTICATION_REQUIREMENTS,
+          "bonding without SC refused");
+    check(fwb_check_pairing(FWB_SECURITY_BONDED, 0x08u) == FWB_SMP_ERR_AUTHENTICATION_REQUIREMENTS,
+          "SC without bonding refused");
+    check(fwb_check_pairing(FWB_SECURITY_ENCRYPTED, 0x00u) == 0, "an encrypted board pairs without bonding");
 
     printf("selftest: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
@@ -303,6 +321,32 @@ static int timestamp_lines(void)
     return 0;
 }
 
+static int access_lines(void)
+{
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        unsigned required, encrypted, bonded, sc;
+        if (sscanf(line, "%u %u %u %u", &required, &encrypted, &bonded, &sc) != 4) {
+            fprintf(stderr, "bad access line\n");
+            return 2;
+        }
+        printf("0x%02X\n", (unsigned)fwb_check_access((uint8_t)required, (int)encrypted, (int)bonded, (int)sc));
+    }
+    return 0;
+}
+
+static int pairing_lines(void)
+{
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        unsigned required, auth_req;
+        if (sscanf(line, "%u %u", &required, &auth_req) != 2) {
+            fprintf(stderr, "bad pairing line\n");
+            return 2;
+        }
+        printf("0x%02X\n", (unsigned)fwb_check_pairing((uint8_t)required, (uint8_t)auth_req));
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "selftest") == 0) return selftest();
@@ -311,6 +355,8 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "describe") == 0) return describe_lines();
     if (argc == 2 && strcmp(argv[1], "control") == 0) return control_lines();
     if (argc == 2 && strcmp(argv[1], "timestamp") == 0) return timestamp_lines();
-    fprintf(stderr, "usage: %s selftest|encode|decode|describe|control|timestamp\n", argv[0]);
+    if (argc == 2 && strcmp(argv[1], "access") == 0) return access_lines();
+    if (argc == 2 && strcmp(argv[1], "pairing") == 0) return pairing_lines();
+    fprintf(stderr, "usage: %s selftest|encode|decode|describe|control|timestamp|access|pairing\n", argv[0]);
     return 2;
 }

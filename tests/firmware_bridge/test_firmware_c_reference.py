@@ -322,3 +322,22 @@ def test_c_decoder_is_memory_and_ub_clean_on_hostile_input(fwb_test_sanitized):
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
         assert "runtime error" not in result.stderr and "AddressSanitizer" not in result.stderr
+
+
+def test_c_link_security_checks_match_the_emulated_boards_rules(fwb_test):
+    """fwb_check_access / fwb_check_pairing (PROTOCOL.md section 11) against the rules the emulated wearables enforce
+    over Bumble (firmware_bridge.emulation.board_security), for every link state and every AuthReq octet."""
+    from biomoe_edge.firmware_bridge.emulation.board_security import BoardSecurity, access_error, pairing_refusal
+
+    levels = list(BoardSecurity)  # in C order: none 0, encrypted 1, bonded 2
+    links = [(e, b, sc) for e in (0, 1) for b in (0, 1) for sc in (0, 1)]
+    cases = [(i, *link) for i in range(len(levels)) for link in links]
+    out = run_c(fwb_test, "access", [" ".join(map(str, case)) for case in cases])
+    assert out == [f"0x{access_error(levels[i], encrypted=bool(e), bonded=bool(b), secure_connections=bool(sc)):02X}"
+                   for i, e, b, sc in cases]
+    assert set(out) == {"0x00", "0x05", "0x0F"}  # every answer occurs
+    cases = [(i, auth_req) for i in range(len(levels)) for auth_req in range(256)]
+    out = run_c(fwb_test, "pairing", [f"{i} {auth_req}" for i, auth_req in cases])
+    assert out == [f"0x{pairing_refusal(levels[i], auth_req):02X}" for i, auth_req in cases]
+    # A bonded board takes exactly the requests with Bonding_Flags 01 and the SC bit: 3 bits fixed of 8, 32 octets.
+    assert out[512:].count("0x00") == 32

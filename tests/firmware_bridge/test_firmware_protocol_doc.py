@@ -52,3 +52,17 @@ def test_att_error_codes_in_the_document():
     for code in (gatt.ATT_ERROR_INVALID_LENGTH, gatt.ATT_ERROR_UNKNOWN_OPCODE, gatt.ATT_ERROR_UNKNOWN_STREAM,
                  gatt.ATT_ERROR_INVALID_PARAMETER, gatt.ATT_ERROR_MTU_TOO_SMALL, gatt.ATT_ERROR_BUSY):
         assert f"| 0x{code:02X} |" in DOC
+
+
+def test_link_security_section_names_the_codes_and_the_c_functions():
+    from biomoe_edge.firmware_bridge.emulation import board_security
+
+    section = DOC[DOC.index("## 11. Link security"):]
+    for code in (board_security.ATT_ERROR_INSUFFICIENT_AUTHENTICATION, board_security.ATT_ERROR_INSUFFICIENT_ENCRYPTION):
+        assert f"| 0x{code:02X} |" in section
+    assert f"reason 0x{board_security.SMP_ERROR_AUTHENTICATION_REQUIREMENTS:02X}" in section
+    header = (pathlib.Path(fb.__file__).resolve().parent / "c" / "fwb_packet.h").read_text()
+    for name in ("fwb_check_access", "fwb_check_pairing"):
+        assert name in section and f"{name}(" in header
+    for level in board_security.BoardSecurity:
+        assert f"| `{level.value}`" in section
