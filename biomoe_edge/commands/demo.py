@@ -229,8 +229,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     the live view keeps on screen. ``record``: a new folder to record the gateway's input into
     (``runtime.recording``; ``lsl_markers``: an LSL marker stream recorded too). ``embeddings``: a JSONL file of the
     live embedding records. ``security``: of the native wearables (their boards require it, the gateway runs at it);
-    ``impostor``: see ``stage_impostor`` (appended last to the wearables); the report's ``refused_devices`` lists
-    the devices the gateway refused (name, address, reason, attempts)."""
+    ``impostor``: see ``stage_impostor`` (appended last to the wearables). With either, the report's
+    ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts)."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -299,8 +299,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                 report = build_report(stats, entries, duration_s=console.elapsed_s(), settings=run_settings,
                                       model=model, engine=dict(gateway.pipeline.engine_identity),
                                       warnings=console.warnings.items())
-                report["refused_devices"] = [{k: entry[k] for k in ("name", "address", "reason", "attempts")}
-                                             for entry in gateway.refused_devices()]
+                if security != "none" or impostor:  # the refusals of a run with link security or an impostor
+                    report["refused_devices"] = [{k: entry[k] for k in ("name", "address", "reason", "attempts")}
+                                                 for entry in gateway.refused_devices()]
                 if result is not None:
                     result["report"], result["stats"] = report, stats
     return report, gateway, wearables
@@ -393,6 +394,6 @@ def run(args) -> int:
         print(f"recorded into {args.record} (biomoe-edge embed {args.record} --out DATASET replays it)")
     if args.embeddings:
         print(f"live embeddings written to {args.embeddings}")
-    for entry in report["refused_devices"]:
+    for entry in report.get("refused_devices", ()):
         print(f"refused: {entry['name']} at {entry['address']}: {entry['reason']} ({entry['attempts']} times)")
     return 0
