@@ -26,6 +26,8 @@ COMMANDS = {
     "recording": "recording",
     "mark": "mark",
     "embed": "embed",
+    "train-head": "train_head",
+    "evaluate-head": "evaluate_head",
 }
 
 

@@ -8,6 +8,10 @@
         async for record in gateway.embeddings():
             ...
 
+With ``[[heads]]`` configured, task heads fuse the embeddings of each subject's wearables by window time and
+emit :class:`~biomoe_edge.runtime.records.PredictionRecord` objects (``on_prediction``, ``predictions()``, and
+the configured sinks; docs/heads.md).
+
 It runs the transport (``runtime.transport``), the data path (:class:`~biomoe_edge.runtime.pipeline.Pipeline`,
 which has no I/O) and the sinks on one asyncio loop, with engine work in a worker thread.
 """
@@ -71,6 +75,11 @@ class Gateway:
         self._iterators: list = []
         #: records an ``embeddings()`` consumer did not read in time (its queue was full): oldest dropped.
         self.iterator_dropped = 0
+        #: task heads' predictions (``[[heads]]``): callbacks, ``predictions()`` queues, and per configured sink
+        #: how many predictions it could not take (a sink that does not accept PredictionRecords yet)
+        self._prediction_sinks: list = []
+        self._prediction_iterators: list = []
+        self.predictions_not_sunk: collections.Counter = collections.Counter()
         self._manager = None
         self._modalities: dict = {}
         #: (device, state) -> how often the transport reported it (connected, disconnected, failed...)
@@ -143,7 +152,9 @@ class Gateway:
         if self.jobs_unfinished:
             log.warning("closing: %d queued jobs not run (the engine was behind; drain_timeout_s=%g)",
                         self.jobs_unfinished, self.drain_timeout_s)
-        for queue in self._iterators:
+        if self.pipeline.fusion is not None:  # window times still waiting for inputs: counted, not guessed
+            self.pipeline.fusion.close()
+        for queue in self._iterators + self._prediction_iterators:
             queue.put_nowait(None)
         self._close_sinks_and_engine()
 
@@ -271,13 +282,18 @@ class Gateway:
     async def _work(self) -> None:
         """Run batches as they become due (full, or the oldest job waited the deadline) until closed."""
         while not self._stopping:
+            self.pipeline.expire_predictions()
             jobs = self.pipeline.next_batch()
             if jobs:
                 await self._run(jobs)
                 continue
             self._wake.clear()
+            timeout = self.pipeline.scheduler.seconds_until_ready(self.clock())
+            deadline = self.pipeline.seconds_until_prediction_deadline()
+            if deadline is not None:  # wake for the heads' deadlines too (missing inputs are counted on time)
+                timeout = deadline if timeout is None else min(timeout, deadline)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.pipeline.scheduler.seconds_until_ready(self.clock()))
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except asyncio.TimeoutError:
                 pass
 
@@ -290,7 +306,9 @@ class Gateway:
             self.pipeline.jobs_failed[reason] += len(jobs)
             self.pipeline.log_once(f"engine:{reason}", "engine failed on a batch of %d images: %s", len(jobs), exc)
             return
-        self.emit(self.pipeline.make_records(ordered, embeddings))
+        records = self.pipeline.make_records(ordered, embeddings)
+        self.emit(records)
+        self.emit_predictions(self.pipeline.make_predictions(records))
 
     def emit(self, records) -> None:
         if not records:
@@ -301,6 +319,50 @@ class Gateway:
         self.pipeline.timings["sink"].append(time.perf_counter() - t0)
         for queue in self._iterators:
             for record in records:
+                if queue.qsize() >= self._iterator_queue:
+                    queue.get_nowait()
+                    self.iterator_dropped += 1
+                queue.put_nowait(record)
+
+    # -- predictions (task heads, ``[[heads]]``) ---------------------------------------------------------------
+    def on_prediction(self, callback) -> None:
+        """Call ``callback(record)`` for every PredictionRecord (exceptions are counted and logged once)."""
+        from biomoe_edge.runtime.sinks import CallbackSink, GuardedSink
+
+        self._prediction_sinks.append(GuardedSink(CallbackSink(callback)))
+
+    async def predictions(self):
+        """Async iterator over the heads' PredictionRecords, from now until the gateway closes."""
+        queue: asyncio.Queue = asyncio.Queue()
+        self._prediction_iterators.append(queue)
+        try:
+            while True:
+                record = await queue.get()
+                if record is None:
+                    return
+                yield record
+        finally:
+            self._prediction_iterators.remove(queue)
+
+    def emit_predictions(self, predictions) -> None:
+        """Hand predictions to the prediction callbacks, the ``predictions()`` iterators and every configured sink
+        that accepts PredictionRecords; a sink that does not yet is counted (``predictions_not_sunk``)."""
+        if not predictions:
+            return
+        for sink in self._prediction_sinks:
+            sink.write(predictions)
+        for sink in self.sinks:
+            if _is_embedding_callback(sink):
+                continue  # on_embedding callbacks get embeddings only
+            if _accepts_predictions(sink):
+                sink.write(predictions)
+            else:
+                if not self.predictions_not_sunk[sink.name]:
+                    log.warning("sink %s does not accept predictions yet: they are counted, not written there",
+                                sink.name)
+                self.predictions_not_sunk[sink.name] += len(predictions)
+        for queue in self._prediction_iterators:
+            for record in predictions:
                 if queue.qsize() >= self._iterator_queue:
                     queue.get_nowait()
                     self.iterator_dropped += 1
@@ -334,4 +396,21 @@ class Gateway:
             "jobs_unfinished": self.jobs_unfinished,
             "connections": {f"{d}/{state}": n for (d, state), n in self.connection_events.items()},
             "refused_devices": self.refused_devices(),
+            "heads": self.pipeline.fusion.stats() if self.pipeline.fusion is not None else [],
+            "predictions_not_sunk": dict(self.predictions_not_sunk),
         }
+
+
+def _is_embedding_callback(sink) -> bool:
+    from biomoe_edge.runtime.sinks import CallbackSink
+
+    return isinstance(getattr(sink, "sink", sink), CallbackSink)
+
+
+def _accepts_predictions(sink) -> bool:
+    """Whether a (guarded) sink takes PredictionRecords: a sink class says so with ``accepts_predictions``; the
+    JSONL sink writes any record's ``to_dict()``, so it does."""
+    from biomoe_edge.runtime.sinks import JsonlSink
+
+    inner = getattr(sink, "sink", sink)
+    return bool(getattr(inner, "accepts_predictions", isinstance(inner, JsonlSink)))

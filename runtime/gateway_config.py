@@ -131,6 +131,29 @@ class SinkConfig:
 
 
 @dataclass(frozen=True)
+class SubjectConfig:
+    """One person and the wearables they wear (``[[subjects]]``): heads fuse these devices' windows, which the
+    ingest cuts on one grid per subject so that they end at the same gateway times."""
+
+    name: str
+    #: Device labels (``DeviceConfig.label``: the name, else the address).
+    devices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """A task head to serve (``[[heads]]``): a folder written by ``biomoe-edge train-head``."""
+
+    path: pathlib.Path
+    #: Windows of two inputs whose ends are closer than this are one window time (seconds).
+    tolerance_s: float = 0.25
+    #: How long (gateway seconds) a window time waits for its missing inputs before it is counted and dropped.
+    deadline_s: float = 5.0
+    #: Subjects the head serves (empty: all, including devices in no subject, each its own subject).
+    subjects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     devices: tuple[DeviceConfig, ...] = ()
     windows: ModalityConfig = field(default_factory=ModalityConfig)
@@ -140,10 +163,19 @@ class GatewayConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     sinks: tuple[SinkConfig, ...] = ()
     source: pathlib.Path | None = None
+    subjects: tuple[SubjectConfig, ...] = ()
+    heads: tuple[HeadConfig, ...] = ()
 
     def modality(self, modality: str) -> ModalityConfig:
         """Window and representations of ``modality`` (its override, else the defaults)."""
         return self.modalities.get(Modality.parse(modality).value, self.windows)
+
+    def subject_of(self, device: str) -> str:
+        """The subject wearing ``device`` (``[[subjects]]``), or the device itself when it is in none."""
+        for subject in self.subjects:
+            if device in subject.devices:
+                return subject.name
+        return device
 
 
 # -- typed readers that name the key --------------------------------------------------------------------
@@ -490,6 +522,90 @@ def _mqtt_options(table: _Table, base, options: dict) -> None:
         raise ConfigError(table.key("tls_key_file"), "a client key needs its certificate (tls_cert_file)")
 
 
+def _subjects(root: _Table, devices) -> tuple[SubjectConfig, ...]:
+    """``[[subjects]]``: name and devices (by name or address of a ``[[devices]]`` entry; any names when the
+    configuration lists no devices, as a program feeding the gateway itself does)."""
+    labels = {}
+    for device in devices:
+        for ident in filter(None, (device.name, device.address)):
+            labels[ident] = device.label
+    subjects, worn_by, names = [], {}, set()
+    for table in root.array_of_tables("subjects"):
+        name = table.string("name")
+        if not name:
+            raise ConfigError(table.key("name"), "missing: every subject needs a name (it names its predictions)")
+        if name in names:
+            raise ConfigError(table.key("name"), f"subject {_show(name)} is listed twice")
+        names.add(name)
+        worn = []
+        for i, ident in enumerate(table.strings("devices", ())):
+            key = f"{table.key('devices')}[{i}]"
+            if devices:
+                try:
+                    label = labels.get(ident) or labels.get(normalize_address(ident))
+                except ValueError:
+                    label = None
+                if label is None:
+                    raise ConfigError(key, f"{_show(ident)} is not a device of [[devices]] (by name or address); "
+                                      f"listed: {', '.join(sorted(labels)) or 'none'}")
+            else:
+                label = ident
+            if label in worn_by:
+                raise ConfigError(key, f"device {_show(label)} is already worn by subject {_show(worn_by[label])}")
+            worn_by[label] = name
+            worn.append(label)
+        if not worn:
+            raise ConfigError(table.key("devices"), "expected at least one device")
+        table.finish()
+        subjects.append(SubjectConfig(name, tuple(worn)))
+    return tuple(subjects)
+
+
+def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjects) -> tuple[HeadConfig, ...]:
+    """``[[heads]]``: each head folder's manifest is read now (not its graph), so that a head the configured
+    windows cannot feed is refused with the key that must change."""
+    from biomoe_edge.runtime.heads.head import HeadError, read_head_manifest
+
+    default = HeadConfig(path=pathlib.Path("."))
+    heads = []
+    for table in root.array_of_tables("heads"):
+        path = table.path_value("path", base)
+        if path is None:
+            raise ConfigError(table.key("path"), "missing: the head folder (biomoe-edge train-head --out DIR)")
+        try:
+            manifest = read_head_manifest(path)
+        except HeadError as exc:
+            raise ConfigError(table.key("path"), str(exc)) from None
+        head = HeadConfig(
+            path=path,
+            tolerance_s=table.number("tolerance_s", default.tolerance_s, minimum=0),
+            deadline_s=table.number("deadline_s", default.deadline_s, positive=True),
+            subjects=table.strings("subjects", ()),
+        )
+        known = {s.name for s in subjects}
+        for i, name in enumerate(head.subjects):
+            if name not in known:
+                raise ConfigError(f"{table.key('subjects')}[{i}]", f"{_show(name)} is not a [[subjects]] name; "
+                                  f"listed: {', '.join(sorted(known)) or 'none'}")
+        for name in manifest["inputs"]:
+            modality, representation = name.split(":")
+            spec = modalities.get(modality, windows)
+            section = f"modalities.{modality}" if modality in modalities else "windows"
+            if representation not in spec.representations:
+                raise ConfigError(f"{section}.representations", f"head {path} needs {name}, but {representation!r} is "
+                                  f"not among {modality}'s representations {list(spec.representations)}")
+            trained = (manifest.get("window_length_s") or {}).get(name)
+            if trained is not None and abs(float(trained) - spec.window.length_s) > 1e-6:
+                raise ConfigError(f"{section}.length_s", f"head {path} was trained on {trained:g} s windows of {name}; "
+                                  f"the gateway cuts {spec.window.length_s:g} s ones")
+            if head.tolerance_s >= spec.window.hop_s / 2:
+                raise ConfigError(table.key("tolerance_s"), f"{head.tolerance_s:g} s would match neighbouring windows "
+                                  f"of {modality} (hop {spec.window.hop_s:g} s): keep it below half the hop")
+        table.finish()
+        heads.append(head)
+    return tuple(heads)
+
+
 def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
     """Validate an already-parsed TOML document (a dict) into a :class:`GatewayConfig`."""
     base = pathlib.Path(base_dir) if base_dir is not None else None
@@ -510,6 +626,7 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
                 raise ConfigError(f"devices[{i}]", f"{_show(ident)} is already listed at {seen[ident]}")
             seen[ident] = f"devices[{i}]"
     _check_once_a_second_windows(devices, windows, modalities)
+    subjects = _subjects(root, devices)
     config = GatewayConfig(
         devices=devices,
         windows=windows,
@@ -518,6 +635,8 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
         transport=transport,
         sinks=tuple(_sink(t, base) for t in root.array_of_tables("sinks")),
         source=pathlib.Path(source) if source is not None else None,
+        subjects=subjects,
+        heads=_heads(root, base, windows, modalities, subjects),
     )
     root.finish()
     return config

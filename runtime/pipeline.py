@@ -145,6 +145,13 @@ class Pipeline:
         identity = dict(getattr(engine, "identity", {}) or {})
         self.model_identity = model_identity(identity)
         self.engine_identity = {k: identity.get(k) for k in ("kind", "device", "max_batch")}
+        #: The configured task heads' fusion stage (``runtime.heads``), None without ``[[heads]]``. Built here so
+        #: that a head trained on other weights than the engine's is refused before anything connects.
+        self.fusion = None
+        if config.heads:
+            from biomoe_edge.runtime.heads.serving import fusion_stage_for
+
+            self.fusion = fusion_stage_for(config, self.model_identity, clock=clock)
 
     # -- devices and notifications ----------------------------------------------------------------------
     def log_once(self, key: str, message: str, *args) -> None:
@@ -201,6 +208,8 @@ class Pipeline:
         return self.ingest.add_stream(
             StreamKey(device, modality), sample_rate_hz, channels=channels,
             config=IngestConfig(window_length_s=spec.window.length_s, hop_s=spec.window.hop_s),
+            # The devices of one [[subjects]] entry share a window grid: their windows end at the same times.
+            grid=self.config.subject_of(device),
         )
 
     def add_profile_device(self, device: str, profile: str, modalities=()) -> None:
@@ -345,6 +354,8 @@ class Pipeline:
         for window in self.ingest.pop_windows():
             if window.withheld:
                 self.windows_withheld[(window.device, window.modality)] += 1
+                if self.fusion is not None:  # heads waiting for this window time learn why it will not come
+                    self.fusion.window_withheld(window.device, window.modality, float(window.end_s))
                 continue
             submitted += self.scheduler.submit(window, self.config.modality(window.modality).representations, now)
         return submitted
@@ -442,6 +453,18 @@ class Pipeline:
             records.append(record)
         self.embeddings += len(records)
         return records
+
+    # -- predictions (task heads, runtime.heads) ------------------------------------------------------------
+    def make_predictions(self, records) -> list:
+        """The PredictionRecords of every window time that ``records`` (embedding records) completed."""
+        return self.fusion.add(records) if self.fusion is not None and records else []
+
+    def expire_predictions(self) -> int:
+        """Count and drop window times that waited past their head's deadline; how many."""
+        return self.fusion.expire() if self.fusion is not None else 0
+
+    def seconds_until_prediction_deadline(self) -> float | None:
+        return self.fusion.seconds_until_deadline() if self.fusion is not None else None
 
     # -- accounting ---------------------------------------------------------------------------------------
     def stream_report(self) -> list[dict]:

@@ -114,12 +114,12 @@ class IngestConfig:
 
 @dataclass(frozen=True, eq=False)
 class Window:
-    """One window of one stream, at the model rate, on the device's window grid.
+    """One window of one stream, at the model rate, on its grid (its device's, or its subject's: ``grid``).
 
     ``samples``: float64 (channels, n) with n = round(window_length_s * fs), time on the last axis (as the
     transforms expect), always finite (gaps and non-finite samples are interpolated and flagged).
-    ``start_s``/``end_s``: the grid times in gateway time, identical for all modalities of a device that
-    share length and hop; the samples start at the sample slot nearest ``start_s`` (within half an input
+    ``start_s``/``end_s``: the grid times in gateway time, identical for all streams of a grid (a device, or
+    the devices of one subject) that share length and hop; the samples start at the sample slot nearest ``start_s`` (within half an input
     sample period). ``quality``: flags (see ``quality.QUALITY_FLAGS``). ``withheld``: gated out,
     do not run inference on it. ``arrival_time_s``: arrival time of the push that completed the window.
     ``index``: the window's number on the grid. ``gap_fraction``: share of slots with no valid sample.
@@ -187,8 +187,9 @@ class StreamAccount:
 class _Stream:
     """Mutable state of one stream (private to Ingest)."""
 
-    def __init__(self, key: StreamKey, sample_rate_hz: float, channels: int, config: IngestConfig):
+    def __init__(self, key: StreamKey, sample_rate_hz: float, channels: int, config: IngestConfig, grid: str):
         self.key = key
+        self.grid = grid  # whose window grid the stream is cut on: its device's, or its subject's
         self.fs_in = float(sample_rate_hz)
         self.channels = channels
         self.config = config
@@ -271,15 +272,20 @@ class Ingest:
         self.max_ready_windows = int(max_ready_windows)
         self._resample = resampler or resample_window
         self._streams: dict[StreamKey, _Stream] = {}
-        self._anchors: dict[str, float] = {}  # device -> gateway time of the window grid's origin
+        self._anchors: dict[str, float] = {}  # grid (device or subject) -> gateway time of the window grid's origin
         self._ready: collections.deque[Window] = collections.deque()
 
     # -- streams ------------------------------------------------------------------------------------------
 
     def add_stream(
-        self, key: StreamKey | tuple[str, str], sample_rate_hz: float, *, channels: int = 1, config: IngestConfig | None = None
+        self, key: StreamKey | tuple[str, str], sample_rate_hz: float, *, channels: int = 1, config: IngestConfig | None = None,
+        grid: str | None = None,
     ) -> StreamKey:
-        """Register a stream; its ring is allocated here, once, and never grows."""
+        """Register a stream; its ring is allocated here, once, and never grows.
+
+        ``grid``: the window grid the stream is cut on, by name; streams of one grid with the same hop get windows
+        at the same gateway times. Default: the stream's device. Give the devices a person wears one grid (their
+        subject) and their windows coincide, so heads can fuse them by window time."""
         key = key if isinstance(key, StreamKey) else StreamKey(*key)
         if key in self._streams:
             raise DuplicateStreamError(f"stream {key} was already added")
@@ -287,7 +293,9 @@ class Ingest:
             raise ValueError(f"{key}: sample_rate_hz must be a positive number, got {sample_rate_hz!r}")
         if not (isinstance(channels, int) and channels >= 1):
             raise ValueError(f"{key}: channels must be a positive integer, got {channels!r}")
-        self._streams[key] = _Stream(key, sample_rate_hz, channels, config or IngestConfig())
+        if grid is not None and (not isinstance(grid, str) or not grid):
+            raise ValueError(f"{key}: grid must be a non-empty string, got {grid!r}")
+        self._streams[key] = _Stream(key, sample_rate_hz, channels, config or IngestConfig(), grid or key.device)
         return key
 
     @property
@@ -461,8 +469,8 @@ class Ingest:
         self._log_once(stream, "gap_filled", f"{slots} missing sample(s) filled by interpolation (see gap_fraction)")
 
     def _begin(self, stream: _Stream, t: float) -> None:
-        """(Re)start a stream at time ``t`` on its device's grid: the first window starts at or after ``t``."""
-        anchor = self._anchors.setdefault(stream.key.device, t)
+        """(Re)start a stream at time ``t`` on its grid (device or subject): the first window starts at or after ``t``."""
+        anchor = self._anchors.setdefault(stream.grid, t)
         stream.next_index = math.ceil((t - anchor) / stream.config.hop_s - 1e-9)
         stream.windows_since_start = 0
 
@@ -506,7 +514,7 @@ class Ingest:
     # -- windows ------------------------------------------------------------------------------------------
 
     def _window_start_s(self, stream: _Stream) -> float:
-        return self._anchors[stream.key.device] + stream.next_index * stream.config.hop_s
+        return self._anchors[stream.grid] + stream.next_index * stream.config.hop_s
 
     def _cut_windows(self, stream: _Stream, arrival: float) -> None:
         ring = stream.ring

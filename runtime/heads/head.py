@@ -1,0 +1,214 @@
+"""A head folder, loaded and checked for serving: ``head.json`` (the manifest ``biomoe-edge train-head`` writes)
+and ``head.onnx`` (k inputs ``input_0..`` of (B, 192) float32 -> ``probabilities`` (B, C)), run with ONNX
+Runtime on the CPU. No torch.
+
+Everything that makes a folder unusable is a :class:`HeadError` naming the file and what is wrong: a path
+that is not a head folder, a manifest that is not JSON or not a head's, a graph that does not match its
+manifest (sha256, inputs, classes), and a head trained on another backbone than the running engine's.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from biomoe_edge.identity import backbone_identity, backbone_mismatch
+from biomoe_edge.vocabulary import EMBEDDING_DIM, REPRESENTATIONS, Modality
+
+MANIFEST_NAME = "head.json"
+GRAPH_NAME = "head.onnx"
+OUTPUT_NAME = "probabilities"
+#: head.json versions this SDK reads (docs/heads.md).
+HEAD_FORMATS = (1,)
+BACKBONE_KEYS = ("checkpoint_sha256", "random_weights", "seed", "precision")
+
+
+class HeadError(ValueError):
+    """A head folder cannot be served: not a head, inconsistent, or trained on another backbone."""
+
+
+def parse_input(name: str) -> tuple[str, str]:
+    """``"eda:scalogram"`` -> ``("eda", "scalogram")`` (modality normalised); ValueError names what is wrong."""
+    modality, sep, representation = str(name).partition(":")
+    if not sep:
+        raise ValueError(f"input {name!r} is not MODALITY:REPRESENTATION (e.g. eda:scalogram)")
+    try:
+        modality = Modality.parse(modality).value
+    except ValueError as exc:
+        raise ValueError(f"input {name!r}: {exc}") from None
+    representation = representation.strip()
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"input {name!r}: unknown representation {representation!r}; expected one of: "
+                         + ", ".join(REPRESENTATIONS))
+    return modality, representation
+
+
+def head_folder(path) -> pathlib.Path:
+    """The folder of a head given as the folder, its head.json or its head.onnx; HeadError when it is none."""
+    path = pathlib.Path(path)
+    if path.is_file() and path.name in (MANIFEST_NAME, GRAPH_NAME):
+        path = path.parent
+    if not path.exists():
+        raise HeadError(f"{path}: no such head folder")
+    if not path.is_dir():
+        raise HeadError(f"{path} is not a head: a head is a folder holding {MANIFEST_NAME} and {GRAPH_NAME}")
+    if not (path / MANIFEST_NAME).is_file():
+        if (path / "bridge.json").is_file():
+            raise HeadError(f"{path} is a bridge folder (bridge.json), not a head: bridges are served by the bridge "
+                            "stage, not loaded as heads")
+        raise HeadError(f"{path} is not a head folder: no {MANIFEST_NAME} in it (biomoe-edge train-head writes one)")
+    return path
+
+
+def read_head_manifest(path) -> dict:
+    """head.json of the head at ``path``, checked for form (keys, types, inputs, classes, backbone); no ONNX
+    Runtime needed (configuration checks use it)."""
+    folder = head_folder(path)
+    manifest_path = folder / MANIFEST_NAME
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise HeadError(f"{manifest_path} is not valid JSON ({exc}): not a head manifest") from None
+    except UnicodeDecodeError:
+        raise HeadError(f"{manifest_path} is not a text file: not a head manifest") from None
+    where = str(manifest_path)
+    if not isinstance(manifest, dict):
+        raise HeadError(f"{where}: expected a JSON object, got {type(manifest).__name__}: not a head manifest")
+    if manifest.get("kind") != "head":
+        raise HeadError(f"{where}: kind is {manifest.get('kind')!r}, expected \"head\": not a head manifest")
+    if manifest.get("head_format") not in HEAD_FORMATS:
+        raise HeadError(f"{where}: head_format {manifest.get('head_format')!r} is not one this SDK reads "
+                        f"({', '.join(map(str, HEAD_FORMATS))})")
+    inputs = manifest.get("inputs")
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+        raise HeadError(f"{where}: inputs must be a non-empty list of \"modality:representation\", got {inputs!r}")
+    normalised = []
+    for i, name in enumerate(inputs):
+        try:
+            modality, representation = parse_input(name)
+        except ValueError as exc:
+            raise HeadError(f"{where}: inputs[{i}]: {exc}") from None
+        normalised.append(f"{modality}:{representation}")
+    if len(set(normalised)) != len(normalised):
+        raise HeadError(f"{where}: inputs lists an input twice: {inputs}")
+    manifest["inputs"] = normalised
+    classes = manifest.get("classes")
+    if (not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise HeadError(f"{where}: classes must be a list of at least two distinct names, got {classes!r}")
+    backbone = manifest.get("backbone")
+    if not isinstance(backbone, dict) or any(key not in backbone for key in BACKBONE_KEYS):
+        raise HeadError(f"{where}: backbone must name {', '.join(BACKBONE_KEYS)} (the Tiny-BioMoE weights the head "
+                        f"was trained on), got {backbone!r}")
+    if not isinstance(manifest.get("sha256"), str):
+        raise HeadError(f"{where}: no sha256 of {GRAPH_NAME}")
+    return manifest
+
+
+@dataclass
+class Head:
+    """A loaded head: ``predict`` runs it. ``inputs``/``classes`` in graph order; ``identity`` goes into every
+    PredictionRecord; ``window_length_s`` is what each input's windows were in training (None: not recorded)."""
+
+    path: pathlib.Path
+    manifest: dict
+    session: object = field(repr=False)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(self.manifest["inputs"])
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.manifest["classes"])
+
+    @property
+    def backbone(self) -> dict:
+        return dict(self.manifest["backbone"])
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest["sha256"]
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name.split(":")[0] for name in self.inputs))
+
+    @property
+    def window_length_s(self) -> dict:
+        return dict(self.manifest.get("window_length_s") or {})
+
+    @property
+    def identity(self) -> dict:
+        return {"path": str(self.path), "sha256": self.sha256, "kind": "head"}
+
+    def check_backbone(self, running_model: dict) -> None:
+        """HeadError when the head was trained on other weights than ``running_model`` (a record's ``model``
+        dict, ``biomoe_edge.identity.model_identity``); the message names both."""
+        why = backbone_mismatch(self.backbone, backbone_identity(running_model))
+        if why is not None:
+            raise HeadError(f"head {self.path} refused: {why}; embeddings of other weights are meaningless to it "
+                            "(train it again on embeddings of the running model, or run the model it was trained on)")
+
+    def predict(self, embeddings) -> np.ndarray:
+        """Probabilities (B, C) float32 of ``embeddings``: (B, k, 192), or a sequence of k (B, 192) arrays."""
+        if isinstance(embeddings, np.ndarray):
+            parts = [embeddings[:, i] for i in range(embeddings.shape[1])] if embeddings.ndim == 3 else [embeddings]
+        else:
+            parts = list(embeddings)
+        if len(parts) != len(self.inputs):
+            raise HeadError(f"head {self.path} takes {len(self.inputs)} inputs ({', '.join(self.inputs)}), got {len(parts)}")
+        feeds = {}
+        for i, part in enumerate(parts):
+            part = np.ascontiguousarray(part, dtype=np.float32)
+            if part.ndim != 2 or part.shape[1] != EMBEDDING_DIM:
+                raise HeadError(f"head {self.path}: input_{i} ({self.inputs[i]}) must be (B, {EMBEDDING_DIM}), got {part.shape}")
+            feeds[f"input_{i}"] = part
+        return self.session.run([OUTPUT_NAME], feeds)[0]
+
+
+def load_head(path, *, threads: int = 1) -> Head:
+    """Load and check the head at ``path`` (its folder, head.json or head.onnx) on ONNX Runtime's CPU provider.
+
+    ``threads``: ONNX Runtime intra-op threads. One is plenty for a Gemm of (B, 192 k) and leaves the cores to
+    the backbone."""
+    import onnxruntime as ort
+
+    from biomoe_edge.manifest import sha256_file
+
+    manifest = read_head_manifest(path)
+    folder = head_folder(path)
+    graph = folder / GRAPH_NAME
+    if not graph.is_file():
+        raise HeadError(f"{folder}: no {GRAPH_NAME} beside {MANIFEST_NAME}")
+    if sha256_file(graph) != manifest["sha256"]:
+        raise HeadError(f"{graph} does not match the sha256 in {folder / MANIFEST_NAME} (the graph was changed or "
+                        "replaced after training)")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad graph
+        raise HeadError(f"{graph}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
+    k, classes = len(manifest["inputs"]), manifest["classes"]
+    names = [i.name for i in session.get_inputs()]
+    if names != [f"input_{i}" for i in range(k)]:
+        raise HeadError(f"{graph}: graph inputs {names} do not match the {k} inputs of {MANIFEST_NAME} "
+                        f"(expected input_0..input_{k - 1})")
+    for i, node in enumerate(session.get_inputs()):
+        if node.type != "tensor(float)" or len(node.shape) != 2 or node.shape[1] != EMBEDDING_DIM:
+            raise HeadError(f"{graph}: input_{i} is {node.type} {node.shape}, expected float32 (B, {EMBEDDING_DIM})")
+    outputs = [o.name for o in session.get_outputs()]
+    if outputs != [OUTPUT_NAME]:
+        raise HeadError(f"{graph}: graph outputs {outputs}, expected [{OUTPUT_NAME!r}]")
+    head = Head(folder.resolve(), manifest, session)
+    probe = head.predict([np.zeros((1, EMBEDDING_DIM), np.float32)] * k)
+    if probe.shape != (1, len(classes)):
+        raise HeadError(f"{graph}: gives {probe.shape[1:]} probabilities per window, but {MANIFEST_NAME} names "
+                        f"{len(classes)} classes {classes}")
+    return head

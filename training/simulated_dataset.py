@@ -1,0 +1,155 @@
+"""A dataset of embeddings from SIMULATED labelled sessions (``biomoe_edge.simulated_sessions``), made by the
+gateway's own data path: each session is encoded as the native wire protocol a wearable sends (packets of
+float32 samples with device timestamps), fed to a :class:`~biomoe_edge.runtime.pipeline.Pipeline` with the
+subject's wearables in one ``[[subjects]]`` entry, windowed, rendered and embedded by ``engine``, and every
+embedding labelled with the class of the session block its window lies in.
+
+This stands in for ``biomoe-edge embed`` over an emulated recording (the recordings work, issue 14) until that
+command is on main: the frame has the documented ``load_dataset`` columns, so ``train-head`` and
+``evaluate-head`` read it the same way. No BLE here (packets are handed to the pipeline in-process); the live
+demo (``biomoe-edge demo --head``) plays the same sessions over Bumble.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+
+import numpy as np
+
+from biomoe_edge.firmware_bridge import DeviceDescription, SampleFormat, StreamDescription, encode_packet
+from biomoe_edge.identity import model_identity
+from biomoe_edge.simulated_sessions import wearables_of
+
+#: Samples per packet at most; slow streams send a packet at least every quarter second (SpO2: every sample).
+SAMPLES_PER_PACKET = 16
+
+
+def samples_per_packet(fs: float) -> int:
+    return max(1, min(SAMPLES_PER_PACKET, int(fs // 4)))
+#: Gateway seconds between a packet's last sample and its arrival.
+LINK_DELAY_S = 0.005
+#: The ``engine`` column of the frame (what made the embeddings).
+FRAME_COLUMNS = ("subject", "device", "modality", "representation", "window_start_s", "window_end_s", "quality",
+                 "label", "embedding", "model_sha256", "checkpoint_sha256", "precision", "random_weights", "seed",
+                 "engine")
+
+
+def session_config(session, modalities, *, representations, window_s: float, hop_s: float):
+    """The gateway configuration the session is embedded with: its wearables (``wearables_of``) as one subject."""
+    from biomoe_edge.runtime.gateway_config import parse_config
+
+    devices = wearables_of(session.subject, modalities)
+    return parse_config({
+        "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
+        "devices": [{"name": name, "profile": "native", "modalities": list(mods)} for name, mods in devices.items()],
+        "subjects": [{"name": session.subject, "devices": list(devices)}],
+        "engine": {"max_batch": 16, "deadline_ms": 0, "max_queue": 1 << 16},
+    })
+
+
+def _packets(session, devices: dict, start_s: float):
+    """(arrival_time_s, device, payload) of every packet of the session, in arrival order."""
+    streams = []
+    for device, modalities in devices.items():
+        for stream_id, modality in enumerate(modalities):
+            values, fs = session.signals[modality], session.rates_hz[modality]
+            streams.append((device, stream_id, values.astype(np.float32), fs))
+
+    def generate(device, stream_id, values, fs):
+        n = samples_per_packet(fs)
+        for sequence, first in enumerate(range(0, len(values) - n + 1, n)):
+            payload = encode_packet(stream_id=stream_id, sequence=sequence, timestamp_us=int(round(first / fs * 1e6)),
+                                    samples=values[first:first + n, None], sample_format=SampleFormat.FLOAT32)
+            yield start_s + (first + n - 1) / fs + LINK_DELAY_S, device, payload
+    return heapq.merge(*(generate(*s) for s in streams), key=lambda packet: packet[0])
+
+
+def description(session, modalities) -> DeviceDescription:
+    return DeviceDescription("simulated-1.0", tuple(
+        StreamDescription(stream_id=i, modality=m, sample_rate_hz=session.rates_hz[m], channels=1,
+                          sample_format=SampleFormat.FLOAT32, units="")
+        for i, m in enumerate(modalities)))
+
+
+def embed_simulated_sessions(sessions, engine, *, modalities, representations, window_s: float = 10.0,
+                             hop_s: float = 2.0, start_s: float = 1000.0):
+    """A pandas DataFrame (the ``load_dataset`` columns) of every embedding of ``sessions`` through the
+    gateway's Pipeline. Session time 0 is gateway time ``start_s``; windows are labelled by
+    ``session.label_of`` (None across a class change). RuntimeError if any job was dropped or failed (clean
+    simulated signals give none; a silently thinner dataset would mislead)."""
+    import pandas as pd
+
+    from biomoe_edge.runtime.pipeline import Pipeline
+
+    model = model_identity(engine.identity)
+    rows = []
+    for session in sessions:
+        config = session_config(session, modalities, representations=representations, window_s=window_s, hop_s=hop_s)
+        devices = wearables_of(session.subject, modalities)
+        now = [start_s]
+        pipeline = Pipeline(config, engine, clock=lambda: now[0])
+        for device, mods in devices.items():
+            pipeline.add_device(device, description(session, mods), mods)
+        records = []
+        for arrival, device, payload in _packets(session, devices, start_s):
+            now[0] = arrival
+            pipeline.handle_notification(device, payload, arrival)
+            while len(pipeline.scheduler) >= pipeline.max_batch:
+                records.extend(pipeline.make_records(*pipeline.compute(pipeline.next_batch(flush=True))))
+        for device in devices:
+            pipeline.flush_device(device)
+        while True:
+            jobs = pipeline.next_batch(flush=True)
+            if not jobs:
+                break
+            records.extend(pipeline.make_records(*pipeline.compute(jobs)))
+        dropped = {k: v for k, v in pipeline.scheduler.stats().jobs_dropped.items() if v}
+        if dropped or pipeline.jobs_failed:
+            raise RuntimeError(f"{session.subject}: jobs dropped {dropped} or failed {dict(pipeline.jobs_failed)}")
+        for record in records:
+            rows.append({
+                "subject": session.subject,
+                "device": record.device,
+                "modality": record.modality,
+                "representation": record.representation,
+                "window_start_s": record.window_start_s,
+                "window_end_s": record.window_end_s,
+                "quality": list(record.quality),
+                "label": session.label_of(record.window_start_s - start_s, record.window_end_s - start_s),
+                "embedding": record.embedding,
+                "model_sha256": model["sha256"],
+                "checkpoint_sha256": model["checkpoint_sha256"],
+                "precision": model["precision"],
+                "random_weights": model["random_weights"],
+                "seed": model["seed"],
+                "engine": engine.identity.get("kind"),
+            })
+    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+    frame = frame.sort_values(["subject", "window_end_s", "modality", "representation"], kind="stable",
+                              ignore_index=True)
+    # None, never NaN (pandas 3 infers a string dtype whose missing value is NaN)
+    frame["label"] = pd.Series([v if isinstance(v, str) else None for v in frame["label"]], dtype=object)
+    return frame
+
+
+def save_dataset(frame, path, *, metadata: dict | None = None):
+    """Write ``frame`` where ``train-head`` reads it: ``biomoe_edge.dataset.write_dataset`` (the recordings work)
+    when it is on main, else Parquet with pandas (what ``training.datasets.read_dataset`` reads meanwhile)."""
+    try:
+        from biomoe_edge.dataset import write_dataset
+    except ImportError:
+        write_dataset = None
+    if write_dataset is not None:
+        return write_dataset(frame, path, metadata=metadata or {})
+    import pathlib
+
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def label_counts(frame) -> dict:
+    """Windows per label (None as "unlabelled"), for reports."""
+    return dict(collections.Counter("unlabelled" if v is None else v for v in frame["label"]))
