@@ -110,7 +110,10 @@ def read_dataset(path):
     except ImportError:
         load_dataset = dataset_sha256 = None
     if load_dataset is not None:
-        return load_dataset(path), dataset_sha256(path)
+        try:
+            return load_dataset(path), dataset_sha256(path)
+        except (ValueError, OSError) as exc:
+            raise DatasetError(f"{path}: {exc}") from None
     import pandas as pd
 
     from biomoe_edge.manifest import sha256_file
@@ -120,6 +123,22 @@ def read_dataset(path):
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a file that is not Parquet
         raise DatasetError(f"{path}: cannot read it as a Parquet dataset ({type(exc).__name__}: {exc})") from None
     return frame, sha256_file(path)
+
+
+def save_dataset(frame, path, *, metadata: dict | None = None):
+    """Write ``frame`` where :func:`read_dataset` reads it: ``biomoe_edge.dataset.write_dataset`` (the recordings
+    work) when it is on main, else Parquet with pandas."""
+    try:
+        from biomoe_edge.dataset import write_dataset
+    except ImportError:
+        write_dataset = None
+    path = pathlib.Path(path)
+    if write_dataset is not None:
+        written = write_dataset(frame, path, metadata=metadata or {})
+        return pathlib.Path(written) if written is not None else path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
 
 
 def check_columns(frame, source) -> None:

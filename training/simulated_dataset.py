@@ -21,6 +21,8 @@ from biomoe_edge.firmware_bridge import DeviceDescription, SampleFormat, StreamD
 from biomoe_edge.identity import model_identity
 from biomoe_edge.simulated_sessions import wearables_of
 
+from .datasets import save_dataset  # noqa: F401 - where the simulated task writes its datasets
+
 #: Samples per packet at most; slow streams send a packet at least every quarter second (SpO2: every sample).
 SAMPLES_PER_PACKET = 16
 
@@ -131,23 +133,6 @@ def embed_simulated_sessions(sessions, engine, *, modalities, representations, w
     # None, never NaN (pandas 3 infers a string dtype whose missing value is NaN)
     frame["label"] = pd.Series([v if isinstance(v, str) else None for v in frame["label"]], dtype=object)
     return frame
-
-
-def save_dataset(frame, path, *, metadata: dict | None = None):
-    """Write ``frame`` where ``train-head`` reads it: ``biomoe_edge.dataset.write_dataset`` (the recordings work)
-    when it is on main, else Parquet with pandas (what ``training.datasets.read_dataset`` reads meanwhile)."""
-    try:
-        from biomoe_edge.dataset import write_dataset
-    except ImportError:
-        write_dataset = None
-    if write_dataset is not None:
-        return write_dataset(frame, path, metadata=metadata or {})
-    import pathlib
-
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    return path
 
 
 def label_counts(frame) -> dict:

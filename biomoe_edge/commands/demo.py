@@ -54,6 +54,11 @@ def add_arguments(parser) -> None:
                         help="also emulate one standard-profile wearable of each, comma-separated, PROFILE or "
                              "PROFILE:MODALITY: " + "; ".join(f"{spec.name}: {spec.summary}" for spec in standard_profiles()))
     parser.add_argument("--seed", type=int, default=0, help="seeds the signals and the links' losses")
+    parser.add_argument("--head", default=None, metavar="DIR",
+                        help="serve this head (train-head --out): the wearables then play SIMULATED labelled sessions "
+                             "of held-out simulated subjects, and the report scores the live predictions")
+    parser.add_argument("--subjects", type=int, default=1, metavar="N",
+                        help="with --head: simulated subjects, each wearing the head's wearables (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no live table")
     parser.add_argument("--sinks", default=None, metavar="FILE.toml",
                         help="add the [[sinks]] tables of this TOML file (same keys as gateway.toml) to the demo's "
@@ -158,14 +163,30 @@ def load_demo_sinks(path) -> tuple:
 
 
 def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=(), sinks=(),
-                security="none"):
+                security="none", head=None, plan=None):
     """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones;
-    ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``); ``security``: of the native ones."""
+    ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``); ``security``: of the native ones.
+    ``head``/``plan``: a head to serve and its simulated subjects (``demo_head.head_demo_plan``), whose wearables
+    replace the native ones."""
     import dataclasses
 
     from biomoe_edge.firmware_bridge.profiles.registry import Profile
     from biomoe_edge.runtime.gateway_config import parse_config
 
+    if head is not None:
+        _, subject_devices, tables = plan
+        return dataclasses.replace(parse_config({
+            "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
+            "modalities": tables,
+            "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(mods), "security": security}
+                        for worn in subject_devices.values() for name, mods in worn.items()]
+                       + [{"name": name, "profile": profile, "modalities": list(mods)}
+                          for name, profile, mods in profile_devices],
+            "subjects": [{"name": subject, "devices": list(worn)} for subject, worn in subject_devices.items()],
+            "heads": [{"path": str(head)}],
+            "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
+            "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
+        }), sinks=tuple(sinks))
     return dataclasses.replace(parse_config({
         "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
         "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(modalities),
@@ -174,6 +195,26 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
         "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
         "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
     }), sinks=tuple(sinks))
+
+
+def prediction_report(gateway, predictions, sessions, origins) -> dict:
+    """``predictions`` (count, per class, latency from the newest input sample's arrival, windows given up by
+    reason) and ``live_accuracy`` (against the simulated labels) of a ``--head`` run."""
+    import collections
+
+    from biomoe_edge.commands.demo_head import live_accuracy
+    from biomoe_edge.runtime.gateway import percentiles_ms
+
+    classes = gateway.pipeline.fusion.states[0].head.classes
+    return {
+        "predictions": {
+            "count": len(predictions),
+            "per_class": dict(collections.Counter(p.predicted for p in predictions)),
+            "latency_ms": percentiles_ms(p.latency_s for p in predictions),
+            "heads": gateway.stats()["heads"],
+        },
+        "live_accuracy": live_accuracy(predictions, sessions, origins, classes),
+    }
 
 
 def build_report(stats: dict, entries: list[dict], *, duration_s: float, settings: dict, model: dict | None,
@@ -217,7 +258,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
                    profiles=(), sinks=(), settings: dict | None = None, notices=(), record=None, embeddings=None,
                    lsl_markers: str | None = None, segment_s: float = 2.0, security: str = "none",
-                   impostor: bool = False):
+                   impostor: bool = False, head=None, head_subjects: int = 1):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
@@ -230,7 +271,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     (``runtime.recording``; ``lsl_markers``: an LSL marker stream recorded too). ``embeddings``: a JSONL file of the
     live embedding records. ``security``: of the native wearables (their boards require it, the gateway runs at it);
     ``impostor``: see ``stage_impostor`` (appended last to the wearables). With either, the report's
-    ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts)."""
+    ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts). ``head``: a head
+    folder to serve; the wearables are then ``head_subjects`` simulated subjects' (``demo_head``) instead of
+    ``devices`` generic ones, and the report gains ``predictions`` and ``live_accuracy``."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -240,13 +283,21 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.transport.backend import TransportBackend
 
+    plan = None
+    if head is not None:
+        from biomoe_edge.commands import demo_head
+        from biomoe_edge.runtime.heads import read_head_manifest
+
+        plan = demo_head.head_demo_plan(read_head_manifest(head), subjects=head_subjects, duration_s=duration_s,
+                                        hop_s=hop_s, seed=seed)
+        devices = 0
     names = [f"biomoe-demo-{i + 1}" for i in range(devices)]
     profile_devices = [(f"demo-{profile_spec(p).device_names.get(tuple(m), p)}-{i + 1}", p, tuple(m))
                        for i, (p, m) in enumerate(profiles)]
     max_batch = min(16, engine.max_batch)
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
                          hop_s=hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=sinks,
-                         security=security)
+                         security=security, head=head, plan=plan)
     if record is not None:
         config = with_recording(config, record, lsl_markers=lsl_markers, segment_s=segment_s)
     model = model_identity(engine.identity)
@@ -261,12 +312,21 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
         wearables = [await network.add_wearable(name, loss=loss, seed=seed * 1000 + i, modalities=tuple(modalities),
                                                 security=security, **(wearable_options or {}))
                      for i, name in enumerate(names)]
+        subject_wearables = {}  # subject -> {device: wearable} (--head)
+        for session in plan[0] if plan else ():
+            for name, mods in plan[1][session.subject].items():
+                subject_wearables.setdefault(session.subject, {})[name] = await network.add_wearable(
+                    name, loss=loss, seed=seed * 1000 + len(wearables), modalities=mods, security=security,
+                    signals=session.recording(mods), **(wearable_options or {}))
+                wearables.append(subject_wearables[session.subject][name])
         for i, (name, profile, mods) in enumerate(profile_devices):
             wearables.append(await network.add_wearable(
                 name, profile=profile, modalities=mods, loss=loss,
                 seed=seed * 1000 + devices + i, **(wearable_options or {})))
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)
+        predictions, origins = [], {}
+        gateway.on_prediction(predictions.append)
         console = GatewayConsole(gateway, out=out, quiet=quiet, model_line=model_line(model, engine.identity),
                                  notices=notices)
         if embeddings is not None:
@@ -289,6 +349,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                         if staging is not None:
                             staging.cancel()
                             await asyncio.gather(staging, return_exceptions=True)
+                        # Where each subject's session started on each wearable (before stopping them), to score.
+                        origins = {subject: {name: demo_head.session_origin(w) for name, w in worn.items()}
+                                   for subject, worn in subject_wearables.items()} if plan else {}
                         # Wearables first: the gateway then takes every notification already sent before it stops.
                         for wearable in wearables:
                             await wearable.stop()
@@ -302,6 +365,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                 if security != "none" or impostor:  # the refusals of a run with link security or an impostor
                     report["refused_devices"] = [{k: entry[k] for k in ("name", "address", "reason", "attempts")}
                                                  for entry in gateway.refused_devices()]
+                if plan:
+                    report.update(prediction_report(gateway, predictions, plan[0], origins))
                 if result is not None:
                     result["report"], result["stats"] = report, stats
     return report, gateway, wearables
@@ -348,6 +413,8 @@ def run(args) -> int:
         raise ValueError(f"--loss must be a fraction in [0, 1], got {args.loss}")
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"--duration must be positive, got {args.duration}")
+    if args.head is not None and args.subjects < 1:
+        raise ValueError(f"--subjects must be at least 1, got {args.subjects}")
     if args.checkpoint is None and args.random_weights is None:
         raise ValueError(f"choose the weights: --checkpoint Tiny-BioMoE.pth (the published weights, 89 MB: "
                          f"{PUBLISHED_CHECKPOINT_URL}), or --random-weights (meaningless embeddings; the plumbing, "
@@ -376,7 +443,7 @@ def run(args) -> int:
         asyncio.run(run_demo(
             duration_s=args.duration, devices=args.devices, loss=args.loss, engine=engine, modalities=modalities,
             representations=representations, window_s=args.window, hop_s=args.hop, seed=args.seed, quiet=args.quiet,
-            result=result, profiles=profiles, sinks=sinks, notices=notices,
+            result=result, profiles=profiles, sinks=sinks, notices=notices, head=args.head, head_subjects=args.subjects,
             settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
                       "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
             record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
@@ -396,4 +463,23 @@ def run(args) -> int:
         print(f"live embeddings written to {args.embeddings}")
     for entry in report.get("refused_devices", ()):
         print(f"refused: {entry['name']} at {entry['address']}: {entry['reason']} ({entry['attempts']} times)")
+    if "predictions" in report:
+        print(predictions_line(report))
     return 0
+
+
+def predictions_line(report: dict) -> str:
+    """The ``--head`` run in a few lines: predictions, latency, windows given up and why, live accuracy."""
+    p, score = report["predictions"], report["live_accuracy"]
+    lat = p["latency_ms"]
+    latency = "" if lat["p50"] is None else f", latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms"
+    dropped = ", ".join(f"{reason} {n}" for h in p["heads"] for reason, n in sorted(h["windows_dropped"].items()))
+    lines = [f"{p['count']} predictions {p['per_class']}{latency}; window times given up: {dropped or 'none'}"]
+    if score.get("windows_scored"):
+        lines.append(f"live accuracy on {score['windows_scored']} scored windows: {score['accuracy']:.1%}"
+                     + (f", balanced {score['balanced_accuracy']:.1%}" if "balanced_accuracy" in score else "")
+                     + f" ({score['windows_not_scored']} not scored: class changes)")
+    else:
+        lines.append("live accuracy: no window scored yet (the run was shorter than a window, or no prediction)")
+    lines.append(score["note"])
+    return "\n".join(lines)
