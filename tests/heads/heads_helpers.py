@@ -18,10 +18,11 @@ POOLED_MODEL = {"sha256": "1" * 64, "checkpoint_sha256": None, "precision": "fp3
                 "random_weights": True, "seed": None}
 
 
-def write_head(folder, inputs, classes, *, seed: int = 0, backbone=None, window_length_s: float | None = 10.0,
+def write_head(folder, inputs, classes, *, seed: int = 0, backbone=None, window_length_s=10.0,
                weights=None, bias=None) -> tuple[pathlib.Path, np.ndarray, np.ndarray]:
     """A head folder: Concat(input_0..) -> Gemm(W, b) -> Softmax, and its head.json. Returns (folder, W, b), W of
-    shape (192 k, C), so a test computes softmax(concat(x) @ W + b) itself."""
+    shape (192 k, C), so a test computes softmax(concat(x) @ W + b) itself. ``window_length_s``: one length for
+    every input, or a dict per input."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -48,7 +49,8 @@ def write_head(folder, inputs, classes, *, seed: int = 0, backbone=None, window_
         "kind": "head", "head_format": 1, "file": "head.onnx", "sha256": sha256_file(folder / "head.onnx"),
         "inputs": list(inputs), "classes": list(classes), "fusion": "concat", "classifier": "logistic",
         "backbone": dict(POOLED_BACKBONE if backbone is None else backbone),
-        "window_length_s": {name: window_length_s for name in inputs} if window_length_s else {},
+        "window_length_s": (dict(window_length_s) if isinstance(window_length_s, dict) else
+                            {name: window_length_s for name in inputs} if window_length_s else {}),
     }
     (folder / "head.json").write_text(json.dumps(manifest, indent=2))
     return folder, w, b

@@ -160,3 +160,22 @@ def test_subjects_resolve_devices_by_address_and_a_device_in_no_subject_is_its_o
     assert config.subjects[0].devices == ("p1-wrist", "AA:BB:CC:DD:EE:01")
     assert config.subject_of("AA:BB:CC:DD:EE:01") == "p1" and config.subject_of("loner") == "loner"
     assert config.heads[0].path == head_folder and config.heads[0].deadline_s == 1.0
+
+
+def test_the_examples_subjects_load_and_its_commented_heads_table_loads_when_uncommented(tmp_path):
+    import pathlib
+    import re
+
+    from biomoe_edge.config import tomllib
+    from biomoe_edge.runtime.gateway_config import load_config
+
+    example = pathlib.Path(__file__).resolve().parents[2] / "examples" / "gateway.toml"
+    config = load_config(example)
+    assert [(s.name, s.devices) for s in config.subjects] == [("participant-01", ("biomoe-wrist-1", "C4:7D:4F:00:00:02"))]
+    folder, _, _ = write_head(tmp_path / "eda_bvp", ["bvp:scalogram", "eda:scalogram"], ["rest", "pain"],
+                              window_length_s={"bvp:scalogram": 10.0, "eda:scalogram": 20.0})
+    text = re.sub(r"(?m)^# (?=\[\[heads\]\]|path =|tolerance_s =|deadline_s =|subjects =)", "", example.read_text())
+    text = text.replace('"../heads/eda_bvp"', json.dumps(str(folder)))
+    config = parse_config(tomllib.loads(text), base_dir=example.parent)
+    (head,) = config.heads
+    assert (head.path, head.tolerance_s, head.deadline_s, head.subjects) == (folder, 0.25, 5.0, ("participant-01",))

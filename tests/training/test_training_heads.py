@@ -16,7 +16,7 @@ from training_helpers import class_frame, subject_signature_frame  # noqa: E402
 
 from biomoe_edge.manifest import sha256_file  # noqa: E402
 from biomoe_edge.training.classifiers import HeadOptions, fit_head, load_head_model  # noqa: E402
-from biomoe_edge.training.datasets import DatasetError, save_dataset, training_windows  # noqa: E402
+from biomoe_edge.training.datasets import DatasetError, read_dataset, save_dataset, training_windows  # noqa: E402
 from biomoe_edge.training.head_training import subject_splits, train_head  # noqa: E402
 
 FAST = HeadOptions(epochs=25, classifier="logistic")
@@ -183,7 +183,7 @@ def test_the_manifest_names_what_the_head_is_and_was_trained_on(tmp_path):
     assert manifest["kind"] == "head" and manifest["inputs"] == inputs
     assert manifest["classes"] == ["strong", "rest", "mild"]
     assert manifest["sha256"] == sha256_file(tmp_path / "head" / "head.onnx")
-    assert manifest["dataset_sha256"] == sha256_file(path)
+    assert manifest["dataset_sha256"] == read_dataset(path)[1]  # the dataset's own content hash
     assert manifest["backbone"] == {"checkpoint_sha256": None, "random_weights": True, "seed": 0, "precision": "fp32"}
     assert manifest["hyperparameters"]["learning_rate"] == 1e-3 and manifest["hyperparameters"]["standardize"] is True
     assert manifest["dataset"]["subjects"] == ["s00", "s01", "s02"] and manifest["dataset"]["windows"] == 36
