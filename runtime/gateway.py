@@ -103,7 +103,12 @@ class Gateway:
 
             # A missing engine.path is an error (never random weights by fallback); the choice is logged.
             self._engine = await asyncio.to_thread(open_configured_engine, self.config.engine)
-        self.pipeline = Pipeline(self.config, self._engine, clock=self.clock)
+        try:
+            self.pipeline = Pipeline(self.config, self._engine, clock=self.clock)
+        except Exception:  # e.g. a head trained on other weights (HeadError): release the engine we opened
+            if self._owns_engine:
+                self._engine.close()
+            raise
         if self.warmup:
             try:
                 await asyncio.to_thread(self.pipeline.warmup)
