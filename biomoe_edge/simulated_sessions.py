@@ -12,7 +12,8 @@ Tiny-BioMoE does on real pain data.
 
 The result is plain arrays at device rates plus label intervals, so both the emulated wearables
 (``firmware_bridge.emulation.signals.recorded_signals(session.recording())``) and dataset building use it.
-Needs NumPy and NeuroKit2 (the ``signals`` extra).
+ECG, BVP, EDA and respiration come from the SDK's one simulator (``biomoe_edge.simulation``, NeuroKit2, the
+``signals`` extra) at each block's physiology; SpO2 is a walk towards the class's level at 0.1 % resolution.
 """
 
 from __future__ import annotations
@@ -135,8 +136,6 @@ def simulate_session(index: int, *, modalities: Sequence[str] = ("eda", "bvp", "
     subject and round; every modality simulated block by block at its device rate.
 
     Deterministic in (``index``, ``seed``): subject 7 is the same whether 3 or 30 subjects are simulated."""
-    import neurokit2 as nk  # heavy (pandas, SciPy): only when simulating
-
     rates = {**DEFAULT_RATES_HZ, **(rates_hz or {})}
     unknown = [m for m in modalities if m not in MODALITIES]
     if unknown:
@@ -170,7 +169,7 @@ def simulate_session(index: int, *, modalities: Sequence[str] = ("eda", "bvp", "
             spo2_percent=mean.spo2_percent + baseline["spo2_offset_percent"],
         )
         physiology.append(p)
-        start = block * block_s
+        start = float(block * block_s)
         labels.append(LabelInterval(start, start + block_s, str(label)))
         block_seed = int(rng.integers(0, 2**31 - 1))
         for modality in modalities:
@@ -178,7 +177,7 @@ def simulate_session(index: int, *, modalities: Sequence[str] = ("eda", "bvp", "
             if modality == "spo2":
                 values, spo2_level = _spo2(block_s, fs, p.spo2_percent, spo2_level, np.random.default_rng(block_seed))
             else:
-                values = _simulate(nk, modality, block_s, fs, p, block_seed)
+                values = _simulate(modality, block_s, fs, p, block_seed)
             n = int(round(block_s * fs))
             pieces[modality].append(np.asarray(values, dtype=np.float64)[:n])
     signals = {m: np.concatenate(parts) for m, parts in pieces.items()}
@@ -190,24 +189,14 @@ def simulate_session(index: int, *, modalities: Sequence[str] = ("eda", "bvp", "
                             duration_s=len(order) * block_s, block_physiology=tuple(physiology))
 
 
-def _simulate(nk, modality: str, seconds: float, fs: int, p: Physiology, seed: int) -> np.ndarray:
-    duration = int(math.ceil(seconds))
-    if modality == "bvp":
-        return nk.ppg_simulate(duration=duration, sampling_rate=fs, heart_rate=p.heart_rate_bpm,
-                               ibi_randomness=p.ibi_randomness, frequency_modulation=0.2, drift=0.1,
-                               motion_amplitude=0.05, random_state=seed)
-    if modality == "ecg":
-        # "simple" is NeuroKit2's fast ECG (ecgsyn takes seconds per minute of signal); its rhythm is regular.
-        return nk.ecg_simulate(duration=duration, sampling_rate=fs, heart_rate=p.heart_rate_bpm, method="simple",
-                               random_state=seed)
-    if modality == "eda":
-        scr = int(np.random.default_rng(seed).poisson(p.scr_per_minute * seconds / 60.0))
-        return nk.eda_simulate(duration=duration, sampling_rate=fs, scr_number=scr, drift=-0.01, noise=0.01,
-                               random_state=seed)
-    if modality == "resp":
-        return nk.rsp_simulate(duration=duration, sampling_rate=fs, respiratory_rate=p.respiratory_rate_bpm,
-                               method="breathmetrics", random_state=seed)
-    raise ValueError(f"no simulator for modality {modality!r}")
+def _simulate(modality: str, seconds: float, fs: int, p: Physiology, seed: int) -> np.ndarray:
+    """One block of one modality from the SDK's one simulator (``biomoe_edge.simulation``) at this physiology."""
+    from biomoe_edge.simulation import simulate
+
+    scr = int(np.random.default_rng(seed).poisson(p.scr_per_minute * seconds / 60.0))
+    values, _ = simulate(modality, seconds, fs, seed=seed, ecg_method="simple", heart_rate_bpm=p.heart_rate_bpm,
+                         ibi_randomness=p.ibi_randomness, respiratory_rate_bpm=p.respiratory_rate_bpm, scr_number=scr)
+    return values
 
 
 def _spo2(seconds: float, fs: int, target: float, level: float, rng) -> tuple[np.ndarray, float]:

@@ -21,10 +21,16 @@ HARMONIC_FUNDAMENTAL_HZ = {"bvp": 1.2, "ecg": 1.1, "resp": 0.25, "eda": 0.02}
 
 
 def simulate(modality, seconds: float, fs: float, *, seed: int = 0, method: str = "neurokit2",
-             ecg_method: str = "ecgsyn") -> tuple[np.ndarray, float]:
+             ecg_method: str = "ecgsyn", heart_rate_bpm: float = 70.0, ibi_randomness: float = 0.1,
+             respiratory_rate_bpm: float = 15.0, scr_number: int | None = None) -> tuple[np.ndarray, float]:
     """``(samples float64 (round(seconds * rate),), rate)``: ``rate`` is ``fs`` rounded to whole Hz for the
     NeuroKit2 models (they take an integer sampling rate), else ``fs``. ``ecg_method``: NeuroKit2's ECG model,
-    "ecgsyn" (realistic, seconds per minute of signal) or "simple" (Gaussian waves, fast)."""
+    "ecgsyn" (realistic, seconds per minute of signal) or "simple" (Gaussian waves, fast).
+
+    The physiology of the NeuroKit2 models (the simulated labelled sessions vary it by class,
+    ``biomoe_edge.simulated_sessions``): ``heart_rate_bpm`` (ECG, PPG), ``ibi_randomness`` (PPG beat-to-beat
+    variability), ``respiratory_rate_bpm``, ``scr_number`` (skin conductance responses in the EDA; default one
+    every 20 s or so, at least two)."""
     modality = Modality.parse(modality)
     if method not in METHODS:
         raise ValueError(f"unknown simulation method {method!r}; expected one of: {', '.join(METHODS)}")
@@ -38,7 +44,8 @@ def simulate(modality, seconds: float, fs: float, *, seed: int = 0, method: str 
         return np.round(97.0 + 0.5 * np.sin(2 * np.pi * t / 60.0) - dip + 0.3 * rng.standard_normal(n)), float(fs)
     if method == "harmonic":
         return _harmonic(modality.value, n, float(fs), np.random.default_rng(seed)), float(fs)
-    return _neurokit2(modality, seconds, fs, seed, ecg_method)
+    return _neurokit2(modality, seconds, fs, seed, ecg_method, heart_rate_bpm, ibi_randomness, respiratory_rate_bpm,
+                      max(2, int(seconds // 20)) if scr_number is None else int(scr_number))
 
 
 def _harmonic(modality: str, n: int, fs: float, rng) -> np.ndarray:
@@ -50,7 +57,8 @@ def _harmonic(modality: str, n: int, fs: float, rng) -> np.ndarray:
     return x + 0.05 * rng.standard_normal(n)
 
 
-def _neurokit2(modality: Modality, seconds: float, fs: float, seed: int, ecg_method: str) -> tuple[np.ndarray, float]:
+def _neurokit2(modality: Modality, seconds: float, fs: float, seed: int, ecg_method: str, heart_rate: float,
+               ibi_randomness: float, respiratory_rate: float, scr_number: int) -> tuple[np.ndarray, float]:
     import neurokit2 as nk  # heavy (SciPy, pandas...): only when simulating
 
     rate = int(round(fs))
@@ -58,19 +66,22 @@ def _neurokit2(modality: Modality, seconds: float, fs: float, seed: int, ecg_met
     # NeuroKit2 sizes arrays with duration * sampling_rate: keep it an int when it can be.
     duration = int(seconds) if float(seconds).is_integer() else seconds
     if modality is Modality.ECG:
-        x = nk.ecg_simulate(duration=duration, sampling_rate=rate, heart_rate=70, method=ecg_method, random_state=seed)
+        x = nk.ecg_simulate(duration=duration, sampling_rate=rate, heart_rate=heart_rate, method=ecg_method,
+                            random_state=seed)
     elif modality is Modality.BVP:
-        x = nk.ppg_simulate(duration=duration, sampling_rate=rate, heart_rate=70, random_state=seed)
+        x = nk.ppg_simulate(duration=duration, sampling_rate=rate, heart_rate=heart_rate, ibi_randomness=ibi_randomness,
+                            random_state=seed)
     elif modality is Modality.EDA:
-        x = nk.eda_simulate(duration=duration, sampling_rate=rate, scr_number=max(2, int(seconds // 20)), random_state=seed)
+        x = nk.eda_simulate(duration=duration, sampling_rate=rate, scr_number=scr_number, random_state=seed)
     else:
         try:
-            x = nk.rsp_simulate(duration=duration, sampling_rate=rate, respiratory_rate=15, random_state=seed)
+            x = nk.rsp_simulate(duration=duration, sampling_rate=rate, respiratory_rate=respiratory_rate,
+                                random_state=seed)
         except TypeError:
             # NeuroKit2's "breathmetrics" model indexes with floats for some seeds under NumPy 2; fall back to its
             # sinusoidal model for those seeds rather than fail.
-            x = nk.rsp_simulate(duration=duration, sampling_rate=rate, respiratory_rate=15, method="sinusoidal",
-                                random_state=seed)
+            x = nk.rsp_simulate(duration=duration, sampling_rate=rate, respiratory_rate=respiratory_rate,
+                                method="sinusoidal", random_state=seed)
     return np.asarray(x, dtype=np.float64)[:n], float(rate)
 
 

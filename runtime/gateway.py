@@ -75,11 +75,9 @@ class Gateway:
         self._iterators: list = []
         #: records an ``embeddings()`` consumer did not read in time (its queue was full): oldest dropped.
         self.iterator_dropped = 0
-        #: task heads' predictions (``[[heads]]``): callbacks, ``predictions()`` queues, and per configured sink
-        #: how many predictions it could not take (a sink that does not accept PredictionRecords yet)
+        #: task heads' predictions (``[[heads]]``): ``on_prediction`` callbacks and ``predictions()`` queues
         self._prediction_sinks: list = []
         self._prediction_iterators: list = []
-        self.predictions_not_sunk: collections.Counter = collections.Counter()
         self._manager = None
         self._modalities: dict = {}
         #: (device, state) -> how often the transport reported it (connected, disconnected, failed...)
@@ -351,21 +349,12 @@ class Gateway:
 
     def emit_predictions(self, predictions) -> None:
         """Hand predictions to the prediction callbacks, the ``predictions()`` iterators and every configured sink
-        that accepts PredictionRecords; a sink that does not yet is counted (``predictions_not_sunk``)."""
+        (each takes PredictionRecords beside embeddings: JSONL/NPZ, MQTT on its prediction topic, LSL as its own
+        stream); ``on_embedding`` callbacks get embeddings only."""
         if not predictions:
             return
-        for sink in self._prediction_sinks:
+        for sink in self._prediction_sinks + [s for s in self.sinks if not _is_embedding_callback(s)]:
             sink.write(predictions)
-        for sink in self.sinks:
-            if _is_embedding_callback(sink):
-                continue  # on_embedding callbacks get embeddings only
-            if _accepts_predictions(sink):
-                sink.write(predictions)
-            else:
-                if not self.predictions_not_sunk[sink.name]:
-                    log.warning("sink %s does not accept predictions yet: they are counted, not written there",
-                                sink.name)
-                self.predictions_not_sunk[sink.name] += len(predictions)
         for queue in self._prediction_iterators:
             for record in predictions:
                 if queue.qsize() >= self._iterator_queue:
@@ -402,7 +391,6 @@ class Gateway:
             "connections": {f"{d}/{state}": n for (d, state), n in self.connection_events.items()},
             "refused_devices": self.refused_devices(),
             "heads": self.pipeline.fusion.stats() if self.pipeline.fusion is not None else [],
-            "predictions_not_sunk": dict(self.predictions_not_sunk),
         }
 
 
@@ -410,12 +398,3 @@ def _is_embedding_callback(sink) -> bool:
     from biomoe_edge.runtime.sinks import CallbackSink
 
     return isinstance(getattr(sink, "sink", sink), CallbackSink)
-
-
-def _accepts_predictions(sink) -> bool:
-    """Whether a (guarded) sink takes PredictionRecords: a sink class says so with ``accepts_predictions``; the
-    JSONL sink writes any record's ``to_dict()``, so it does."""
-    from biomoe_edge.runtime.sinks import JsonlSink
-
-    inner = getattr(sink, "sink", sink)
-    return bool(getattr(inner, "accepts_predictions", isinstance(inner, JsonlSink)))

@@ -75,6 +75,7 @@ LAYERS = (
     ("runtime: engines", ("biomoe_edge.runtime.engines",)),
     ("runtime: scheduler", ("biomoe_edge.runtime.scheduler",)),
     ("runtime: sinks", ("biomoe_edge.runtime.sinks",)),
+    ("runtime: heads", ("biomoe_edge.runtime.heads",)),
     ("runtime: pipeline", ("biomoe_edge.runtime.pipeline",)),
     ("runtime: configuration", ("biomoe_edge.runtime.gateway_config",)),
     ("runtime: gateway", ("biomoe_edge.runtime", "biomoe_edge.runtime.gateway", "biomoe_edge.runtime.console",

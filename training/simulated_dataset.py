@@ -39,12 +39,14 @@ FRAME_COLUMNS = ("subject", "device", "modality", "representation", "window_star
 
 def session_config(session, modalities, *, representations, window_s: float, hop_s: float):
     """The gateway configuration the session is embedded with: its wearables (``wearables_of``) as one subject."""
+    from biomoe_edge.firmware_bridge.profiles.registry import Profile
     from biomoe_edge.runtime.gateway_config import parse_config
 
     devices = wearables_of(session.subject, modalities)
     return parse_config({
         "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
-        "devices": [{"name": name, "profile": "native", "modalities": list(mods)} for name, mods in devices.items()],
+        "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(mods)}
+                    for name, mods in devices.items()],
         "subjects": [{"name": session.subject, "devices": list(devices)}],
         "engine": {"max_batch": 16, "deadline_ms": 0, "max_queue": 1 << 16},
     })
