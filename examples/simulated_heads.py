@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         # One held-out subject live: a 2-core CPU embeds about 5-10 images a second with ONNX Runtime.
         sdk("demo", "--head", out / "heads" / best["head"], "--subjects", 1, "--duration",
             args.demo_duration, "--hop", args.hop, "--quiet", "--report", out / "demo_report.json",
-            *(["--checkpoint", args.checkpoint] if args.checkpoint else []))
+            *(["--checkpoint", args.checkpoint] if args.checkpoint else ["--random-weights"]))
     return 0
 
 

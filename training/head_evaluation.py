@@ -11,7 +11,7 @@ import numpy as np
 from biomoe_edge.identity import backbone_mismatch, describe_backbone
 from biomoe_edge.runtime.heads import load_head
 
-from .datasets import dataset_backbone, read_dataset, rows_of_inputs, training_windows
+from .datasets import DatasetError, dataset_backbone, read_dataset, rows_of_inputs, training_windows
 from .metrics import classification_metrics, write_confusion_png
 
 
@@ -22,8 +22,6 @@ def evaluate_head(head_path, dataset, *, png=None, tolerance_s: float | None = N
     The dataset's embeddings must come from the backbone the head was trained on (DatasetError names both
     otherwise). ``tolerance_s``: window-time matching (default: the head's, from training). ``png``: where
     to draw the confusion matrix (None: no picture)."""
-    from .datasets import DatasetError
-
     head = load_head(head_path)
     if frame is None:
         frame, dataset_sha256 = read_dataset(dataset)

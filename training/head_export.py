@@ -61,18 +61,21 @@ def export_head_onnx(model: HeadModel, path) -> dict:
                                     output_names=[OUTPUT_NAME], dynamic_shapes=(tuple({0: batch} for _ in range(k)),),
                                     optimize=True, verbose=False, report=False)
     tmp = path.with_name(path.name + ".partial")
-    program.save(str(tmp))
-    proto = onnx.load(str(tmp))
-    onnx.checker.check_model(proto, full_check=True)
-    operators = sorted({node.op_type for node in proto.graph.node})
-    foreign = [op for op in operators if op not in HEAD_OPERATORS]
-    graph_inputs = [i.name for i in proto.graph.input]
-    outputs = [o.name for o in proto.graph.output]
-    if foreign or graph_inputs != names or outputs != [OUTPUT_NAME]:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"the exported head graph is not of the head form: operators outside the TensorRT-parsable "
-                           f"set {foreign}, inputs {graph_inputs} (expected {names}), outputs {outputs}")
-    tmp.replace(path)
+    try:
+        program.save(str(tmp))
+        proto = onnx.load(str(tmp))
+        onnx.checker.check_model(proto, full_check=True)
+        operators = sorted({node.op_type for node in proto.graph.node})
+        foreign = [op for op in operators if op not in HEAD_OPERATORS]
+        graph_inputs = [i.name for i in proto.graph.input]
+        outputs = [o.name for o in proto.graph.output]
+        if foreign or graph_inputs != names or outputs != [OUTPUT_NAME]:
+            raise RuntimeError(f"the exported head graph is not of the head form: operators outside the "
+                               f"TensorRT-parsable set {foreign}, inputs {graph_inputs} (expected {names}), "
+                               f"outputs {outputs}")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a graph that failed a check is never left to be mistaken for the head
     return {"opset": OPSET, "operators": operators, "input_names": names, "output_name": OUTPUT_NAME}
 
 

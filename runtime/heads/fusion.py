@@ -40,8 +40,9 @@ DROP_REASONS = {
 }
 DEFAULT_TOLERANCE_S = 0.25
 DEFAULT_DEADLINE_S = 5.0
-#: Resolved window times remembered per head and subject, to tell a late input from a new window.
-RESOLVED_MEMORY = 512
+#: Resolved window times remembered per head and subject, to tell a late input from a new window (a minute of
+#: window times at a 1 s hop; an input later than that opens a window time that expires as input_missing).
+RESOLVED_MEMORY = 64
 TIMING_HISTORY = 10_000
 
 
@@ -81,6 +82,8 @@ class _HeadState:
     inputs_late: int = 0
     inputs_duplicate: int = 0
     errors: collections.Counter = field(default_factory=collections.Counter)
+    #: seconds from the newest input sample's arrival to each prediction
+    latencies_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=TIMING_HISTORY))
 
 
 class FusionStage:
@@ -113,11 +116,10 @@ class FusionStage:
             self.states.append(_HeadState(head, frozenset(served) if served else None,
                                           {name: i for i, name in enumerate(head.inputs)}, dict(by_modality),
                                           tolerance_s=tolerances[index], deadline_s=deadlines[index]))
-        #: seconds the stage spent per add() call that emitted predictions, divided by their number (head runs
-        #: included); the head's own run time per call is in ``head_time_s``
+        #: seconds per ``add`` call that emitted predictions, divided by their number (head runs included), and
+        #: seconds per head run (``benchmarks/heads.py`` reports both)
         self.stage_time_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.head_time_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
-        self.latencies_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
 
     def subject_of(self, device: str) -> str:
         return self.subjects.get(device, device)
@@ -230,7 +232,7 @@ class FusionStage:
                     emitted_time_s=now,
                 )
                 if math.isfinite(prediction.latency_s):
-                    self.latencies_s.append(prediction.latency_s)
+                    state.latencies_s.append(prediction.latency_s)
                 predictions.append(prediction)
             state.predictions += len(group)
         return predictions
@@ -294,4 +296,13 @@ class FusionStage:
             "inputs_duplicate": state.inputs_duplicate,
             "pending": sum(len(slots) for slots in state.slots.values()),
             "errors": dict(state.errors),
+            "latency_ms": _percentiles_ms(state.latencies_s),
         } for state in self.states]
+
+
+def _percentiles_ms(values_s) -> dict:
+    """p50/p95/p99 in milliseconds (None when empty: reports are strict JSON)."""
+    if not values_s:
+        return {"p50": None, "p95": None, "p99": None}
+    p50, p95, p99 = np.percentile(np.asarray(values_s, dtype=np.float64) * 1e3, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
