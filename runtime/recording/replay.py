@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from biomoe_edge.runtime.gateway_config import EngineConfig, GatewayConfig, ModalityConfig
+from biomoe_edge.runtime.gateway_config import EngineConfig, GatewayConfig, ModalityConfig, SubjectConfig
 from biomoe_edge.runtime.pipeline import Pipeline
 from biomoe_edge.vocabulary import Modality, WindowSpec, check_representations
 
@@ -36,8 +36,14 @@ def replay_config(source, *, representations=None, window_s: float | None = None
         hop = hop_s if hop_s is not None else float(spec["hop_s"]) if spec else default.window.hop_s
         reps = representations or (tuple(spec["representations"]) if spec else default.representations)
         modalities[modality.value] = ModalityConfig(WindowSpec(length, hop), check_representations(reps))
+    # The recorded [[subjects]]: their devices' windows were cut on one grid per subject live (heads fuse them
+    # by window time), so the replay cuts them on the same grids.
+    grouped: dict[str, list[str]] = {}
+    for device, subject in (getattr(source, "subjects", None) or {}).items():
+        grouped.setdefault(subject, []).append(device)
     return GatewayConfig(windows=modalities[Modality.EDA.value], modalities=modalities,
-                         engine=EngineConfig(max_batch=max_batch, deadline_s=0.0, max_queue=UNBOUNDED_QUEUE))
+                         engine=EngineConfig(max_batch=max_batch, deadline_s=0.0, max_queue=UNBOUNDED_QUEUE),
+                         subjects=tuple(SubjectConfig(name, tuple(devices)) for name, devices in grouped.items()))
 
 
 class Replay:
