@@ -9,11 +9,13 @@ What it does, step by step (each ``$ biomoe-edge ...`` line it prints is the com
 1. Simulated sessions (``biomoe_edge.simulated_sessions``): NeuroKit2 EDA, BVP, respiration and SpO2 whose
    physiology differs by class (rest / mild / strong: heart rate and variability, breathing rate, skin-conductance
    responses), for training subjects and held-out subjects, each with their own baseline.
-2. Datasets of embeddings. STAND-IN until ``biomoe-edge embed`` lands (issue 14): the sessions are encoded as the
-   native wire protocol and fed through the gateway's own ``Pipeline`` in-process
-   (``biomoe_edge.training.simulated_dataset``). Once ``embed`` is on main this step becomes
-   ``biomoe-edge demo --record REC ...`` (the wearables playing the sessions) and
-   ``biomoe-edge embed REC --labels labels.csv --out DATASET``; nothing after it changes.
+2. An emulated recording per partition, in real time: each subject's wearables (a wristband for EDA and BVP, a
+   chest strap for respiration, a finger oximeter for SpO2; ``[[subjects]]``) play its session over Bumble to a
+   gateway with a recording sink; ``labels.csv`` gets the class intervals in gateway time (where each wearable
+   started its session). Then ``biomoe-edge embed REC --labels labels.csv --out DATASET`` replays the recording
+   through the gateway's own ``Pipeline`` with the grid's representations. ``--in-process`` skips the radio and
+   the real-time wait: the sessions are encoded as native packets and fed to the ``Pipeline`` directly
+   (``biomoe_edge.training.simulated_dataset``, the same windows and embeddings up to the radio's timing).
 3. The paper's grid on the simulated task: each representation alone, intra-modality fusion (two
    representations of one modality), multimodal fusion: ``train-head`` (leave-one-subject-out on the training
    subjects) and ``evaluate-head`` (the held-out subjects).
@@ -59,15 +61,63 @@ def sdk(*argv) -> None:
         raise SystemExit(f"biomoe-edge {argv[0]} failed with exit code {code}")
 
 
+async def record_sessions(sessions, folder: pathlib.Path, engine, *, modalities) -> list[tuple]:
+    """Emulated wearables play ``sessions`` in real time to a gateway recording into ``folder``; returns the label
+    rows (subject, device, start_s, end_s, label) in gateway time, from where each wearable started its session."""
+    import asyncio
+    import dataclasses
+
+    from biomoe_edge.commands.demo import with_recording
+    from biomoe_edge.commands.demo_head import session_origin
+    from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
+    from biomoe_edge.firmware_bridge.profiles.registry import Profile
+    from biomoe_edge.runtime.gateway import Gateway
+    from biomoe_edge.runtime.gateway_config import parse_config
+    from biomoe_edge.runtime.transport.backend import TransportBackend
+    from biomoe_edge.simulated_sessions import wearables_of
+
+    worn = {s.subject: wearables_of(s.subject, modalities) for s in sessions}
+    # The live gateway only records here: one cheap picture every 10 s keeps the engine idle; embed re-windows.
+    config = with_recording(parse_config({
+        "windows": {"length_s": 10.0, "hop_s": 10.0, "representations": ["waveform"]},
+        "devices": [{"name": d, "profile": Profile.NATIVE.value, "modalities": list(m)}
+                    for devices in worn.values() for d, m in devices.items()],
+        "subjects": [{"name": subject, "devices": list(devices)} for subject, devices in worn.items()],
+        "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 20.0},
+    }), folder)
+    config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, max_queue=4096))
+    async with VirtualBleNetwork() as network:
+        wearables = {}
+        for session in sessions:
+            for device, mods in worn[session.subject].items():
+                wearables[device] = (session, await network.add_wearable(
+                    device, modalities=mods, signals=session.recording(mods), seed=len(wearables)))
+        backend = TransportBackend.bumble(await network.central())
+        async with Gateway(config, engine=engine, backend=backend):
+            await asyncio.sleep(max(s.duration_s for s in sessions) + 3.0)
+            origins = {device: session_origin(w) for device, (_, w) in wearables.items()}
+            for _, wearable in wearables.values():
+                await wearable.stop()
+    rows = []
+    for device, (session, _) in wearables.items():
+        if origins[device] is None:
+            print(f"warning: {device} never streamed; its windows stay unlabelled")
+            continue
+        rows += [(session.subject, device, origins[device] + i.start_s, origins[device] + i.end_s, i.label)
+                 for i in session.labels]
+    return rows
+
+
 def build_datasets(out: pathlib.Path, *, train_subjects: int, held_out: int, block_s: float, hop_s: float,
-                   modalities=MODALITIES, checkpoint=None, seed: int = 0) -> tuple[pathlib.Path, pathlib.Path]:
+                   modalities=MODALITIES, checkpoint=None, seed: int = 0,
+                   in_process: bool = False) -> tuple[pathlib.Path, pathlib.Path]:
     from biomoe_edge.commands.demo import demo_onnx_path
     from biomoe_edge.runtime.engines import open_engine
     from biomoe_edge.simulated_sessions import simulate_session
     from biomoe_edge.training.datasets import save_dataset
     from biomoe_edge.training.simulated_dataset import embed_simulated_sessions, label_counts
 
-    paths = out / "train.parquet", out / "held_out.parquet"
+    paths = out / "train", out / "held_out"
     if all(p.exists() for p in paths):
         print(f"reusing {paths[0]} and {paths[1]} (delete them to rebuild)")
         return paths
@@ -79,11 +129,28 @@ def build_datasets(out: pathlib.Path, *, train_subjects: int, held_out: int, blo
     for path, (part, indices) in zip(paths, subjects.items()):
         t0 = time.perf_counter()
         sessions = [simulate_session(i, modalities=modalities, block_s=block_s, seed=seed) for i in indices]
-        frame = embed_simulated_sessions(sessions, engine, modalities=modalities, representations=REPRESENTATIONS,
-                                         window_s=10.0, hop_s=hop_s)
-        save_dataset(frame, path, metadata={"simulated": True, "subjects": [s.subject for s in sessions]})
-        print(f"{part}: {len(frame)} embeddings of {len(sessions)} SIMULATED subjects {label_counts(frame)} in "
-              f"{time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+        if in_process:
+            frame = embed_simulated_sessions(sessions, engine, modalities=modalities, representations=REPRESENTATIONS,
+                                             window_s=10.0, hop_s=hop_s)
+            save_dataset(frame, path, metadata={"simulated": True, "subjects": [s.subject for s in sessions]})
+            print(f"{part}: {len(frame)} embeddings of {len(sessions)} SIMULATED subjects {label_counts(frame)} in "
+                  f"{time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+            continue
+        import asyncio
+        import csv
+
+        recording = out / "recordings" / part
+        print(f"{part}: recording {len(sessions)} SIMULATED subjects in real time ({sessions[0].duration_s:.0f} s)",
+              flush=True)
+        rows = asyncio.run(record_sessions(sessions, recording, engine, modalities=modalities))
+        labels = out / f"{part}_labels.csv"
+        with open(labels, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["subject", "device", "start_s", "end_s", "label"])
+            writer.writerows(rows)
+        sdk("embed", recording, "--labels", labels, "--representations", ",".join(REPRESENTATIONS), "--window", 10,
+            "--hop", hop_s, "--out", path, "--quiet")
+        print(f"{part}: recorded and embedded in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
     engine.close()
     return paths
 
@@ -99,6 +166,8 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=None, help="Tiny-BioMoE .pth (default: the demo's random weights)")
     parser.add_argument("--demo-duration", type=float, default=90.0, help="seconds of live serving (0: skip)")
     parser.add_argument("--quick", action="store_true", help="4 + 1 subjects, 30 s blocks, the grid on EDA and BVP")
+    parser.add_argument("--in-process", action="store_true",
+                        help="no emulated recording: feed the sessions' packets to the Pipeline directly (faster)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # the random-weights warning is printed once by the commands themselves
     out = pathlib.Path(args.out)
@@ -109,7 +178,7 @@ def main(argv=None) -> int:
         modalities = ("eda", "bvp")
     train, held_out = build_datasets(out, train_subjects=args.train_subjects, held_out=args.held_out,
                                      block_s=args.block, hop_s=args.hop, modalities=modalities,
-                                     checkpoint=args.checkpoint)
+                                     checkpoint=args.checkpoint, in_process=args.in_process)
 
     table = []
     for kind, name, inputs in grid(modalities):
