@@ -83,7 +83,8 @@ async def record_sessions(sessions, folder: pathlib.Path, engine, *, modalities)
         "devices": [{"name": d, "profile": Profile.NATIVE.value, "modalities": list(m)}
                     for devices in worn.values() for d, m in devices.items()],
         "subjects": [{"name": subject, "devices": list(devices)} for subject, devices in worn.items()],
-        "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 20.0},
+        # emulated boards in this process: no link security to set up (docs/ble.md, "Security")
+        "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 20.0, "security": "none"},
     }), folder)
     config = dataclasses.replace(config, engine=dataclasses.replace(config.engine, max_queue=4096))
     async with VirtualBleNetwork() as network:
