@@ -92,7 +92,7 @@ async def record_sessions(sessions, folder: pathlib.Path, engine, *, modalities)
         for session in sessions:
             for device, mods in worn[session.subject].items():
                 wearables[device] = (session, await network.add_wearable(
-                    device, modalities=mods, signals=session.recording(mods), seed=len(wearables)))
+                    device, modalities=mods, signals=session.recording(mods), seed=len(wearables), security="none"))
         backend = TransportBackend.bumble(await network.central())
         async with Gateway(config, engine=engine, backend=backend):
             await asyncio.sleep(max(s.duration_s for s in sessions) + 3.0)
