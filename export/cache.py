@@ -38,7 +38,7 @@ def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DE
     missing (needs PyTorch once; minutes for int8, which calibrates). ``model``: the loaded model, if the caller
     has it (loaded from the same ``checkpoint`` or ``seed``)."""
     path = cached_onnx_path(checkpoint, precision=precision, max_batch=max_batch, seed=seed)
-    if path.exists() and path.with_suffix(".json").exists():
+    if path.exists() and _states_its_provenance(path.with_suffix(".json")):
         return path
     try:
         from biomoe_edge.export import export_onnx, load_tiny_biomoe
@@ -58,6 +58,18 @@ def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DE
     partial.with_suffix(".json").replace(path.with_suffix(".json"))
     partial.replace(path)
     return path
+
+
+def _states_its_provenance(manifest_path: pathlib.Path) -> bool:
+    """True when a cached graph's manifest says whether it holds random weights (and their seed). A graph cached by
+    an SDK from before manifests said so is exported again: reused, its records could not tell one random backbone
+    from another, and heads trained on one would be served on the other."""
+    import json
+
+    try:
+        return "random_weights" in json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return False
 
 
 __all__ = ["DEFAULT_MAX_BATCH", "cached_onnx", "cached_onnx_path"]

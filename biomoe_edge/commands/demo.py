@@ -71,7 +71,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lsl-markers", default=None, metavar="NAME",
                         help="with --record: record the markers of the LSL stream NAME (string samples)")
     parser.add_argument("--security", choices=("none", "encrypted", "bonded"), default="none",
-                        help="link security of the native wearables, required by the boards and the gateway alike "
+                        help="link security of the emulated biomoe-edge boards, required by them and by the gateway alike "
                              "(default none; `biomoe-edge run` defaults to bonded): README, 'Security modes'")
     parser.add_argument("--impostor", action="store_true",
                         help="once the first wearable is connected, one more wearable advertises its name with "
