@@ -18,8 +18,14 @@ Accounting (``ReassemblyStats``), exact at every moment, for packets and for sam
 
     received = delivered + duplicated + late + stale + rejected + pending
 
-``stale``: a packet reordered behind the first packet of the stream (which is delivered at once, there being
-nothing to wait for); it lies before the output timeline, so it is not counted lost either.
+``stale``: a packet reordered behind the first packet of a run (the stream's first packet, or the first after a
+restart, is delivered at once: there is nothing to wait for). It lies before the output timeline, so it is neither
+delivered (that would put the output back in time) nor counted lost. It is told from a device restart by the
+device clock, not by how far back its number lies (the horizon bounds the wait for packets ahead, not how far a
+packet can be reordered): its timestamps place it, with room for the packets between, before that first packet
+(each of them 1..255 samples), and it arrives no later than a reordered packet can (within the clock's
+``jump_threshold_s`` of the arrival envelope). A number behind the first packet that the clock contradicts (a later
+timestamp, or one from long ago: a rebooted device counting from zero) is a restart.
 
 ``*_lost`` counts what the output timeline misses: sequence numbers skipped, and the samples they held,
 known from the device timestamps (the gap between the packets either side, at the stream's sample rate)
@@ -107,6 +113,7 @@ class StreamReassembler:
         self._us_per_sample = 1e6 / float(stream.sample_rate_hz)
         self._next: int | None = None  # extended sequence number expected next
         self._run_start = 0  # extended sequence number the stream (re)started from
+        self._run_first_us = 0  # unwrapped device time of that packet's first sample
         self._held: dict[int, _Held] = {}
         self._delivered = collections.OrderedDict()  # extended sequence -> raw timestamp
         self._skipped = collections.OrderedDict()  # extended sequence -> None
@@ -127,12 +134,16 @@ class StreamReassembler:
             return []
         device_us = self.clock.unwrap(packet.timestamp_us)
         last_sample_us = device_us + round((n - 1) * self._us_per_sample)
+        # How late this packet is against the clock fit so far (before it joins the fit): a reordered packet is late
+        # by a connection event or a few; a packet from before a device restart, by as long as the device ran since.
+        lateness_s = self.clock.residual(last_sample_us, arrival_time_s) if self.clock.ready else 0.0
         if self.clock.observe(last_sample_us, arrival_time_s):
             self.stats.clock_jumps += 1
         held = _Held(packet, device_us, float(arrival_time_s))
         out: list[SampleBlock] = []
         if self._next is None:
             self._next = self._run_start = packet.sequence
+            self._run_first_us = device_us
         distance = (packet.sequence - self._next + _HALF_SEQUENCE) % SEQUENCE_MODULO - _HALF_SEQUENCE
         extended = self._next + distance
         if distance < 0:
@@ -142,8 +153,8 @@ class StreamReassembler:
                 self.stats.packets_late += 1
                 self.stats.samples_late += n
                 return []
-            if extended not in self._delivered and 0 < self._run_start - extended <= self.horizon:
-                # Reordered behind the very first packet of the run, which was delivered at once.
+            if extended not in self._delivered and self._before_run_start(extended, device_us, n, lateness_s):
+                # Reordered behind the first packet of the run, which was delivered at once.
                 self.stats.packets_stale += 1
                 self.stats.samples_stale += n
                 return []
@@ -180,12 +191,22 @@ class StreamReassembler:
             return f"{packet.channels} channels (described {s.channels})"
         return None
 
+    def _before_run_start(self, extended: int, device_us: int, n: int, lateness_s: float) -> bool:
+        """Whether a packet numbered behind the run's first packet was made before it (a reordered packet)."""
+        behind = self._run_start - extended  # this packet and the behind - 1 packets between it and the first
+        if behind <= 0:
+            return False
+        elapsed = round((self._run_first_us - device_us) / self._us_per_sample)  # samples from it to the first
+        fits = n + (behind - 1) <= elapsed <= n + 255 * (behind - 1)
+        return fits and lateness_s <= self.clock.jump_threshold_s
+
     def _restart_at(self, extended: int, held: _Held) -> None:
         """The device started over with this packet: new run, fresh memories, clock fit re-anchored on it."""
         self.stats.restarts += 1
         self._delivered.clear()
         self._skipped.clear()
         self._next = self._run_start = extended
+        self._run_first_us = held.device_us
         last_sample_us = held.device_us + round((held.packet.sample_count - 1) * self._us_per_sample)
         self.clock.reanchor(last_sample_us, held.arrival_s)  # its clock restarted with it
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from biomoe_edge import firmware_bridge as fb
@@ -127,6 +127,33 @@ def test_packet_reordered_behind_the_first_one_is_stale_not_a_restart():
     check_identity(r.stats)
 
 
+def test_first_packet_reordered_beyond_the_horizon_is_stale_not_a_restart():
+    # The counterexample hypothesis found: one-sample packets, packet 1 lost, packet 0 arriving after packet 2, horizon 1.
+    # Packet 0 is two numbers behind the first packet (more than the horizon), but its timestamp and its arrival
+    # place it just before it: reordered, not a rebooted device. Delivering it would put the output back in time.
+    packets = make_packets(6, sizes=[1] * 6)
+    r = StreamReassembler(STREAM, horizon=1)
+    blocks = push_all(r, [packets[i] for i in (2, 0, 3, 4, 5)])
+    assert [b.first_sequence for b in blocks] == [packets[i][0].sequence for i in (2, 3, 4, 5)]
+    assert r.stats.packets_stale == 1 and r.stats.samples_stale == 1 and r.stats.restarts == 0
+    assert r.stats.packets_lost == 0 and r.stats.clock_jumps == 0  # the output timeline starts at packet 2
+    times = np.concatenate([b.gateway_times_s for b in blocks])
+    assert np.all(np.diff(times) > 0)
+    check_identity(r.stats)
+
+
+def test_a_number_behind_the_first_packet_that_the_clock_contradicts_is_a_restart():
+    first = make_packets(4, first_sequence=10, first_us=0)
+    # Numbered behind the run's first packet but stamped a second after it: the sequence counter started over.
+    again = make_packets(3, first_sequence=8, first_us=1_000_000)
+    r = StreamReassembler(STREAM, horizon=8)
+    push_all(r, first)
+    blocks = push_all(r, again)
+    assert r.stats.restarts == 1 and r.stats.packets_stale == 0
+    assert [b.first_sequence for b in blocks] == [8, 9, 10]
+    check_identity(r.stats)
+
+
 def test_device_restart_starts_over():
     first = make_packets(10, first_sequence=100, first_us=50_000_000)
     again = make_packets(5, first_sequence=0, first_us=0)  # rebooted: sequence and clock from zero
@@ -187,6 +214,7 @@ def test_flush_delivers_what_is_held():
 
 
 @settings(max_examples=60, deadline=None)
+@example(drops={1}, dups=set(), swaps=[0], sizes=[1] * 60, horizon=1)  # the first packet reordered beyond the horizon
 @given(
     drops=st.sets(st.integers(1, 58), max_size=15),
     dups=st.sets(st.integers(0, 59), max_size=8),
