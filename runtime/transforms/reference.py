@@ -1,8 +1,12 @@
 """The reference renderer: matplotlib (Agg) + PIL, one window at a time, obviously right and slow.
 
 Use it offline to build training sets, and as the yardstick the fast renderer is measured against
-(PSNR). It computes each map with the reference libraries themselves (``scipy.signal.spectrogram``,
-``pywt.cwt``, ``pyts.image.RecurrencePlot``) and draws it with these documented figure settings:
+(PSNR). It computes each map with the reference libraries, not with the SDK's fast code: the spectrograms with
+``scipy.signal.spectrogram``; the scalogram with ``reference_cwt`` (PyWavelets' ``cwt`` at the SDK's wavelet
+precision where it takes one, PyWavelets' integrated wavelet and a plain ``numpy.convolve`` elsewhere); the
+recurrence plot with ``scipy.spatial.distance.cdist`` on the delay embedding, thresholded as
+``pyts.image.RecurrencePlot`` documents (the tests check it against pyts itself). It draws them with these
+documented figure settings:
 
 - maps: a figure exactly one pixel per map cell (``figsize=(W/100, H/100)``, ``dpi=100``), one axes filling
   it (``[0, 0, 1, 1]``), axis off, ``imshow(map, cmap, vmin, vmax, origin="lower", aspect="auto",
@@ -18,45 +22,96 @@ Use it offline to build training sets, and as the yardstick the fast renderer is
 
 from __future__ import annotations
 
+import inspect
 import io
+import math
 
 import numpy as np
 
 from biomoe_edge.runtime.transforms.defaults import representation_params
 from biomoe_edge.runtime.transforms.render import COLORMAPS, PSD_FLOOR
+from biomoe_edge.runtime.transforms.scalogram import WAVELET_PRECISION
 from biomoe_edge.runtime.transforms.waveform import LINE_WIDTH_PX, Y_MARGIN
 from biomoe_edge.vocabulary import IMAGE_SIZE, check_representations
 
 DPI = 100
 
 
-def pyts_recurrence_plot_class():
-    """``pyts.image.RecurrencePlot``, loaded from its own module file.
+def cwt_precision_supported() -> bool:
+    """Whether the installed PyWavelets' ``cwt`` takes ``precision`` (1.9 and newer; 1.8 and older fix it at 10)."""
+    import pywt
 
-    ``import pyts.image`` compiles every numba kernel of the Gramian, Markov and approximation modules
-    too (about 45 s of CPU); loading ``pyts/image/_recurrence.py`` alone compiles only the recurrence
-    kernels. The class is pyts' own code, unchanged.
+    return "precision" in inspect.signature(pywt.cwt).parameters
+
+
+def cwt_by_convolution(x, scales, wavelet: str, *, precision: int = WAVELET_PRECISION) -> np.ndarray:
+    """PyWavelets' CWT written out with a plain convolution: (S, ..., N), float64 or complex128.
+
+    The integrated wavelet from ``pywt.integrate_wavelet(wavelet, precision=precision)`` (conjugated for a
+    complex wavelet), resampled at each scale by flooring the grid index, reversed, convolved with each row
+    (``numpy.convolve``), differentiated, scaled by ``-sqrt(scale)``, and the N central points kept: the steps of
+    ``pywt.cwt(..., method="conv")``, for a PyWavelets that does not take ``precision``.
     """
-    import importlib.util
-    import pathlib
-    import sys
+    import pywt
 
-    name = "_biomoe_pyts_recurrence"
-    if name not in sys.modules:
-        spec = importlib.util.find_spec("pyts")
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("pyts is not installed: pip install pyts")
-        path = pathlib.Path(next(iter(spec.submodule_search_locations))) / "image" / "_recurrence.py"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name].RecurrencePlot
+    x = np.asarray(x, dtype=np.float64)
+    wavelet = pywt.ContinuousWavelet(wavelet)
+    int_psi, grid = pywt.integrate_wavelet(wavelet, precision=precision)
+    int_psi = np.conj(int_psi) if wavelet.complex_cwt else np.asarray(int_psi)
+    grid = np.asarray(grid, dtype=np.float64)
+    rows = x.reshape(-1, x.shape[-1])
+    out = []
+    for scale in np.atleast_1d(np.asarray(scales, dtype=np.float64)):
+        step = grid[1] - grid[0]
+        index = (np.arange(scale * (grid[-1] - grid[0]) + 1) / (scale * step)).astype(int)
+        taps = int_psi[index[index < int_psi.size]][::-1]
+        conv = np.stack([np.convolve(row, taps) for row in rows])
+        coef = -np.sqrt(scale) * np.diff(conv, axis=-1)
+        if not wavelet.complex_cwt:
+            coef = coef.real
+        crop = (coef.shape[-1] - x.shape[-1]) / 2
+        if crop < 0:
+            raise ValueError(f"scale {scale} is too small for {wavelet.name}")
+        coef = coef[..., math.floor(crop) : coef.shape[-1] - math.ceil(crop)]
+        out.append(coef.reshape(x.shape))
+    return np.stack(out)
+
+
+def reference_cwt(x, scales, wavelet: str, *, precision: int = WAVELET_PRECISION) -> np.ndarray:
+    """CWT coefficients (S, ..., N) at ``precision``: ``pywt.cwt(x, scales, wavelet, method="fft",
+    precision=precision)`` where PyWavelets takes ``precision`` (>= 1.9), else ``cwt_by_convolution``."""
+    import pywt
+
+    x = np.asarray(x, dtype=np.float64)
+    if cwt_precision_supported():
+        return pywt.cwt(x, np.asarray(scales), wavelet, method="fft", precision=precision)[0]
+    return cwt_by_convolution(x, scales, wavelet, precision=precision)
+
+
+def reference_recurrence(x, *, dimension: int, time_delay: int, threshold, percentage) -> np.ndarray:
+    """Recurrence plot (M, M) of one window, float64, as ``pyts.image.RecurrencePlot`` defines it: Euclidean
+    distances between the delay-embedded trajectories (``scipy.spatial.distance.cdist``); with a threshold, 1 where
+    the distance is below it: ``"point"`` the ``percentage`` percentile of the plot's distances, ``"distance"``
+    ``percentage`` % of its largest distance, a number that value."""
+    import scipy.spatial.distance
+
+    x = np.asarray(x, dtype=np.float64)
+    n_trajectories = x.size - (dimension - 1) * time_delay
+    trajectories = np.stack([x[d * time_delay : d * time_delay + n_trajectories] for d in range(dimension)], axis=1)
+    distances = scipy.spatial.distance.cdist(trajectories, trajectories)
+    if threshold is None:
+        return distances
+    if threshold == "point":
+        cut = np.percentile(distances, percentage)
+    elif threshold == "distance":
+        cut = percentage / 100 * distances.max()
+    else:
+        cut = threshold
+    return (distances < cut).astype(np.float64)
 
 
 def reference_map(window: np.ndarray, fs: float, representation: str, *, modality=None):
-    """(map (H, W), vmin, vmax) of one window by scipy / PyWavelets / pyts, float64."""
-    import pywt
+    """(map (H, W), vmin, vmax) of one window by scipy / PyWavelets, float64."""
     import scipy.signal
 
     x = np.asarray(window, dtype=np.float64)
@@ -77,12 +132,11 @@ def reference_map(window: np.ndarray, fs: float, representation: str, *, modalit
         return phase, phase.min(), phase.max()
     if representation == "scalogram":
         p = params["scalogram"]
-        coef, _ = pywt.cwt(x, np.asarray(p["scales"]), p["wavelet"], sampling_period=1 / fs, method="fft")
-        s = np.abs(coef)
+        s = np.abs(reference_cwt(x, p["scales"], p["wavelet"]))
         return s, s.min(), s.max()
     if representation == "recurrence":
         p = params["recurrence"]
-        s = pyts_recurrence_plot_class()(**p).transform(x[None, :])[0]
+        s = reference_recurrence(x, **p)
         return s, 0.0, 1.0 if p["threshold"] is not None else s.max()
     raise ValueError(f"{representation!r} is not a map representation")
 

@@ -1,10 +1,17 @@
-"""Continuous wavelet transform magnitude, equal to ``abs(pywt.cwt(x, scales, wavelet, method="fft"))``.
+"""Continuous wavelet transform magnitude: the SDK's scalogram, with the wavelet sampled at 2**12 points.
 
-PyWavelets convolves the signal with the integrated wavelet resampled at each scale, one FFT pair per
-scale, then differentiates. Here the integrated-wavelet filter bank for (wavelet, scales, N) is built once
-on the host with PyWavelets' own ``integrate_wavelet`` (same taps), transformed once, and cached (on the GPU
-for CuPy); each call is then one batched forward FFT, one broadcast multiply and one batched inverse FFT
-(real FFTs for the real ``morl``), all padded to one common length.
+The definition is PyWavelets' ``cwt`` (``method="fft"``) with ``precision=WAVELET_PRECISION`` (12): the signal is
+convolved with the integrated wavelet resampled at each scale, then differentiated. 12 is PyWavelets' own default
+from 1.9 on; PyWavelets 1.8 and older (the newest on Python 3.10) sample at a fixed 2**10 points, which its 1.9
+docstring says "will distort coefficients and their norms, with a zipper-like effect" (on real PPG windows the
+two differ by up to 2.56 on magnitudes of a few units). So the SDK builds its filter bank itself from ``pywt.integrate_wavelet(wavelet,
+precision=WAVELET_PRECISION)``, available in every supported PyWavelets, and its pictures do not depend on the
+PyWavelets release installed. ``reference.reference_cwt`` is the independent reference (PyWavelets' ``cwt`` where it
+takes ``precision``, a plain convolution elsewhere).
+
+Here the integrated-wavelet filter bank for (wavelet, scales, N) is built once on the host, transformed once, and
+cached (on the GPU for CuPy); each call is then one batched forward FFT, one broadcast multiply and one batched
+inverse FFT (real FFTs for the real ``morl``), all padded to one common length.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import numpy as np
 from biomoe_edge.runtime.transforms._backend import array_module, as_float32, cached_constant, fft_module
 from biomoe_edge.runtime.transforms._validation import check_sample_rate, check_signal
 
-#: PyWavelets' default ``precision`` of ``cwt`` (the integrated wavelet has 2**precision points).
-PRECISION = 12
+#: The wavelet is integrated on 2**WAVELET_PRECISION points (``precision`` of ``pywt.integrate_wavelet`` and, from
+#: PyWavelets 1.9 on, of ``pywt.cwt``, whose default it is). Part of the definition of every scalogram picture.
+WAVELET_PRECISION = 12
 
 
 def _check_wavelet(wavelet):
@@ -34,7 +42,7 @@ def _check_wavelet(wavelet):
 
 
 def _filter_bank(wavelet_name: str, scales: tuple, n_samples: int):
-    """Per-scale integrated-wavelet taps exactly as pywt.cwt builds them, padded to one common FFT size.
+    """Per-scale integrated-wavelet taps as pywt.cwt builds them (at WAVELET_PRECISION), padded to one FFT size.
 
     Returns (spectra (S, L) complex64, L, crop starts (S,) int, n_taps (S,) int).
     """
@@ -42,7 +50,7 @@ def _filter_bank(wavelet_name: str, scales: tuple, n_samples: int):
     import scipy.fft
 
     wavelet = _check_wavelet(wavelet_name)
-    int_psi, grid = pywt.integrate_wavelet(wavelet, precision=PRECISION)
+    int_psi, grid = pywt.integrate_wavelet(wavelet, precision=WAVELET_PRECISION)
     int_psi = np.conj(int_psi) if wavelet.complex_cwt else int_psi
     # Tap indices on the float64 grid: pywt.cwt's result for float64 data. (For float32 data pywt rounds the
     # grid to float32 first, which picks different taps and moves its own output by up to ~2 %.)
@@ -74,9 +82,10 @@ def _filter_bank(wavelet_name: str, scales: tuple, n_samples: int):
 def scalogram(x, fs, *, scales, wavelet="morl"):
     """|CWT| of ``x`` (..., N): shape (..., len(scales), N), float32, NumPy or CuPy following ``x``.
 
-    Equals ``abs(pywt.cwt(x, scales, wavelet, sampling_period=1/fs, method="fft")[0])`` moved to axes
-    (..., S, N), for ``morl`` and complex Morlet ``cmorB-C`` wavelets. ``fs`` only labels frequencies in
-    PyWavelets, so it does not change the result; it is checked and kept for a uniform signature.
+    Equals ``abs(pywt.cwt(x, scales, wavelet, sampling_period=1/fs, method="fft", precision=12)[0])`` (PyWavelets
+    >= 1.9) moved to axes (..., S, N), for ``morl`` and complex Morlet ``cmorB-C`` wavelets, whatever PyWavelets is
+    installed (see the module docstring). ``fs`` only labels frequencies in PyWavelets, so it does not change the
+    result; it is checked and kept for a uniform signature.
     """
     xp = array_module(x)
     check_sample_rate(fs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -23,8 +25,20 @@ def noise_windows():
 
 @pytest.fixture(scope="session")
 def pyts_recurrence_plot():
-    """pyts.image.RecurrencePlot (its module loaded alone: ``import pyts.image`` spends ~45 s CPU in numba)."""
-    pytest.importorskip("pyts", reason="pyts is the reference for recurrence plots (pip install pyts)")
-    from biomoe_edge.runtime.transforms.reference import pyts_recurrence_plot_class
+    """``pyts.image.RecurrencePlot``, imported by its public name, with numba's JIT off while pyts is imported.
 
-    return pyts_recurrence_plot_class()
+    pyts 0.14 compiles every numba kernel of ``pyts.image`` (Gramian, Markov, recurrence) eagerly at import, about
+    40 s of CPU; with NUMBA_DISABLE_JIT set when numba is first imported, ``njit`` returns the functions as the
+    plain Python they are written in: the same arithmetic in float64, about 0.5 s for a 640-sample plot. (Had numba
+    been imported already, the setting is ignored and the import is only slower, never different.)"""
+    pytest.importorskip("pyts", reason="pyts is the reference for recurrence plots (pip install pyts)")
+    previous = os.environ.get("NUMBA_DISABLE_JIT")
+    os.environ["NUMBA_DISABLE_JIT"] = "1"
+    try:
+        from pyts.image import RecurrencePlot
+    finally:
+        if previous is None:
+            del os.environ["NUMBA_DISABLE_JIT"]
+        else:
+            os.environ["NUMBA_DISABLE_JIT"] = previous
+    return RecurrencePlot
