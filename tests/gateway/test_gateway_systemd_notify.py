@@ -1,15 +1,46 @@
 """The gateway speaks sd_notify to systemd (jetson/systemd/biomoe-edge.service is Type=notify with a watchdog):
-checked over a real AF_UNIX datagram socket, the way systemd listens."""
+checked over a real AF_UNIX datagram socket, the way systemd listens.
+
+The gateway runs on ONNX Runtime, as on a Jetson without PyTorch: these tests belong to the gateway path that CI
+runs on Python 3.10 and 3.12 too."""
 
 from __future__ import annotations
 
+import json
 import os
+import pathlib
 import signal
 import socket
 import subprocess
 import sys
 
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
 from biomoe_edge.runtime.systemd_notify import sd_notify, watchdog_interval_s
+
+
+def onnx_engine_config(tmp_path, extra: str = "") -> pathlib.Path:
+    """gateway.toml on an ONNX Runtime engine: a small real ONNX graph with the engine's interface (images (B, 3, 224,
+    224) float32 -> (B, 192) float32: the mean of each colour plane times a fixed matrix) and its export manifest.
+    The gateway only starts, idles and stops here, so what the model computes does not matter; Tiny-BioMoE's own
+    graph would need PyTorch to export."""
+    weights = numpy_helper.from_array(np.random.default_rng(0).standard_normal((3, 192)).astype(np.float32), "weights")
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+         helper.make_node("MatMul", ["flat", "weights"], ["embeddings"])],
+        "channel_means", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 224, 224])],
+        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", 192])], initializer=[weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what ONNX Runtime 1.18 (the SDK's lower bound) reads
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    (tmp_path / "model.json").write_text(json.dumps({"precision": "fp32", "max_batch": 4}))
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[engine]\nkind = "onnxruntime"\npath = "model.onnx"\n{extra}')
+    return config
 
 
 def listening_socket(path) -> socket.socket:
@@ -46,8 +77,7 @@ def test_watchdog_interval_is_half_the_period_and_only_for_our_pid():
 
 
 def test_run_reports_ready_pings_the_watchdog_and_says_stopping(tmp_path):
-    config = tmp_path / "gateway.toml"
-    config.write_text('[engine]\nkind = "pytorch"\nrandom_weights = true\n')  # no [[devices]]: the gateway idles, as on a fresh install
+    config = onnx_engine_config(tmp_path)  # no [[devices]]: the gateway idles, as on a fresh install
     path = tmp_path / "notify"
     env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
     with listening_socket(path) as sock:
@@ -63,8 +93,7 @@ def test_run_reports_ready_pings_the_watchdog_and_says_stopping(tmp_path):
 
 
 def test_sigterm_stops_the_gateway_cleanly_with_stopping_and_closed_files(tmp_path):
-    config = tmp_path / "gateway.toml"
-    config.write_text('[engine]\nkind = "pytorch"\nrandom_weights = true\n\n[[sinks]]\nkind = "jsonl"\ndirectory = "out"\n')
+    config = onnx_engine_config(tmp_path, '\n[[sinks]]\nkind = "jsonl"\ndirectory = "out"\n')
     path = tmp_path / "notify"
     env = {**os.environ, "NOTIFY_SOCKET": str(path)}
     with listening_socket(path) as sock:
