@@ -29,10 +29,12 @@ usage() {
 Options:
   --l4t 36|38        the rootfs's L4T release (default: read ROOTFS/etc/nv_tegra_release)
   --wheel FILE       install this SDK wheel (default: build one from this checkout)
-  --wheelhouse DIR   take the SDK's dependencies from DIR only (offline: pip --no-index --find-links DIR)
+  --wheelhouse DIR   take the SDK's dependencies, and setuptools>=77 to build it, from DIR only
+                     (offline: pip --no-index --find-links DIR)
   --no-deps          install the SDK alone, not NumPy, SciPy, CuPy, bleak... (you provide them)
   --onnx FILE        copy this ONNX model (and its .json manifest) to /var/lib/biomoe-edge/models/tiny_biomoe.onnx
-Environment: PYTHON, the host Python with pip (default python3).
+Environment: PYTHON, the host Python with pip (default python3). Its own setuptools does not matter: pip builds
+the SDK wheel in an isolated environment with what pyproject.toml's [build-system] requires.
 EOF
 }
 
@@ -85,10 +87,25 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$digest" ] && [ -f "$LIB/biomoe_edg
   say "unchanged  $LIB"
 else
   if [ -z "$WHEEL" ]; then
+    "$PYTHON" -m pip --version >/dev/null 2>&1 \
+      || die "the host Python ($PYTHON) has no pip: install it (Ubuntu: sudo apt install python3-pip) or set PYTHON"
     copy_source "$WORK/src"
-    if ! "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/wheel" "$WORK/src" >"$WORK/wheel.log" 2>&1; then
+    # Build isolation: pip installs pyproject.toml's [build-system] requirements (setuptools>=77, for the SPDX
+    # license field) into a fresh environment, so a stock host setuptools (59 on Ubuntu 22.04, 68 on 24.04) is fine.
+    build_from=()
+    if [ -n "$WHEELHOUSE" ]; then
+      build_from=(--no-index --find-links "$WHEELHOUSE")
+    fi
+    if ! "$PYTHON" -m pip wheel --quiet --no-deps ${build_from[@]+"${build_from[@]}"} -w "$WORK/wheel" "$WORK/src" \
+      >"$WORK/wheel.log" 2>&1; then
       cat "$WORK/wheel.log" >&2
-      die "building the SDK wheel failed (the host Python needs pip and setuptools>=64)"
+      missing=$(sed -n 's/.*No matching distribution found for \(.*\)$/\1/p' "$WORK/wheel.log" | head -n 1)
+      if [ -n "$missing" ] && [ -n "$WHEELHOUSE" ]; then
+        die "building the SDK wheel needs $missing (pyproject.toml [build-system]), which is not in $WHEELHOUSE: add it there (pip download '$missing' -d $WHEELHOUSE)"
+      elif [ -n "$missing" ]; then
+        die "building the SDK wheel needs $missing (pyproject.toml [build-system]), which pip could not get from its package index"
+      fi
+      die "building the SDK wheel with $PYTHON failed (pip's output above)"
     fi
     built=("$WORK"/wheel/biomoe_edge-*.whl)
     WHEEL=${built[0]}

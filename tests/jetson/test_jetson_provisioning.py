@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from biomoe_edge.config import load_toml
 from biomoe_edge.runtime.gateway_config import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -123,34 +124,59 @@ def _snapshot(root: pathlib.Path) -> dict:
     return snap
 
 
-def _stage(rootfs, *args, checkout=REPO):
-    env = dict(os.environ, PYTHON=sys.executable)
+def _stage(rootfs, *args, checkout=REPO, python=sys.executable):
+    env = dict(os.environ, PYTHON=str(python))
     return _run(["bash", str(checkout / "jetson/stage_rootfs.sh"), *args, str(rootfs)], env=env)
 
 
+#: setuptools of the stock Pythons users stage from: Ubuntu 22.04's (JetPack 6 hosts), Ubuntu 24.04's (it imports on
+#: Python 3.12, 59 does not). Both are older than 77, the first to read pyproject.toml's SPDX `license = "MIT"`.
+STOCK_SETUPTOOLS = "68.1.2" if sys.version_info >= (3, 12) else "59.6.0"
+
+
 @pytest.fixture(scope="module")
-def staged(tmp_path_factory):
-    """A minimal Linux_for_Tegra/rootfs (after apply_binaries.sh: nv_tegra_release, passwd, group), staged twice
-    from a frozen copy of the checkout (not a git checkout: the script's other code path); gateway.toml is edited
-    between the runs like a user would."""
-    checkout = tmp_path_factory.mktemp("checkout")
+def stock_python(tmp_path_factory):
+    """A host Python as a workstation has it: a plain venv (pip from ensurepip) with an old setuptools."""
+    venv = tmp_path_factory.mktemp("stock-python")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+    python = venv / "bin/python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"setuptools=={STOCK_SETUPTOOLS}"],
+                   check=True, capture_output=True, timeout=300)
+    version = _run([str(python), "-c", "import importlib.metadata as m; print(m.version('setuptools'))"]).stdout
+    assert int(version.split(".")[0]) < 77, version
+    return python
+
+
+def _frozen_checkout(destination: pathlib.Path) -> pathlib.Path:
+    """A copy of what the SDK wheel is built from (not a git checkout: the script's other code path): pyproject.toml,
+    README.md, jetson/ and every folder pyproject.toml maps into the biomoe_edge package."""
+    package_dirs = set(load_toml(REPO / "pyproject.toml")["tool"]["setuptools"]["package-dir"].values())
     junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
     for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, checkout / name)
-    for name in ("biomoe_edge", "export", "runtime", "firmware_bridge", "training", "jetson"):
-        shutil.copytree(REPO / name, checkout / name, ignore=junk, symlinks=True)
+        shutil.copy2(REPO / name, destination / name)
+    for name in sorted(package_dirs | {"jetson"}):
+        shutil.copytree(REPO / name, destination / name, ignore=junk, symlinks=True)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory, stock_python):
+    """A minimal Linux_for_Tegra/rootfs (after apply_binaries.sh: nv_tegra_release, passwd, group), staged twice
+    by a stock host Python (setuptools older than 77) from a frozen copy of the checkout; gateway.toml is edited
+    between the runs like a user would."""
+    checkout = _frozen_checkout(tmp_path_factory.mktemp("checkout"))
     rootfs = tmp_path_factory.mktemp("Linux_for_Tegra") / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
     (rootfs / "usr/bin").mkdir(parents=True)
     (rootfs / "etc/nv_tegra_release").write_text(RELEASE_R36)
     (rootfs / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
     (rootfs / "etc/group").write_text("root:x:0:\nvideo:x:44:\nbluetooth:x:112:\n")
-    first = _stage(rootfs, "--no-deps", checkout=checkout)
+    first = _stage(rootfs, "--no-deps", checkout=checkout, python=stock_python)
     assert first.returncode == 0, first.stdout + first.stderr
     config = rootfs / "etc/biomoe-edge/gateway.toml"
     config.write_text(config.read_text() + "\n# edited by the user\n")
     before = _snapshot(rootfs)
-    second = _stage(rootfs, "--no-deps", checkout=checkout)
+    second = _stage(rootfs, "--no-deps", checkout=checkout, python=stock_python)
     assert second.returncode == 0, second.stdout + second.stderr
     return rootfs, first, second, before, _snapshot(rootfs)
 
@@ -212,6 +238,31 @@ def test_second_stage_changes_nothing_and_keeps_user_edits(staged):
     assert before == after
     assert "# edited by the user" in (rootfs / "etc/biomoe-edge/gateway.toml").read_text()
     assert "kept       " in second.stdout
+
+
+def test_stage_says_what_the_build_misses(tmp_path, stock_python):
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc/nv_tegra_release").write_text(RELEASE_R36)
+    # Offline, from a wheelhouse without setuptools: the isolated build cannot get its build requirement.
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    result = _stage(rootfs, "--no-deps", "--wheelhouse", str(wheelhouse), python=stock_python)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: building the SDK wheel needs setuptools>=77") and str(wheelhouse) in last, last
+    # A host Python without pip.
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, capture_output=True)
+    result = _stage(rootfs, "--no-deps", python=bare / "bin/python")
+    assert result.returncode != 0 and f"the host Python ({bare / 'bin/python'}) has no pip" in result.stderr
+    assert not (rootfs / "opt").exists()
+
+
+def test_build_system_asks_for_the_setuptools_that_reads_the_license_field():
+    project = load_toml(REPO / "pyproject.toml")
+    assert isinstance(project["project"]["license"], str)  # an SPDX expression (PEP 639): setuptools >= 77
+    assert project["build-system"]["requires"] == ["setuptools>=77"]
 
 
 def test_stage_refuses_an_unsupported_or_missing_rootfs(tmp_path):
