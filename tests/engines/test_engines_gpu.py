@@ -13,6 +13,8 @@ import pytest
 
 from biomoe_edge.runtime.engines import EngineCompatibilityError, open_engine
 
+pytestmark = pytest.mark.torch  # every engine here starts from the ONNX export or the PyTorch model
+
 
 def _cupy_with_device():
     try:

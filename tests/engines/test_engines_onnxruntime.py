@@ -13,6 +13,8 @@ import pytest
 from biomoe_edge.runtime.engines import EngineError, EngineInputError, open_engine
 from biomoe_edge.runtime.engines.base import IDENTITY_KEYS
 
+pytestmark = pytest.mark.torch  # the graphs come from exporting the PyTorch model
+
 
 def test_fp32_onnxruntime_matches_pytorch_and_the_reference(ort_fp32, pytorch_embeddings, reference_pairs, all_images):
     reference11 = reference_pairs[11][2]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from biomoe_edge.cli import main
 from biomoe_edge.manifest import write_manifest
 
 
+@pytest.mark.torch
 def test_export_command_wrote_graph_and_manifest(fp32_onnx):
     manifest = json.loads(fp32_onnx.with_suffix(".json").read_text())
     assert fp32_onnx.name == "model.onnx" and manifest["file"] == "model.onnx"
     assert manifest["precision"] == "fp32" and manifest["max_batch"] == 16
 
 
+@pytest.mark.torch
 def test_inspect_onnx_prints_manifest_and_operator_summary(fp32_onnx, capsys):
     assert main(["inspect", str(fp32_onnx)]) == 0
     out = capsys.readouterr().out
@@ -41,6 +45,7 @@ def test_inspect_refuses_engine_without_manifest(tmp_path, capsys):
     assert "no manifest beside" in capsys.readouterr().err
 
 
+@pytest.mark.torch
 def test_export_command_refuses_bad_checkpoint(tmp_path, capsys):
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     assert main(["export", "--checkpoint", str(tmp_path / "bad.pth"), "--out", str(tmp_path / "out")]) == 1

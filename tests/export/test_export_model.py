@@ -7,11 +7,13 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
-from biomoe_edge.export import CheckpointError, RandomWeightsWarning, load_tiny_biomoe
-from biomoe_edge.export.checkpoint import read_state_dict
-from biomoe_edge.export.model import SpectralGatingNetwork
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="the export extra builds the PyTorch model")
+
+from biomoe_edge.export import CheckpointError, RandomWeightsWarning, load_tiny_biomoe  # noqa: E402
+from biomoe_edge.export.checkpoint import read_state_dict  # noqa: E402
+from biomoe_edge.export.model import SpectralGatingNetwork  # noqa: E402
 
 
 @pytest.mark.parametrize("seed", [11, 29])

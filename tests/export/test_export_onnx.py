@@ -9,13 +9,15 @@ import json
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto
 
-from biomoe_edge.export import export_onnx
-from biomoe_edge.export.graph_info import tensor_types
-from biomoe_edge.export.onnx_export import check_onnx, cosine_rows, run_onnxruntime
-from biomoe_edge.manifest import read_manifest
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="the export extra builds the PyTorch model")
+
+from biomoe_edge.export import export_onnx  # noqa: E402
+from biomoe_edge.export.graph_info import tensor_types  # noqa: E402
+from biomoe_edge.export.onnx_export import check_onnx, cosine_rows, run_onnxruntime  # noqa: E402
+from biomoe_edge.manifest import read_manifest  # noqa: E402
 
 # TensorRT's names for ONNX element types in the operator table
 TRT_TYPE = {TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16", TensorProto.BFLOAT16: "BF16",

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.torch  # the reference pipeline and the export run the PyTorch model
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "latency.py"
 
 

@@ -152,6 +152,7 @@ def test_run_command_reports_a_missing_model_in_one_line(tmp_path):
     assert "missing.onnx" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.torch
 def test_run_command_with_an_empty_allow_list_idles_and_writes_nothing(tmp_path):
     """A fresh Jetson's configuration lists no device: `run` must stay up (a service must not crash-loop)."""
     import subprocess

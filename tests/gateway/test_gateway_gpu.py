@@ -15,7 +15,7 @@ from biomoe_edge.vocabulary import REPRESENTATIONS
 
 from gateway_helpers import description, packets
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.torch]
 
 
 @pytest.fixture(scope="module")

@@ -299,6 +299,7 @@ def model_engine():
     engine.close()
 
 
+@pytest.mark.torch
 def test_polar_h10_and_verity_a_pulse_oximeter_and_a_heart_rate_strap_end_to_end(model_engine, quiet_bumble_controller):
     config = _config([{"name": "h10", "profile": "polar_pmd"}, {"name": "sense", "profile": "polar_pmd", "modalities": ["bvp"]},
                       {"name": "oximeter", "profile": "pulse_oximeter"}, {"name": "strap", "profile": "heart_rate"}])
