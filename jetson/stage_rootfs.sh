@@ -71,7 +71,12 @@ STAMP=$ROOTFS$BIOMOE_PREFIX/.sdk-stamp
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 pip_target=(--target "$WORK/lib" --no-compile --only-binary=:all: --implementation cp --abi "$PY_TAG"
-  --python-version "$PYTHON_VERSION" --platform "manylinux_${GLIBC}_aarch64" --platform manylinux2014_aarch64)
+  --python-version "$PYTHON_VERSION" --platform manylinux2014_aarch64)
+# pip takes each --platform literally: every manylinux_2_x up to the rootfs's glibc (onnxruntime's aarch64 wheels
+# are manylinux_2_28 only since 1.17, for one).
+for minor in $(seq 17 "${GLIBC#2_}"); do
+  pip_target+=(--platform "manylinux_2_${minor}_aarch64")
+done
 if [ -n "$WHEELHOUSE" ]; then
   pip_target+=(--no-index --find-links "$WHEELHOUSE")
 fi
@@ -115,7 +120,7 @@ else
     requirements+=("$CUPY_PACKAGE>=13")
     # pip evaluates environment markers with the host's Python, not --python-version: the SDK's
     # `tomli; python_version < "3.11"` would be skipped for the rootfs's Python 3.10 without this.
-    case "$PYTHON_VERSION" in 3.10) requirements+=("tomli>=2.0") ;; esac
+    case "$PYTHON_VERSION" in 3.10) requirements+=("tomli>=2.2.1") ;; esac
   fi
   "$PYTHON" -m pip install --quiet "${pip_target[@]}" "${requirements[@]}"
   # Console scripts carry the host Python's path, and direct_url.json a temporary path: launchers replace both.

@@ -276,6 +276,42 @@ def test_stage_refuses_an_unsupported_or_missing_rootfs(tmp_path):
     assert result.returncode != 0 and "does not look like a root filesystem" in result.stderr
 
 
+# -- aarch64 wheels (CI: .ci/dependencies.py aarch64) ----------------------------------------------------------
+
+
+def _wheel(folder: pathlib.Path, name: str, tag: str, requires=()) -> None:
+    """A minimal wheel: enough metadata for pip to resolve and download it."""
+    import zipfile
+
+    info = f"{name}-1.0.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.0\n"
+    metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(folder / f"{name}-1.0-{tag}.whl", "w") as wheel:
+        wheel.writestr(f"{info}/METADATA", metadata)
+        wheel.writestr(f"{info}/WHEEL", f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n")
+        wheel.writestr(f"{info}/RECORD", "")
+
+
+def test_aarch64_check_names_the_dependency_without_an_aarch64_wheel(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    # A project whose gateway dependency is pure Python but needs a package built for x86-64 only.
+    _wheel(wheels, "gateway_dep", "py3-none-any", requires=["native-dep>=1"])
+    _wheel(wheels, "native_dep", "py3-none-manylinux2014_x86_64")
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "biomoe-edge"\ndependencies = ["gateway-dep>=1.0"]\n')
+    command = [sys.executable, str(REPO / ".ci/dependencies.py"), "aarch64", "--python", sys.executable,
+               "--glibc", "2.35", "--find-links", str(wheels), "--pyproject", str(pyproject)]
+    result = _run(command)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no aarch64 wheel of native-dep>=1 for CPython"), result.stderr
+    # A manylinux_2_28 aarch64 wheel (as onnxruntime ships) installs on JetPack 6's glibc 2.35: the check passes.
+    _wheel(wheels, "native_dep", "py3-none-manylinux_2_28_aarch64")
+    result = _run(command)
+    assert result.returncode == 0, result.stderr
+    assert "gateway_dep-1.0-py3-none-any.whl" in result.stdout and "native_dep-1.0-py3-none-manylinux_2_28_aarch64.whl" in result.stdout
+
+
 # -- systemd units --------------------------------------------------------------------------------------------
 
 

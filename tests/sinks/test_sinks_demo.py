@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from mqtt_clients import Subscriber, client_context, tls_listener
 
+pytestmark = pytest.mark.torch
 pytest.importorskip("bumble", reason="the demo's wearables run on Bumble")
 pytest.importorskip("torch", reason="the test's engine is the PyTorch engine (no ONNX export in the test budget)")
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed")
