@@ -9,11 +9,13 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 
-from biomoe_edge.cli import main
-from biomoe_edge.export import CheckpointError, load_tiny_biomoe
-from biomoe_edge.export.checkpoint import inspect_checkpoint
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="the export extra loads checkpoints with PyTorch")
+
+from biomoe_edge.cli import main  # noqa: E402
+from biomoe_edge.export import CheckpointError, load_tiny_biomoe  # noqa: E402
+from biomoe_edge.export.checkpoint import inspect_checkpoint  # noqa: E402
 
 HEAD = {"head.weight": torch.randn(7, 192), "head.bias": torch.zeros(7)}
 

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.torch
 pytest.importorskip("bumble", reason="the demo's wearables run on Bumble")
 pytest.importorskip("torch", reason="the test's engine is the PyTorch engine (no ONNX export in the test budget)")
 

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.torch
 pytest.importorskip("bumble", reason="the demo's wearables run on Bumble")
 pytest.importorskip("torch", reason="the engine is the PyTorch engine (no ONNX export in the test budget)")
 pytest.importorskip("pyarrow", reason="datasets are Parquet (pip install 'biomoe-edge[recordings]')")
