@@ -73,6 +73,7 @@ def _manifest(onnx):
     return json.loads(onnx.with_suffix(".json").read_text())
 
 
+@pytest.mark.torch
 def test_a_random_weights_export_says_so_in_its_manifest_and_its_output(random_export):
     onnx, stdout, stderr = random_export
     manifest = _manifest(onnx)
@@ -84,6 +85,7 @@ def test_a_random_weights_export_says_so_in_its_manifest_and_its_output(random_e
     assert "random weights (seed 0)" in stderr and ".py:" not in stderr  # one log line, no Python source line
 
 
+@pytest.mark.torch
 def test_the_engine_identity_and_every_record_say_random_weights(random_export):
     onnx, _, _ = random_export
     with open_engine("auto", onnx) as engine:
@@ -99,6 +101,7 @@ def test_the_engine_identity_and_every_record_say_random_weights(random_export):
         assert record.to_dict()["model"]["random_weights"] is True
 
 
+@pytest.mark.torch
 def test_inspect_reports_random_weights_and_a_verified_file(random_export, capsys):
     onnx, _, _ = random_export
     assert main(["inspect", str(onnx)]) == 0
@@ -106,6 +109,7 @@ def test_inspect_reports_random_weights_and_a_verified_file(random_export, capsy
     assert "random_weights: true" in out and "sha256 matches the manifest" in out
 
 
+@pytest.mark.torch
 def test_a_changed_file_is_refused_by_every_engine_kind_and_inspect_naming_both_hashes(random_export, tmp_path,
                                                                                       capsys):
     onnx, _, _ = random_export
@@ -124,6 +128,7 @@ def test_a_changed_file_is_refused_by_every_engine_kind_and_inspect_naming_both_
     assert actual in out and "0" * 64 in out and "MISMATCH" in out
 
 
+@pytest.mark.torch
 def test_a_graph_without_a_manifest_counts_as_random_weights(random_export, tmp_path, caplog):
     onnx, _, _ = random_export
     bare = tmp_path / "bare.onnx"
@@ -133,6 +138,7 @@ def test_a_graph_without_a_manifest_counts_as_random_weights(random_export, tmp_
     assert any("no manifest beside" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.torch
 def test_the_tensorrt_engine_manifest_carries_the_graphs_provenance(random_export, tmp_path):
     from biomoe_edge.export.tensorrt_builder import write_engine_manifest
 
@@ -145,6 +151,7 @@ def test_the_tensorrt_engine_manifest_carries_the_graphs_provenance(random_expor
     assert manifest["random_weights"] is True and manifest["seed"] == 0
 
 
+@pytest.mark.torch
 def test_a_checkpoint_gives_real_weights_in_the_identity(reference_dir):
     pytest.importorskip("torch", reason="the pytorch engine needs PyTorch")
     checkpoint = reference_dir / "tiny_biomoe_seed11.pth"
@@ -186,6 +193,7 @@ def test_auto_never_falls_back_to_random_weights(tmp_path):
     assert resolve_auto(checkpoint) == ("pytorch", checkpoint)
 
 
+@pytest.mark.torch
 def test_random_weights_on_request_are_announced(caplog, random_export):
     pytest.importorskip("torch", reason="random weights run on the pytorch engine")
     with caplog.at_level(logging.INFO, logger="biomoe_edge.runtime.engines"):

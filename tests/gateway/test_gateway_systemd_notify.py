@@ -6,7 +6,6 @@ runs on Python 3.10 and 3.12 too."""
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import signal
@@ -18,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from biomoe_edge.manifest import write_manifest
 from biomoe_edge.runtime.systemd_notify import sd_notify, watchdog_interval_s
 
 
@@ -37,7 +37,8 @@ def onnx_engine_config(tmp_path, extra: str = "") -> pathlib.Path:
     model.ir_version = 8  # what ONNX Runtime 1.18 (the SDK's lower bound) reads
     onnx.checker.check_model(model)
     onnx.save(model, str(tmp_path / "model.onnx"))
-    (tmp_path / "model.json").write_text(json.dumps({"precision": "fp32", "max_batch": 4}))
+    # The manifest `biomoe-edge export` would write (with the file's sha256): no checkpoint, so random weights.
+    write_manifest(tmp_path / "model.onnx", {"precision": "fp32", "max_batch": 4, "random_weights": True})
     config = tmp_path / "gateway.toml"
     config.write_text(f'[engine]\nkind = "onnxruntime"\npath = "model.onnx"\n{extra}')
     return config

@@ -170,7 +170,7 @@ def test_write_and_load_check_what_they_hold(session, tmp_path):
     with pytest.raises(DatasetError, match="not a readable Parquet file"):
         load_dataset(tmp_path / "junk.parquet")
     bad = frame.copy()
-    bad.loc[0, "embedding"] = np.full(192, np.nan, np.float32)
+    bad.at[0, "embedding"] = np.full(192, np.nan, np.float32)  # .at: pandas 2 (Python 3.10) refuses .loc here
     with pytest.raises(DatasetError, match="row 0: embedding holds NaN"):
         write_dataset(bad, tmp_path / "nan", metadata={})
     with pytest.raises(DatasetError, match="unknown: extra"):
