@@ -8,6 +8,7 @@ import warnings
 import pytest
 
 pytest.importorskip("bumble", reason="the demo's wearables run on Bumble")
+pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="the demo's engine here is the PyTorch engine, and the head is trained with torch")
 pytest.importorskip("neurokit2", reason="simulated sessions")
 pytest.importorskip("sklearn")

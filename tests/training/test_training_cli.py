@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="train-head needs PyTorch (the export extra)")
 pytest.importorskip("sklearn")
 

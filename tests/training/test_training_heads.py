@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch", reason="training heads needs PyTorch (the export extra)")
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
