@@ -1,7 +1,7 @@
 """``[[sinks]] kind = "recording"`` in the gateway TOML: its keys, its errors, one folder per gateway run."""
 
 import pytest
-from conftest import packets, record_gateway_run
+from recording_helpers import packets, record_gateway_run
 
 from biomoe_edge.config import tomllib
 from biomoe_edge.runtime.gateway_config import ConfigError, build_sink, parse_config

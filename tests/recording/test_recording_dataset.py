@@ -4,7 +4,7 @@ written whole or not at all, loaded in one line with exactly the agreed columns.
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ProjectionEngine, lossy, packets, record_gateway_run
+from recording_helpers import ProjectionEngine, lossy, packets, record_gateway_run
 
 from biomoe_edge.dataset import DATASET_COLUMNS, DatasetError, dataset_sha256, load_dataset, write_dataset
 from biomoe_edge.runtime.recording.embed import build_dataset

@@ -3,7 +3,7 @@ the same accounting and the same embeddings as live, including packet loss, reor
 
 import numpy as np
 import pytest
-from conftest import ProjectionEngine, lossy, packets, record_gateway_run
+from recording_helpers import ProjectionEngine, description, lossy, packets, record_gateway_run
 
 from biomoe_edge.runtime.recording import Replay, open_recording
 
@@ -88,7 +88,6 @@ def test_windows_without_an_engine_are_the_ones_the_engine_gets(tmp_path):
 
 
 def test_a_failing_observer_is_counted_and_never_stops_the_data_path():
-    from conftest import description
 
     from biomoe_edge.runtime.gateway_config import parse_config
     from biomoe_edge.runtime.pipeline import Pipeline
