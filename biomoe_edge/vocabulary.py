@@ -9,6 +9,8 @@ from dataclasses import dataclass
 IMAGE_SIZE = 224
 #: One image as the model reads it: RGB channels first.
 IMAGE_SHAPE = (3, IMAGE_SIZE, IMAGE_SIZE)
+#: The fewest samples (at the model rate) a window may hold and still be rendered into an image.
+MIN_RENDER_SAMPLES = 16
 #: Tiny-BioMoE's embedding: two 96-D encoder embeddings, concatenated.
 EMBEDDING_DIM = 192
 

@@ -20,7 +20,7 @@ from biomoe_edge.firmware_bridge.profiles.registry import NAMES as PROFILE_NAMES
 from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.runtime.transport.allow_list import normalize_address
 from biomoe_edge.runtime.transport.security import SECURITY_LEVELS, default_security, state_directory
-from biomoe_edge.vocabulary import REPRESENTATIONS, Modality, WindowSpec
+from biomoe_edge.vocabulary import MIN_RENDER_SAMPLES, REPRESENTATIONS, Modality, WindowSpec, model_rate_hz
 
 #: Windows of a device whose measurements come about once a second, time-stamped on arrival (Heart Rate, PLX:
 #: ``ProfileSpec.arrival_timed``) must hold a few measurements and hop by at least one.
@@ -349,6 +349,19 @@ def _profile_modalities(profile: str, modalities: tuple[str, ...], key_path: str
         raise ConfigError(key_path, str(exc)) from None
 
 
+def _check_renderable_windows(devices, windows: ModalityConfig, modalities: dict) -> None:
+    """Every window a device's modality is cut into must hold enough samples at the model rate to be rendered
+    (EDA at 8 Hz, SpO2 at 4 Hz: a short window would fail on every window, warm-up first)."""
+    for modality in dict.fromkeys(m for device in devices for m in device.modalities):
+        spec = modalities.get(modality, windows).window
+        shortest_s = MIN_RENDER_SAMPLES / model_rate_hz(modality)
+        if spec.length_s < shortest_s:
+            section = f"modalities.{modality}" if modality in modalities else "windows"
+            raise ConfigError(f"{section}.length_s", f"{modality} windows of {spec.length_s:g} s hold fewer than "
+                              f"{MIN_RENDER_SAMPLES} samples at its model rate ({model_rate_hz(modality):g} Hz), too "
+                              f"few to render; use at least {shortest_s:g} s")
+
+
 def _check_once_a_second_windows(devices, windows: ModalityConfig, modalities: dict) -> None:
     """Windows of SpO2 from a pulse oximeter (one measurement a second) must hold a few of them and must not hop
     by less than one, or every window repeats the last (the key named is the one that set the value)."""
@@ -626,6 +639,7 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
                 raise ConfigError(f"devices[{i}]", f"{_show(ident)} is already listed at {seen[ident]}")
             seen[ident] = f"devices[{i}]"
     _check_once_a_second_windows(devices, windows, modalities)
+    _check_renderable_windows(devices, windows, modalities)
     subjects = _subjects(root, devices)
     config = GatewayConfig(
         devices=devices,

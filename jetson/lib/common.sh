@@ -122,9 +122,9 @@ install_payload() {
 source_digest() {
   local files
   if git -C "$REPO_DIR" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    files=$(cd "$REPO_DIR" && git ls-files --cached --others --exclude-standard -- pyproject.toml biomoe_edge export runtime firmware_bridge | LC_ALL=C sort)
+    files=$(cd "$REPO_DIR" && git ls-files --cached --others --exclude-standard -- pyproject.toml biomoe_edge export runtime firmware_bridge training | LC_ALL=C sort)
   else
-    files=$(cd "$REPO_DIR" && find pyproject.toml biomoe_edge export runtime firmware_bridge -type f \
+    files=$(cd "$REPO_DIR" && find pyproject.toml biomoe_edge export runtime firmware_bridge training -type f \
       -not -path '*/__pycache__/*' -not -path '*/build/*' | LC_ALL=C sort)
   fi
   {

@@ -13,10 +13,8 @@ import abc
 import numpy as np
 
 from biomoe_edge.runtime.engines.exc import EngineError, EngineInputError
-from biomoe_edge.vocabulary import EMBEDDING_DIM, IMAGE_SIZE
+from biomoe_edge.vocabulary import EMBEDDING_DIM, IMAGE_SHAPE, IMAGE_SIZE  # images: RGB in [0, 1]
 
-#: The image batch every engine reads: (B, 3, 224, 224), RGB in [0, 1].
-IMAGE_SHAPE = (3, IMAGE_SIZE, IMAGE_SIZE)
 #: Image dtypes an engine accepts; each backend converts to what its graph declares.
 ACCEPTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 #: The keys of ``Engine.identity`` every backend fills.

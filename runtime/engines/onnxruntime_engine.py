@@ -42,8 +42,14 @@ def export_manifest(onnx_path) -> dict:
 
 
 def graph_precision(onnx_path) -> str:
-    """fp32 | fp16 | int8 read from the graph itself (used only when no export manifest says it)."""
-    import onnx
+    """fp32 | fp16 | int8 read from the graph itself (used only when no export manifest says it); "unknown"
+    where the ``onnx`` package (build time, not a gateway dependency) is not installed."""
+    try:
+        import onnx
+    except ImportError:
+        log.warning("%s: no export manifest says its precision and the onnx package is not installed to read it "
+                    "from the graph; its records say precision 'unknown'", onnx_path)
+        return "unknown"
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):

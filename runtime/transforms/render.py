@@ -41,7 +41,7 @@ from biomoe_edge.runtime.transforms.resize import resize
 from biomoe_edge.runtime.transforms.scalogram import scalogram
 from biomoe_edge.runtime.transforms.spectrogram import density, stft
 from biomoe_edge.runtime.transforms.waveform import LINE_WIDTH_PX, waveform_image
-from biomoe_edge.vocabulary import IMAGE_SIZE, check_representations
+from biomoe_edge.vocabulary import IMAGE_SIZE, MIN_RENDER_SAMPLES, check_representations
 
 #: Smallest power kept before taking dB (float32 PSD of an all-zero segment would give -inf).
 PSD_FLOOR = 1e-30
@@ -175,8 +175,9 @@ def render(windows, fs, representations, *, modality=None, out=None, stream=None
             windows = windows[None, :]
         windows = windows.reshape(-1, windows.shape[-1])
         n_windows, n_samples = windows.shape
-        if n_samples < 16:
-            raise ValueError(f"windows of {n_samples} samples are too short to render (need at least 16)")
+        if n_samples < MIN_RENDER_SAMPLES:
+            raise ValueError(f"windows of {n_samples} samples are too short to render "
+                             f"(need at least {MIN_RENDER_SAMPLES})")
         require_finite(windows, "windows")
         out = _check_out(out, xp, n_windows * len(names))
         params = representation_params(float(fs), n_samples, modality)

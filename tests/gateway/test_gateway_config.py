@@ -71,6 +71,11 @@ def _error(text: str) -> str:
      "windows.length_s: spo2 windows of 3 s hold fewer than 4 measurements of a pulse_oximeter device"),
     ('[modalities.spo2]\nlength_s=30\nhop_s=0.5\n[[devices]]\nname="ox"\nprofile="pulse_oximeter"',
      "modalities.spo2.hop_s: a pulse_oximeter device (ox) measures about once a second"),
+    # 3 s of EDA at its 8 Hz model rate: 24 samples, renderable; of SpO2 at 4 Hz: 12, not.
+    ('[windows]\nlength_s=3\n[[devices]]\nname="w"\nmodalities=["eda","spo2"]',
+     "windows.length_s: spo2 windows of 3 s hold fewer than 16 samples at its model rate (4 Hz)"),
+    ('[windows]\nlength_s=10\n[modalities.eda]\nlength_s=1.5\n[[devices]]\nname="w"\nmodalities=["eda"]',
+     "modalities.eda.length_s: eda windows of 1.5 s hold fewer than 16 samples at its model rate (8 Hz)"),
     ('[windows]\nlength_s=inf', "windows.length_s: expected a finite number, got Infinity"),
     ('[engine]\ndeadline_ms=nan', "engine.deadline_ms: expected a finite number, got NaN"),
     ('[engine]\ndevice="gpu0"', 'engine.device: expected "cpu", "cuda" or "cuda:N", got "gpu0"'),
@@ -101,7 +106,7 @@ profile = "heart_rate"
     assert [(d.profile, d.modalities) for d in config.devices] == [
         ("polar_pmd", ("ecg",)), ("polar_pmd", ("bvp",)), ("pulse_oximeter", ("spo2",)), ("heart_rate", ())]
     # Short SpO2 windows are fine when no pulse oximeter feeds them (a native device may stream SpO2 faster).
-    parse_config(tomllib.loads('[windows]\nlength_s=3\nhop_s=0.5\n[[devices]]\nname="w"\nmodalities=["spo2"]'))
+    parse_config(tomllib.loads('[windows]\nlength_s=4\nhop_s=0.5\n[[devices]]\nname="w"\nmodalities=["spo2"]'))
 
 
 def test_modality_overrides_inherit_the_defaults():
