@@ -14,6 +14,7 @@ import argparse
 from biomoe_edge.firmware_bridge.emulation.signals import DEFAULT_MODALITIES as NATIVE_MODALITIES
 from biomoe_edge.firmware_bridge.profiles.registry import NAMES as PROFILE_NAMES
 from biomoe_edge.firmware_bridge.profiles.registry import PROFILES, Emulation, Profile, profile_spec
+from biomoe_edge.runtime.transport.security import SECURITY_LEVELS, default_security
 
 HELP = "Run an emulated BLE wearable (Bumble): in-process with a printed stream, or on a real HCI controller."
 
@@ -56,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drift-ppm", type=float, default=0.0, help="device clock error in parts per million")
     parser.add_argument("--disconnect-every", type=_positive, default=None, help="peripheral disconnects every S device seconds")
     parser.add_argument("--seed", type=int, default=0, help="seeds faults, clock and sequence starts, simulated signals")
+    parser.add_argument("--security", choices=SECURITY_LEVELS, default=None,
+                        help="what the board requires of a link before it serves its data, and what the in-process "
+                             "gateway side asks for: none, encrypted or bonded (LE Secure Connections, Just Works; "
+                             "default: the profile's, bonded for native boards, none for the standard profiles)")
     parser.add_argument("--transport", default=None, help="Bumble HCI transport spec (usb:0, hci-socket:0, serial:...)")
 
 
@@ -72,7 +77,8 @@ def run(args) -> int:
     modalities = spec.modalities(modalities)  # ValueError naming what the profile cannot deliver
     options = dict(address=args.address, profile=args.profile, modalities=modalities, seed=args.seed, speed=args.speed,
                    loss=args.loss, reorder=args.reorder, garbage=args.garbage, drift_ppm=args.drift_ppm,
-                   disconnect_every=args.disconnect_every)
+                   disconnect_every=args.disconnect_every,
+                   security=args.security if args.security is not None else default_security(args.profile).value)
     if spec.emulation is not Emulation.MEASUREMENT_PER_SECOND:  # the profiles that stream sampled signals
         options.update(signals=args.signals, recording_rate_hz=args.recording_rate)
     if args.transport:
@@ -87,7 +93,8 @@ async def _on_transport(args, options) -> int:
 
     wearable = EmulatedWearable(args.name, **options)
     await wearable.start(args.transport)
-    print(f"{args.name} ({wearable.address}) advertising on {args.transport}; Ctrl-C to stop", flush=True)
+    print(f"{args.name} ({wearable.address}) advertising on {args.transport}, link security {options['security']}; "
+          f"Ctrl-C to stop", flush=True)
     try:
         elapsed = 0.0
         while args.duration is None or elapsed < args.duration:
@@ -140,11 +147,17 @@ async def _in_process(args, options, duration_s: float) -> int:
 
     def on_state(device: str, state: str, reason: str) -> None:
         print(f"[{device}] {state}: {reason}", flush=True)
+        if state == "connected":
+            link = connection.link
+            print(f"[{device}] link security {connection.security.value}: " + (
+                "nothing asked of the link" if link is None else
+                f"encrypted={link.encrypted} bonded={link.bonded} paired_now={link.paired_now} "
+                f"identity={link.identity_address}"), flush=True)
 
     async with VirtualBleNetwork() as network:
         wearable = await network.add_wearable(args.name, **options)
         connection = DeviceConnection(
-            DeviceTarget(name=args.name, profile=args.profile),
+            DeviceTarget(name=args.name, profile=args.profile, security=options["security"]),
             on_packet=on_packet,
             on_state=on_state,
             backend=TransportBackend.bumble(await network.central()),
@@ -166,7 +179,8 @@ async def _in_process(args, options, duration_s: float) -> int:
         print(
             f"wearable {args.name}: generated {c.total('packets_generated')} packets, sent {c.total('packets_sent')}, "
             f"dropped on purpose {c.total('packets_dropped')}, unsent (no subscriber) {c.total('packets_unsent')}, "
-            f"reordered {c.total('packets_reordered')}, garbage {c.garbage_sent}, peripheral disconnects {c.disconnects_injected}"
+            f"reordered {c.total('packets_reordered')}, garbage {c.garbage_sent}, peripheral disconnects {c.disconnects_injected}, "
+            f"pairings {c.pairings}, pairings refused {c.pairings_refused}"
         )
         if spec.describes_itself:
             received = sum(r.stats.packets_received for r in reassemblers.values())

@@ -43,3 +43,22 @@ def test_emulate_a_heart_rate_strap(capsys):
     received = int(re.search(r"gateway: received (\d+) notifications", out).group(1))
     assert received == sent >= 3
     assert re.search(r"last \d+ bpm", out)
+
+
+@pytest.mark.parametrize("security, link, pairings", [
+    ("none", "nothing asked of the link", 0),
+    # the Bumble central pairs with bonding whenever it pairs: an encrypted link is bonded too
+    ("encrypted", "encrypted=True bonded=True paired_now=True", 1),
+    ("bonded", "encrypted=True bonded=True paired_now=True", 1)])
+def test_emulate_runs_the_board_and_the_gateway_side_at_the_security_asked(capsys, security, link, pairings):
+    assert main(["emulate", "--duration", "1", "--speed", "5", "--modalities", "bvp", "--security", security]) == 0
+    out = capsys.readouterr().out
+    assert f"link security {security}: {link}" in out
+    assert int(re.search(r"pairings (\d+), pairings refused (\d+)", out).group(1)) == pairings
+    received = int(re.search(r"gateway: received (\d+) packets", out).group(1))
+    assert received > 0
+
+
+def test_emulate_defaults_to_the_profiles_security(capsys):
+    assert main(["emulate", "--duration", "1", "--speed", "5", "--modalities", "bvp"]) == 0
+    assert "link security bonded: encrypted=True bonded=True" in capsys.readouterr().out  # native boards bond
