@@ -268,18 +268,9 @@ class Gateway:
 
         self.sinks.append(GuardedSink(CallbackSink(callback)))
 
-    async def embeddings(self):
+    def embeddings(self):
         """Async iterator over embedding records, from now until the gateway closes."""
-        queue: asyncio.Queue = asyncio.Queue()
-        self._iterators.append(queue)
-        try:
-            while True:
-                record = await queue.get()
-                if record is None:
-                    return
-                yield record
-        finally:
-            self._iterators.remove(queue)
+        return _drain_until_closed(self._iterators)
 
     # -- the worker ----------------------------------------------------------------------------------------
     async def _work(self) -> None:
@@ -334,18 +325,9 @@ class Gateway:
 
         self._prediction_sinks.append(GuardedSink(CallbackSink(callback)))
 
-    async def predictions(self):
+    def predictions(self):
         """Async iterator over the heads' PredictionRecords, from now until the gateway closes."""
-        queue: asyncio.Queue = asyncio.Queue()
-        self._prediction_iterators.append(queue)
-        try:
-            while True:
-                record = await queue.get()
-                if record is None:
-                    return
-                yield record
-        finally:
-            self._prediction_iterators.remove(queue)
+        return _drain_until_closed(self._prediction_iterators)
 
     def emit_predictions(self, predictions) -> None:
         """Hand predictions to the prediction callbacks, the ``predictions()`` iterators and every configured sink
@@ -398,3 +380,17 @@ def _is_embedding_callback(sink) -> bool:
     from biomoe_edge.runtime.sinks import CallbackSink
 
     return isinstance(getattr(sink, "sink", sink), CallbackSink)
+
+
+async def _drain_until_closed(queues: list):
+    """Yield what arrives on a new queue registered in ``queues`` until None (the gateway closing) arrives."""
+    queue: asyncio.Queue = asyncio.Queue()
+    queues.append(queue)
+    try:
+        while True:
+            record = await queue.get()
+            if record is None:
+                return
+            yield record
+    finally:
+        queues.remove(queue)

@@ -426,20 +426,26 @@ def _transport(table: _Table, base=None) -> TransportConfig:
     return config
 
 
+def _directory_and_prefix(table: _Table, base, options: dict, named: str, directory_is: str, prefix: str) -> None:
+    """``directory`` (required, relative to the config file) and ``prefix`` (a plain name for what is ``named``
+    there: a file or a folder) of a sink that writes files."""
+    directory = table.path_value("directory", base)
+    if directory is None:
+        raise ConfigError(table.key("directory"), f"missing: {directory_is}")
+    options["directory"] = directory
+    options["prefix"] = table.string("prefix", prefix)
+    if not re.fullmatch(PREFIX_PATTERN, options["prefix"]):
+        raise ConfigError(table.key("prefix"), f"expected a plain {named}-name prefix (letters, digits, '.', '_', "
+                          f"'-'; at most 64; no path), got {_show(options['prefix'])}")
+
+
 def _sink(table: _Table, base) -> SinkConfig:
     kind = table.string("kind", choices=SINK_KINDS)
     if kind is None:
         raise ConfigError(table.key("kind"), f"missing; expected one of {', '.join(SINK_KINDS)}")
     options: dict = {}
     if kind in ("jsonl", "npz"):
-        directory = table.path_value("directory", base)
-        if directory is None:
-            raise ConfigError(table.key("directory"), "missing: the folder the files are written to")
-        options["directory"] = directory
-        options["prefix"] = table.string("prefix", "embeddings")
-        if not re.fullmatch(PREFIX_PATTERN, options["prefix"]):
-            raise ConfigError(table.key("prefix"), f"expected a plain file-name prefix (letters, digits, '.', '_', "
-                              f"'-'; at most 64; no path), got {_show(options['prefix'])}")
+        _directory_and_prefix(table, base, options, "file", "the folder the files are written to", "embeddings")
         max_mb = table.number("max_mb", 64, minimum=FILE_MAX_MB[0], maximum=FILE_MAX_MB[1])
         options["max_bytes"] = int(max_mb * (1 << 20))
         options["max_age_s"] = table.number("max_age_s", 3600, minimum=FILE_MAX_AGE_S[0], maximum=FILE_MAX_AGE_S[1])
@@ -454,14 +460,8 @@ def _sink(table: _Table, base) -> SinkConfig:
                                                   maximum=LSL_MAX_BUFFERED_S[1])
     elif kind == "recording":
         # One recording folder per gateway run, inside ``directory`` (runtime.recording, docs/recordings.md).
-        directory = table.path_value("directory", base)
-        if directory is None:
-            raise ConfigError(table.key("directory"), "missing: the folder recordings are written to (one per run)")
-        options["directory"] = directory
-        options["prefix"] = table.string("prefix", "recording")
-        if not re.fullmatch(PREFIX_PATTERN, options["prefix"]):
-            raise ConfigError(table.key("prefix"), f"expected a plain folder-name prefix (letters, digits, '.', '_', "
-                              f"'-'; at most 64; no path), got {_show(options['prefix'])}")
+        _directory_and_prefix(table, base, options, "folder",
+                              "the folder recordings are written to (one per run)", "recording")
         options["segment_s"] = table.number("segment_s", 2.0, positive=True, maximum=MAX_RECORDING_SEGMENT_S)
         options["lsl_markers"] = table.string("lsl_markers")
     elif kind == "mqtt":

@@ -22,6 +22,8 @@ import pathlib
 
 import numpy as np
 
+from biomoe_edge.durable import fsync_directory
+
 FORMAT_NAME = "biomoe-edge-recording"
 FORMAT_VERSION = 1
 RECORDING_FILE = "recording.json"
@@ -43,20 +45,6 @@ INDEX_DTYPE = np.dtype([("kind", "u1"), ("stream", "<i4"), ("count", "<i8"), ("c
 
 def segment_name(sequence: int) -> str:
     return f"{sequence:06d}{SEGMENT_SUFFIX}"
-
-
-def fsync_directory(path: pathlib.Path) -> None:
-    """Make a rename in ``path`` durable (where the platform allows opening a directory)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_atomically(path: pathlib.Path, data: bytes) -> None:

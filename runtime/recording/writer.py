@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from biomoe_edge._version import __version__
+from biomoe_edge.durable import fsync_directory
 
 from . import format as fmt
 from .exc import RecordingError
@@ -223,7 +224,7 @@ class RecordingWriter:
                 os.fsync(f.fileno())
                 size = f.tell()
             os.replace(tmp, final)
-            fmt.fsync_directory(final.parent)
+            fsync_directory(final.parent)
         except (OSError, ValueError) as exc:
             # Lost, and said so: counted here and recorded in the next segment.
             reason = errno.errorcode.get(getattr(exc, "errno", None) or 0, type(exc).__name__)

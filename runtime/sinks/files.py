@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from biomoe_edge.durable import fsync_directory
 from biomoe_edge.runtime.records import EmbeddingRecord, PredictionRecord, record_from_dict
 from biomoe_edge.runtime.sinks.base import Sink
 from biomoe_edge.vocabulary import EMBEDDING_DIM
@@ -71,20 +72,6 @@ def _create(path: pathlib.Path, mode: int) -> int:
         path.unlink(missing_ok=True)
         raise
     return fd
-
-
-def _fsync_directory(directory: pathlib.Path) -> None:
-    # Make a rename durable (the directory entry), where the platform allows.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _record_lines(records) -> bytes:
@@ -358,7 +345,7 @@ class JsonlSink(_RotatingSink):
 
     def _finish(self, partial, final):
         os.replace(partial, final)
-        _fsync_directory(final.parent)
+        fsync_directory(final.parent)
 
     def _finalise_journal(self, partial, final, lines):
         # Keep only the complete records: cut the file after the last one, then give it its final name.
@@ -423,7 +410,7 @@ class NpzSink(_RotatingSink):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_directory(final.parent)
+        fsync_directory(final.parent)
 
     def _finish(self, partial, final):
         self._write_npz(final, self._records)
