@@ -1,0 +1,187 @@
+"""The bridged graph as one ONNX file: new-modality images (B, 3, 224, 224) in, the old head's class probabilities
+(B, C) out; FP32 or FP16, TensorRT-parsable operators only, checked against PyTorch with ONNX Runtime.
+
+How: the bridged model (new model up to the input position, pooling, the bridge, the old model from the entry
+points) goes through the SDK's own export path (``biomoe_edge.export.onnx_export``: BatchNorm folded, SpectFormer's
+FFT gating in its exact DFT-free MatMul form, ``torch.onnx.export(dynamo=True)`` at the SDK's opset) to a graph
+whose output is the 192-D embedding; the head's ``head.onnx`` is appended after it with ``onnx.compose``
+(its input ``input_0`` wired to that embedding, its nodes prefixed ``head/``); FP16 is the SDK's conversion
+(``biomoe_edge.export.fp16``: LayerNorms, Softmax and reductions stay FP32, I/O stays FP32).
+
+The check runs both graphs on held-out new-modality images with ONNX Runtime: the embedding graph against the
+PyTorch bridged model (torch.fft form), and the written graph's probabilities against the PyTorch embedding fed
+to the head as given (``head.onnx``, FP32).
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+
+from biomoe_edge.export.onnx_export import OPSET, check_onnx, graph_io, prepare_for_export
+from biomoe_edge.manifest import sha256_file, write_manifest
+
+from .fit import BridgeFit
+from .head import INPUT_NAME as HEAD_INPUT
+from .head import OUTPUT_NAME
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "images"
+EMBEDDING_NAME = "embeddings"
+PRECISIONS = ("fp32", "fp16")
+HEAD_PREFIX = "head/"
+
+
+def _export_embedding_graph(bridged: torch.nn.Module, path: pathlib.Path, max_batch: int) -> None:
+    export_model = prepare_for_export(bridged)
+    example = torch.zeros((2, 3, 224, 224), dtype=torch.float32)
+    batch = torch.export.Dim("batch", min=1, max=max(2, max_batch))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(export_model, (example,), dynamo=True, opset_version=OPSET,
+                                    input_names=[INPUT_NAME], output_names=[EMBEDDING_NAME],
+                                    dynamic_shapes={"images": {0: batch}}, optimize=True, verbose=False, report=False)
+    program.save(str(path))
+
+
+def _append_head(embedding_path: pathlib.Path, head_path: pathlib.Path, out_path: pathlib.Path) -> None:
+    """embedding graph + head graph -> one graph (images -> probabilities)."""
+    import onnx
+    from onnx import compose, version_converter
+
+    body = onnx.load(str(embedding_path))
+    head = onnx.load(str(head_path))
+    head_opset = next(o.version for o in head.opset_import if o.domain in ("", "ai.onnx"))
+    if head_opset != OPSET:
+        head = version_converter.convert_version(head, OPSET)
+    head = compose.add_prefix(head, HEAD_PREFIX)
+    ir_version = max(body.ir_version, head.ir_version)
+    body.ir_version = head.ir_version = ir_version
+    # opsets: the union of both (the default domain agrees after the conversion above)
+    domains = {(o.domain or ""): o.version for o in body.opset_import}
+    for o in head.opset_import:
+        domains.setdefault(o.domain or "", o.version)
+    for model in (body, head):
+        del model.opset_import[:]
+        model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in domains.items())
+    merged = compose.merge_models(body, head, io_map=[(EMBEDDING_NAME, HEAD_PREFIX + HEAD_INPUT)],
+                                  producer_name="biomoe-edge bridge")
+    # the head's output keeps its documented name
+    renamed = HEAD_PREFIX + OUTPUT_NAME
+    for node in merged.graph.node:
+        node.output[:] = [OUTPUT_NAME if o == renamed else o for o in node.output]
+        node.input[:] = [OUTPUT_NAME if i == renamed else i for i in node.input]
+    for output in merged.graph.output:
+        if output.name == renamed:
+            output.name = OUTPUT_NAME
+    onnx.save(merged, str(out_path))
+
+
+def _ort(path, images: np.ndarray, output: str, *, batch: int = 8) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return np.concatenate([session.run([output], {INPUT_NAME: np.ascontiguousarray(images[i:i + batch])})[0]
+                           for i in range(0, len(images), batch)]).astype(np.float32)
+
+
+def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_batch: int = 32) -> pathlib.Path:
+    """Write ``directory``/bridge.onnx (``precision`` fp32 | fp16) and bridge.json; returns the ONNX path."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"bridge precision must be one of {PRECISIONS}, got {precision!r}")
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "bridge.onnx"
+    bridged = fit.bridged_model()
+    images = np.ascontiguousarray(fit.check_images, dtype=np.float32)
+    with torch.no_grad():
+        reference_embeddings = bridged(torch.from_numpy(images)).numpy()
+    reference = fit.head.predict_proba(reference_embeddings)
+    with tempfile.TemporaryDirectory(prefix="biomoe-bridge-") as tmp:
+        embedding_path = pathlib.Path(tmp) / "embedding.onnx"
+        fp32_path = path if precision == "fp32" else pathlib.Path(tmp) / "bridge_fp32.onnx"
+        _export_embedding_graph(bridged, embedding_path, max_batch)
+        embedding_check = float(np.abs(_ort(embedding_path, images, EMBEDDING_NAME) - reference_embeddings).max())
+        _append_head(embedding_path, fit.head.onnx_path, fp32_path)
+        check_onnx(fp32_path)
+        if precision == "fp16":
+            from biomoe_edge.export.fp16 import convert_fp16
+
+            convert_fp16(fp32_path, path)
+            check_onnx(path)
+        got = _ort(path, images, OUTPUT_NAME)
+    inputs, outputs, opset = graph_io(path)
+    onnx_check = {"reference": "PyTorch bridged model (torch.fft spectral gates) -> head.onnx on ONNX Runtime",
+                  "runtime": "onnxruntime CPU", "images": f"{len(images)} held-out {fit.new_modality} windows",
+                  "probabilities_max_abs": float(np.abs(got - reference).max()),
+                  "argmax_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),
+                  "embeddings_max_abs_fp32": embedding_check}
+    log.info("bridge %s ONNX vs PyTorch: probabilities max abs %.3g", precision, onnx_check["probabilities_max_abs"])
+    backbone = {**fit.backbone, "precision": precision}
+    write_manifest(path, {
+        "kind": "bridge",
+        "inputs": [f"{fit.new_modality}:{fit.new_representation}"],
+        "classes": list(fit.head.classes),
+        "old_inputs": fit.head.inputs,
+        "precision": precision,
+        "opset": opset,
+        "graph_inputs": inputs,
+        "graph_outputs": outputs,
+        "max_batch": max_batch,
+        "positions": fit.positions,
+        "rank": fit.rank,
+        "prototypes": fit.prototypes,
+        "initialisation": fit.initialisation,
+        "trainable_parameters": fit.trainable_parameters,
+        "trainable_parameters_by_entry_point": {e: m.parameter_count()
+                                                for e, m in zip(fit.bridge.entry_points, fit.bridge.maps)},
+        "training": fit.training,
+        "fit_curve": fit.curve,
+        "held_out": fit.held_out,
+        "data": fit.data,
+        "timings": fit.timings,
+        "backbone": backbone,
+        "fitted_on_backbone": fit.backbone,
+        "head": {"path": str(fit.head.directory), "sha256": fit.head.sha256, "backbone": fit.head.backbone,
+                 "stand_in": fit.head.manifest.get("stand_in")},
+        "onnx_check": onnx_check,
+        "serving": "an image graph: the gateway renders the new modality's windows as `inputs` names them and "
+                   "feeds `images`; it replaces engine + head for this modality and emits PredictionRecords with "
+                   "via_bridge=true",
+    })
+    return path
+
+
+def verify_bridge_folder(directory) -> dict:
+    """Read DIR/bridge.json and check it describes DIR/bridge.onnx (kind, sha256); returns the manifest."""
+    import json
+
+    from .exc import BridgeFolderError
+
+    directory = pathlib.Path(directory)
+    manifest_path, onnx_path = directory / "bridge.json", directory / "bridge.onnx"
+    for p in (manifest_path, onnx_path):
+        if not p.is_file():
+            raise BridgeFolderError(f"{directory} is not a bridge folder: {p.name} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BridgeFolderError(f"{manifest_path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "bridge":
+        raise BridgeFolderError(f"{manifest_path}: kind is {manifest.get('kind') if isinstance(manifest, dict) else None!r}, "
+                                "expected 'bridge'")
+    for key in ("inputs", "classes", "sha256", "backbone"):
+        if key not in manifest:
+            raise BridgeFolderError(f"{manifest_path}: missing key {key!r}")
+    if sha256_file(onnx_path) != manifest["sha256"]:
+        raise BridgeFolderError(f"{onnx_path}: sha256 differs from bridge.json's: the graph was changed after its "
+                                "manifest was written")
+    return manifest

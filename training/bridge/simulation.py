@@ -1,0 +1,238 @@
+"""Simulated paired sessions (ECG and PPG of one simulated physiology) and a stand-in old head, for tests,
+benchmarks and trying the bridge without hardware. Everything here is SIMULATED.
+
+One subject's heart beats once; both sensors see those beats. A session walks through three arousal states
+(``rest``, ``moderate``, ``high``) in blocks of one to two and a half minutes; a state sets the heart rate (on
+top of the subject's own resting rate), the respiratory sinus arrhythmia, the breathing rate, the pulse arrival
+time and the PPG amplitude (vasoconstriction). From the one beat train:
+
+- ECG (a Polar H10's 130 Hz): P, Q, R, S and T waves as Gaussians around each R peak (the morphology model of
+  ECGSYN, McSharry et al. 2003, placed at given beats; QT stretched with sqrt(RR)), plus NeuroKit2's noise,
+  baseline drift and mains interference (``nk.signal_distort``);
+- PPG (a Verity Sense's 55 Hz): NeuroKit2's phenomenological pulse (onset, systolic peak, dicrotic notch,
+  diastolic peak per beat, joined by Akima interpolation, as ``nk.ppg_simulate`` draws it) starting one pulse
+  arrival time after each R peak, with respiratory baseline and amplitude modulation and NeuroKit2's noise.
+
+:func:`write_stand_in_head` writes a head folder in the heads issue's format (ELU -> Linear on the 192-D
+embedding, softmax out) for as long as ``biomoe-edge train-head`` is not in this build: it is a stand-in, and
+its manifest says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import PairedWindows, pair_streams
+
+STATES = ("rest", "moderate", "high")
+#: per state: heart-rate offset (bpm), RSA depth (fraction of RR), breathing rate (Hz), pulse arrival time (s),
+#: PPG amplitude (relative)
+STATE_PHYSIOLOGY = {
+    "rest": (0.0, 0.06, 0.25, 0.26, 1.0),
+    "moderate": (14.0, 0.035, 0.32, 0.23, 0.8),
+    "high": (28.0, 0.015, 0.40, 0.20, 0.6),
+}
+ECG_FS = 130.0  # Polar H10
+PPG_FS = 55.0  # Polar Verity Sense
+#: ECG waves: (offset from R in s at RR = 1 s, width s, amplitude mV); offsets after R scale with sqrt(RR)
+ECG_WAVES = (("P", -0.17, 0.025, 0.15), ("Q", -0.03, 0.009, -0.12), ("R", 0.0, 0.011, 1.0),
+             ("S", 0.032, 0.011, -0.25), ("T", 0.28, 0.05, 0.30))
+
+
+@dataclass
+class SimulatedStreams:
+    """Two streams of one simulated subject, in gateway seconds from ``start_s``, and the state schedule."""
+
+    subject: str
+    ecg_times: np.ndarray
+    ecg: np.ndarray
+    ppg_times: np.ndarray
+    ppg: np.ndarray
+    r_peaks_s: np.ndarray
+    state_starts_s: np.ndarray
+    states: tuple[str, ...]
+
+    def state_at(self, t: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(self.state_starts_s, t, side="right") - 1
+        return np.asarray(self.states, dtype=object)[np.clip(index, 0, len(self.states) - 1)]
+
+
+def _schedule(rng, duration_s: float, start_s: float, states=STATES) -> tuple[np.ndarray, tuple[str, ...]]:
+    starts, names, t = [], [], start_s
+    order = []
+    while t < start_s + duration_s:
+        if not order:
+            order = list(rng.permutation(states))
+        starts.append(t)
+        names.append(str(order.pop()))
+        t += rng.uniform(60.0, 150.0)
+    return np.asarray(starts), tuple(names)
+
+
+def simulate_streams(seed: int, duration_s: float = 1800.0, *, start_s: float = 0.0, subject: str | None = None,
+                     states=STATES) -> SimulatedStreams:
+    """One subject's paired ECG and PPG streams (SIMULATED), deterministic in ``seed``."""
+    import neurokit2 as nk
+
+    rng = np.random.default_rng(seed)
+    subject = subject or f"sim{seed:03d}"
+    resting_bpm = rng.uniform(58.0, 74.0)
+    t_amplitude = rng.uniform(0.2, 0.4)
+    ppg_shape = rng.normal(0.0, 0.01, 3)
+    state_starts, state_names = _schedule(rng, duration_s, start_s, states)
+    state_index = {s: i for i, s in enumerate(STATES)}
+    table = np.asarray([STATE_PHYSIOLOGY[s] for s in STATES])
+
+    # Heart rate and the other state parameters on a 10 Hz grid, eased between states (tau 8 s)
+    grid = start_s + np.arange(0.0, duration_s + 5.0, 0.1)
+    which = np.searchsorted(state_starts, grid, side="right") - 1
+    targets = table[[state_index[state_names[max(i, 0)]] for i in which]]
+    params = np.empty_like(targets)
+    params[0] = targets[0]
+    alpha = 0.1 / 8.0
+    for i in range(1, len(grid)):
+        params[i] = params[i - 1] + alpha * (targets[i] - params[i - 1])
+    drift_bpm = 2.0 * np.sin(2 * np.pi * grid / rng.uniform(200, 400))
+
+    # One beat train for both sensors: RR from the heart rate, breathing (RSA) and beat-to-beat noise
+    beats, t = [], start_s - 1.5 + rng.uniform(0.0, 0.8)  # beats from before the first sample: no flat start
+    phase = 0.0
+    while t < start_s + duration_s + 1.0:
+        i = min(max(int((t - start_s) / 0.1), 0), len(grid) - 1)
+        offset, rsa, breath_hz, _, _ = params[i]
+        phase = 2 * np.pi * breath_hz * (t - start_s)
+        rr = 60.0 / (resting_bpm + offset + drift_bpm[i]) * (1.0 + rsa * np.sin(phase) + 0.01 * rng.standard_normal())
+        beats.append(t)
+        t += rr
+    beats = np.asarray(beats)
+    rr = np.diff(beats, append=beats[-1] + (beats[-1] - beats[-2]))
+
+    ecg_times = start_s + np.arange(int(duration_s * ECG_FS)) / ECG_FS
+    ecg = np.zeros_like(ecg_times)
+    for r_time, interval in zip(beats, rr):
+        lo, hi = np.searchsorted(ecg_times, [r_time - 0.3, r_time + 0.6 * np.sqrt(interval) + 0.2])
+        local = ecg_times[lo:hi] - r_time
+        for name, offset, width, amplitude in ECG_WAVES:
+            if name == "T":
+                amplitude, offset = t_amplitude, offset * np.sqrt(interval)
+            elif offset > 0:
+                offset = offset * np.sqrt(interval)
+            ecg[lo:hi] += amplitude * np.exp(-0.5 * ((local - offset) / width) ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ecg = nk.signal_distort(ecg, sampling_rate=int(ECG_FS), noise_amplitude=0.02, noise_frequency=[5, 30],
+                                powerline_amplitude=0.01, powerline_frequency=50, random_state=seed, silent=True)
+    ecg = ecg + 0.05 * np.sin(2 * np.pi * 0.2 * (ecg_times - start_s) + rng.uniform(0, 2 * np.pi))
+
+    # PPG: NeuroKit2's pulse landmarks one pulse arrival time after each R peak
+    ppg_times = start_s + np.arange(int(duration_s * PPG_FS)) / PPG_FS
+    i = np.clip(((beats - start_s) / 0.1).astype(int), 0, len(grid) - 1)
+    arrival, amplitude = params[i, 3], params[i, 4]
+    onset = beats + arrival
+    y_onset = rng.normal(0.0, 0.05, len(beats))
+    x_sys = onset + (0.175 + ppg_shape[0]) * rr
+    y_sys = y_onset + amplitude * rng.normal(1.5, 0.08, len(beats))
+    x_notch = onset + (0.40 + ppg_shape[1]) * rr
+    y_notch = y_sys * rng.normal(0.49, 0.01, len(beats))
+    x_dia = onset + (0.45 + ppg_shape[2]) * rr
+    y_dia = y_sys * rng.normal(0.51, 0.01, len(beats))
+    x_all = np.stack((onset, x_sys, x_notch, x_dia), axis=1).reshape(-1)
+    y_all = np.stack((y_onset, y_sys, y_notch, y_dia), axis=1).reshape(-1)
+    order = np.argsort(x_all, kind="mergesort")
+    x_all, y_all = x_all[order], y_all[order]
+    keep = np.concatenate(([True], np.diff(x_all) > 1e-3))
+    ppg = nk.signal_interpolate(x_all[keep], y_all[keep], x_new=ppg_times, method="akima")
+    ppg = np.where(np.isnan(ppg), np.nanmean(ppg), ppg)
+    breath = np.interp(ppg_times, grid, np.cumsum(2 * np.pi * params[:, 2] * 0.1))
+    ppg = ppg * (1.0 + 0.1 * np.sin(breath)) + 0.15 * np.sin(breath + 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ppg = nk.signal_distort(ppg, sampling_rate=int(PPG_FS), noise_amplitude=0.03, noise_frequency=[3, 10],
+                                random_state=seed + 1, silent=True)
+    # raw PPG sits on an ADC offset, as a Verity Sense's photodiodes do
+    return SimulatedStreams(subject, ecg_times, ecg.astype(np.float32), ppg_times,
+                            (500.0 + 40.0 * ppg).astype(np.float32), beats, state_starts, state_names)
+
+
+def simulate_paired_session(seed: int, duration_s: float = 1800.0, *, window_s: float = 10.0, hop_s: float = 1.0,
+                            start_s: float = 0.0, states=STATES) -> PairedWindows:
+    """Paired ECG (old) and PPG (``bvp``, new) windows of one simulated subject, at their model rates, each labelled
+    with the state at its middle (SIMULATED)."""
+    streams = simulate_streams(seed, duration_s, start_s=start_s, states=states)
+    paired = pair_streams(streams.ecg_times, streams.ecg, ECG_FS, streams.ppg_times, streams.ppg, PPG_FS,
+                          old_modality="ecg", new_modality="bvp", window_s=window_s, hop_s=hop_s,
+                          subject=streams.subject)
+    paired.label = streams.state_at(paired.start_s + window_s / 2)
+    return paired
+
+
+def write_stand_in_head(directory, embeddings: np.ndarray, labels, *, inputs: str, backbone: dict,
+                        classes=None, epochs: int = 400, lr: float = 1e-2, seed: int = 0) -> pathlib.Path:
+    """A head folder (head.onnx + head.json, the heads issue's format) with an ELU -> Linear head trained on
+    ``embeddings`` (N, 192) and ``labels`` (N,), softmax probabilities out. A STAND-IN until ``biomoe-edge
+    train-head`` is in this build; its manifest's ``stand_in`` says so. Returns the folder."""
+    import torch
+    from torch import nn
+
+    from biomoe_edge.export.onnx_export import OPSET
+    from biomoe_edge.manifest import write_manifest
+
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    labels = np.asarray(labels, dtype=object)
+    classes = list(classes) if classes is not None else sorted(set(labels))
+    y = torch.as_tensor([classes.index(v) for v in labels])
+    x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.ELU(), nn.Linear(x.shape[1], len(classes)))
+
+        def forward(self, input_0):
+            return torch.softmax(self.net(input_0), dim=1)
+
+    torch.manual_seed(seed)
+    head = Head()
+    optimiser = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-4)
+    for _ in range(epochs):
+        loss = nn.functional.nll_loss(torch.log(head(x) + 1e-12), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    head.eval()
+    onnx_path = directory / "head.onnx"
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(head, (x[:2],), dynamo=True, opset_version=OPSET, input_names=["input_0"],
+                          output_names=["probabilities"], dynamic_shapes={"input_0": {0: batch}}, verbose=False,
+                          report=False).save(str(onnx_path))
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        reference = head(x).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input_0": x.numpy()})[0]
+    accuracy = float((reference.argmax(1) == y.numpy()).mean())
+    digest = hashlib.sha256(np.ascontiguousarray(x.numpy()).tobytes() + json.dumps(list(map(str, labels))).encode())
+    write_manifest(onnx_path, {
+        "kind": "head",
+        "inputs": [inputs],
+        "classes": classes,
+        "fusion": "none",
+        "classifier": {"kind": "elu_linear", "epochs": epochs, "lr": lr, "weight_decay": 1e-4, "seed": seed},
+        "dataset_sha256": digest.hexdigest(),
+        "metrics": {"train_accuracy": accuracy, "windows": int(len(x))},
+        "backbone": dict(backbone),
+        "onnx_check": {"max_abs": float(np.abs(reference - got).max())},
+        "stand_in": "ELU -> Linear head written by biomoe_edge.training.bridge.simulation.write_stand_in_head "
+                    "(until biomoe-edge train-head is in this build), on SIMULATED data",
+    })
+    return directory
