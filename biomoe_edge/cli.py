@@ -28,6 +28,7 @@ COMMANDS = {
     "embed": "embed",
     "train-head": "train_head",
     "evaluate-head": "evaluate_head",
+    "bridge": "bridge",
 }
 
 

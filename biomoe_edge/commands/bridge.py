@@ -1,0 +1,158 @@
+"""``biomoe-edge bridge fit | evaluate``: BioX-Bridge, a head trained on one modality served on a wearable that
+measures another (docs/bridge.md).
+
+    biomoe-edge bridge fit --paired REC... [--map ...] --new bvp:spectrogram_psd --head HEAD_DIR --out DIR
+    biomoe-edge bridge evaluate DIR REC... [--map ...] --labels CSV --json FILE
+
+Recordings are read by ``biomoe_edge.training.bridge.load_paired_windows`` (paired) and
+:func:`load_labelled_windows` (evaluation), the only two places that touch stored recordings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+import warnings
+
+HELP = "BioX-Bridge: fit a bridge that runs an old-modality head on a new-modality wearable, or evaluate one"
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="bridge_action", metavar="ACTION", required=True)
+    fit = actions.add_parser("fit", help="fit a bridge on paired recordings and write DIR/bridge.onnx + bridge.json",
+                             description="Select the input and output positions (probe F1, CKA), fit protoLRFC on "
+                                         "cached features, export the bridged graph.")
+    fit.add_argument("--paired", nargs="+", required=True, type=pathlib.Path, metavar="RECORDING",
+                     help="paired sessions: both the head's modality and the new one, worn at the same time")
+    fit.add_argument("--map", metavar="CH:MOD,...", help="channel map for EDF/CSV recordings, as `embed` takes it")
+    fit.add_argument("--new", required=True, metavar="MOD:REPRESENTATION",
+                     help="the new wearable's modality and how its windows are drawn, e.g. bvp:spectrogram_psd")
+    fit.add_argument("--head", required=True, type=pathlib.Path, metavar="HEAD_DIR",
+                     help="the old modality's head folder (head.onnx + head.json, one input)")
+    fit.add_argument("--out", required=True, type=pathlib.Path, metavar="DIR", help="output folder")
+    weights = fit.add_mutually_exclusive_group()
+    weights.add_argument("--checkpoint", type=pathlib.Path, metavar="PATH",
+                         help="the Tiny-BioMoE checkpoint the head was trained on (checked against head.json)")
+    weights.add_argument("--random-weights", type=int, metavar="SEED",
+                         help="random weights of SEED (only for a head trained on them; meaningless otherwise)")
+    fit.add_argument("--rank", type=int, default=8, help="low-rank r of the bridge (default 8)")
+    fit.add_argument("--prototypes", type=int, default=32, help="prototype count P (default 32)")
+    fit.add_argument("--init", choices=("real", "random"), default="real",
+                     help="prototypes from real old-model features (default) or random")
+    fit.add_argument("--loss", choices=("centred_cosine", "cosine"), default="centred_cosine",
+                     help="training loss (default centred_cosine; docs/bridge.md says why)")
+    fit.add_argument("--epochs", type=int, default=50)
+    fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    fit.add_argument("--batch-size", type=int, default=16)
+    fit.add_argument("--input-position", default="auto", help="new-model tap (default auto: best probe F1)")
+    fit.add_argument("--output-position", default="auto",
+                     help="fused | experts | ENC1+ENC2 entry points (default auto: best CKA within the time budget)")
+    fit.add_argument("--time-budget", type=float, default=1800.0, metavar="S",
+                     help="skip output positions whose estimated fit time exceeds S seconds (default 1800)")
+    fit.add_argument("--precision", choices=("fp32", "fp16"), default="fp16", help="bridge.onnx precision")
+    fit.add_argument("--max-batch", type=int, default=32)
+    fit.add_argument("--window-s", type=float, default=10.0, help="paired window length (default 10 s)")
+    fit.add_argument("--hop-s", type=float, default=1.0, help="paired window hop (default 1 s)")
+    fit.add_argument("--cache-dir", type=pathlib.Path, metavar="DIR",
+                     help="feature cache (default $BIOMOE_EDGE_CACHE_DIR or ~/.cache/biomoe-edge)")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    evaluate = actions.add_parser("evaluate", help="the bridged head's metrics on labelled new-modality recordings")
+    evaluate.add_argument("bridge", type=pathlib.Path, metavar="DIR", help="bridge folder (bridge.onnx + bridge.json)")
+    evaluate.add_argument("recordings", nargs="+", type=pathlib.Path, metavar="RECORDING")
+    evaluate.add_argument("--map", metavar="CH:MOD,...", help="channel map for EDF/CSV recordings")
+    evaluate.add_argument("--labels", required=True, type=pathlib.Path, metavar="CSV",
+                          help="labels by time, as `embed --labels` takes them")
+    evaluate.add_argument("--json", required=True, type=pathlib.Path, metavar="FILE", help="write the metrics here")
+
+
+def _load_model(args, head):
+    """The Tiny-BioMoE the head was trained on: --checkpoint, --random-weights, or the head's own random seed."""
+    from biomoe_edge.export import load_tiny_biomoe
+    from biomoe_edge.identity import describe_backbone
+
+    if args.checkpoint is not None:
+        return load_tiny_biomoe(args.checkpoint), None
+    seed = args.random_weights
+    if seed is None:
+        if not head.backbone.get("random_weights"):
+            raise ValueError(f"{head.directory} was trained on {describe_backbone(head.backbone)}: give that "
+                             "checkpoint with --checkpoint")
+        seed = head.backbone.get("seed")
+        log.warning("the head was trained on random weights (seed %s): the bridge uses them too", seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_tiny_biomoe(seed=seed)
+    for warning in caught:
+        log.warning("%s", warning.message)
+    return model, seed
+
+
+def load_labelled_windows(paths, mapping, modality: str, labels_csv, *, window_s: float = 10.0, hop_s: float = 1.0):
+    """New-modality windows (N, n) at the model rate, and their labels from ``labels_csv``, from recordings."""
+    try:
+        from biomoe_edge.runtime.recording import open_recording  # noqa: F401  (issue 14)
+    except ImportError:
+        raise NotImplementedError(
+            "reading labelled recordings needs biomoe_edge.runtime.recording.open_recording and the labels reader "
+            "of `embed --labels` (issue 14), which this build does not have yet; evaluate from arrays with "
+            "biomoe_edge.training.bridge.evaluate_bridge meanwhile") from None
+    raise NotImplementedError("biomoe_edge.runtime.recording exists but the bridge's reader for it is not written yet")
+
+
+def _fit(args) -> int:
+    from biomoe_edge.training.bridge import export_bridge, fit_bridge, load_paired_windows, read_head, torch_backbone
+    from biomoe_edge.training.bridge.head import check_head_backbone, parse_input
+    from biomoe_edge.training.bridge.report import entry_point_table, input_position_table, output_position_table
+
+    new_modality, new_representation = parse_input(args.new, "--new")
+    head = read_head(args.head)
+    if new_modality == head.modality:
+        raise ValueError(f"--new {args.new}: the head already reads {head.inputs[0]}; a bridge carries it to another "
+                         "modality")
+    model, seed = _load_model(args, head)
+    backbone = torch_backbone(model, seed=seed, precision="fp32")
+    check_head_backbone(head, backbone)
+    paired = load_paired_windows(args.paired, args.map, head.modality, new_modality, window_s=args.window_s,
+                                 hop_s=args.hop_s)
+    fit = fit_bridge(paired, head, model, new_representation=new_representation, backbone=backbone, rank=args.rank,
+                     prototypes=args.prototypes, init=args.init, loss=args.loss, epochs=args.epochs, lr=args.lr,
+                     batch_size=args.batch_size, input_position=args.input_position,
+                     output_position=args.output_position, time_budget_s=args.time_budget, cache_dir=args.cache_dir,
+                     progress=not args.no_progress)
+    print(input_position_table(fit.positions), end="\n\n")
+    print(entry_point_table(fit.positions), end="\n\n")
+    print(output_position_table(fit.positions), end="\n\n")
+    path = export_bridge(fit, args.out, precision=args.precision, max_batch=args.max_batch)
+    held = fit.held_out
+    print(f"wrote {path} and {path.with_suffix('.json')} ({args.precision}): {fit.positions['input']['name']} -> "
+          f"{fit.positions['output']['name']}, {fit.trainable_parameters:,} trainable parameters; held-out "
+          f"{held['windows']} windows: agreement with the old head {held['agreement_with_old_head']:.3f} (old head "
+          f"on {new_modality} embeddings directly: {held['old_head_on_new_embeddings_agreement']:.3f}), cosine to "
+          f"targets {held['cosine_to_targets_mean']:.4f}")
+    if backbone.get("random_weights"):
+        print("random weights: the bridge's predictions mean nothing")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from biomoe_edge.training.bridge import evaluate_bridge, verify_bridge_folder
+    from biomoe_edge.training.bridge.head import parse_input
+
+    manifest = verify_bridge_folder(args.bridge)
+    modality, _ = parse_input(manifest["inputs"][0], f"{args.bridge}/bridge.json: inputs[0]")
+    windows, fs, labels = load_labelled_windows(args.recordings, args.map, modality, args.labels)
+    metrics = evaluate_bridge(args.bridge, windows, fs, labels)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"{metrics['windows']} windows: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}; "
+          f"wrote {args.json}")
+    return 0
+
+
+def run(args) -> int:
+    return _fit(args) if args.bridge_action == "fit" else _evaluate(args)
