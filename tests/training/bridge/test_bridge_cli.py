@@ -1,0 +1,74 @@
+"""``biomoe-edge bridge fit | evaluate``: arguments, and clear one-line errors for what does not fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bridge_helpers import CLASSES, make_fixture_head
+
+from biomoe_edge.cli import main
+
+
+@pytest.fixture(scope="module")
+def head_dir(tmp_path_factory, reference_dir):
+    """FIXTURE head on random embeddings, bound to the reference checkpoint's backbone."""
+    from biomoe_edge.manifest import sha256_file
+
+    rng = np.random.default_rng(0)
+    backbone = {"checkpoint_sha256": sha256_file(reference_dir / "tiny_biomoe_seed11.pth"), "random_weights": False,
+                "seed": None, "precision": "fp32"}
+    return make_fixture_head(tmp_path_factory.mktemp("head"), rng.normal(size=(30, 192)).astype(np.float32),
+                             rng.choice(CLASSES, 30), backbone)
+
+
+def fit_args(head_dir, tmp_path, *extra):
+    return ["bridge", "fit", "--paired", str(tmp_path / "session"), "--new", "bvp:spectrogram_psd", "--head",
+            str(head_dir), "--out", str(tmp_path / "out"), *extra]
+
+
+def test_fit_reads_recordings_through_the_recordings_api(head_dir, tmp_path, reference_dir, capsys):
+    # the head and the backbone are checked first; reading recordings needs issue 14's recordings in this build
+    assert main(fit_args(head_dir, tmp_path, "--checkpoint", str(reference_dir / "tiny_biomoe_seed11.pth"))) == 1
+    err = capsys.readouterr().err
+    assert "biomoe-edge bridge: error:" in err
+    assert "biomoe_edge.runtime.recording.open_recording" in err and "not have yet" in err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--random-weights", "3"], "trained on the embeddings of checkpoint"),
+    ([], "give that checkpoint with --checkpoint"),
+])
+def test_fit_refuses_a_head_of_another_backbone(head_dir, tmp_path, capsys, extra, message):
+    assert main(fit_args(head_dir, tmp_path, *extra)) == 1
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("new, message", [
+    ("bvp:gaf", "--new 'bvp:gaf': unknown representation 'gaf'"),
+    ("bvp", "--new: expected MODALITY:REPRESENTATION"),
+    ("ecg:spectrogram_psd", "the head already reads ecg:spectrogram_psd"),
+])
+def test_fit_refuses_a_bad_new_modality(head_dir, tmp_path, capsys, new, message):
+    args = fit_args(head_dir, tmp_path)
+    args[args.index("--new") + 1] = new
+    assert main(args) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_fit_refuses_a_folder_that_is_not_a_head(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(fit_args(tmp_path / "empty", tmp_path)) == 1
+    assert "is not a head folder: head.json is missing" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_folder_that_is_not_a_bridge(head_dir, tmp_path, capsys):
+    assert main(["bridge", "evaluate", str(head_dir), str(tmp_path / "rec"), "--labels", str(tmp_path / "l.csv"),
+                 "--json", str(tmp_path / "m.json")]) == 1
+    assert "is not a bridge folder: bridge.json is missing" in capsys.readouterr().err
+
+
+def test_fit_requires_its_arguments(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bridge", "fit", "--new", "bvp:scalogram"])
+    assert exit_info.value.code == 2
+    assert "--paired" in capsys.readouterr().err

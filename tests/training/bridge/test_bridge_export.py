@@ -1,0 +1,155 @@
+"""The bridged graph: one ONNX file from new-modality images to the old head's probabilities, FP32 and FP16, with
+TensorRT-parsable operators only, equal to PyTorch; its manifest; and evaluation through it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto
+
+from biomoe_edge.export.graph_info import tensor_types
+from biomoe_edge.training.bridge import (Bridge, BridgedModel, BridgeFolderError, evaluate_bridge, export_bridge,
+                                         render_images, verify_bridge_folder)
+
+TRT_TYPE = {TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16", TensorProto.BFLOAT16: "BF16",
+            TensorProto.INT32: "INT32", TensorProto.INT64: "INT64", TensorProto.INT8: "INT8",
+            TensorProto.BOOL: "BOOL"}
+#: operators whose "`axes` must be an initializer" restriction applies to this input
+AXES_INPUT = {"ReduceMean": 1, "ReduceSum": 1, "Slice": 3, "Squeeze": 1, "Unsqueeze": 1}
+
+
+def tensorrt_problems(path, reference_dir) -> list[str]:
+    """Nodes whose operator, first-input element type or constant-axes restriction TensorRT 10's ONNX parser refuses
+    (``../shared/reference/tensorrt10_onnx_operators.json``, read in place)."""
+    table = json.loads((reference_dir / "tensorrt10_onnx_operators.json").read_text())["operators"]
+    model = onnx.load(str(path))
+    types = tensor_types(model)
+    constants = {i.name for i in model.graph.initializer} | {
+        o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    problems = []
+    for node in model.graph.node:
+        entry = table.get(node.op_type)
+        if entry is None or not entry["supported"]:
+            problems.append(f"{node.name}: {node.op_type} not supported")
+            continue
+        dtype = TRT_TYPE.get(types.get(node.input[0])) if node.input else None
+        if dtype is not None and dtype not in entry["types"]:
+            problems.append(f"{node.name}: {node.op_type} on {dtype}")
+        axes = AXES_INPUT.get(node.op_type)
+        if axes is not None and len(node.input) > axes and node.input[axes] and node.input[axes] not in constants:
+            problems.append(f"{node.name}: {node.op_type} axes not an initializer")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def exported(small_fit, tmp_path_factory):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fp32 = export_bridge(small_fit, tmp_path_factory.mktemp("bridge32"), precision="fp32", max_batch=8)
+        fp16 = export_bridge(small_fit, tmp_path_factory.mktemp("bridge16"), precision="fp16", max_batch=8)
+    return fp32, fp16
+
+
+@pytest.fixture(scope="module")
+def new_images(small_paired):
+    """Images of new-modality windows the export's own check did not use (it takes held-out windows)."""
+    rows = np.arange(0, 12, 2)
+    return render_images(small_paired.new[rows], small_paired.new_fs, "bvp", "spectrogram_psd")
+
+
+def run(path, images):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["probabilities"], {"images": images})[0]
+
+
+def test_fp32_graph_equals_pytorch(exported, small_fit, new_images):
+    with torch.no_grad():
+        embeddings = small_fit.bridged_model()(torch.from_numpy(new_images)).numpy()
+    reference = small_fit.head.predict_proba(embeddings)
+    got = run(exported[0], new_images)
+    assert got.shape == (len(new_images), 3)
+    assert np.abs(got - reference).max() < 1e-4
+    assert np.array_equal(got.argmax(1), reference.argmax(1))
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
+
+
+def test_graph_io_operators_and_manifest(exported, small_fit, stand_in_backbone, reference_dir):
+    path = exported[0]
+    onnx.checker.check_model(str(path), full_check=True)
+    model = onnx.load(str(path))
+    assert [i.name for i in model.graph.input] == ["images"]
+    assert [o.name for o in model.graph.output] == ["probabilities"]
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [3, 224, 224] and isinstance(dims[0], str)
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"DFT", "STFT", "BatchNormalization"}
+    assert tensorrt_problems(path, reference_dir) == []
+    manifest = verify_bridge_folder(path.parent)
+    assert manifest["kind"] == "bridge"
+    assert manifest["inputs"] == ["bvp:spectrogram_psd"] and manifest["old_inputs"] == ["ecg:spectrogram_psd"]
+    assert manifest["classes"] == ["rest", "moderate", "high"]
+    assert manifest["trainable_parameters"] == small_fit.trainable_parameters
+    assert manifest["rank"] == 8 and manifest["prototypes"] == 32 and manifest["initialisation"] == "real"
+    assert manifest["positions"]["input"]["name"] == small_fit.bridge.input_position
+    assert manifest["positions"]["output"]["entry_points"] == list(small_fit.bridge.entry_points)
+    assert len(manifest["fit_curve"]) == 5 and "agreement_with_old_head" in manifest["held_out"]
+    assert manifest["backbone"] == {**stand_in_backbone, "precision": "fp32"}
+    assert manifest["onnx_check"]["probabilities_max_abs"] < 1e-4
+    assert manifest["head"]["sha256"] == small_fit.head.sha256
+
+
+def test_fp16_graph_keeps_sensitive_ops_in_fp32_and_stays_close(exported, new_images, reference_dir):
+    fp32, fp16 = exported
+    model = onnx.load(str(fp16))
+    types = tensor_types(model)
+    by_op: dict[str, set] = {}
+    for node in model.graph.node:
+        by_op.setdefault(node.op_type, set()).add(types[node.input[0]])
+    for op in ("LayerNormalization", "Softmax"):
+        assert by_op[op] == {TensorProto.FLOAT}, op
+    assert TensorProto.FLOAT16 in by_op["MatMul"] | by_op.get("Conv", set())
+    assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert tensorrt_problems(fp16, reference_dir) == []
+    assert np.abs(run(fp16, new_images) - run(fp32, new_images)).max() < 2e-2
+    assert verify_bridge_folder(fp16.parent)["backbone"]["precision"] == "fp16"
+
+
+def test_zero_initialised_bridge_feeds_the_old_model_zeros(stand_in_model, new_images):
+    bridged = BridgedModel(stand_in_model, Bridge("enc2.embedding", ["fused"], rank=4, prototypes=8)).eval()
+    with torch.no_grad():
+        out = bridged(torch.from_numpy(new_images[:3]))
+        expected = stand_in_model.ln_out(torch.zeros(1, 192))
+    torch.testing.assert_close(out, expected.expand(3, -1), rtol=0, atol=0)
+
+
+def test_evaluate_through_the_bridge_folder(exported, small_paired):
+    rows = np.arange(1, 52, 5)
+    windows, labels = small_paired.new[rows], small_paired.label[rows]
+    metrics = evaluate_bridge(exported[0].parent, windows, small_paired.new_fs, labels)
+    predicted = np.asarray(metrics["classes"], dtype=object)[
+        run(exported[0], render_images(windows, 64.0, "bvp", "spectrogram_psd")).argmax(1)]
+    assert metrics["windows"] == len(rows)
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == labels))
+    assert np.sum(metrics["confusion_matrix"]) == len(rows)
+    with pytest.raises(ValueError, match=r"labels \['sleep'\] are not among"):
+        evaluate_bridge(exported[0].parent, windows[:2], 64.0, ["rest", "sleep"])
+
+
+def test_a_changed_bridge_folder_is_refused(exported, tmp_path):
+    folder = tmp_path / "bridge"
+    shutil.copytree(exported[0].parent, folder)
+    with open(folder / "bridge.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BridgeFolderError, match="sha256 differs"):
+        verify_bridge_folder(folder)
+    (folder / "bridge.json").unlink()
+    with pytest.raises(BridgeFolderError, match="bridge.json is missing"):
+        verify_bridge_folder(folder)
