@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--loss", choices=("centred_cosine", "cosine"), default="centred_cosine",
                      help="training loss (default centred_cosine; docs/bridge.md says why)")
     fit.add_argument("--epochs", type=int, default=50)
-    fit.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    fit.add_argument("--lr", type=float, default=3e-3,
+                     help="Adam learning rate, annealed to 0 over the fit (default 3e-3)")
     fit.add_argument("--batch-size", type=int, default=16)
     fit.add_argument("--input-position", default="auto", help="new-model tap (default auto: best probe F1)")
     fit.add_argument("--output-position", default="auto",

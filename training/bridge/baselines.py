@@ -19,7 +19,11 @@ pseudo-labels, and trainable parameters.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from biomoe_edge.export.model.taps import run_from
+
+from .features import FeatureSet
 from .fit import BridgeFit
 
 
@@ -47,42 +51,57 @@ def _logistic_parameters(pipeline) -> int:
     return int(classifier.coef_.size + classifier.intercept_.size)
 
 
-def compare_baselines(fit: BridgeFit, labels=None, *, ridge_alpha: float = 1.0) -> list[dict]:
-    """One row per method on ``fit``'s held-out windows; ``labels`` (N,) for all paired windows (true classes, as
-    names of the head's classes) or None."""
+def compare_baselines(fit: BridgeFit, labels=None, *, test: FeatureSet | None = None, test_labels=None,
+                      ridge_alpha: float = 1.0) -> list[dict]:
+    """One row per method, fitted on ``fit``'s training windows and measured on its held-out windows, or on ``test``
+    (features of other paired windows, e.g. other subjects, from :func:`.extract_features` with the same model and
+    representations). ``labels`` (all of ``fit``'s paired windows) / ``test_labels``: true class names, or None."""
     from sklearn.linear_model import Ridge
 
     features, split, head = fit.features, fit.split, fit.head
-    train, held = split.train, split.held_out
-    pseudo = fit.pseudo_labels
+    train = split.train
+    pseudo_train = fit.pseudo_labels[train]
     classes = list(head.classes)
-    truth = None if labels is None else np.asarray(labels, dtype=object)[held]
-    new_train, new_held = features.new_embedding[train], features.new_embedding[held]
+    if test is None:
+        held = split.held_out
+        test_new, test_old = features.new_embedding[held], features.old_embedding[held]
+        test_input = features.new_pooled[fit.bridge.input_position][held]
+        pseudo = fit.pseudo_labels[held]
+        truth = None if labels is None else np.asarray(labels, dtype=object)[held]
+    else:
+        test_new, test_old = test.new_embedding, test.old_embedding
+        test_input = test.new_pooled[fit.bridge.input_position]
+        pseudo = head.predict_proba(test_old).argmax(1)
+        truth = None if test_labels is None else np.asarray(test_labels, dtype=object)
+    new_train = features.new_embedding[train]
     rows = []
 
     def add(name, description, predicted, parameters):
         rows.append({"method": name, "description": description, "trainable_parameters": int(parameters),
-                     **_scores(np.asarray(predicted), pseudo[held], truth, classes)})
+                     "windows": int(len(pseudo)), **_scores(np.asarray(predicted), pseudo, truth, classes)})
 
     add("old_head_on_old", "old head on the real old-modality windows (needs the old sensor)",
-        head.predict_proba(features.old_embedding[held]).argmax(1), 0)
+        head.predict_proba(test_old).argmax(1), 0)
     add("old_head_on_new", "(a) old head on the new modality's embeddings, no bridge",
-        head.predict_proba(new_held).argmax(1), 0)
+        head.predict_proba(test_new).argmax(1), 0)
     ridge = Ridge(alpha=ridge_alpha).fit(new_train, features.old_embedding[train])
     add("linear_map", "(b) ridge map new -> old embedding, then the old head",
-        head.predict_proba(ridge.predict(new_held).astype(np.float32)).argmax(1), ridge.coef_.size + ridge.intercept_.size)
-    if len(np.unique(pseudo[train])) >= 2:
-        distilled = _logistic().fit(new_train, pseudo[train])
+        head.predict_proba(ridge.predict(test_new).astype(np.float32)).argmax(1),
+        ridge.coef_.size + ridge.intercept_.size)
+    if len(np.unique(pseudo_train)) >= 2:
+        distilled = _logistic().fit(new_train, pseudo_train)
         add("distilled_head", "(c) new-modality head (logistic regression) trained on the old head's pseudo-labels",
-            distilled.predict(new_held), _logistic_parameters(distilled))
+            distilled.predict(test_new), _logistic_parameters(distilled))
     if labels is not None:
         known = np.asarray(labels, dtype=object)
         y_train = np.asarray([classes.index(v) for v in known[train]])
         if len(np.unique(y_train)) >= 2:
             oracle = _logistic().fit(new_train, y_train)
             add("oracle_head", "(d) new-modality head (logistic regression) trained on the true labels",
-                oracle.predict(new_held), _logistic_parameters(oracle))
+                oracle.predict(test_new), _logistic_parameters(oracle))
+    with torch.no_grad():
+        bridged = run_from(fit.backbone_model, fit.bridge(torch.from_numpy(test_input))).numpy()
     add("bridge", f"BioX-Bridge {fit.positions['input']['name']} -> {fit.positions['output']['name']} (rank "
         f"{fit.rank}, {fit.prototypes} prototypes, {fit.initialisation} init)",
-        head.predict_proba(fit.bridged_embeddings(held)).argmax(1), fit.trainable_parameters)
+        head.predict_proba(bridged).argmax(1), fit.trainable_parameters)
     return rows

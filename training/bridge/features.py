@@ -65,6 +65,18 @@ def render_images(windows: np.ndarray, fs: float, modality: str, representation:
     return out
 
 
+def embed_windows(windows: np.ndarray, fs: float, modality: str, representation: str, model: torch.nn.Module, *,
+                  progress: bool = False, description: str = "embedding windows") -> np.ndarray:
+    """(N, 192) embeddings of windows (N, n) at ``fs``: rendered as the gateway does, then ``model``."""
+    out = np.empty((len(windows), 192), np.float32)
+    with progress_bar(description, len(windows), progress) as advance, torch.inference_mode():
+        for lo in range(0, len(windows), BATCH):
+            images = torch.from_numpy(render_images(windows[lo:lo + BATCH], fs, modality, representation))
+            out[lo:lo + len(images)] = model(images).numpy()
+            advance(len(images))
+    return out
+
+
 def model_fingerprint(model: torch.nn.Module) -> str:
     """sha256 over the model's state dict (names, shapes, bytes): the weights the features came from."""
     digest = hashlib.sha256(type(model).__name__.encode())

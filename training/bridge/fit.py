@@ -16,6 +16,10 @@ differences the head reads (held-out agreement with the old head 0.03). ``loss="
 applies the same cosine embedding loss to the embeddings minus the mean old embedding of the training windows:
 the common direction drops out and the loss measures what tells windows apart. Inference is unchanged; the
 centre only shapes training. docs/bridge.md has the measurements.
+
+The learning rate anneals to zero over the fit (cosine): without it, held-out agreement of refits that differ
+only in their seed spread from 0.54 to 0.97 (the last large steps decide where the bridge ends); with it,
+0.97 / 0.97 / 0.97 (simulated session, stand-in weights, lr 3e-3; docs/bridge.md).
 """
 
 from __future__ import annotations
@@ -130,15 +134,20 @@ TIMING_WINDOWS = 4
 def _step_seconds(backbone: nn.Module, bridge: Bridge, x: torch.Tensor, y: torch.Tensor, centre,
                   batch_size: int) -> float:
     """Estimated seconds of one training step of ``batch_size`` windows (forward and backward through the old model
-    from the entry points): one step on ``x`` timed on a copy of the bridge, scaled by batch_size / len(x)."""
+    from the entry points), timed on a copy of the bridge on ``x`` and scaled by batch_size / len(x): after a
+    warm-up step (allocations, thread pools), the fastest of up to 5 steps within about a second, so that another
+    process taking the CPU for a moment does not inflate the estimate."""
     trial = copy.deepcopy(bridge)
     optimiser = torch.optim.Adam(trial.parameters(), lr=1e-6)
-    started = time.perf_counter()
-    loss = _cosine_loss(run_from(backbone, trial(x)), y, centre)
-    optimiser.zero_grad()
-    loss.backward()
-    optimiser.step()
-    return (time.perf_counter() - started) * batch_size / len(x)
+    times = []
+    while len(times) < 6 and sum(times[1:]) < 1.0:
+        started = time.perf_counter()
+        loss = _cosine_loss(run_from(backbone, trial(x)), y, centre)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        times.append(time.perf_counter() - started)
+    return min(times[1:]) * batch_size / len(x)
 
 
 def _output_entry_points(name: str) -> list[str]:
@@ -156,7 +165,7 @@ def _output_entry_points(name: str) -> list[str]:
 
 
 def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representation: str, backbone: dict,
-               rank: int = 8, prototypes: int = 32, init: str = "real", epochs: int = 50, lr: float = 1e-3,
+               rank: int = 8, prototypes: int = 32, init: str = "real", epochs: int = 50, lr: float = 3e-3,
                batch_size: int = 16, loss: str = "centred_cosine", input_position: str = "auto",
                output_position: str = "auto", held_out_fraction: float = 0.2, block_s: float = 60.0, time_budget_s: float = 1800.0,
                cache_dir=None, seed: int = 0, progress: bool = True, features: FeatureSet | None = None) -> BridgeFit:
@@ -215,8 +224,9 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
 
     started = time.perf_counter()
     pseudo_names = np.asarray(head.classes, dtype=object)[pseudo]  # so that messages name the classes
+    input_spread: dict[str, float] = {}
     input_scores = score_input_positions({name: features.new_pooled[name][train] for name in features.new_pooled},
-                                         pseudo_names[train], split.blocks[train], seed=seed)
+                                         pseudo_names[train], split.blocks[train], seed=seed, spread=input_spread)
     chosen_input = select_input_position(input_scores) if input_position == "auto" else input_position
     if chosen_input not in features.new_pooled:
         raise BridgeConfigError(f"input position {chosen_input!r} was not captured")
@@ -275,18 +285,19 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
                        "chosen_by": "cka" if output_position == "auto" else "given",
                        "tokens": {e: {"dim": ENTRY_POINTS[e].dim, "tokens": ENTRY_POINTS[e].tokens}
                                   for e in chosen["entry_points"]}},
-            "input_candidates": [{"name": n, "dim": INPUT_TAPS[n].dim, "probe_macro_f1": s}
-                                 for n, s in input_scores.items()],
+            "input_candidates": [{"name": n, "dim": INPUT_TAPS[n].dim, "probe_macro_f1": s,
+                                  "probe_macro_f1_fold_std": input_spread[n]} for n, s in input_scores.items()],
             "entry_point_cka": [{"name": n, "dim": ENTRY_POINTS[n].dim, "tokens": ENTRY_POINTS[n].tokens, "cka": s}
                                 for n, s in cka.items()],
             "output_candidates": candidates,
             "probe": {"model": "StandardScaler + LogisticRegression", "folds": 5, "grouped_by": f"{block_s:g} s "
                       "time blocks", "target": "old head's pseudo-labels on the paired old-modality windows",
-                      "metric": "macro F1"},
+                      "metric": "macro F1, mean over the folds"},
             "cka": {"kind": "linear", "old_features": "entry-point tokens mean-pooled (experts: both side by side)"},
         },
         rank=rank, prototypes=prototypes, initialisation=init,
-        training={"optimizer": "Adam", "lr": lr, "epochs": epochs, "batch_size": batch_size,
+        training={"optimizer": "Adam", "lr": lr, "lr_schedule": "cosine annealing to 0 over all steps",
+                  "epochs": epochs, "batch_size": batch_size,
                   "loss": loss, "loss_description": (
                       "cosine embedding loss between the old model's 192-D embedding fed by the bridge and fed by "
                       "the real old-modality window" + (", both minus the mean old embedding of the training "
@@ -307,8 +318,12 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
     return fit
 
 
-def _train(backbone, bridge, x_all, y_all, train, held, centre, *, epochs, lr, batch_size, seed, progress) -> list[dict]:
+def _train(backbone, bridge, x_all, y_all, train, held, centre, *, epochs, lr, batch_size, seed, progress,
+           anneal=True) -> list[dict]:
     optimiser = torch.optim.Adam(bridge.parameters(), lr=lr)
+    steps = epochs * math.ceil(len(train) / batch_size)
+    # cosine annealing to zero: the last epochs settle instead of ending wherever the last large step left them
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps) if anneal else None
     generator = torch.Generator().manual_seed(seed)
     train_t, held_t = torch.from_numpy(train), torch.from_numpy(held)
     curve = []
@@ -323,6 +338,8 @@ def _train(backbone, bridge, x_all, y_all, train, held, centre, *, epochs, lr, b
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
+                if schedule is not None:
+                    schedule.step()
                 total += float(loss) * len(idx)
             bridge.eval()
             with torch.no_grad():

@@ -12,9 +12,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def input_position_table(positions: dict) -> str:
     chosen = positions["input"]["name"]
-    rows = [[("* " if c["name"] == chosen else "  ") + c["name"], str(c["dim"]), f"{c['probe_macro_f1']:.3f}"]
+    rows = [[("* " if c["name"] == chosen else "  ") + c["name"], str(c["dim"]),
+             f"{c['probe_macro_f1']:.3f} ± {c.get('probe_macro_f1_fold_std', float('nan')):.3f}"]
             for c in positions["input_candidates"]]
-    return _table(["input position (new model)", "dim", "probe macro F1"], rows)
+    return _table(["input position (new model)", "dim", "probe macro F1 (± over folds)"], rows)
 
 
 def entry_point_table(positions: dict) -> str:

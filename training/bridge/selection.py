@@ -1,7 +1,8 @@
 """Where the bridge reads and writes: the input position by a linear probe, the output position by linear CKA.
 
 - Input position m (new model): for every candidate tap, a 5-fold logistic-regression probe of its pooled features
-  against the pseudo-labels (the old head's argmax on the paired old-modality windows); the best macro F1 wins.
+  against the pseudo-labels (the old head's argmax on the paired old-modality windows); the best macro F1 (mean
+  over the folds) wins.
   Folds are grouped by time block (``Split.blocks``): with 10 s windows every second, neighbouring windows share
   90 % of their samples, and folds that split them would score memory, not decodability.
 - Output position l (old model): the entry point whose old-modality features have the highest linear CKA with the
@@ -56,11 +57,11 @@ def probe_classes(pseudo_labels: np.ndarray, *, folds: int = FOLDS) -> np.ndarra
 
 
 def probe_macro_f1(features: np.ndarray, labels: np.ndarray, groups: np.ndarray, *, folds: int = FOLDS,
-                   seed: int = 0) -> float:
-    """Macro F1 of out-of-fold predictions of a standardised logistic regression, folds grouped by ``groups``."""
+                   seed: int = 0) -> tuple[float, float]:
+    """Macro F1 of a standardised logistic regression over ``folds`` folds grouped by ``groups``: (mean, standard
+    deviation) over the folds."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -72,13 +73,14 @@ def probe_macro_f1(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a fold's solver not converging to 1e-4 does not change the ranking
-        predicted = cross_val_predict(probe, features, labels, groups=groups, cv=cv)
-    return float(f1_score(labels, predicted, average="macro"))
+        scores = cross_val_score(probe, features, labels, groups=groups, cv=cv, scoring="f1_macro")
+    return float(scores.mean()), float(scores.std())
 
 
 def score_input_positions(features: dict[str, np.ndarray], pseudo_labels: np.ndarray, groups: np.ndarray, *,
-                          folds: int = FOLDS, seed: int = 0) -> dict[str, float]:
-    """Probe macro F1 per candidate input position (name -> (N, d) pooled features)."""
+                          folds: int = FOLDS, seed: int = 0, spread: dict | None = None) -> dict[str, float]:
+    """Probe macro F1 (mean over folds) per candidate input position (name -> (N, d) pooled features); ``spread``,
+    if given, receives each candidate's standard deviation over the folds."""
     pseudo_labels = np.asarray(pseudo_labels)
     groups = np.asarray(groups)
     keep = probe_classes(pseudo_labels, folds=folds)
@@ -86,8 +88,13 @@ def score_input_positions(features: dict[str, np.ndarray], pseudo_labels: np.nda
         warnings.warn(f"the paired data spans {len(np.unique(groups[keep]))} time blocks, fewer than the probe's "
                       f"{folds} folds: folds split windows instead, and overlapping windows make the probe scores "
                       "optimistic (they still rank the positions)", stacklevel=2)
-    return {name: probe_macro_f1(np.asarray(x)[keep], pseudo_labels[keep], groups[keep], folds=folds, seed=seed)
-            for name, x in features.items()}
+    scores = {}
+    for name, x in features.items():
+        scores[name], std = probe_macro_f1(np.asarray(x)[keep], pseudo_labels[keep], groups[keep], folds=folds,
+                                           seed=seed)
+        if spread is not None:
+            spread[name] = std
+    return scores
 
 
 def select_input_position(scores: dict[str, float]) -> str:

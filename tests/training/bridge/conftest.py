@@ -54,13 +54,13 @@ def fixture_head(tmp_path_factory, small_features, small_paired, stand_in_backbo
 
 @pytest.fixture(scope="session")
 def small_fit(small_paired, fixture_head, stand_in_model, stand_in_backbone, small_features):
-    """One fit (auto positions, 5 epochs) on the small session, from the cached features."""
+    """One fit (auto positions, 40 epochs) on the small session, from the cached features."""
     from biomoe_edge.training.bridge import fit_bridge
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fit_bridge(small_paired, fixture_head, stand_in_model, new_representation="spectrogram_psd",
-                          backbone=stand_in_backbone, features=small_features, epochs=5, progress=False)
+                          backbone=stand_in_backbone, features=small_features, epochs=40, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""BioX-Bridge on Tiny-BioMoE, end to end on SIMULATED data with STAND-IN weights: fit time for a paired session on
+this machine, the position-selection table, the baselines, the prototype initialisations and losses compared,
+and the exported graph's check.
+
+    python benchmarks/bridge.py                      # a 30-minute paired session, 10 s windows every second
+    python benchmarks/bridge.py --minutes 10 --hop 2 --json bridge.json
+
+What runs (docs/bridge.md, "Measured"):
+
+1. The stand-in backbone: ``../shared/reference/tiny_biomoe_seed11.pth`` (a perturbed copy of the architecture's
+   weights, read in place; not the published Tiny-BioMoE weights), or ``--random-weights SEED``.
+2. The old head: ELU -> Linear on the ECG embeddings of ``--head-subjects`` simulated labelled sessions (10 min
+   each, a window every 5 s), written by the stand-in head writer in the heads issue's folder format.
+3. The paired session: one other simulated subject wearing ECG and PPG for ``--minutes``, 10 s windows every
+   ``--hop`` s. ``fit_bridge`` runs from a cold feature cache (its time is the fit time a user waits for), then
+   again from the warm cache. Positions are selected by the probe and CKA as in the paper.
+4. Baselines on the held-out part of the paired session, and on ``--test-subjects`` further simulated subjects
+   (their PPG through the bridge; their ECG only for the old head's own row and pseudo-labels).
+5. Variants from the warm cache: prototypes from real features vs random; the centred vs the plain cosine loss;
+   later input positions than the probe's choice.
+6. Export of the bridged graph (fp32 and fp16) with its ONNX Runtime check.
+
+All accuracies are on simulated physiology with stand-in weights: they show the method's mechanics, not what
+the published weights would reach on real recordings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+REFERENCE_DIR = pathlib.Path(os.environ.get("BIOMOE_REFERENCE_DIR", REPO.parent / "shared" / "reference"))
+LABEL = "simulated, stand-in weights"
+REPRESENTATION = "spectrogram_psd"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="paired session length (default 30)")
+    parser.add_argument("--hop", type=float, default=1.0, help="paired window hop in s (default 1, the gateway's)")
+    parser.add_argument("--head-subjects", type=int, default=4, help="labelled ECG sessions for the old head")
+    parser.add_argument("--test-subjects", type=int, default=2, help="further subjects to evaluate on")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--random-weights", type=int, metavar="SEED", help="random weights instead of the stand-in")
+    parser.add_argument("--cache-dir", type=pathlib.Path, help="feature cache (default: a fresh temporary folder, "
+                        "so that the first fit is a cold one)")
+    parser.add_argument("--json", type=pathlib.Path, help="write every figure here")
+    return parser.parse_args(argv)
+
+
+def load_model(args):
+    from biomoe_edge.export import load_tiny_biomoe
+
+    if args.random_weights is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_tiny_biomoe(seed=args.random_weights), f"random weights (seed {args.random_weights})"
+    checkpoint = REFERENCE_DIR / "tiny_biomoe_seed11.pth"
+    if not checkpoint.is_file():
+        sys.exit(f"stand-in checkpoint not found at {checkpoint} (set BIOMOE_REFERENCE_DIR or use --random-weights)")
+    return load_tiny_biomoe(checkpoint), f"stand-in checkpoint {checkpoint.name} (perturbed reference weights)"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from biomoe_edge.training.bridge import (PairedWindows, compare_baselines, export_bridge, extract_features,
+                                             fit_bridge, torch_backbone)
+    from biomoe_edge.training.bridge.features import embed_windows
+    from biomoe_edge.training.bridge.report import (baseline_table, entry_point_table, input_position_table,
+                                                    output_position_table)
+    from biomoe_edge.training.bridge.simulation import STATES, simulate_paired_session, write_stand_in_head
+
+    import torch
+
+    results: dict = {"label": LABEL, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                                 "torch_threads": torch.get_num_threads(),
+                                                 "load_average_start": os.getloadavg()}}
+    model, weights = load_model(args)
+    results["weights"] = weights
+    backbone = torch_backbone(model, seed=args.random_weights)
+    print(f"BioX-Bridge benchmark ({LABEL}): {weights}; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="biomoe-bridge-bench-"))
+    cache_dir = args.cache_dir or work / "cache"
+
+    # 2. the old head, on labelled ECG sessions of other subjects
+    started = time.perf_counter()
+    labelled = PairedWindows.concatenate([simulate_paired_session(100 + s, 600.0, hop_s=5.0)
+                                          for s in range(args.head_subjects)])
+    ecg_embeddings = embed_windows(labelled.old, labelled.old_fs, "ecg", REPRESENTATION, model, progress=True,
+                                   description=f"old head: ECG of {args.head_subjects} labelled sessions")
+    head_dir = write_stand_in_head(work / "head", ecg_embeddings, labelled.label, inputs=f"ecg:{REPRESENTATION}",
+                                   backbone=backbone, classes=STATES)
+    head_manifest = json.loads((head_dir / "head.json").read_text())
+    results["head"] = {"windows": len(labelled), "subjects": args.head_subjects,
+                       "train_accuracy": head_manifest["metrics"]["train_accuracy"],
+                       "seconds": time.perf_counter() - started}
+
+    # 3. the paired session: a cold fit (features computed), then a warm one (features from the cache)
+    paired = simulate_paired_session(0, args.minutes * 60.0, hop_s=args.hop)
+    print(f"paired session: {args.minutes:g} min, {len(paired)} windows ({LABEL})")
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_bridge(paired, head_dir, model, new_representation=REPRESENTATION, backbone=backbone,
+                         epochs=args.epochs, cache_dir=cache_dir)
+    cold_s = time.perf_counter() - started
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warm = fit_bridge(paired, head_dir, model, new_representation=REPRESENTATION, backbone=backbone,
+                          epochs=args.epochs, cache_dir=cache_dir, progress=False)
+    warm_s = time.perf_counter() - started
+    results["fit"] = {"paired_minutes": args.minutes, "hop_s": args.hop, "windows": len(paired),
+                      "cold_cache_s": cold_s, "warm_cache_s": warm_s, "cold_timings": fit.timings,
+                      "warm_timings": warm.timings, "warnings": [str(w.message) for w in caught],
+                      "load_average_after": os.getloadavg()}
+    results["positions"] = fit.positions
+    results["bridge"] = {"trainable_parameters": fit.trainable_parameters, "rank": fit.rank,
+                         "prototypes": fit.prototypes, "initialisation": fit.initialisation,
+                         "held_out": fit.held_out, "curve": fit.curve}
+    print(f"\nfit time ({LABEL}), {len(paired)} paired windows: {cold_s:.0f} s from a cold cache (features "
+          f"{fit.timings['features_s']:.0f} s, selection {fit.timings['selection_s']:.0f} s, training "
+          f"{fit.timings['training_s']:.0f} s); {warm_s:.0f} s from the warm cache")
+    print(f"\nposition selection ({LABEL})\n")
+    print(input_position_table(fit.positions), end="\n\n")
+    print(entry_point_table(fit.positions), end="\n\n")
+    print(output_position_table(fit.positions), end="\n\n")
+
+    # 4. baselines: held-out part of the paired session, and further subjects
+    held_rows = compare_baselines(fit, paired.label)
+    print(f"baselines on the held-out part of the paired session, {fit.held_out['windows']} windows ({LABEL})\n")
+    print(baseline_table(held_rows), end="\n\n")
+    results["baselines_held_out"] = held_rows
+    if args.test_subjects:
+        test = PairedWindows.concatenate([simulate_paired_session(200 + s, 600.0, hop_s=5.0)
+                                          for s in range(args.test_subjects)])
+        test_features = extract_features(test, model, old_representation=REPRESENTATION,
+                                         new_representation=REPRESENTATION, cache_dir=cache_dir)
+        test_rows = compare_baselines(fit, paired.label, test=test_features, test_labels=test.label)
+        print(f"baselines on {args.test_subjects} further subjects, {len(test)} windows ({LABEL})\n")
+        print(baseline_table(test_rows), end="\n\n")
+        results["baselines_test_subjects"] = test_rows
+
+    # 5. variants from the warm cache: prototype initialisation, loss, input position
+    variants = []
+    chosen_input, chosen_output = fit.positions["input"]["name"], fit.positions["output"]["name"]
+    settings = [(chosen_input, "real", "centred_cosine"), (chosen_input, "random", "centred_cosine"),
+                (chosen_input, "real", "cosine"), (chosen_input, "random", "cosine")]
+    settings += [(tap, "real", "centred_cosine") for tap in ("enc1.embedding", "gated", "embedding")
+                 if tap != chosen_input]
+    for tap, init, loss in settings:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            variant = fit_bridge(paired, head_dir, model, new_representation=REPRESENTATION, backbone=backbone,
+                                 epochs=args.epochs, cache_dir=cache_dir, progress=False, init=init, loss=loss,
+                                 input_position=tap, output_position=chosen_output)
+        row = {"input_position": tap, "initialisation": init, "loss": loss, **variant.held_out}
+        if args.test_subjects:
+            bridge_row = next(r for r in compare_baselines(variant, paired.label, test=test_features,
+                                                           test_labels=test.label) if r["method"] == "bridge")
+            row["test_subjects_accuracy"] = bridge_row["accuracy"]
+            row["test_subjects_agreement"] = bridge_row["agreement_with_old_head"]
+        variants.append(row)
+    results["variants"] = variants
+    print(f"variants (output position {chosen_output}; the probe chose {chosen_input}; {LABEL})\n")
+    print("| input position | prototypes | loss | held-out agreement % | held-out centred cosine | "
+          "further subjects: accuracy % | further subjects: agreement % |")
+    print("|---|---|---|---|---|---|---|")
+    for row in variants:
+        print(f"| {row['input_position']} | {row['initialisation']} | {row['loss']} | "
+              f"{100 * row['agreement_with_old_head']:.1f} | {row['centred_cosine_to_targets_mean']:.3f} | "
+              f"{100 * row.get('test_subjects_accuracy', float('nan')):.1f} | "
+              f"{100 * row.get('test_subjects_agreement', float('nan')):.1f} |")
+
+    # 6. export
+    exports = {}
+    for precision in ("fp32", "fp16"):
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = export_bridge(fit, work / f"bridge_{precision}", precision=precision)
+        manifest = json.loads(path.with_suffix(".json").read_text())
+        exports[precision] = {"seconds": time.perf_counter() - started, "path": str(path),
+                              "bytes": path.stat().st_size, "onnx_check": manifest["onnx_check"]}
+        print(f"\nexport {precision}: {exports[precision]['seconds']:.0f} s, {path.stat().st_size / 1e6:.1f} MB, "
+              f"ONNX Runtime vs PyTorch probabilities max abs {manifest['onnx_check']['probabilities_max_abs']:.2g}")
+    results["export"] = exports
+
+    # distillation into the whole backbone: what one epoch would cost here
+    import copy
+
+    student = copy.deepcopy(model).train()
+    images = torch.rand(16, 3, 224, 224)
+    head_layer = torch.nn.Linear(192, len(STATES))
+    optimiser = torch.optim.Adam(list(student.parameters()) + list(head_layer.parameters()), lr=1e-5)
+    started = time.perf_counter()
+    loss = head_layer(student(images)).logsumexp(1).mean()
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    step_s = time.perf_counter() - started
+    epoch_s = step_s * len(fit.split.train) / 16
+    results["distillation_into_backbone"] = {"step_s_batch16": step_s, "epoch_s_estimate": epoch_s,
+                                             "trainable_parameters": sum(p.numel() for p in model.parameters())}
+    print(f"\ndistillation into the whole backbone (not run): one batch of 16 forward + backward takes {step_s:.1f} s "
+          f"here, so one epoch over {len(fit.split.train)} windows ~{epoch_s / 60:.0f} min, 50 epochs "
+          f"~{50 * epoch_s / 3600:.1f} h, training {results['distillation_into_backbone']['trainable_parameters']:,} "
+          "parameters")
+    results["machine"]["load_average_end"] = os.getloadavg()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
