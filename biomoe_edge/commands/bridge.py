@@ -4,8 +4,8 @@ measures another (docs/bridge.md).
     biomoe-edge bridge fit --paired REC... [--map ...] --new bvp:spectrogram_psd --head HEAD_DIR --out DIR
     biomoe-edge bridge evaluate DIR REC... [--map ...] --labels CSV --json FILE
 
-Recordings are read by ``biomoe_edge.training.bridge.load_paired_windows`` (paired) and
-:func:`load_labelled_windows` (evaluation), the only two places that touch stored recordings.
+Recordings are read by ``biomoe_edge.training.bridge.load_paired_windows`` (paired) and ``load_labelled_windows``
+(evaluation), the only two places that touch stored recordings; both replay them through the gateway's pipeline.
 """
 
 from __future__ import annotations
@@ -56,8 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="skip output positions whose estimated fit time exceeds S seconds (default 1800)")
     fit.add_argument("--precision", choices=("fp32", "fp16"), default="fp16", help="bridge.onnx precision")
     fit.add_argument("--max-batch", type=int, default=32)
-    fit.add_argument("--window-s", type=float, default=10.0, help="paired window length (default 10 s)")
-    fit.add_argument("--hop-s", type=float, default=1.0, help="paired window hop (default 1 s)")
+    fit.add_argument("--window-s", type=float, metavar="S",
+                     help="paired window length (default: the recording's, else 10 s)")
+    fit.add_argument("--hop-s", type=float, metavar="S", help="paired window hop (default: the recording's, else 1 s)")
+    fit.add_argument("--subject", help="the subject of every input (default: the recorded subjects, else the name)")
     fit.add_argument("--cache-dir", type=pathlib.Path, metavar="DIR",
                      help="feature cache (default $BIOMOE_EDGE_CACHE_DIR or ~/.cache/biomoe-edge)")
     fit.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -67,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate.add_argument("recordings", nargs="+", type=pathlib.Path, metavar="RECORDING")
     evaluate.add_argument("--map", metavar="CH:MOD,...", help="channel map for EDF/CSV recordings")
     evaluate.add_argument("--labels", required=True, type=pathlib.Path, metavar="CSV",
-                          help="labels by time, as `embed --labels` takes them")
+                          help="labels by time, as `embed --labels` takes them (subject,start_s,end_s,label)")
+    evaluate.add_argument("--subject", help="the subject of every input (default: the recorded subjects)")
     evaluate.add_argument("--json", required=True, type=pathlib.Path, metavar="FILE", help="write the metrics here")
 
 
@@ -93,18 +96,6 @@ def _load_model(args, head):
     return model, seed
 
 
-def load_labelled_windows(paths, mapping, modality: str, labels_csv, *, window_s: float = 10.0, hop_s: float = 1.0):
-    """New-modality windows (N, n) at the model rate, and their labels from ``labels_csv``, from recordings."""
-    try:
-        from biomoe_edge.runtime.recording import open_recording  # noqa: F401  (issue 14)
-    except ImportError:
-        raise NotImplementedError(
-            "reading labelled recordings needs biomoe_edge.runtime.recording.open_recording and the labels reader "
-            "of `embed --labels` (issue 14), which this build does not have yet; evaluate from arrays with "
-            "biomoe_edge.training.bridge.evaluate_bridge meanwhile") from None
-    raise NotImplementedError("biomoe_edge.runtime.recording exists but the bridge's reader for it is not written yet")
-
-
 def _fit(args) -> int:
     from biomoe_edge.training.bridge import export_bridge, fit_bridge, load_paired_windows, read_head, torch_backbone
     from biomoe_edge.training.bridge.head import check_head_backbone, parse_input
@@ -119,7 +110,7 @@ def _fit(args) -> int:
     backbone = torch_backbone(model, seed=seed, precision="fp32")
     check_head_backbone(head, backbone)
     paired = load_paired_windows(args.paired, args.map, head.modality, new_modality, window_s=args.window_s,
-                                 hop_s=args.hop_s)
+                                 hop_s=args.hop_s, subject=args.subject)
     fit = fit_bridge(paired, head, model, new_representation=new_representation, backbone=backbone, rank=args.rank,
                      prototypes=args.prototypes, init=args.init, loss=args.loss, epochs=args.epochs, lr=args.lr,
                      batch_size=args.batch_size, input_position=args.input_position,
@@ -141,13 +132,15 @@ def _fit(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from biomoe_edge.training.bridge import evaluate_bridge, verify_bridge_folder
+    from biomoe_edge.training.bridge import evaluate_bridge, load_labelled_windows, verify_bridge_folder
     from biomoe_edge.training.bridge.head import parse_input
 
     manifest = verify_bridge_folder(args.bridge)
     modality, _ = parse_input(manifest["inputs"][0], f"{args.bridge}/bridge.json: inputs[0]")
-    windows, fs, labels = load_labelled_windows(args.recordings, args.map, modality, args.labels)
+    windows, fs, labels, unlabelled = load_labelled_windows(args.recordings, args.map, modality, args.labels,
+                                                            subject=args.subject)
     metrics = evaluate_bridge(args.bridge, windows, fs, labels)
+    metrics["unlabelled_windows"] = unlabelled
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"{metrics['windows']} windows: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}; "

@@ -8,7 +8,7 @@ the old modality's model, so that a head trained on the old modality runs on the
 """
 
 from .baselines import compare_baselines
-from .data import PairedWindows, Split, held_out_split, load_paired_windows, pair_streams
+from .data import PairedWindows, Split, held_out_split, load_labelled_windows, load_paired_windows, pair_streams
 from .evaluate import evaluate_bridge, predict_bridge
 from .exc import (BridgeConfigError, BridgeError, BridgeFolderError, HeadError, PairingError,
                   PositionSelectionError)
@@ -24,7 +24,7 @@ __all__ = [
     "Bridge", "BridgeConfigError", "BridgeError", "BridgeFit", "BridgeFolderError", "BridgedModel", "FeatureSet",
     "HeadError", "OldHead", "PairedWindows", "PairingError", "PositionSelectionError", "ProtoLRFC", "Split",
     "compare_baselines", "evaluate_bridge", "export_bridge", "extract_features", "fit_bridge", "held_out_split",
-    "linear_cka", "load_paired_windows", "output_candidates", "pair_streams", "predict_bridge", "read_head",
+    "linear_cka", "load_labelled_windows", "load_paired_windows", "output_candidates", "pair_streams", "predict_bridge", "read_head",
     "render_images", "score_entry_points", "score_input_positions", "select_input_position", "torch_backbone",
     "verify_bridge_folder",
 ]

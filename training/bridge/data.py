@@ -223,19 +223,104 @@ def held_out_split(paired: PairedWindows, *, fraction: float = 0.2, block_s: flo
     return Split(np.flatnonzero(train), np.flatnonzero(held), blocks)
 
 
-def load_paired_windows(paths, mapping, old: str, new: str, *, window_s: float | None = None,
-                        hop_s: float | None = None) -> PairedWindows:
-    """Paired windows of modality ``old`` and ``new`` from recordings (the SDK's recording folders, or EDF/CSV
-    with a channel ``mapping`` as ``biomoe-edge embed`` takes them), one subject per recording.
+def _replay_windows(path, mapping, modalities, *, window_s, hop_s, subject):
+    """(source, config, {modality: {subject: [Window]}}) of one recording or file: the windows the gateway's own
+    ``Pipeline`` cuts from it (``runtime.recording.Replay``: live equals offline; windows withheld for quality are
+    not among them, as live)."""
+    from biomoe_edge.runtime.recording.replay import Replay, replay_config
+    from biomoe_edge.runtime.recording.sources import open_source
 
-    This is the bridge's single point of contact with stored recordings: each recording's two streams go
-    through :func:`pair_streams`."""
-    try:
-        from biomoe_edge.runtime.recording import open_recording  # noqa: F401  (issue 14)
-    except ImportError:
-        raise NotImplementedError(
-            "reading paired recordings needs biomoe_edge.runtime.recording.open_recording (the recordings of "
-            "issue 14), which this build does not have yet; fit from arrays with "
-            "biomoe_edge.training.bridge.fit_bridge(PairedWindows(...), ...) meanwhile") from None
-    raise NotImplementedError("biomoe_edge.runtime.recording exists but the bridge's reader for it is not written "
-                              "yet: pair each recording's streams with pair_streams()")
+    source = open_source(path, channel_map=mapping)
+    present = {modality for _, modality in source.streams}
+    missing = [m for m in modalities if m not in present]
+    if missing:
+        found = ", ".join(f"{d}/{m}" for d, m in source.streams) or "none"
+        raise PairingError(f"{path}: no {' or '.join(missing)} stream (it has: {found})")
+    config = replay_config(source, window_s=window_s, hop_s=hop_s)
+    found: dict = {m: {} for m in modalities}
+    for window in Replay(source, None, config).windows():
+        if window.modality in found:
+            found[window.modality].setdefault(source.subject_of(window.device, subject), []).append(window)
+    return source, config, found
+
+
+def _span(windows) -> str:
+    return f"{windows[0].start_s:.1f}..{windows[-1].end_s:.1f} s" if windows else "no windows"
+
+
+def load_paired_windows(paths, mapping, old: str, new: str, *, window_s: float | None = None,
+                        hop_s: float | None = None, subject: str | None = None) -> PairedWindows:
+    """Paired windows of modality ``old`` and ``new`` from recordings: the SDK's recording folders, or EDF/CSV
+    files with a channel ``mapping`` (``"ECG:ecg,PPG:bvp"``), as ``biomoe-edge embed`` takes them.
+
+    This is the bridge's single point of contact with stored recordings. Each input is replayed through the
+    gateway's own pipeline (``runtime.recording.Replay``), so the windows are the ones the gateway cuts live (its
+    grid, resampling, gap handling; windows withheld for quality are left out); window length and hop are the
+    recording's own unless given. Per subject (``subject`` overrides the recorded ones), each new-modality window is
+    paired with the old-modality window whose end lies nearest, within half a hop (two devices keep their own
+    window grids, as the gateway's fusion matches them by window time). Raises PairingError when an input lacks a
+    modality or its two modalities never overlap in time."""
+    old, new = Modality.parse(old).value, Modality.parse(new).value
+    parts = []
+    for path in paths:
+        _, config, found = _replay_windows(path, mapping, (old, new), window_s=window_s, hop_s=hop_s, subject=subject)
+        old_spec, new_spec = config.modality(old).window, config.modality(new).window
+        if abs(old_spec.length_s - new_spec.length_s) > 1e-9:
+            raise PairingError(f"{path}: {old} windows last {old_spec.length_s:g} s but {new} windows "
+                               f"{new_spec.length_s:g} s; pass one window length for both")
+        tolerance = new_spec.hop_s / 2 + 1e-6
+        pairs_in_path = 0
+        spans = []
+        for who in sorted(set(found[old]) | set(found[new])):
+            olds, news = found[old].get(who, []), found[new].get(who, [])
+            spans.append(f"subject {who!r}: {old} {_span(olds)}, {new} {_span(news)}")
+            if not olds or not news:
+                continue
+            old_ends = np.asarray([w.end_s for w in olds])
+            rows = []
+            for window in news:
+                nearest = int(np.argmin(np.abs(old_ends - window.end_s)))
+                if abs(old_ends[nearest] - window.end_s) <= tolerance:
+                    rows.append((olds[nearest], window))
+            unpaired = len(news) - len(rows)
+            if unpaired and rows:
+                warnings.warn(f"{path}: subject {who!r}: {unpaired} of {len(news)} {new} windows have no {old} "
+                              "window within half a hop and are not paired", stacklevel=2)
+            if not rows:
+                continue
+            pairs_in_path += len(rows)
+            parts.append(PairedWindows(
+                old, new, rows[0][0].fs, rows[0][1].fs, np.stack([o.samples[0] for o, _ in rows]),
+                np.stack([n.samples[0] for _, n in rows]), [n.start_s for _, n in rows],
+                [n.end_s for _, n in rows], np.full(len(rows), who, dtype=object)))
+        if pairs_in_path == 0:
+            raise PairingError(f"{path}: no {old} window pairs with a {new} window of the same subject and time "
+                               f"({'; '.join(spans)}): the two modalities do not overlap in time. A paired session "
+                               "needs both sensors worn at the same time, by the same subject")
+    return PairedWindows.concatenate(parts)
+
+
+def load_labelled_windows(paths, mapping, modality: str, labels, *, window_s: float | None = None,
+                          hop_s: float | None = None, subject: str | None = None):
+    """Windows of ``modality`` from recordings (as :func:`load_paired_windows` reads them) with their labels from
+    ``labels`` (a CSV ``subject,start_s,end_s,label[,device]`` or an EDF+ file, as ``embed --labels`` takes it; the
+    window is labelled only when one label covers it whole). Returns (windows (N, n), fs, labels (N,), unlabelled
+    counts by reason); unlabelled windows are left out. Raises PairingError when no window is labelled."""
+    from biomoe_edge.runtime.recording.labels import WindowLabeller, read_labels
+
+    modality = Modality.parse(modality).value
+    labeller = WindowLabeller(read_labels(labels, subject=subject))
+    windows, names, fs = [], [], None
+    for path in paths:
+        _, _, found = _replay_windows(path, mapping, (modality,), window_s=window_s, hop_s=hop_s, subject=subject)
+        for who, items in found[modality].items():
+            for window in items:
+                label = labeller.label(who, window.device, window.start_s, window.end_s)
+                if label is not None:
+                    windows.append(window.samples[0])
+                    names.append(label)
+                    fs = window.fs
+    if not windows:
+        raise PairingError(f"no {modality} window of {', '.join(map(str, paths))} is labelled by {labels} "
+                           f"(unlabelled: {dict(labeller.unlabelled)})")
+    return np.stack(windows), float(fs), np.asarray(names, dtype=object), dict(labeller.unlabelled)

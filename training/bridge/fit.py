@@ -340,7 +340,7 @@ def _train(backbone, bridge, x_all, y_all, train, held, centre, *, epochs, lr, b
                 optimiser.step()
                 if schedule is not None:
                     schedule.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
             bridge.eval()
             with torch.no_grad():
                 held_loss = float(_cosine_loss(run_from(backbone, bridge(x_all[held_t])), y_all[held_t], centre))

@@ -172,6 +172,51 @@ def simulate_paired_session(seed: int, duration_s: float = 1800.0, *, window_s: 
     return paired
 
 
+def write_simulated_recording(directory, subjects, *, window_s: float = 10.0, hop_s: float = 1.0,
+                              representations=("spectrogram_psd",), t0: float = 1000.0) -> pathlib.Path:
+    """An SDK recording folder (``runtime.recording.RecordingWriter``) of SIMULATED paired sessions: per
+    :class:`SimulatedStreams` in ``subjects``, a chest strap ``h10-<subject>`` streaming its ECG at 130 Hz in frames
+    of 73 samples and a ``verity-<subject>`` streaming its PPG at 55 Hz in frames of 28 (the Polar frame sizes),
+    pushed in arrival order, shifted to gateway time ``t0``; windows and subjects in the settings, as the gateway
+    records them. Returns the folder."""
+    from biomoe_edge.runtime.recording import RecordingWriter
+
+    directory = pathlib.Path(directory)
+    windows = {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)}
+    devices = {}
+    pushes = []  # (arrival, device, modality, values, times)
+    for sim in subjects:
+        for device, modality, times, values, frame in ((f"h10-{sim.subject}", "ecg", sim.ecg_times, sim.ecg, 73),
+                                                       (f"verity-{sim.subject}", "bvp", sim.ppg_times, sim.ppg, 28)):
+            devices[device] = (sim.subject, modality, ECG_FS if modality == "ecg" else PPG_FS)
+            for a in range(0, len(times), frame):
+                stamp = times[a:a + frame] + t0
+                pushes.append((float(stamp[-1]) + 0.03, device, modality, values[a:a + frame], stamp))
+    pushes.sort(key=lambda push: push[0])
+    settings = {"subjects": {device: who for device, (who, _, _) in devices.items()},
+                "windows": {"ecg": windows, "bvp": windows}, "simulated": True}
+    with RecordingWriter(directory, settings, register=False) as writer:
+        for device, (_, modality, fs) in devices.items():
+            writer.add_stream(device, modality, {"sample_rate_hz": fs, "channels": 1, "profile": "simulated",
+                                                 "units": "mV" if modality == "ecg" else "au"})
+        for arrival, device, modality, values, stamp in pushes:
+            writer.write_block(device, modality, values, stamp, arrival_time_s=arrival, lost_before=0)
+    return directory
+
+
+def write_state_labels(path, subjects, *, t0: float = 1000.0) -> pathlib.Path:
+    """The simulated states of ``subjects`` as a labels CSV (``subject,start_s,end_s,label``, gateway time as in
+    :func:`write_simulated_recording`), as ``embed --labels`` and ``bridge evaluate --labels`` take it."""
+    path = pathlib.Path(path)
+    lines = ["subject,start_s,end_s,label"]
+    for sim in subjects:
+        ends = list(sim.state_starts_s[1:]) + [sim.ecg_times[-1] + 1.0 / ECG_FS]
+        for start, end, state in zip(sim.state_starts_s, ends, sim.states):
+            lines.append(f"{sim.subject},{start + t0:.3f},{end + t0:.3f},{state}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_stand_in_head(directory, embeddings: np.ndarray, labels, *, inputs: str, backbone: dict,
                         classes=None, epochs: int = 400, lr: float = 1e-2, seed: int = 0) -> pathlib.Path:
     """A head folder (head.onnx + head.json, the heads issue's format) with an ELU -> Linear head trained on

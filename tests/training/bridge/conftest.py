@@ -25,11 +25,26 @@ def stand_in_backbone(stand_in_model):
 
 
 @pytest.fixture(scope="session")
-def small_paired():
-    """SIMULATED: one subject, 7 minutes of paired ECG + PPG, a 10 s window every 8 s (52 windows)."""
-    from biomoe_edge.training.bridge.simulation import simulate_paired_session
+def small_recording(tmp_path_factory):
+    """SIMULATED: one subject's 7-minute paired session (a Polar H10's ECG and a Verity Sense's PPG of one beat
+    train) as an SDK recording folder with 10 s windows every 8 s, and its states as a labels CSV."""
+    from biomoe_edge.training.bridge.simulation import simulate_streams, write_simulated_recording, write_state_labels
 
-    return simulate_paired_session(3, 420.0, hop_s=8.0)
+    folder = tmp_path_factory.mktemp("recording")
+    simulated = simulate_streams(3, 420.0)
+    return (write_simulated_recording(folder / "session", [simulated], hop_s=8.0),
+            write_state_labels(folder / "labels.csv", [simulated]), simulated)
+
+
+@pytest.fixture(scope="session")
+def small_paired(small_recording):
+    """The paired windows of the small recording (52), labelled with the simulated state at their middle."""
+    from biomoe_edge.training.bridge import load_paired_windows
+
+    folder, _, simulated = small_recording
+    paired = load_paired_windows([folder], None, "ecg", "bvp")
+    paired.label = simulated.state_at((paired.start_s + paired.end_s) / 2 - 1000.0)
+    return paired
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from bridge_helpers import CLASSES, make_fixture_head
@@ -26,12 +28,34 @@ def fit_args(head_dir, tmp_path, *extra):
             str(head_dir), "--out", str(tmp_path / "out"), *extra]
 
 
-def test_fit_reads_recordings_through_the_recordings_api(head_dir, tmp_path, reference_dir, capsys):
-    # the head and the backbone are checked first; reading recordings needs issue 14's recordings in this build
+def test_fit_and_evaluate_a_simulated_paired_recording(fixture_head, small_recording, small_features, cache_dir,
+                                                       reference_dir, tmp_path, capsys):
+    """The whole command path on a SIMULATED recording; the features come from the session's cache (the same
+    windows as ``small_paired``, so the same key)."""
+    folder, labels, _ = small_recording
+    out = tmp_path / "bridge"
+    assert main(["bridge", "fit", "--paired", str(folder), "--new", "bvp:spectrogram_psd", "--head", str(fixture_head),
+                 "--out", str(out), "--checkpoint", str(reference_dir / "tiny_biomoe_seed11.pth"), "--epochs", "10",
+                 "--precision", "fp32", "--cache-dir", str(cache_dir), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "probe macro F1" in printed and "linear CKA" in printed and "output position" in printed
+    for name in ("enc1.stage1", "embedding", "enc1.block4", "fused", "experts"):
+        assert name in printed
+    manifest = json.loads((out / "bridge.json").read_text())
+    assert manifest["timings"]["features_cache"] == "hit" and manifest["data"]["windows"] == 52
+    assert manifest["inputs"] == ["bvp:spectrogram_psd"] and len(manifest["fit_curve"]) == 10
+    metrics_path = tmp_path / "metrics.json"
+    assert main(["bridge", "evaluate", str(out), str(folder), "--labels", str(labels), "--json",
+                 str(metrics_path)]) == 0
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["windows"] + sum(metrics["unlabelled_windows"].values()) == 52
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and len(metrics["confusion_matrix"]) == 3
+
+
+def test_fit_names_a_missing_recording(head_dir, tmp_path, reference_dir, capsys):
     assert main(fit_args(head_dir, tmp_path, "--checkpoint", str(reference_dir / "tiny_biomoe_seed11.pth"))) == 1
     err = capsys.readouterr().err
-    assert "biomoe-edge bridge: error:" in err
-    assert "biomoe_edge.runtime.recording.open_recording" in err and "not have yet" in err
+    assert "biomoe-edge bridge: error:" in err and "session: no such file or recording folder" in err
 
 
 @pytest.mark.parametrize("extra, message", [
