@@ -167,8 +167,8 @@ def _output_entry_points(name: str) -> list[str]:
 def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representation: str, backbone: dict,
                rank: int = 8, prototypes: int = 32, init: str = "real", epochs: int = 50, lr: float = 3e-3,
                batch_size: int = 16, loss: str = "centred_cosine", input_position: str = "auto",
-               output_position: str = "auto", held_out_fraction: float = 0.2, block_s: float = 60.0, time_budget_s: float = 1800.0,
-               cache_dir=None, seed: int = 0, progress: bool = True, features: FeatureSet | None = None) -> BridgeFit:
+               output_position: str = "auto", held_out_fraction: float = 0.2, block_s: float = 60.0,
+               time_budget_s: float = 1800.0, cache_dir=None, seed: int = 0, progress: bool = True, features: FeatureSet | None = None) -> BridgeFit:
     """Fit a BioX-Bridge from paired windows (``paired``: old modality = the head's) so that ``head`` (a head folder
     or :class:`OldHead`, trained on ``model``'s embeddings of the old modality) runs on the new modality.
 
@@ -217,6 +217,8 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
     if features is None:
         features = extract_features(paired, model, old_representation=head.representation,
                                     new_representation=new_representation, cache_dir=cache_dir, progress=progress)
+    elif len(features.old_embedding) != len(paired):
+        raise ValueError(f"features of {len(features.old_embedding)} windows given for {len(paired)} paired windows")
     timings["features_s"] = time.perf_counter() - started
     timings["features_cache"] = "hit" if features.cache_hit else "miss"
     pseudo = head.predict_proba(features.old_embedding).argmax(axis=1)
@@ -264,8 +266,9 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
                           {"name": output_position, "entry_points": given_entries,
                            "cka": min(cka[e] for e in given_entries)})
 
-        torch.manual_seed(seed)  # A's Kaiming-uniform draw
-        bridge = Bridge(chosen_input, chosen["entry_points"], rank=rank, prototypes=prototypes)
+        with torch.random.fork_rng():  # A's Kaiming-uniform draw from ``seed``, the caller's generator untouched
+            torch.manual_seed(seed)
+            bridge = Bridge(chosen_input, chosen["entry_points"], rank=rank, prototypes=prototypes)
         real_tokens = {e: features.old_tokens[e][train].reshape(-1, ENTRY_POINTS[e].dim) for e in bridge.entry_points}
         bridge.init_prototypes(init, real_tokens, seed=seed)
         started = time.perf_counter()

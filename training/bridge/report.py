@@ -31,7 +31,7 @@ def output_position_table(positions: dict) -> str:
     for c in positions["output_candidates"]:
         note = c.get("skipped", "chosen" if c["name"] == chosen else "")
         rows.append([("* " if c["name"] == chosen else "  ") + c["name"], f"{c['cka']:.3f}",
-                     f"{c.get('trainable_parameters', '')}", f"{c.get('fit_seconds_estimate', float('nan')):.0f}",
+                     f"{c.get('trainable_parameters', '')}", f"{c.get('fit_seconds_estimate', float('nan')):.1f}",
                      note])
     return _table(["output position", "CKA", "bridge parameters", "est. fit s", "note"], rows)
 

@@ -174,6 +174,7 @@ def test_streams_that_do_not_overlap_in_time_are_refused():
         pair_streams(old_t, old_x, 130, new_t, new_x, 55, old_modality="ecg", new_modality="bvp", subject="s1")
 
 
+@pytest.mark.filterwarnings("ignore:.*lie outside the time both modalities cover")
 def test_pairing_cuts_the_overlap_at_model_rates_and_counts_gaps():
     old_t, old_x, new_t, new_x = streams(0.0, 30.0)
     with pytest.warns(UserWarning, match="outside the time both modalities cover"):
