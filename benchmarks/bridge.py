@@ -12,11 +12,14 @@ What runs (docs/bridge.md, "Measured"):
    weights, read in place; not the published Tiny-BioMoE weights), or ``--random-weights SEED``.
 2. The old head: ELU -> Linear on the ECG embeddings of ``--head-subjects`` simulated labelled sessions (10 min
    each, a window every 5 s), written by the stand-in head writer in the heads issue's folder format.
-3. The paired session: one other simulated subject wearing ECG and PPG for ``--minutes``, 10 s windows every
-   ``--hop`` s. ``fit_bridge`` runs from a cold feature cache (its time is the fit time a user waits for), then
-   again from the warm cache. Positions are selected by the probe and CKA as in the paper.
+3. The paired session: one other simulated subject wearing a Polar H10 (ECG) and a Verity Sense (PPG) for
+   ``--minutes``, written as an SDK recording (10 s windows every ``--hop`` s) and read back as ``bridge fit``
+   reads it (``load_paired_windows``: the gateway's own windows). ``fit_bridge`` runs from a cold feature cache
+   (reading plus fitting is the time a user of ``bridge fit`` waits, before the export), then again from the warm
+   cache. Positions are selected by the probe and CKA as in the paper.
 4. Baselines on the held-out part of the paired session, and on ``--test-subjects`` further simulated subjects
-   (their PPG through the bridge; their ECG only for the old head's own row and pseudo-labels).
+   (their PPG through the bridge; their ECG only for the old head's own row and pseudo-labels); the exported
+   fp16 graph evaluated on those subjects' labelled PPG windows as ``bridge evaluate`` does.
 5. Variants from the warm cache: prototypes from real features vs random; the centred vs the plain cosine loss;
    later input positions than the probe's choice.
 6. Export of the bridged graph (fp32 and fp16) with its ONNX Runtime check.
@@ -42,6 +45,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 REFERENCE_DIR = pathlib.Path(os.environ.get("BIOMOE_REFERENCE_DIR", REPO.parent / "shared" / "reference"))
 LABEL = "simulated, stand-in weights"
+T0 = 1000.0  # gateway time of the simulated recordings' first sample (write_simulated_recording's default)
 REPRESENTATION = "spectrogram_psd"
 
 
@@ -74,12 +78,15 @@ def load_model(args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from biomoe_edge.training.bridge import (PairedWindows, compare_baselines, export_bridge, extract_features,
-                                             fit_bridge, torch_backbone)
+    from biomoe_edge.training.bridge import (PairedWindows, compare_baselines, evaluate_bridge, export_bridge,
+                                             extract_features, fit_bridge, load_labelled_windows,
+                                             load_paired_windows, torch_backbone)
     from biomoe_edge.training.bridge.features import embed_windows
     from biomoe_edge.training.bridge.report import (baseline_table, entry_point_table, input_position_table,
                                                     output_position_table)
-    from biomoe_edge.training.bridge.simulation import STATES, simulate_paired_session, write_stand_in_head
+    from biomoe_edge.training.bridge.simulation import (STATES, simulate_paired_session, simulate_streams,
+                                                        write_simulated_recording, write_stand_in_head,
+                                                        write_state_labels)
 
     import torch
 
@@ -107,32 +114,40 @@ def main(argv=None) -> int:
                        "train_accuracy": head_manifest["metrics"]["train_accuracy"],
                        "seconds": time.perf_counter() - started}
 
-    # 3. the paired session: a cold fit (features computed), then a warm one (features from the cache)
-    paired = simulate_paired_session(0, args.minutes * 60.0, hop_s=args.hop)
-    print(f"paired session: {args.minutes:g} min, {len(paired)} windows ({LABEL})")
+    # 3. the paired session, recorded as the gateway records it; a cold fit (features computed), then a warm one
+    simulated = simulate_streams(0, args.minutes * 60.0)
+    folder = write_simulated_recording(work / "paired", [simulated], hop_s=args.hop)
+    started = time.perf_counter()
+    paired = load_paired_windows([folder], None, "ecg", "bvp")
+    load_s = time.perf_counter() - started
+    paired.label = simulated.state_at((paired.start_s + paired.end_s) / 2 - T0)
+    print(f"paired session: {args.minutes:g} min, {len(paired)} windows read from the recording in {load_s:.1f} s "
+          f"({LABEL})")
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = fit_bridge(paired, head_dir, model, new_representation=REPRESENTATION, backbone=backbone,
                          epochs=args.epochs, cache_dir=cache_dir)
-    cold_s = time.perf_counter() - started
+    cold_s = time.perf_counter() - started + load_s
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        warm = fit_bridge(paired, head_dir, model, new_representation=REPRESENTATION, backbone=backbone,
-                          epochs=args.epochs, cache_dir=cache_dir, progress=False)
+        warm = fit_bridge(load_paired_windows([folder], None, "ecg", "bvp"), head_dir, model,
+                          new_representation=REPRESENTATION, backbone=backbone, epochs=args.epochs,
+                          cache_dir=cache_dir, progress=False)
     warm_s = time.perf_counter() - started
     results["fit"] = {"paired_minutes": args.minutes, "hop_s": args.hop, "windows": len(paired),
-                      "cold_cache_s": cold_s, "warm_cache_s": warm_s, "cold_timings": fit.timings,
+                      "read_recording_s": load_s, "cold_cache_s": cold_s, "warm_cache_s": warm_s, "cold_timings": fit.timings,
                       "warm_timings": warm.timings, "warnings": [str(w.message) for w in caught],
                       "load_average_after": os.getloadavg()}
     results["positions"] = fit.positions
     results["bridge"] = {"trainable_parameters": fit.trainable_parameters, "rank": fit.rank,
                          "prototypes": fit.prototypes, "initialisation": fit.initialisation,
                          "held_out": fit.held_out, "curve": fit.curve}
-    print(f"\nfit time ({LABEL}), {len(paired)} paired windows: {cold_s:.0f} s from a cold cache (features "
-          f"{fit.timings['features_s']:.0f} s, selection {fit.timings['selection_s']:.0f} s, training "
-          f"{fit.timings['training_s']:.0f} s); {warm_s:.0f} s from the warm cache")
+    print(f"\nfit time ({LABEL}), {len(paired)} paired windows: {cold_s:.0f} s from a cold cache (reading the "
+          f"recording {load_s:.0f} s, features {fit.timings['features_s']:.0f} s, selection "
+          f"{fit.timings['selection_s']:.0f} s, training {fit.timings['training_s']:.0f} s); {warm_s:.0f} s from the "
+          "warm cache")
     print(f"\nposition selection ({LABEL})\n")
     print(input_position_table(fit.positions), end="\n\n")
     print(entry_point_table(fit.positions), end="\n\n")
@@ -144,8 +159,13 @@ def main(argv=None) -> int:
     print(baseline_table(held_rows), end="\n\n")
     results["baselines_held_out"] = held_rows
     if args.test_subjects:
-        test = PairedWindows.concatenate([simulate_paired_session(200 + s, 600.0, hop_s=5.0)
-                                          for s in range(args.test_subjects)])
+        test_sims = [simulate_streams(200 + s, 600.0) for s in range(args.test_subjects)]
+        test_folder = write_simulated_recording(work / "test", test_sims, hop_s=5.0)
+        test_labels_csv = write_state_labels(work / "test_labels.csv", test_sims)
+        test = load_paired_windows([test_folder], None, "ecg", "bvp")
+        by_subject = {sim.subject: sim for sim in test_sims}
+        test.label = np.asarray([by_subject[who].state_at((a + b) / 2 - T0)
+                                 for who, a, b in zip(test.subject, test.start_s, test.end_s)], dtype=object)
         test_features = extract_features(test, model, old_representation=REPRESENTATION,
                                          new_representation=REPRESENTATION, cache_dir=cache_dir)
         test_rows = compare_baselines(fit, paired.label, test=test_features, test_labels=test.label)
@@ -197,6 +217,13 @@ def main(argv=None) -> int:
         print(f"\nexport {precision}: {exports[precision]['seconds']:.0f} s, {path.stat().st_size / 1e6:.1f} MB, "
               f"ONNX Runtime vs PyTorch probabilities max abs {manifest['onnx_check']['probabilities_max_abs']:.2g}")
     results["export"] = exports
+    if args.test_subjects:
+        windows, fs, labels, unlabelled = load_labelled_windows([test_folder], None, "bvp", test_labels_csv)
+        served = evaluate_bridge(pathlib.Path(exports["fp16"]["path"]).parent, windows, fs, labels)
+        results["served_fp16_test_subjects"] = {**served, "unlabelled_windows": unlabelled}
+        print(f"\nthe fp16 bridge.onnx on the further subjects' PPG windows that one state covers whole "
+              f"({served['windows']}): accuracy {100 * served['accuracy']:.1f} %, macro F1 "
+              f"{100 * served['macro_f1']:.1f} % ({LABEL})")
 
     # distillation into the whole backbone: what one epoch would cost here
     import copy
