@@ -10,8 +10,9 @@ What runs (docs/bridge.md, "Measured"):
 
 1. The stand-in backbone: ``../shared/reference/tiny_biomoe_seed11.pth`` (a perturbed copy of the architecture's
    weights, read in place; not the published Tiny-BioMoE weights), or ``--random-weights SEED``.
-2. The old head: ELU -> Linear on the ECG embeddings of ``--head-subjects`` simulated labelled sessions (10 min
-   each, a window every 5 s), written by the stand-in head writer in the heads issue's folder format.
+2. The old head: ``train_head`` (what ``biomoe-edge train-head`` runs; ELU -> Linear, cross-validated leaving one
+   subject out) on the ECG embeddings of ``--head-subjects`` simulated labelled sessions (10 min each, a window
+   every 5 s).
 3. The paired session: one other simulated subject wearing a Polar H10 (ECG) and a Verity Sense (PPG) for
    ``--minutes``, written as an SDK recording (10 s windows every ``--hop`` s) and read back as ``bridge fit``
    reads it (``load_paired_windows``: the gateway's own windows). ``fit_bridge`` runs from a cold feature cache
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     from biomoe_edge.training.bridge.report import (baseline_table, entry_point_table, input_position_table,
                                                     output_position_table)
     from biomoe_edge.training.bridge.simulation import (STATES, simulate_paired_session, simulate_streams,
-                                                        write_simulated_recording, write_stand_in_head,
+                                                        write_head, write_simulated_recording,
                                                         write_state_labels)
 
     import torch
@@ -107,11 +108,18 @@ def main(argv=None) -> int:
                                           for s in range(args.head_subjects)])
     ecg_embeddings = embed_windows(labelled.old, labelled.old_fs, "ecg", REPRESENTATION, model, progress=True,
                                    description=f"old head: ECG of {args.head_subjects} labelled sessions")
-    head_dir = write_stand_in_head(work / "head", ecg_embeddings, labelled.label, inputs=f"ecg:{REPRESENTATION}",
-                                   backbone=backbone, classes=STATES)
-    head_manifest = json.loads((head_dir / "head.json").read_text())
+    head_dir = work / "head"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        head_manifest = write_head(head_dir, ecg_embeddings, labelled.label, inputs=f"ecg:{REPRESENTATION}",
+                                   backbone=backbone, classes=STATES, subjects=labelled.subject,
+                                   window_end_s=labelled.end_s, window_s=labelled.window_s,
+                                   cv="loso" if args.head_subjects > 1 else "none")
+    cross_validation = head_manifest["metrics"]["cross_validation"]
     results["head"] = {"windows": len(labelled), "subjects": args.head_subjects,
-                       "train_accuracy": head_manifest["metrics"]["train_accuracy"],
+                       "training_set_accuracy": head_manifest["metrics"]["training_set"]["accuracy"],
+                       "cross_validation": cross_validation and {
+                           k: cross_validation["pooled"].get(k) for k in ("accuracy", "macro_f1")},
                        "seconds": time.perf_counter() - started}
 
     # 3. the paired session, recorded as the gateway records it; a cold fit (features computed), then a warm one
@@ -137,7 +145,8 @@ def main(argv=None) -> int:
                           cache_dir=cache_dir, progress=False)
     warm_s = time.perf_counter() - started
     results["fit"] = {"paired_minutes": args.minutes, "hop_s": args.hop, "windows": len(paired),
-                      "read_recording_s": load_s, "cold_cache_s": cold_s, "warm_cache_s": warm_s, "cold_timings": fit.timings,
+                      "read_recording_s": load_s, "cold_cache_s": cold_s, "warm_cache_s": warm_s,
+                      "cold_timings": fit.timings,
                       "warm_timings": warm.timings, "warnings": [str(w.message) for w in caught],
                       "load_average_after": os.getloadavg()}
     results["positions"] = fit.positions

@@ -24,7 +24,7 @@ __all__ = [
     "Bridge", "BridgeConfigError", "BridgeError", "BridgeFit", "BridgeFolderError", "BridgedModel", "FeatureSet",
     "HeadError", "OldHead", "PairedWindows", "PairingError", "PositionSelectionError", "ProtoLRFC", "Split",
     "compare_baselines", "evaluate_bridge", "export_bridge", "extract_features", "fit_bridge", "held_out_split",
-    "linear_cka", "load_labelled_windows", "load_paired_windows", "output_candidates", "pair_streams", "predict_bridge", "read_head",
-    "render_images", "score_entry_points", "score_input_positions", "select_input_position", "torch_backbone",
+    "linear_cka", "load_labelled_windows", "load_paired_windows", "output_candidates", "pair_streams",
+    "predict_bridge", "read_head", "render_images", "score_entry_points", "score_input_positions", "select_input_position", "torch_backbone",
     "verify_bridge_folder",
 ]

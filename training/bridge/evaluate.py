@@ -24,7 +24,8 @@ def predict_bridge(directory, windows: np.ndarray, fs: float, *, batch: int = 16
     session = ort.InferenceSession(str(pathlib.Path(directory) / "bridge.onnx"), options,
                                    providers=["CPUExecutionProvider"])
     windows = np.asarray(windows, dtype=np.float32)
-    out = [session.run([OUTPUT_NAME], {INPUT_NAME: render_images(windows[i:i + batch], fs, modality, representation)})[0]
+    out = [session.run([OUTPUT_NAME],
+                       {INPUT_NAME: render_images(windows[i:i + batch], fs, modality, representation)})[0]
            for i in range(0, len(windows), batch)]
     return np.concatenate(out), manifest
 

@@ -176,8 +176,8 @@ def verify_bridge_folder(directory) -> dict:
     except json.JSONDecodeError as exc:
         raise BridgeFolderError(f"{manifest_path} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("kind") != "bridge":
-        raise BridgeFolderError(f"{manifest_path}: kind is {manifest.get('kind') if isinstance(manifest, dict) else None!r}, "
-                                "expected 'bridge'")
+        kind = manifest.get("kind") if isinstance(manifest, dict) else None
+        raise BridgeFolderError(f"{manifest_path}: kind is {kind!r}, expected 'bridge'")
     for key in ("inputs", "classes", "sha256", "backbone"):
         if key not in manifest:
             raise BridgeFolderError(f"{manifest_path}: missing key {key!r}")

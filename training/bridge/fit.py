@@ -168,7 +168,8 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
                rank: int = 8, prototypes: int = 32, init: str = "real", epochs: int = 50, lr: float = 3e-3,
                batch_size: int = 16, loss: str = "centred_cosine", input_position: str = "auto",
                output_position: str = "auto", held_out_fraction: float = 0.2, block_s: float = 60.0,
-               time_budget_s: float = 1800.0, cache_dir=None, seed: int = 0, progress: bool = True, features: FeatureSet | None = None) -> BridgeFit:
+               time_budget_s: float = 1800.0, cache_dir=None, seed: int = 0, progress: bool = True,
+               features: FeatureSet | None = None) -> BridgeFit:
     """Fit a BioX-Bridge from paired windows (``paired``: old modality = the head's) so that ``head`` (a head folder
     or :class:`OldHead`, trained on ``model``'s embeddings of the old modality) runs on the new modality.
 
@@ -359,8 +360,8 @@ def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def held_out_figures(fit: BridgeFit) -> dict:
     """On the held-out windows: agreement of the bridged head with the old head's pseudo-labels, cosine of the
-    bridged embeddings to the real old-modality ones (as they are, and centred on the training windows' mean), and the same agreement for the old head applied to the new
-    modality's embeddings directly (no bridge) for comparison."""
+    bridged embeddings to the real old-modality ones (as they are, and centred on the training windows' mean), and
+    the same agreement for the old head applied to the new modality's embeddings directly (no bridge)."""
     held = fit.split.held_out
     bridged = fit.bridged_embeddings(held)
     target = fit.features.old_embedding[held]

@@ -1,24 +1,20 @@
-"""The old modality's head, read from its folder (``head.onnx`` + ``head.json``, the heads issue's format) and run
-with ONNX Runtime: it gives the pseudo-labels the bridge's input position is chosen by, and it ends the bridged
-graph."""
+"""The old modality's head: a head folder (``head.onnx`` + ``head.json``, as ``biomoe-edge train-head`` writes it),
+loaded and checked by the gateway's own loader (``runtime.heads.head.load_head``) and run with ONNX Runtime. It
+gives the pseudo-labels the bridge's input position is chosen by, and it ends the bridged graph."""
 
 from __future__ import annotations
 
-import json
 import pathlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from biomoe_edge.identity import backbone_mismatch, describe_backbone
-from biomoe_edge.manifest import sha256_file
-from biomoe_edge.vocabulary import EMBEDDING_DIM, Modality, check_representations
+from biomoe_edge.vocabulary import Modality, check_representations
 
 from .exc import HeadError
 
-#: head.json keys the bridge reads
-REQUIRED_KEYS = ("kind", "inputs", "classes", "backbone")
 INPUT_NAME = "input_0"
 OUTPUT_NAME = "probabilities"
 
@@ -36,103 +32,71 @@ def parse_input(spec: str, what: str) -> tuple[str, str]:
 
 @dataclass
 class OldHead:
-    """A single-input head on the old modality's 192-D embeddings."""
+    """A single-input head on the old modality's 192-D embeddings (wraps ``runtime.heads.head.Head``)."""
 
-    directory: pathlib.Path
-    manifest: dict
-    modality: str
-    representation: str
-    classes: tuple[str, ...]
-    sha256: str
+    head: object = field(repr=False)
+
+    @property
+    def directory(self) -> pathlib.Path:
+        return pathlib.Path(self.head.path)
 
     @property
     def onnx_path(self) -> pathlib.Path:
         return self.directory / "head.onnx"
 
     @property
-    def backbone(self) -> dict:
-        return dict(self.manifest["backbone"])
+    def manifest(self) -> dict:
+        return self.head.manifest
 
     @property
     def inputs(self) -> list[str]:
-        return list(self.manifest["inputs"])
+        return list(self.head.inputs)
 
-    def predict_proba(self, embeddings: np.ndarray, *, batch: int = 256) -> np.ndarray:
-        """(N, 192) float32 embeddings -> (N, C) class probabilities (ONNX Runtime, CPU)."""
-        import onnxruntime as ort
+    @property
+    def modality(self) -> str:
+        return self.inputs[0].split(":")[0]
 
-        if not hasattr(self, "_session"):
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+    @property
+    def representation(self) -> str:
+        return self.inputs[0].split(":")[1]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.head.classes)
+
+    @property
+    def backbone(self) -> dict:
+        return self.head.backbone
+
+    @property
+    def sha256(self) -> str:
+        return self.head.sha256
+
+    def predict_proba(self, embeddings: np.ndarray, *, batch: int = 1024) -> np.ndarray:
+        """(N, 192) float32 embeddings -> (N, C) class probabilities."""
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        if embeddings.ndim != 2 or embeddings.shape[1] != EMBEDDING_DIM:
-            raise ValueError(f"head input must be (N, {EMBEDDING_DIM}) embeddings, got {embeddings.shape}")
-        outputs = [self._session.run([OUTPUT_NAME], {INPUT_NAME: embeddings[i:i + batch]})[0]
-                   for i in range(0, len(embeddings), batch)]
-        return np.concatenate(outputs).astype(np.float32) if outputs else np.zeros((0, len(self.classes)), np.float32)
+        if len(embeddings) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return np.concatenate([self.head.predict([embeddings[i:i + batch]])
+                               for i in range(0, len(embeddings), batch)]).astype(np.float32)
 
 
 def read_head(directory) -> OldHead:
-    """Read and check a head folder; raises HeadError naming the file and field at fault."""
-    directory = pathlib.Path(directory)
-    manifest_path, onnx_path = directory / "head.json", directory / "head.onnx"
-    for path in (manifest_path, onnx_path):
-        if not path.is_file():
-            raise HeadError(f"{directory} is not a head folder: {path.name} is missing")
+    """Load a head folder with the gateway's loader (form of head.json, graph I/O, sha256, class count) and check
+    that a bridge can carry it (one input); raises HeadError naming the file and field at fault."""
+    from biomoe_edge.runtime.heads.head import HeadError as LoaderError
+    from biomoe_edge.runtime.heads.head import head_folder, load_head, read_head_manifest
+
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise HeadError(f"{manifest_path} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise HeadError(f"{manifest_path}: expected a JSON object")
-    missing = [key for key in REQUIRED_KEYS if key not in manifest]
-    if missing:
-        raise HeadError(f"{manifest_path}: missing key(s) {missing}")
-    if manifest["kind"] != "head":
-        raise HeadError(f"{manifest_path}: kind is {manifest['kind']!r}, expected 'head' (a bridge cannot be "
-                        "bridged again)")
-    inputs = manifest["inputs"]
-    if not isinstance(inputs, list) or len(inputs) != 1:
-        raise HeadError(f"{manifest_path}: inputs {inputs!r}: a bridge carries a head of ONE old-modality input; "
-                        "a fusion head of several inputs needs all of them")
-    try:
-        modality, representation = parse_input(inputs[0], f"{manifest_path}: inputs[0]")
-    except ValueError as exc:
+        manifest = read_head_manifest(directory)
+        # One input, checked on the manifest before the graph: the form is what a user must change.
+        if len(manifest["inputs"]) != 1:
+            raise HeadError(f"{head_folder(directory) / 'head.json'}: inputs {manifest['inputs']}: a bridge carries a "
+                            "head of ONE old-modality input; a fusion head of several inputs needs all of them")
+        head = load_head(directory)
+    except LoaderError as exc:
         raise HeadError(str(exc)) from None
-    classes = manifest["classes"]
-    if not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(classes):
-        raise HeadError(f"{manifest_path}: classes must list at least two distinct class names, got {classes!r}")
-    if not isinstance(manifest["backbone"], dict):
-        raise HeadError(f"{manifest_path}: backbone must be an object (biomoe_edge.identity.backbone_identity)")
-    digest = sha256_file(onnx_path)
-    recorded = manifest.get("sha256")
-    if recorded is not None and recorded != digest:
-        raise HeadError(f"{onnx_path}: sha256 {digest[:16]}... differs from head.json's {str(recorded)[:16]}...: the "
-                        "graph was changed after its manifest was written")
-    _check_graph(onnx_path, len(classes))
-    return OldHead(directory, manifest, modality, representation, tuple(map(str, classes)), digest)
-
-
-def _check_graph(path: pathlib.Path, n_classes: int) -> None:
-    import onnx
-
-    try:
-        graph = onnx.load(str(path), load_external_data=False).graph
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same problem for the user
-        raise HeadError(f"{path} is not a readable ONNX model: {type(exc).__name__}: {exc}") from None
-    inputs = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
-    outputs = [o.name for o in graph.output]
-    if inputs != [INPUT_NAME] or OUTPUT_NAME not in outputs:
-        raise HeadError(f"{path}: graph inputs {inputs} and outputs {outputs}; a one-input head takes "
-                        f"{INPUT_NAME!r} (B, {EMBEDDING_DIM}) and gives {OUTPUT_NAME!r} (B, C)")
-    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
-    if len(dims) != 2 or dims[1] != EMBEDDING_DIM:
-        raise HeadError(f"{path}: input {INPUT_NAME!r} has shape {dims}, expected (B, {EMBEDDING_DIM})")
-    out = next(o for o in graph.output if o.name == OUTPUT_NAME)
-    out_dims = [d.dim_value for d in out.type.tensor_type.shape.dim]
-    if len(out_dims) == 2 and out_dims[1] not in (0, n_classes):
-        raise HeadError(f"{path}: output {OUTPUT_NAME!r} has {out_dims[1]} classes but head.json lists {n_classes}")
+    return OldHead(head)
 
 
 def check_head_backbone(head: OldHead, running: dict) -> None:

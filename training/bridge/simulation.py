@@ -13,9 +13,8 @@ time and the PPG amplitude (vasoconstriction). From the one beat train:
   diastolic peak per beat, joined by Akima interpolation, as ``nk.ppg_simulate`` draws it) starting one pulse
   arrival time after each R peak, with respiratory baseline and amplitude modulation and NeuroKit2's noise.
 
-:func:`write_stand_in_head` writes a head folder in the heads issue's format (ELU -> Linear on the 192-D
-embedding, softmax out) for as long as ``biomoe-edge train-head`` is not in this build: it is a stand-in, and
-its manifest says so.
+:func:`write_simulated_recording` and :func:`write_state_labels` write such sessions as a gateway recording and its
+labels; :func:`write_head` trains an old head on simulated windows with the SDK's own ``train_head``.
 """
 
 from __future__ import annotations
@@ -217,67 +216,29 @@ def write_state_labels(path, subjects, *, t0: float = 1000.0) -> pathlib.Path:
     return path
 
 
-def write_stand_in_head(directory, embeddings: np.ndarray, labels, *, inputs: str, backbone: dict,
-                        classes=None, epochs: int = 400, lr: float = 1e-2, seed: int = 0) -> pathlib.Path:
-    """A head folder (head.onnx + head.json, the heads issue's format) with an ELU -> Linear head trained on
-    ``embeddings`` (N, 192) and ``labels`` (N,), softmax probabilities out. A STAND-IN until ``biomoe-edge
-    train-head`` is in this build; its manifest's ``stand_in`` says so. Returns the folder."""
-    import torch
-    from torch import nn
+def write_head(directory, embeddings: np.ndarray, labels, *, inputs: str, backbone: dict, subjects, window_end_s,
+               window_s: float = 10.0, classes=None, cv="none", classifier: str = "elu-linear", seed: int = 0) -> dict:
+    """A head folder trained by the SDK's own ``train_head`` (what ``biomoe-edge train-head`` runs) on ``embeddings``
+    (N, 192) of SIMULATED windows of ``inputs`` (``"modality:representation"``) with their ``labels``, ``subjects``
+    and ``window_end_s``, made by the weights ``backbone`` names (``backbone_identity``). The dataset is built in
+    memory in the documented columns; its name in head.json says it was simulated. Returns the manifest."""
+    import pandas as pd
 
-    from biomoe_edge.export.onnx_export import OPSET
-    from biomoe_edge.manifest import write_manifest
+    from biomoe_edge.training.classifiers import HeadOptions
+    from biomoe_edge.training.head_training import train_head
 
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    labels = np.asarray(labels, dtype=object)
-    classes = list(classes) if classes is not None else sorted(set(labels))
-    y = torch.as_tensor([classes.index(v) for v in labels])
-    x = torch.as_tensor(np.asarray(embeddings, dtype=np.float32))
-
-    class Head(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(nn.ELU(), nn.Linear(x.shape[1], len(classes)))
-
-        def forward(self, input_0):
-            return torch.softmax(self.net(input_0), dim=1)
-
-    torch.manual_seed(seed)
-    head = Head()
-    optimiser = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-4)
-    for _ in range(epochs):
-        loss = nn.functional.nll_loss(torch.log(head(x) + 1e-12), y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    head.eval()
-    onnx_path = directory / "head.onnx"
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(head, (x[:2],), dynamo=True, opset_version=OPSET, input_names=["input_0"],
-                          output_names=["probabilities"], dynamic_shapes={"input_0": {0: batch}}, verbose=False,
-                          report=False).save(str(onnx_path))
-    import onnxruntime as ort
-
-    with torch.no_grad():
-        reference = head(x).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input_0": x.numpy()})[0]
-    accuracy = float((reference.argmax(1) == y.numpy()).mean())
-    digest = hashlib.sha256(np.ascontiguousarray(x.numpy()).tobytes() + json.dumps(list(map(str, labels))).encode())
-    write_manifest(onnx_path, {
-        "kind": "head",
-        "inputs": [inputs],
-        "classes": classes,
-        "fusion": "none",
-        "classifier": {"kind": "elu_linear", "epochs": epochs, "lr": lr, "weight_decay": 1e-4, "seed": seed},
-        "dataset_sha256": digest.hexdigest(),
-        "metrics": {"train_accuracy": accuracy, "windows": int(len(x))},
-        "backbone": dict(backbone),
-        "onnx_check": {"max_abs": float(np.abs(reference - got).max())},
-        "stand_in": "ELU -> Linear head written by biomoe_edge.training.bridge.simulation.write_stand_in_head "
-                    "(until biomoe-edge train-head is in this build), on SIMULATED data",
-    })
-    return directory
+    modality, representation = inputs.split(":")
+    ends = np.asarray(window_end_s, dtype=np.float64)
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    subjects = [str(who) for who in subjects]
+    frame = pd.DataFrame({
+        "subject": subjects, "device": [f"{who}-{modality}" for who in subjects], "modality": modality,
+        "representation": representation, "window_start_s": ends - window_s, "window_end_s": ends,
+        "quality": [[] for _ in subjects], "label": pd.Series(list(labels), dtype=object),
+        "embedding": list(embeddings), "model_sha256": None, "checkpoint_sha256": backbone.get("checkpoint_sha256"),
+        "precision": backbone.get("precision"), "random_weights": bool(backbone.get("random_weights")),
+        "seed": backbone.get("seed"), "engine": "pytorch"})
+    digest = hashlib.sha256(embeddings.tobytes() + json.dumps([str(v) for v in labels]).encode()).hexdigest()
+    return train_head(f"simulated {inputs} windows", [inputs], directory, frame=frame, dataset_sha256=digest,
+                      classes=None if classes is None else list(classes), cv=cv,
+                      options=HeadOptions(classifier=classifier, seed=seed))

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 CLASSES = ["rest", "moderate", "high"]
 
 
-def make_fixture_head(directory, embeddings, labels, backbone, *, inputs="ecg:spectrogram_psd"):
-    """FIXTURE head folder: an ELU -> Linear torch head exported to head.onnx + head.json in the heads issue's
-    format (written by the bridge's stand-in writer; not a head of ``biomoe-edge train-head``)."""
-    from biomoe_edge.training.bridge.simulation import write_stand_in_head
+def make_head(directory, embeddings, labels, backbone, *, inputs="ecg:spectrogram_psd", subjects=None):
+    """A head folder made by the SDK's own train_head (ELU -> Linear, as ``biomoe-edge train-head`` trains it) on
+    ``embeddings`` and ``labels``; returns the folder."""
+    from biomoe_edge.training.bridge.simulation import write_head
 
+    n = len(embeddings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return write_stand_in_head(directory, embeddings, labels, inputs=inputs, backbone=backbone, classes=CLASSES,
-                                   epochs=200)
+        write_head(directory, embeddings, labels, inputs=inputs, backbone=backbone, classes=CLASSES,
+                   subjects=subjects if subjects is not None else ["s1"] * n,
+                   window_end_s=10.0 + 2.0 * np.arange(n))
+    return directory

@@ -1,5 +1,6 @@
 """Fixtures of the bridge tests: the stand-in backbone (the reference checkpoint, read in place), a small SIMULATED
-paired session, a FIXTURE head folder, and one fit shared by the test files of a session."""
+paired recording, an old head trained on it by the SDK's train_head, and one fit shared by the test files of a
+session. Every bridge test needs PyTorch (its modules are marked ``torch``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from bridge_helpers import make_fixture_head
+from bridge_helpers import make_head
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +63,10 @@ def small_features(small_paired, stand_in_model, cache_dir):
 
 @pytest.fixture(scope="session")
 def fixture_head(tmp_path_factory, small_features, small_paired, stand_in_backbone):
-    """FIXTURE head trained on the simulated ECG embeddings of the small session and their true states."""
-    return make_fixture_head(tmp_path_factory.mktemp("head"), small_features.old_embedding, small_paired.label,
-                             stand_in_backbone)
+    """An old head (train_head, ELU -> Linear) on the simulated ECG embeddings of the small session and their
+    true states."""
+    return make_head(tmp_path_factory.mktemp("head"), small_features.old_embedding, small_paired.label,
+                     stand_in_backbone)
 
 
 @pytest.fixture(scope="session")

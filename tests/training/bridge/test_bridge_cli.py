@@ -6,9 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from bridge_helpers import CLASSES, make_fixture_head
 
-from biomoe_edge.cli import main
+pytestmark = pytest.mark.torch
+pytest.importorskip("torch", reason="the bridge trains and exports with PyTorch (the export extra)")
+from bridge_helpers import CLASSES, make_head  # noqa: E402
+
+from biomoe_edge.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +22,8 @@ def head_dir(tmp_path_factory, reference_dir):
     rng = np.random.default_rng(0)
     backbone = {"checkpoint_sha256": sha256_file(reference_dir / "tiny_biomoe_seed11.pth"), "random_weights": False,
                 "seed": None, "precision": "fp32"}
-    return make_fixture_head(tmp_path_factory.mktemp("head"), rng.normal(size=(30, 192)).astype(np.float32),
-                             rng.choice(CLASSES, 30), backbone)
+    return make_head(tmp_path_factory.mktemp("head"), rng.normal(size=(30, 192)).astype(np.float32),
+                     rng.choice(CLASSES, 30), backbone)
 
 
 def fit_args(head_dir, tmp_path, *extra):
@@ -82,7 +85,7 @@ def test_fit_refuses_a_bad_new_modality(head_dir, tmp_path, capsys, new, message
 def test_fit_refuses_a_folder_that_is_not_a_head(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(fit_args(tmp_path / "empty", tmp_path)) == 1
-    assert "is not a head folder: head.json is missing" in capsys.readouterr().err
+    assert "is not a head folder: no head.json in it" in capsys.readouterr().err
 
 
 def test_evaluate_refuses_a_folder_that_is_not_a_bridge(head_dir, tmp_path, capsys):

@@ -11,12 +11,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
-from onnx import TensorProto
 
-from biomoe_edge.export.graph_info import tensor_types
-from biomoe_edge.training.bridge import (Bridge, BridgedModel, BridgeFolderError, evaluate_bridge, export_bridge,
-                                         render_images, verify_bridge_folder)
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="the bridge trains and exports with PyTorch (the export extra)")
+from onnx import TensorProto  # noqa: E402
+
+from biomoe_edge.export.graph_info import tensor_types  # noqa: E402
+from biomoe_edge.training.bridge import (  # noqa: E402
+    Bridge, BridgedModel, BridgeFolderError, evaluate_bridge, export_bridge, render_images, verify_bridge_folder)
 
 TRT_TYPE = {TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16", TensorProto.BFLOAT16: "BF16",
             TensorProto.INT32: "INT32", TensorProto.INT64: "INT64", TensorProto.INT8: "INT8",

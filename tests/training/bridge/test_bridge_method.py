@@ -7,9 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
-from biomoe_edge.training.bridge import (Bridge, BridgeConfigError, PairedWindows, PairingError,
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="the bridge trains and exports with PyTorch (the export extra)")
+
+from biomoe_edge.training.bridge import (Bridge, BridgeConfigError, PairedWindows, PairingError,  # noqa: E402
                                          PositionSelectionError, ProtoLRFC, held_out_split, linear_cka,
                                          output_candidates, pair_streams, score_input_positions,
                                          select_input_position)

@@ -6,9 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biomoe_edge.runtime.recording import RecordingWriter
-from biomoe_edge.training.bridge import PairingError, load_labelled_windows, load_paired_windows, pair_streams
-from biomoe_edge.training.bridge.simulation import ECG_FS, PPG_FS, simulate_streams, write_simulated_recording
+pytestmark = pytest.mark.torch
+pytest.importorskip("torch", reason="the bridge trains and exports with PyTorch (the export extra)")
+
+from biomoe_edge.runtime.recording import RecordingWriter  # noqa: E402
+from biomoe_edge.training.bridge import (  # noqa: E402
+    PairingError, load_labelled_windows, load_paired_windows, pair_streams)
+from biomoe_edge.training.bridge.simulation import (  # noqa: E402
+    ECG_FS, PPG_FS, simulate_streams, write_simulated_recording)
 
 
 def test_paired_windows_are_the_streams_cut_at_the_same_times(small_recording, small_paired):

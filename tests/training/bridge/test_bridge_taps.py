@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from biomoe_edge.export.model.taps import ENTRY_POINTS, INPUT_TAPS, capture, run_from
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch", reason="the bridge trains and exports with PyTorch (the export extra)")
+
+from biomoe_edge.export.model.taps import ENTRY_POINTS, INPUT_TAPS, capture, run_from  # noqa: E402
 
 
 @pytest.fixture(scope="module")
