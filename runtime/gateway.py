@@ -372,7 +372,8 @@ class Gateway:
             "jobs_unfinished": self.jobs_unfinished,
             "connections": {f"{d}/{state}": n for (d, state), n in self.connection_events.items()},
             "refused_devices": self.refused_devices(),
-            "heads": self.pipeline.fusion.stats() if self.pipeline.fusion is not None else [],
+            "heads": ((self.pipeline.fusion.stats() if self.pipeline.fusion is not None else [])
+                      + (self.pipeline.bridges.stats() if self.pipeline.bridges is not None else [])),
         }
 
 

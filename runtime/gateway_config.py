@@ -142,7 +142,8 @@ class SubjectConfig:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """A task head to serve (``[[heads]]``): a folder written by ``biomoe-edge train-head``."""
+    """A task head to serve (``[[heads]]``): a folder written by ``biomoe-edge train-head``, or a bridge folder
+    written by ``biomoe-edge bridge fit`` (``kind`` "bridge", told by its bridge.json; docs/bridge.md)."""
 
     path: pathlib.Path
     #: Windows of two inputs whose ends are closer than this are one window time (seconds).
@@ -151,6 +152,9 @@ class HeadConfig:
     deadline_s: float = 5.0
     #: Subjects the head serves (empty: all, including devices in no subject, each its own subject).
     subjects: tuple[str, ...] = ()
+    #: "head" (head.json) or "bridge" (bridge.json: runs on the new modality's window images; no fusion, so
+    #: ``tolerance_s`` and ``deadline_s`` do not apply).
+    kind: str = "head"
 
 
 @dataclass(frozen=True)
@@ -577,6 +581,7 @@ def _subjects(root: _Table, devices) -> tuple[SubjectConfig, ...]:
 def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjects) -> tuple[HeadConfig, ...]:
     """``[[heads]]``: each head folder's manifest is read now (not its graph), so that a head the configured
     windows cannot feed is refused with the key that must change."""
+    from biomoe_edge.runtime.heads.bridge import is_bridge_folder, read_bridge_manifest
     from biomoe_edge.runtime.heads.head import HeadError, read_head_manifest
 
     default = HeadConfig(path=pathlib.Path("."))
@@ -585,8 +590,9 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
         path = table.path_value("path", base)
         if path is None:
             raise ConfigError(table.key("path"), "missing: the head folder (biomoe-edge train-head --out DIR)")
+        kind = "bridge" if is_bridge_folder(path) else "head"
         try:
-            manifest = read_head_manifest(path)
+            manifest = read_bridge_manifest(path) if kind == "bridge" else read_head_manifest(path)
         except HeadError as exc:
             raise ConfigError(table.key("path"), str(exc)) from None
         head = HeadConfig(
@@ -594,6 +600,7 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
             tolerance_s=table.number("tolerance_s", default.tolerance_s, minimum=0),
             deadline_s=table.number("deadline_s", default.deadline_s, positive=True),
             subjects=table.strings("subjects", ()),
+            kind=kind,
         )
         known = {s.name for s in subjects}
         for i, name in enumerate(head.subjects):
@@ -607,11 +614,14 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
             if representation not in spec.representations:
                 raise ConfigError(f"{section}.representations", f"head {path} needs {name}, but {representation!r} is "
                                   f"not among {modality}'s representations {list(spec.representations)}")
-            trained = (manifest.get("window_length_s") or {}).get(name)
+            if kind == "bridge":
+                trained = (manifest.get("data") or {}).get("window_s")
+            else:
+                trained = (manifest.get("window_length_s") or {}).get(name)
             if trained is not None and abs(float(trained) - spec.window.length_s) > 1e-6:
-                raise ConfigError(f"{section}.length_s", f"head {path} was trained on {trained:g} s windows of {name}; "
-                                  f"the gateway cuts {spec.window.length_s:g} s ones")
-            if head.tolerance_s >= spec.window.hop_s / 2:
+                raise ConfigError(f"{section}.length_s", f"{kind} {path} was trained on {trained:g} s windows of "
+                                  f"{name}; the gateway cuts {spec.window.length_s:g} s ones")
+            if kind == "head" and head.tolerance_s >= spec.window.hop_s / 2:
                 raise ConfigError(table.key("tolerance_s"), f"{head.tolerance_s:g} s would match neighbouring windows "
                                   f"of {modality} (hop {spec.window.hop_s:g} s): keep it below half the hop")
         table.finish()

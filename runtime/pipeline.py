@@ -148,10 +148,16 @@ class Pipeline:
         #: The configured task heads' fusion stage (``runtime.heads``), None without ``[[heads]]``. Built here so
         #: that a head trained on other weights than the engine's is refused before anything connects.
         self.fusion = None
+        #: The configured bridges' stage (``runtime.heads.bridge``), None without bridge folders in ``[[heads]]``:
+        #: each bridge runs on the rendered images of its input in ``compute``; ``make_predictions`` hands its
+        #: predictions of the last batch on.
+        self.bridges = None
+        self._bridge_predictions: list = []
         if config.heads:
-            from biomoe_edge.runtime.heads.serving import fusion_stage_for
+            from biomoe_edge.runtime.heads.serving import bridge_stage_for, fusion_stage_for
 
             self.fusion = fusion_stage_for(config, self.model_identity, clock=clock)
+            self.bridges = bridge_stage_for(config, self.model_identity, clock=clock)
 
     # -- devices and notifications ----------------------------------------------------------------------
     def log_once(self, key: str, message: str, *args) -> None:
@@ -412,6 +418,10 @@ class Pipeline:
         t2 = time.perf_counter()
         self.timings["transform"].append(t1 - t0)
         self.timings["inference"].append(t2 - t1)
+        if self.bridges is not None:  # bridges read the images just rendered (after the engine: a failed batch has none)
+            images = self.images[:len(ordered)]
+            images = images if self.xp is np else self.xp.asnumpy(images)
+            self._bridge_predictions = self.bridges.run(ordered, images, self.model_identity)
         return ordered, embeddings
 
     def warmup(self, modalities=tuple(Modality)) -> None:
@@ -456,8 +466,12 @@ class Pipeline:
 
     # -- predictions (task heads, runtime.heads) ------------------------------------------------------------
     def make_predictions(self, records) -> list:
-        """The PredictionRecords of every window time that ``records`` (embedding records) completed."""
-        return self.fusion.add(records) if self.fusion is not None and records else []
+        """The PredictionRecords of every window time that ``records`` (embedding records, of the last
+        ``compute``) completed, then the bridges' predictions on that batch's windows."""
+        predictions = self.fusion.add(records) if self.fusion is not None and records else []
+        if self._bridge_predictions:
+            predictions, self._bridge_predictions = predictions + self._bridge_predictions, []
+        return predictions
 
     def expire_predictions(self) -> int:
         """Count and drop window times that waited past their head's deadline; how many."""

@@ -1,24 +1,47 @@
-"""The gateway's heads, from its configuration: load every ``[[heads]]`` folder, refuse a head trained on
-another backbone than the running engine's, and build the fusion stage with the ``[[subjects]]`` table."""
+"""The gateway's heads, from its configuration: load every ``[[heads]]`` folder (a head, or a bridge: docs/bridge.md),
+refuse one trained on another backbone than the running engine's, and build the fusion stage (heads) and the
+bridge stage (bridges) with the ``[[subjects]]`` table."""
 
 from __future__ import annotations
 
 import time
 
+from .bridge import BridgeStage, load_bridge
 from .fusion import FusionStage
 from .head import load_head
 
 
-def fusion_stage_for(config, model: dict, *, clock=time.monotonic) -> FusionStage:
-    """A :class:`FusionStage` serving ``config.heads`` (a ``GatewayConfig``) for embeddings of ``model`` (the
-    pipeline's ``model_identity``). HeadError when a head cannot be loaded or was trained on other weights
-    (the message names both backbones)."""
+def _subjects(config) -> dict:
+    return {device: subject.name for subject in config.subjects for device in subject.devices}
+
+
+def fusion_stage_for(config, model: dict, *, clock=time.monotonic) -> FusionStage | None:
+    """A :class:`FusionStage` serving the heads of ``config.heads`` (a ``GatewayConfig``) for embeddings of
+    ``model`` (the pipeline's ``model_identity``); None when every entry is a bridge. HeadError when a head cannot
+    be loaded or was trained on other weights (the message names both backbones)."""
+    entries = [entry for entry in config.heads if getattr(entry, "kind", "head") == "head"]
+    if not entries:
+        return None
     heads = []
-    for entry in config.heads:
+    for entry in entries:
         head = load_head(entry.path)
         head.check_backbone(model)
         heads.append(head)
-    subjects = {device: subject.name for subject in config.subjects for device in subject.devices}
-    return FusionStage(heads, subjects=subjects, head_subjects=[entry.subjects for entry in config.heads],
-                       tolerance_s=[entry.tolerance_s for entry in config.heads],
-                       deadline_s=[entry.deadline_s for entry in config.heads], clock=clock)
+    return FusionStage(heads, subjects=_subjects(config), head_subjects=[entry.subjects for entry in entries],
+                       tolerance_s=[entry.tolerance_s for entry in entries],
+                       deadline_s=[entry.deadline_s for entry in entries], clock=clock)
+
+
+def bridge_stage_for(config, model: dict, *, clock=time.monotonic) -> BridgeStage | None:
+    """A :class:`BridgeStage` serving the bridges of ``config.heads``; None when there is none. BridgeError (a
+    HeadError) when a bridge cannot be loaded or was fitted on other weights than ``model``'s."""
+    entries = [entry for entry in config.heads if getattr(entry, "kind", "head") == "bridge"]
+    if not entries:
+        return None
+    bridges = []
+    for entry in entries:
+        bridge = load_bridge(entry.path)
+        bridge.check_backbone(model)
+        bridges.append(bridge)
+    return BridgeStage(bridges, subjects=_subjects(config), bridge_subjects=[entry.subjects for entry in entries],
+                       clock=clock)

@@ -1,0 +1,283 @@
+"""A bridge folder served like a head (``[[heads]]``): ``bridge.json`` + ``bridge.onnx``, written by
+``biomoe-edge bridge fit`` (docs/bridge.md). No torch.
+
+A bridge carries a head trained on one modality (the old one, say ECG) to a wearable that measures another (the
+new one, say PPG). Its graph reads the new modality's window image, not an embedding: ``images`` (B, 3, 224, 224)
+float32 in, ``probabilities`` (B, C) out. The gateway renders that image anyway (it is what the engine embeds), so
+:class:`BridgeStage` runs each bridge on the rows of the engine's input buffer that hold its input
+(``"modality:representation"``) and emits one :class:`~biomoe_edge.runtime.records.PredictionRecord` per window,
+``via_bridge=True``. A bridge waits for nothing (one input), so there is no deadline; a window the ingest withheld
+for quality is never rendered and is counted there; a failing graph is counted here (``bridge_failed``).
+
+Errors are :class:`BridgeError` (a :class:`~biomoe_edge.runtime.heads.head.HeadError`, so whoever catches a head's
+error catches a bridge's), naming the file and what is wrong, and the refusal of a bridge fitted on another
+backbone than the running engine's.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import pathlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from biomoe_edge.identity import backbone_identity, backbone_mismatch
+from biomoe_edge.runtime.records import PredictionRecord
+
+from .head import BACKBONE_KEYS, OUTPUT_NAME, HeadError, parse_input
+
+MANIFEST_NAME = "bridge.json"
+GRAPH_NAME = "bridge.onnx"
+INPUT_NAME = "images"
+IMAGE_SHAPE = (3, 224, 224)
+TIMING_HISTORY = 10_000
+
+
+class BridgeError(HeadError):
+    """A bridge folder cannot be served: not a bridge, inconsistent, or fitted on another backbone."""
+
+
+def is_bridge_folder(path) -> bool:
+    """Whether ``path`` (a folder, or its bridge.json / bridge.onnx) is a bridge folder: it holds bridge.json."""
+    path = pathlib.Path(path)
+    if path.is_file() and path.name in (MANIFEST_NAME, GRAPH_NAME):
+        path = path.parent
+    return path.is_dir() and (path / MANIFEST_NAME).is_file()
+
+
+def bridge_folder(path) -> pathlib.Path:
+    """The folder of a bridge given as the folder, its bridge.json or its bridge.onnx; BridgeError when none."""
+    path = pathlib.Path(path)
+    if path.is_file() and path.name in (MANIFEST_NAME, GRAPH_NAME):
+        path = path.parent
+    if not path.exists():
+        raise BridgeError(f"{path}: no such bridge folder")
+    if not path.is_dir() or not (path / MANIFEST_NAME).is_file():
+        raise BridgeError(f"{path} is not a bridge folder: no {MANIFEST_NAME} in it (biomoe-edge bridge fit writes "
+                          "one)")
+    return path
+
+
+def read_bridge_manifest(path) -> dict:
+    """bridge.json of the bridge at ``path``, checked for form (kind, one input, classes, backbone, sha256); no
+    ONNX Runtime needed (configuration checks use it)."""
+    folder = bridge_folder(path)
+    manifest_path = folder / MANIFEST_NAME
+    where = str(manifest_path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BridgeError(f"{where} is not valid JSON ({exc}): not a bridge manifest") from None
+    except UnicodeDecodeError:
+        raise BridgeError(f"{where} is not a text file: not a bridge manifest") from None
+    if not isinstance(manifest, dict):
+        raise BridgeError(f"{where}: expected a JSON object, got {type(manifest).__name__}: not a bridge manifest")
+    if manifest.get("kind") != "bridge":
+        raise BridgeError(f"{where}: kind is {manifest.get('kind')!r}, expected \"bridge\": not a bridge manifest")
+    inputs = manifest.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], str):
+        raise BridgeError(f"{where}: inputs must list exactly one \"modality:representation\" (the new modality's "
+                          f"image the graph reads), got {inputs!r}")
+    try:
+        modality, representation = parse_input(inputs[0])
+    except ValueError as exc:
+        raise BridgeError(f"{where}: inputs[0]: {exc}") from None
+    manifest["inputs"] = [f"{modality}:{representation}"]
+    classes = manifest.get("classes")
+    if (not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise BridgeError(f"{where}: classes must be a list of at least two distinct names, got {classes!r}")
+    backbone = manifest.get("backbone")
+    if not isinstance(backbone, dict) or any(key not in backbone for key in BACKBONE_KEYS):
+        raise BridgeError(f"{where}: backbone must name {', '.join(BACKBONE_KEYS)} (the Tiny-BioMoE weights the "
+                          f"bridge was fitted on), got {backbone!r}")
+    if not isinstance(manifest.get("sha256"), str):
+        raise BridgeError(f"{where}: no sha256 of {GRAPH_NAME}")
+    return manifest
+
+
+@dataclass
+class Bridge:
+    """A loaded bridge: ``predict`` runs it on images. Quacks like a ``Head`` where the gateway reports on it."""
+
+    path: pathlib.Path
+    manifest: dict
+    session: object = field(repr=False)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(self.manifest["inputs"])
+
+    @property
+    def modality(self) -> str:
+        return self.inputs[0].split(":")[0]
+
+    @property
+    def representation(self) -> str:
+        return self.inputs[0].split(":")[1]
+
+    @property
+    def old_inputs(self) -> tuple[str, ...]:
+        return tuple(self.manifest.get("old_inputs") or ())
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.manifest["classes"])
+
+    @property
+    def backbone(self) -> dict:
+        return dict(self.manifest["backbone"])
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest["sha256"]
+
+    @property
+    def window_length_s(self) -> float | None:
+        """Length of the paired windows the bridge was fitted on (None: not recorded)."""
+        value = (self.manifest.get("data") or {}).get("window_s")
+        return None if value is None else float(value)
+
+    @property
+    def identity(self) -> dict:
+        return {"path": str(self.path), "sha256": self.sha256, "kind": "bridge"}
+
+    def check_backbone(self, running_model: dict) -> None:
+        """BridgeError when the bridge was fitted on other weights than ``running_model`` (a record's ``model``)."""
+        why = backbone_mismatch(self.backbone, backbone_identity(running_model))
+        if why is not None:
+            raise BridgeError(f"bridge {self.path} refused: {why}; its old head reads embeddings of those weights "
+                              "(fit the bridge again for the running model, or run the model it was fitted on)")
+
+    def predict(self, images) -> np.ndarray:
+        """Probabilities (B, C) float32 of ``images`` (B, 3, 224, 224)."""
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+            raise BridgeError(f"bridge {self.path}: {INPUT_NAME} must be (B, {', '.join(map(str, IMAGE_SHAPE))}), "
+                              f"got {images.shape}")
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+
+
+def load_bridge(path, *, threads: int = 0) -> Bridge:
+    """Load and check the bridge at ``path`` (its folder, bridge.json or bridge.onnx) on ONNX Runtime's CPU
+    provider. ``threads``: intra-op threads (0: ONNX Runtime's default); the graph holds a whole Tiny-BioMoE."""
+    import onnxruntime as ort
+
+    from biomoe_edge.manifest import sha256_file
+
+    manifest = read_bridge_manifest(path)
+    folder = bridge_folder(path)
+    graph = folder / GRAPH_NAME
+    if not graph.is_file():
+        raise BridgeError(f"{folder}: no {GRAPH_NAME} beside {MANIFEST_NAME}")
+    if sha256_file(graph) != manifest["sha256"]:
+        raise BridgeError(f"{graph} does not match the sha256 in {folder / MANIFEST_NAME} (the graph was changed or "
+                          "replaced after the fit)")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad graph
+        raise BridgeError(f"{graph}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
+    nodes = session.get_inputs()
+    if [n.name for n in nodes] != [INPUT_NAME]:
+        raise BridgeError(f"{graph}: graph inputs {[n.name for n in nodes]}, expected [{INPUT_NAME!r}] (the new "
+                          "modality's image)")
+    shape = list(nodes[0].shape)
+    if nodes[0].type != "tensor(float)" or len(shape) != 4 or shape[1:] != list(IMAGE_SHAPE):
+        raise BridgeError(f"{graph}: {INPUT_NAME} is {nodes[0].type} {shape}, expected float32 (B, 3, 224, 224)")
+    outputs = [o.name for o in session.get_outputs()]
+    if outputs != [OUTPUT_NAME]:
+        raise BridgeError(f"{graph}: graph outputs {outputs}, expected [{OUTPUT_NAME!r}]")
+    bridge = Bridge(folder.resolve(), manifest, session)
+    probe = bridge.predict(np.zeros((1, *IMAGE_SHAPE), np.float32))
+    if probe.shape != (1, len(bridge.classes)):
+        raise BridgeError(f"{graph}: gives {probe.shape[1:]} probabilities per window, but {MANIFEST_NAME} names "
+                          f"{len(bridge.classes)} classes {list(bridge.classes)}")
+    return bridge
+
+
+@dataclass
+class _BridgeState:
+    bridge: Bridge
+    subjects: frozenset | None
+    predictions: int = 0
+    dropped: collections.Counter = field(default_factory=collections.Counter)
+    errors: collections.Counter = field(default_factory=collections.Counter)
+    latencies_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=TIMING_HISTORY))
+
+
+class BridgeStage:
+    """Runs bridges on rendered windows of their input; no I/O.
+
+    ``bridges``: loaded bridges (:func:`load_bridge`). ``subjects``: device -> subject (``[[subjects]]``; a device
+    in no subject is its own). ``bridge_subjects``: per bridge, the subjects it serves (None or empty: all).
+    """
+
+    def __init__(self, bridges, *, subjects=None, bridge_subjects=None, clock=time.monotonic):
+        bridges = list(bridges)
+        served = list(bridge_subjects or [])
+        self.subjects = dict(subjects or {})
+        self.clock = clock
+        self.states = [_BridgeState(bridge, frozenset(served[i]) if i < len(served) and served[i] else None)
+                       for i, bridge in enumerate(bridges)]
+        self.bridge_time_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
+
+    def subject_of(self, device: str) -> str:
+        return self.subjects.get(device, device)
+
+    def run(self, jobs, images, model: dict) -> list[PredictionRecord]:
+        """Predictions of every bridge on the ``jobs`` (``runtime.scheduler.Job``, in buffer order) whose window
+        and representation are its input; ``images``: their rendered images (NumPy, row i = jobs[i]);
+        ``model``: the pipeline's model identity."""
+        predictions = []
+        for state in self.states:
+            bridge = state.bridge
+            rows = [i for i, job in enumerate(jobs)
+                    if job.window.modality == bridge.modality and job.representation == bridge.representation
+                    and (state.subjects is None or self.subject_of(job.window.device) in state.subjects)]
+            if not rows:
+                continue
+            t0 = time.perf_counter()
+            try:
+                probabilities = bridge.predict(images[rows])
+            except Exception as exc:  # noqa: BLE001 - a failing bridge must not stop the gateway
+                state.dropped["bridge_failed"] += len(rows)
+                state.errors[type(exc).__name__] += 1
+                continue
+            self.bridge_time_s.append(time.perf_counter() - t0)
+            now = self.clock()
+            for i, row in zip(rows, probabilities):
+                window = jobs[i].window
+                prediction = PredictionRecord(
+                    subject=self.subject_of(window.device), devices=(window.device,),
+                    window_start_s=float(window.start_s), window_end_s=float(window.end_s), probabilities=row,
+                    classes=bridge.classes, inputs=bridge.inputs, modalities=(window.modality,), via_bridge=True,
+                    quality=tuple(window.quality), head=bridge.identity, model=dict(model),
+                    arrival_time_s=float(window.arrival_time_s), emitted_time_s=now)
+                if math.isfinite(prediction.latency_s):
+                    state.latencies_s.append(prediction.latency_s)
+                predictions.append(prediction)
+            state.predictions += len(rows)
+        return predictions
+
+    def stats(self) -> list[dict]:
+        """One entry per bridge, in the form of ``FusionStage.stats`` (plus ``kind``)."""
+        from .fusion import _percentiles_ms
+
+        return [{
+            "head": str(state.bridge.path),
+            "kind": "bridge",
+            "inputs": list(state.bridge.inputs),
+            "old_inputs": list(state.bridge.old_inputs),
+            "predictions": state.predictions,
+            "windows_dropped": dict(state.dropped),
+            "errors": dict(state.errors),
+            "latency_ms": _percentiles_ms(state.latencies_s),
+        } for state in self.states]
