@@ -31,9 +31,14 @@ def predict_bridge(directory, windows: np.ndarray, fs: float, *, batch: int = 16
 
 
 def evaluate_bridge(directory, windows: np.ndarray, fs: float, labels) -> dict:
-    """Accuracy, macro F1, balanced accuracy, per-class F1 and the confusion matrix of the bridged head on
-    ``windows`` with true ``labels`` (class names)."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+    """The bridged head's metrics on ``windows`` with true ``labels`` (class names), in ``evaluate-head``'s fields
+    (``training.metrics.classification_metrics``: windows, accuracy, balanced_accuracy, macro_f1,
+    per_class_recall, confusion_matrix, classes; ``head`` identity with kind "bridge", ``inputs``, ``backbone``,
+    ``random_weights``), plus ``per_class_f1`` and the bridge's ``old_inputs``."""
+    from sklearn.metrics import f1_score
+
+    from biomoe_edge.manifest import sha256_file
+    from biomoe_edge.training.metrics import classification_metrics
 
     labels = np.asarray(labels, dtype=object)
     if len(labels) != len(windows):
@@ -44,17 +49,14 @@ def evaluate_bridge(directory, windows: np.ndarray, fs: float, labels) -> dict:
     if unknown:
         raise ValueError(f"labels {unknown} are not among the bridged head's classes {classes}")
     predicted = np.asarray(classes, dtype=object)[probabilities.argmax(1)]
+    folder = pathlib.Path(directory).resolve()
     return {
-        "kind": "bridge",
-        "bridge": str(directory),
-        "inputs": manifest["inputs"],
-        "classes": classes,
-        "windows": int(len(labels)),
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "macro_f1": float(f1_score(labels, predicted, labels=classes, average="macro", zero_division=0)),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+        **classification_metrics(labels, predicted, classes),
         "per_class_f1": dict(zip(classes, map(float, f1_score(labels, predicted, labels=classes, average=None,
                                                                   zero_division=0)))),
-        "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
+        "head": {"path": str(folder), "sha256": sha256_file(folder / "bridge.onnx"), "kind": "bridge"},
+        "inputs": list(manifest["inputs"]),
+        "old_inputs": list(manifest.get("old_inputs") or []),
         "backbone": manifest["backbone"],
+        "random_weights": bool(manifest["backbone"].get("random_weights")),
     }

@@ -125,7 +125,6 @@ def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_bat
                   "argmax_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),
                   "embeddings_max_abs_fp32": embedding_check}
     log.info("bridge %s ONNX vs PyTorch: probabilities max abs %.3g", precision, onnx_check["probabilities_max_abs"])
-    backbone = {**fit.backbone, "precision": precision}
     write_manifest(path, {
         "kind": "bridge",
         "inputs": [f"{fit.new_modality}:{fit.new_representation}"],
@@ -148,10 +147,11 @@ def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_bat
         "held_out": fit.held_out,
         "data": fit.data,
         "timings": fit.timings,
-        "backbone": backbone,
-        "fitted_on_backbone": fit.backbone,
-        "head": {"path": str(fit.head.directory), "sha256": fit.head.sha256, "backbone": fit.head.backbone,
-                 "stand_in": fit.head.manifest.get("stand_in")},
+        # The weights and precision whose features the bridge (and its old head) was fitted on, as a head's
+        # manifest names them: the gateway serves the bridge where it would serve that head (the graph's own
+        # precision is ``precision`` above).
+        "backbone": dict(fit.backbone),
+        "head": {"path": str(fit.head.directory), "sha256": fit.head.sha256, "backbone": fit.head.backbone},
         "onnx_check": onnx_check,
         "serving": "an image graph: the gateway renders the new modality's windows as `inputs` names them and "
                    "feeds `images`; it replaces engine + head for this modality and emits PredictionRecords with "
