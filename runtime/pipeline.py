@@ -418,7 +418,7 @@ class Pipeline:
         t2 = time.perf_counter()
         self.timings["transform"].append(t1 - t0)
         self.timings["inference"].append(t2 - t1)
-        if self.bridges is not None:  # bridges read the images just rendered (after the engine: a failed batch has none)
+        if self.bridges is not None:  # the images just rendered (after the engine: a failed batch has none)
             images = self.images[:len(ordered)]
             images = images if self.xp is np else self.xp.asnumpy(images)
             self._bridge_predictions = self.bridges.run(ordered, images, self.model_identity)
