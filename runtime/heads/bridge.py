@@ -27,13 +27,13 @@ import numpy as np
 
 from biomoe_edge.identity import backbone_identity, backbone_mismatch
 from biomoe_edge.runtime.records import PredictionRecord
+from biomoe_edge.vocabulary import IMAGE_SHAPE
 
 from .head import BACKBONE_KEYS, OUTPUT_NAME, HeadError, parse_input
 
 MANIFEST_NAME = "bridge.json"
 GRAPH_NAME = "bridge.onnx"
 INPUT_NAME = "images"
-IMAGE_SHAPE = (3, 224, 224)
 TIMING_HISTORY = 10_000
 
 
