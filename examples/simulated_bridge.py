@@ -2,7 +2,7 @@
 sessions, a bridge fitted on an unlabelled paired ECG + PPG recording with one command, and the gateway serving the
 bridged head on PPG-only wearables playing held-out subjects.
 
-    python examples/simulated_bridge.py --out build/simulated_bridge            # about 3 min on 2 cores
+    python examples/simulated_bridge.py --out build/simulated_bridge            # 1-3 min on 2 cores
     python examples/simulated_bridge.py --out build/simulated_bridge --paired-minutes 30 --epochs 50
 
 Steps (docs/bridge.md):
