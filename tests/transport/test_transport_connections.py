@@ -257,6 +257,29 @@ async def test_stop_interrupts_a_long_scan():
         assert not (await network.central()).device.scanning  # the cancelled scan was stopped
 
 
+async def test_connect_timeout_bounds_each_attempt_at_a_board_that_never_answers():
+    """bleak-retry-connector calls connect(timeout=20.0) inside a 60 s safety timeout of its own, whatever timeout the
+    client was built with: a board that takes the connection and then never answers (here its ATT MTU exchange) held
+    each attempt 20 s. Each attempt now ends after connect_timeout_s, and the board is left without the connection."""
+    async with VirtualBleNetwork() as network:
+        board = await _hand_made_native_device(network, b"")
+        board.gatt_server.on_att_exchange_mtu_request = lambda bearer, request: None  # a firmware stuck: no answer
+        reached = []
+        board.on("connection", reached.append)
+        recorder = Recorder(asyncio.get_running_loop())
+        connection = DeviceConnection(
+            DeviceTarget(name="wear-1", security="none"), on_packet=recorder.on_packet, on_state=recorder.on_state,
+            backend=TransportBackend.bumble(await network.central()), scan_timeout_s=0.5, connect_timeout_s=1.0,
+            connect_attempts=2,
+        )
+        await connection.start()
+        await recorder.until(lambda: connection.stats.failed_attempts >= 1, timeout=8.0)  # 2 x 20 s before
+        await asyncio.wait_for(connection.stop(), 10.0)
+        assert connection.stats.connects == 0 and len(reached) >= 2  # both attempts of the cycle reached the board
+        assert "TimeoutError" in connection.stats.last_error
+        await recorder.until(lambda: not board.connections, timeout=5.0)  # each timed-out connection was dropped
+
+
 async def test_a_standard_heart_rate_strap_streams_beside_a_native_wearable(recording):
     from biomoe_edge.firmware_bridge.profiles.heart_rate import parse_measurement
 
