@@ -82,15 +82,27 @@ class BumbleCentral:
             listener(advertisement)
 
     async def add_scan_listener(self, listener: AdvertisementListener) -> None:
-        async with self._scan_lock:
-            self._listeners.add(listener)
-            if not self.device.scanning:
-                # Active scanning: the scan response carries the service UUID.
-                await self.device.start_scanning(active=True, filter_duplicates=False)
+        """Deliver advertisements to ``listener``, scanning if nobody was. Failed or cancelled (a gateway closing
+        under it), the listener is not left registered: its scanner never started, so nobody would remove it."""
+        self._listeners.add(listener)
+        try:
+            async with self._scan_lock:
+                if self._listeners and not self.device.scanning:
+                    # Active scanning: the scan response carries the service UUID.
+                    await self.device.start_scanning(active=True, filter_duplicates=False)
+        except BaseException:
+            await self._discard_listener(listener)
+            raise
 
     async def remove_scan_listener(self, listener: AdvertisementListener) -> None:
+        """Stop delivering to ``listener``; the scan stops with the last one."""
+        await self._discard_listener(listener)
+
+    async def _discard_listener(self, listener: AdvertisementListener) -> None:
+        # Discarded at once, before any wait: a removal cancelled while it waits for the lock (or while the scan
+        # stops) must not leave the listener behind.
+        self._listeners.discard(listener)
         async with self._scan_lock:
-            self._listeners.discard(listener)
             if not self._listeners and self.device.scanning:
                 await self.device.stop_scanning()
 
