@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--security", choices=SECURITY_LEVELS, default=None,
                         help="what the board requires of a link before it serves its data, and what the in-process "
                              "gateway side asks for: none, encrypted or bonded (LE Secure Connections, Just Works; "
-                             "default: the profile's, bonded for native boards, none for the standard profiles)")
+                             f"default: the profile's, bonded for {Profile.NATIVE} boards, none for the standard profiles)")
     parser.add_argument("--transport", default=None, help="Bumble HCI transport spec (usb:0, hci-socket:0, serial:...)")
 
 

@@ -212,7 +212,12 @@ class BleakClientBumble(BaseBleakClient):
 
     # Connectivity
     async def connect(self, pair: bool, **kwargs: Any) -> None:
+        """Connect, exchange the MTU, discover the services and, with ``pair``, pair or encrypt: all of it within
+        ``timeout`` (keyword; default the constructor's). A connection made is dropped again when what follows
+        fails or is cancelled (the board serves one central: a connection left behind would lock us out)."""
+        loop = asyncio.get_running_loop()
         timeout = kwargs.get("timeout", self._timeout)
+        deadline = loop.time() + timeout
         try:
             connection = await self._central.connect(self._peer_address, timeout)
         except _BUMBLE_ERRORS as exc:
@@ -222,10 +227,14 @@ class BleakClientBumble(BaseBleakClient):
         self._link = {}
         connection.on("disconnection", self._on_disconnection)
         try:
-            await asyncio.wait_for(self._stack(self._set_up(self._peer, pair), "connection setup"), timeout)
+            await asyncio.wait_for(self._stack(self._set_up(self._peer, pair), "connection setup"),
+                                   max(0.0, deadline - loop.time()))
         except _BUMBLE_ERRORS as exc:
             await self._drop_connection()
             raise BleakError(f"{self.address}: connection setup failed: {exc!r}") from exc
+        except asyncio.CancelledError:
+            await self._drop_connection()
+            raise
         if self._connection is None:  # the peripheral dropped us during setup
             raise BleakError(f"{self.address}: disconnected during connection setup")
 

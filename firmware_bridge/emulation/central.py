@@ -82,22 +82,89 @@ class BumbleCentral:
             listener(advertisement)
 
     async def add_scan_listener(self, listener: AdvertisementListener) -> None:
-        async with self._scan_lock:
-            self._listeners.add(listener)
-            if not self.device.scanning:
-                # Active scanning: the scan response carries the service UUID.
-                await self.device.start_scanning(active=True, filter_duplicates=False)
+        """Deliver advertisements to ``listener``, scanning if nobody was. Failed or cancelled (a gateway closing
+        under it), the listener is not left registered: its scanner never started, so nobody would remove it."""
+        self._listeners.add(listener)
+        try:
+            async with self._scan_lock:
+                if self._listeners and not self.device.scanning:
+                    # Active scanning: the scan response carries the service UUID.
+                    await self.device.start_scanning(active=True, filter_duplicates=False)
+        except BaseException:
+            await self._discard_listener(listener)
+            raise
 
     async def remove_scan_listener(self, listener: AdvertisementListener) -> None:
+        """Stop delivering to ``listener``; the scan stops with the last one."""
+        await self._discard_listener(listener)
+
+    async def _discard_listener(self, listener: AdvertisementListener) -> None:
+        # Discarded at once, before any wait: a removal cancelled while it waits for the lock (or while the scan
+        # stops) must not leave the listener behind.
+        self._listeners.discard(listener)
         async with self._scan_lock:
-            self._listeners.discard(listener)
             if not self._listeners and self.device.scanning:
                 await self.device.stop_scanning()
 
     # Connections, one attempt at a time (a controller has one LE initiator).
     async def connect(self, address: hci.Address, timeout: float) -> Connection:
+        """Connect to ``address``; ``asyncio.TimeoutError`` after ``timeout`` seconds, the wait for the attempts
+        queued before it included. An attempt cancelled (by that timeout or by the caller) is called off at the
+        controller, and a connection it made all the same is dropped."""
+        return await asyncio.wait_for(self._connect(address), timeout)
+
+    async def _connect(self, address: hci.Address) -> Connection:
         async with self._connect_lock:
-            return await self.device.connect(address, transport=core.PhysicalTransport.LE, timeout=timeout)
+            # For the identity address of a bonded device, Bumble first scans for the address it advertises now
+            # (Device.find_peer_by_identity_address), starting and stopping the controller's scan itself when it was
+            # off: a scanner ending meanwhile stopped the scan under that search (which then never ended), and the
+            # search's end stopped the scan under the scanners. Our own listener keeps the scan on throughout.
+            def searching(_advertisement: Advertisement) -> None:
+                pass
+
+            search = self._searches_before_connecting(address)
+            if search:
+                await self.add_scan_listener(searching)
+            try:
+                # No timeout of Bumble's (ours bounds the whole attempt, its search included)
+                attempt = asyncio.ensure_future(self.device.connect(address, transport=core.PhysicalTransport.LE,
+                                                                    timeout=None))
+                try:
+                    return await asyncio.shield(attempt)
+                except asyncio.CancelledError:
+                    await self._abandon(attempt)
+                    raise
+            finally:
+                if search:
+                    await self.remove_scan_listener(searching)
+
+    def _searches_before_connecting(self, address: hci.Address) -> bool:
+        """Whether Bumble's ``Device.connect_le`` scans for ``address`` first: the identity address of a bonded
+        device (its IRK in the resolving list), unless the controller resolves addresses itself."""
+        resolver = self.device.address_resolver
+        return (not self.device.address_resolution_offload and resolver is not None
+                and resolver.can_resolve_to(address))
+
+    async def _abandon(self, attempt: asyncio.Future) -> None:
+        """End a connection attempt that nobody waits for any more. Cancelling Bumble's ``connect`` while the
+        controller is initiating would leave the controller initiating (Bumble cancels at the controller only on
+        its own timeout): the next attempt is refused (Command Disallowed) and the peer, once it advertises,
+        connected to nobody's use. So: cancel at the controller, which ends the attempt with a failure."""
+        if self.device.is_le_connecting:
+            try:
+                await self.device.cancel_connection()
+            except (core.BaseBumbleError, hci.HCI_Error) as exc:  # connected or failed meanwhile: the attempt says
+                logger.debug("cancelling a connection attempt: %r", exc)
+        else:  # still searching for the peer's address: nothing at the controller yet
+            attempt.cancel()
+        try:
+            connection = await attempt
+        except (asyncio.CancelledError, core.BaseBumbleError, hci.HCI_Error, asyncio.TimeoutError):
+            return
+        try:  # connected before the cancel reached the controller
+            await connection.disconnect()
+        except (core.BaseBumbleError, hci.HCI_Error) as exc:
+            logger.debug("dropping an abandoned connection: %r", exc)
 
 
 def gateway_pairing_config(connection: Connection) -> PairingConfig:

@@ -1,7 +1,8 @@
 """One BLE connection to one wearable, kept alive: scan (allow-listed only), connect with
-bleak-retry-connector's ``establish_connection``, bring the link to the device's security level (pair, encrypt,
-check the bonded identity: ``runtime.transport.security``), read the device description, subscribe, START; on
-loss, reconnect with exponential backoff and full jitter, and subscribe again.
+bleak-retry-connector's ``establish_connection`` (each attempt bounded by ``connect_timeout_s``), bring the link
+to the device's security level (pair, encrypt, check the bonded identity: ``runtime.transport.security``), read
+the device description, subscribe, START; on loss, reconnect with exponential backoff and full jitter, and
+subscribe again.
 
 Every notification goes to ``on_packet(device_name, payload, arrival_time_s)`` as it came, garbage included
 (decoding and counting rejected packets is the gateway's job); connection changes go to
@@ -96,7 +97,8 @@ class DeviceConnection:
         backend: ``TransportBackend`` (default: bleak's platform backend, BlueZ on Linux).
         backoff: reconnection delays (default ``Backoff()``: 0.5 s doubling to 30 s, full jitter).
         scan_timeout_s: how long one scan looks for the device.
-        connect_timeout_s: bleak connect timeout; setup_timeout_s bounds description read + subscribe + START.
+        connect_timeout_s: bounds one connection attempt (connect, and on bleak what connect does: service
+            discovery); setup_timeout_s bounds security + description read + subscribe + START.
         connect_attempts: ``establish_connection``'s ``max_attempts`` per cycle (then our backoff).
         start_streams: write START (all streams; native) or the profile's start commands after subscribing.
         start_commands: control-point commands of a standard profile that has a control point (Polar PMD), written
@@ -224,8 +226,10 @@ class DeviceConnection:
 
     # One connection cycle
     async def _connect_once(self) -> None:
-        from bleak import BleakClient, BleakScanner
+        from bleak import BleakScanner
         from bleak_retry_connector import establish_connection
+
+        from biomoe_edge.runtime.transport.bounded_client import AttemptBoundedClient
 
         self._refused_in_scan.clear()
         device = await BleakScanner.find_device_by_filter(
@@ -239,7 +243,7 @@ class DeviceConnection:
         self._link_lost.clear()
         self.address, self.link = device.address, None
         self._client = await establish_connection(
-            BleakClient,
+            AttemptBoundedClient,
             device,
             self.label,
             disconnected_callback=self._on_disconnected,

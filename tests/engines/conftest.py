@@ -1,4 +1,4 @@
-"""Session fixtures of the engine tests: one fp32 ONNX export (and its fp16 conversion) per session."""
+"""Session fixtures of the engine tests: the session's fp32 ONNX export (and its fp16 conversion)."""
 
 from __future__ import annotations
 
@@ -31,17 +31,10 @@ def export_api():
 
 
 @pytest.fixture(scope="session")
-def seed11_model(export_api, reference_pairs):
-    load_tiny_biomoe, _ = export_api
-    return load_tiny_biomoe(reference_pairs[11][0])
-
-
-@pytest.fixture(scope="session")
-def fp32_onnx(export_api, seed11_model, reference_pairs, tmp_path_factory):
-    """The seed-11 model exported to fp32 ONNX (max_batch 8), manifest beside it. About 30 s: once per session."""
-    _, export_onnx = export_api
-    path = tmp_path_factory.mktemp("export") / "model.onnx"
-    return export_onnx(seed11_model, path, precision="fp32", max_batch=8, fidelity_images=reference_pairs[11][1])
+def fp32_onnx(seed11_fp32_onnx):
+    """The seed-11 model exported to fp32 ONNX (max_batch 16), manifest beside it: the session's one export
+    (tests/conftest.py), shared with the export tests."""
+    return seed11_fp32_onnx
 
 
 @pytest.fixture(scope="session")

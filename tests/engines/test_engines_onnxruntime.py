@@ -39,7 +39,7 @@ def test_fp16_graph_stays_close_to_fp32(fp16_onnx, pytorch_embeddings, all_image
 
 
 def test_batches_above_max_batch_are_split(fp32_onnx, ort_fp32, all_images, reference_pairs):
-    whole = ort_fp32.infer(all_images)  # max_batch 8 from the export manifest: one run
+    whole = ort_fp32.infer(all_images)  # max_batch 16 from the export manifest: one run
     with open_engine("onnxruntime", fp32_onnx, max_batch=3) as engine:
         assert engine.max_batch == 3
         split = engine.infer(all_images)
@@ -58,7 +58,7 @@ def test_identity_names_what_produced_the_embeddings(ort_fp32, fp32_onnx, refere
     assert identity["checkpoint_sha256"] == hashlib.sha256(reference_pairs[11][0].read_bytes()).hexdigest()
     assert identity["source"] == str(fp32_onnx)
     assert identity["device"] == "cpu"
-    assert identity["max_batch"] == json.loads(fp32_onnx.with_suffix(".json").read_text())["max_batch"] == 8
+    assert identity["max_batch"] == json.loads(fp32_onnx.with_suffix(".json").read_text())["max_batch"] == 16
     identity["kind"] = "changed"  # a copy: the engine's own stays
     assert ort_fp32.identity["kind"] == "onnxruntime"
 
@@ -115,8 +115,8 @@ def test_warmup_runs_each_batch_size_once(ort_fp32):
     runs = ort_fp32.runs
     ort_fp32.warmup((1, 2))
     assert ort_fp32.runs == runs + 2
-    with pytest.raises(ValueError, match=r"outside 1\.\.8"):
-        ort_fp32.warmup((9,))
+    with pytest.raises(ValueError, match=r"outside 1\.\.16"):
+        ort_fp32.warmup((17,))
 
 
 def test_empty_batch_gives_no_embeddings(ort_fp32):

@@ -48,14 +48,9 @@ def export_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def fp32_onnx(reference_pairs, export_dir):
-    """The one full export of the session, through the command line: fp16 and int8 start from its graph."""
-    from biomoe_edge.cli import main
-
-    out = export_dir / "fp32"
-    assert main(["export", "--checkpoint", str(reference_pairs[11][0]), "--precision", "fp32", "--out", str(out),
-                 "--max-batch", "16"]) == 0
-    return out / "model.onnx"
+def fp32_onnx(seed11_fp32_onnx):
+    """The session's one full export, through the command line (tests/conftest.py): fp16 and int8 start from it."""
+    return seed11_fp32_onnx
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ import shutil
 
 import pytest
 
+pytestmark = pytest.mark.torch  # the cached graph is the session's export of the reference checkpoint
+
 
 class ExportCalled(Exception):
     pass

@@ -110,8 +110,19 @@ def test_refuses_use_before_any_observation_and_bad_arrivals():
         mapper.observe(0, float("nan"))
 
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+
+def exponential_link(mapper, *, drift_ppm, jitter_s, period_s, seed, seconds=60.0):
+    """60 s of packets whose latency is 3 ms plus exponential jitter of mean ``jitter_s``: (device_us, arrivals)."""
+    rng = np.random.default_rng(seed)
+    true_times = np.arange(0.0, seconds, period_s)
+    device_us = np.round(true_times * (1.0 - drift_ppm * 1e-6) * 1e6).astype(np.int64)
+    arrivals = T0 + true_times + 0.003 + rng.exponential(jitter_s, size=true_times.size)
+    for d, a in zip(device_us, arrivals):
+        mapper.observe(mapper.unwrap(int(d)), a)
+    return device_us, arrivals
 
 
 @settings(max_examples=15, deadline=None)
@@ -121,19 +132,34 @@ from hypothesis import strategies as st  # noqa: E402
     period_s=st.sampled_from([0.01, 0.05, 0.25]),
     seed=st.integers(0, 2**16),
 )
-def test_mapping_stays_under_the_arrivals_and_finds_the_drift(drift_ppm, jitter_s, period_s, seed):
-    rng = np.random.default_rng(seed)
+# Once asserted here to be within 13.5 ppm of the drift, it is 17.7 ppm off: the two hull points the fit rests on
+# lie 28 s apart, 0.5 ms apart in excess latency. Any link's line still lies under its arrivals.
+@example(drift_ppm=0.0, jitter_s=0.03125, period_s=0.05, seed=2796)
+def test_mapping_stays_under_the_arrivals_whatever_the_link(drift_ppm, jitter_s, period_s, seed):
     mapper = ClockMapper()
-    true_times = np.arange(0.0, 60.0, period_s)
-    device_us = np.round(true_times * (1.0 - drift_ppm * 1e-6) * 1e6).astype(np.int64)
-    arrivals = T0 + true_times + 0.003 + rng.exponential(jitter_s, size=true_times.size)
-    for d, a in zip(device_us, arrivals):
-        mapper.observe(mapper.unwrap(int(d)), a)
+    device_us, arrivals = exponential_link(mapper, drift_ppm=drift_ppm, jitter_s=jitter_s, period_s=period_s,
+                                           seed=seed)
     # The line lies under every arrival (to the 0.5 s bucket x 1000 ppm slack of the bucketing).
     assert np.all(mapper.to_gateway(device_us) <= arrivals + 0.0005)
     # and never further below the true earliest arrival than the jitter's own floor lets it.
     assert np.median(arrivals - mapper.to_gateway(device_us)) < 3 * jitter_s + 0.001
-    # Drift error grows with the jitter left at the envelope's ends: fewer packets per bucket, more error
-    # (measured: about 1 ppm per ms of jitter at 4 packets/s, 0.25 at 20/s, 0.05 at 100/s).
-    assert mapper.drift_ppm == pytest.approx(drift_ppm, abs=2.0 * jitter_s * 1e3 * period_s / 0.25 + 1.0)
     assert mapper.jumps == 0
+
+
+@pytest.mark.parametrize(("jitter_s", "period_s", "seeds"), [(0.03125, 0.05, 40), (0.05, 0.25, 40), (0.05, 0.01, 8)])
+def test_drift_error_grows_with_the_jitter_left_at_the_envelope(jitter_s, period_s, seeds):
+    """The drift's error is a statistic of the link, not a bound on every link: the fit rests on the two lowest
+    points of the hull around the middle of the window, and their excess latency over their distance is its error,
+    which is heavy-tailed (two low points a few seconds apart). So: over fixed seeds, its median and 90th
+    percentile, in units of the jitter left at the envelope's ends (ms of jitter x packet period / 0.25 s: fewer
+    packets per bucket, more error). Measured over 400 seeds: median 0.2 units, 99th percentile 1.6 to 1.7."""
+    rng = np.random.default_rng(0)
+    errors = []
+    for seed in range(seeds):
+        drift_ppm = float(rng.uniform(-300, 300))
+        mapper = ClockMapper()
+        exponential_link(mapper, drift_ppm=drift_ppm, jitter_s=jitter_s, period_s=period_s, seed=seed)
+        errors.append(abs(mapper.drift_ppm - drift_ppm))
+    unit = jitter_s * 1e3 * period_s / 0.25
+    assert np.median(errors) <= 0.4 * unit + 0.2
+    assert np.quantile(errors, 0.9) <= 1.2 * unit + 0.5

@@ -273,9 +273,11 @@ def test_profile_devices_refuse_modalities_they_cannot_deliver():
 
 # -- end to end: emulated wearables over Bumble, the gateway's transport ------------------------------------------
 
-async def _run_fleet(config, wearables: dict, engine, seconds: float):
+async def _run_fleet(config, wearables: dict, engine, seconds: float, *, until=None, deadline_s: float = 90.0):
     """Start ``wearables`` (name -> EmulatedWearable options) and a Gateway on them; stop the wearables after
-    ``seconds``, then the gateway. Returns (gateway, records, wearables by name)."""
+    ``seconds`` and, with ``until`` (a predicate of the gateway and the records so far), once it holds (a deadline
+    by progress: on a loaded machine connections take longer; after ``deadline_s`` the test goes on to fail on what
+    did not happen), then the gateway. Returns (gateway, records, wearables by name)."""
     records = []
     async with VirtualBleNetwork() as network:
         started = {name: await network.add_wearable(name, **options) for name, options in wearables.items()}
@@ -283,6 +285,10 @@ async def _run_fleet(config, wearables: dict, engine, seconds: float):
         async with gateway:
             gateway.on_embedding(records.append)
             await asyncio.sleep(seconds)
+            loop = asyncio.get_running_loop()
+            give_up = loop.time() + deadline_s
+            while until is not None and not until(gateway, records) and loop.time() < give_up:
+                await asyncio.sleep(0.1)
             for wearable in started.values():  # first: the gateway takes every notification sent before it stops
                 await wearable.stop()
     return gateway, records, started
@@ -330,6 +336,16 @@ def test_polar_h10_and_verity_a_pulse_oximeter_and_a_heart_rate_strap_end_to_end
     assert not np.allclose(ecg.embedding, spo2.embedding) and not np.allclose(ecg.embedding, bvp.embedding)
 
 
+def _faults_seen_and_windows_cut(gateway, records) -> bool:
+    """Progress the garbage/loss/disconnect test waits for: every faulted wearable reconnected after its
+    disconnection, the board without PPG was given up, ECG embeddings came, and SpO2 windows were cut."""
+    stats = gateway.stats()
+    windowed = {e["device"]: e["samples_windowed"] for e in stats["streams"]}
+    return (all(stats["connections"].get(f"{name}/connected", 0) >= 2 for name in ("h10", "oximeter", "strap"))
+            and stats["connections"].get("h10-ppg/failed") == 1
+            and any(r.device == "h10" for r in records) and windowed.get("oximeter", 0) > 0)
+
+
 def test_garbage_loss_disconnects_and_a_refused_start_are_counted_never_fatal(quiet_bumble_controller, caplog):
     faults = {"garbage": 0.3, "loss": 0.1, "disconnect_at": (2.5,), "reconnect_delay_s": 0.2}
     config = _config([{"name": "h10", "profile": "polar_pmd"}, {"name": "oximeter", "profile": "pulse_oximeter"},
@@ -340,7 +356,8 @@ def test_garbage_loss_disconnects_and_a_refused_start_are_counted_never_fatal(qu
             "h10": {"profile": "polar_pmd", "modalities": ("ecg",), "seed": 4, **faults},
             "oximeter": {"profile": "pulse_oximeter", "seed": 5, **faults},
             "strap": {"profile": "heart_rate", "seed": 6, **faults},
-            "h10-ppg": {"profile": "polar_pmd", "modalities": ("ecg",), "seed": 7}}, ProjectionEngine(), 9.0))
+            "h10-ppg": {"profile": "polar_pmd", "modalities": ("ecg",), "seed": 7}}, ProjectionEngine(), 3.0,
+            until=_faults_seen_and_windows_cut))
     stats = gateway.stats()
     streams = {e["device"]: e for e in stats["streams"]}
     for name in ("h10", "oximeter", "strap"):

@@ -34,6 +34,15 @@ def _config(names, connect_timeout_s=10.0):
     })
 
 
+async def _until(predicate, timeout_s: float, what: str) -> None:
+    """Wait for ``predicate``; fail naming ``what`` after ``timeout_s`` (a regression fails fast, never hangs)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        assert loop.time() < deadline, f"{what}: not within {timeout_s:g} s"
+        await asyncio.sleep(0.002)
+
+
 def _connection_tasks():
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("ble-connection") and not t.done()]
 
@@ -50,10 +59,12 @@ async def test_stopping_mid_reconnect_ends_at_once_and_leaves_nothing_scanning()
                               backend=TransportBackend.bumble(central), warmup=False)
             await gateway.__aenter__()
             connections = gateway._manager.connections.values()
-            while sum(c.stats.connects for c in connections) < 3:  # a few reconnections under way
-                await asyncio.sleep(0.01)
-            while all(c.state.value == "connected" for c in connections):
-                await asyncio.sleep(0.002)
+            # A few reconnections under way: each link drops every 0.4 s and comes back within a second (a bonded
+            # reconnection once took 60 s: bleak-retry-connector's safety timeout of an attempt that never ended).
+            await _until(lambda: sum(c.stats.connects for c in connections) >= 3, 10.0,
+                         f"three connections (stop at +{delay} s); stats {[c.stats for c in connections]}")
+            await _until(lambda: not all(c.state.value == "connected" for c in connections), 10.0,
+                         f"a link lost (stop at +{delay} s)")
             await asyncio.sleep(delay)
             await asyncio.wait_for(gateway.close(), 8.0)
             assert _connection_tasks() == [], f"connection tasks still running after close (stop at +{delay} s)"
@@ -93,10 +104,7 @@ async def test_an_attempt_that_swallows_its_cancellation_cannot_hold_the_gateway
         gateway = Gateway(_config(["slow-1"], connect_timeout_s=20.0), engine=ProjectionEngine(), backend=backend,
                           warmup=False, transport_stop_timeout_s=1.0)
         await gateway.__aenter__()
-        while SlowClientLosingCancellation.attempts == 0:
-            await asyncio.sleep(0.01)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        await _until(lambda: SlowClientLosingCancellation.attempts > 0, 10.0, "a connection attempt")
         await asyncio.wait_for(gateway.close(), 10.0)  # not after the 20 s connect timeout
         assert _connection_tasks() == []
         assert not central._listeners

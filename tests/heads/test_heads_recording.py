@@ -43,16 +43,23 @@ async def record_session(tmp_path):
     return folder, live
 
 
-def test_a_subjects_recording_replays_on_the_subject_grid_and_trains_a_head(tmp_path):
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    """The recorded session, its live records, and the labelled dataset ``embed`` replays from it."""
     from biomoe_edge.runtime.recording.embed import build_dataset
-    from biomoe_edge.training.classifiers import HeadOptions
-    from biomoe_edge.training.datasets import fuse_windows
-    from biomoe_edge.training.head_training import train_head
 
+    tmp_path = tmp_path_factory.mktemp("subject-recording")
     folder, live = asyncio.run(record_session(tmp_path))
     labels = tmp_path / "labels.csv"
     labels.write_text("subject,start_s,end_s,label\np1,100.0,108.0,rest\np1,108.0,116.0,pain\n")
     frame = build_dataset(folder, PooledEngine(), labels=labels, out=tmp_path / "dataset")
+    return tmp_path, live, frame
+
+
+def test_a_subjects_recording_replays_on_the_subject_grid_and_fuses_without_tolerance(replayed):
+    from biomoe_edge.training.datasets import fuse_windows
+
+    _, live, frame = replayed
     assert set(frame["subject"]) == {"p1"}
     # Offline equals live: every replayed window is a live one, on the same grid, with the same embedding.
     by_key = {(r.device, r.modality, r.representation, round(r.window_end_s, 6)): r for r in live}
@@ -67,6 +74,17 @@ def test_a_subjects_recording_replays_on_the_subject_grid_and_trains_a_head(tmp_
     assert len(fused) == len(spo2) >= 6  # every oximeter window found its wristband partners
     # the wristband's window times before the oximeter started (it connected 0.37 s later) lack spo2: counted
     assert fused.incomplete == {"spo2:scalogram": len(eda) - len(spo2)}
+
+
+@pytest.mark.torch
+def test_the_replayed_dataset_trains_a_head_directly(replayed):
+    pytest.importorskip("torch", reason="train-head needs PyTorch (the export extra)")
+    from biomoe_edge.training.classifiers import HeadOptions
+    from biomoe_edge.training.datasets import fuse_windows
+    from biomoe_edge.training.head_training import train_head
+
+    tmp_path, _, frame = replayed
+    fused = fuse_windows(frame, INPUTS, tolerance_s=0.0)
     manifest = train_head(tmp_path / "dataset", INPUTS, tmp_path / "head", cv="none", tolerance_s=0.0,
                           options=HeadOptions(epochs=3))
     assert manifest["dataset"]["windows"] == int(np.sum(fused.labels != None))  # noqa: E711 - object array

@@ -1,6 +1,8 @@
 """Crash safety: a writer killed with SIGKILL at random moments (mid-block, mid-segment, mid-rename) leaves a
 recording that opens, holds exactly the blocks written up to its last whole segment (a prefix, in order, bit for
-bit), and lacks at most the last segment_s plus one write."""
+bit), and keeps every segment it had finished: it lacks at most the segment being filled and the one being written.
+(How many seconds of data that is depends on how fast the machine writes; on a loaded machine the writer thread
+falls behind, so the test checks segments, not seconds.)"""
 
 import os
 import signal
@@ -12,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+from biomoe_edge.runtime.recording import format as fmt
 from biomoe_edge.runtime.recording import open_recording
 
 SEGMENT_S = 0.25
@@ -38,7 +41,7 @@ WRITER = textwrap.dedent(f"""
 """)
 
 
-def _check(folder, killed_at: float) -> int:
+def _check(folder, finished_before_kill: list[str]) -> None:
     recording = open_recording(folder)
     assert not recording.complete  # no end.json: it did not close
     small = [b for b in recording.blocks() if b.device == "small"]
@@ -51,26 +54,36 @@ def _check(folder, killed_at: float) -> int:
             np.testing.assert_array_equal(block.samples, i * 1000.0 + np.arange(8000.0).reshape(4000, 2))
             assert block.lost_before is None
     assert small, "nothing read back"
-    newest = max(b.arrival_time_s for b in small)
-    return killed_at - newest
+    # Every segment finished before the kill is still there, whole (open_recording read them all above).
+    finished_after = {path.name for path in (folder / fmt.SEGMENTS_DIR).glob("*.npz")}
+    assert set(finished_before_kill) <= finished_after
+
+
+def _finished_segments(folder, at_least: int, timeout_s: float = 120.0) -> list[str]:
+    """The names of the segments the writer has finished, once there are ``at_least`` (a deadline by progress)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        names = sorted(path.name for path in (folder / fmt.SEGMENTS_DIR).glob("*.npz"))
+        if len(names) >= at_least:
+            return names
+        assert time.monotonic() < deadline, f"the writer finished {len(names)} segments in {timeout_s:g} s"
+        time.sleep(0.01)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
 def test_kill_9_at_random_moments_leaves_a_readable_prefix(tmp_path):
     rng = np.random.default_rng(7)
-    lags = []
     for attempt in range(8):
         folder = tmp_path / f"rec{attempt}"
         child = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True)
         try:
             assert child.stdout.readline().strip() == "ready"
-            time.sleep(float(rng.uniform(2 * SEGMENT_S, 6 * SEGMENT_S)))
-            killed_at = time.monotonic()
+            _finished_segments(folder, at_least=2)  # data flows and segments are being finished
+            time.sleep(float(rng.uniform(0, 4 * SEGMENT_S)))  # then a random moment
+            finished = _finished_segments(folder, at_least=0)
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=10)
         finally:
             if child.poll() is None:
                 child.kill()
-        lags.append(_check(folder, killed_at))
-    # Lost at most the segment being filled plus the one being written (and a loaded 2-core machine's slack).
-    assert max(lags) < 2 * SEGMENT_S + 1.0, lags
+        _check(folder, finished)

@@ -254,3 +254,24 @@ def test_the_configuration_names_each_devices_level_and_where_the_pins_live(tmp_
     assert load_config(path).transport.state_dir == tmp_path / "state"  # systemd's StateDirectory=
     path.write_text('[transport]\nstate_dir = "pins"\n[[devices]]\nname = "wrist"\n')
     assert load_config(path).transport.state_dir == tmp_path / "pins"  # relative to the file
+
+
+async def test_bonded_wearables_that_drop_their_links_reconnect_promptly(recording):
+    """Reconnecting to a bonded device, Bumble first scans for the address it advertises now. That search used to
+    lose its scan when another device's scan ended (and then waited forever, until bleak-retry-connector's 60 s
+    safety timeout): two bonded wearables dropping their links together took a minute to come back."""
+    async with VirtualBleNetwork() as network:
+        wearables = [await network.add_wearable(f"wear-{i}", signals=recording, modalities=("bvp",), speed=20, seed=i,
+                                                reconnect_delay_s=0.05 * 20) for i in (1, 2)]
+        recorder = Recorder()
+        targets = [DeviceTarget(name=w.name) for w in wearables]
+        manager = await _manager(network, targets, recorder)
+        connections = [manager.connections[w.name] for w in wearables]
+        async with manager:
+            for drop in range(3):
+                await recorder.until(lambda: all(c.state is ConnectionState.CONNECTED for c in connections))
+                await asyncio.gather(*(w.disconnect() for w in wearables))
+                await recorder.until(lambda: all(c.stats.connects == drop + 2 for c in connections), timeout=10.0)
+        assert all(c.link.bonded and not c.link.paired_now for c in connections)  # encrypted with the bond
+        assert [w.counters.pairings for w in wearables] == [1, 1]
+        assert recorder.refused == []
