@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from bumble import hci
+from bumble import core, hci
 from bumble.controller import Controller
 from bumble.device import Device
 from bumble.host import Host
@@ -28,14 +28,54 @@ logger = logging.getLogger(__name__)
 CENTRAL_ADDRESS = "F0:00:00:00:C0:01"
 
 
+class ReportingLink(LocalLink):
+    """Bumble's virtual radio, telling each sending controller the fate of every LE ACL PDU it put on the air.
+
+    A PDU sent as the link drops may reach a central that has already gone: Bumble's ``LocalLink`` then drops it
+    (the receiving controller has no connection to the sender any more). This link reports, at the moment of
+    delivery, whether the receiver still had the connection (``VirtualController.on_air``), so an emulated
+    wearable can count what reached its central and what was lost in flight.
+    """
+
+    def send_acl_data(self, sender_controller: Controller, destination_address: hci.Address,
+                      transport: core.PhysicalTransport, data: bytes) -> None:
+        if transport != core.PhysicalTransport.LE:
+            super().send_acl_data(sender_controller, destination_address, transport, data)
+            return
+        # As LocalLink.send_acl_data (Bumble 0.0.235-0.0.236), with the report added.
+        destination_controller = self.find_le_controller(destination_address)
+        source_address = sender_controller.random_address
+
+        def deliver() -> None:
+            arrived = destination_controller is not None and source_address in destination_controller.le_connections
+            if destination_controller is not None:
+                destination_controller.on_link_acl_data(source_address, transport, data)
+            on_air = getattr(sender_controller, "on_air", None)
+            if on_air is not None:
+                on_air(data, arrived)
+
+        asyncio.get_running_loop().call_soon(deliver)
+
+
 class VirtualController(Controller):
-    """Bumble's virtual controller, with LE Create Connection Cancel completed as the Core spec says.
+    """Bumble's virtual controller, with LE Create Connection Cancel completed as the Core spec says, and a hook
+    for the fate of what it sends on a ``ReportingLink``.
 
     Bumble 0.0.236 acknowledges the cancel but neither clears the pending connection nor sends the LE
     Connection Complete event (status Unknown Connection Identifier) that the host waits for, so a
     connection attempt to a device that stopped advertising would hang the central forever. Vol 4, Part E,
     7.8.13: after a successful cancel the controller shall send that event.
+
+    ``air_listener(l2cap_pdu, arrived)``, when set, hears of each LE ACL PDU this controller sent on a
+    ``ReportingLink``, in the order sent, as it is delivered: ``arrived`` False when the receiver had already
+    dropped the connection.
     """
+
+    air_listener: Callable[[bytes, bool], None] | None = None
+
+    def on_air(self, l2cap_pdu: bytes, arrived: bool) -> None:
+        if self.air_listener is not None:
+            self.air_listener(l2cap_pdu, arrived)
 
     def on_hci_le_create_connection_cancel_command(self, command):
         pending = self.pending_le_connection
@@ -59,8 +99,14 @@ class VirtualController(Controller):
 
 def device_on_link(link: LocalLink, name: str, address: str) -> Device:
     """A Bumble device whose host talks to a fresh virtual controller on ``link`` (needs a running loop)."""
+    return device_and_controller_on_link(link, name, address)[0]
+
+
+def device_and_controller_on_link(link: LocalLink, name: str, address: str) -> tuple[Device, VirtualController]:
+    """``device_on_link``, and the device's controller."""
     controller = VirtualController(name, link=link, public_address=address)
-    return Device(name=name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller)))
+    device = Device(name=name, address=hci.Address(address), host=Host(controller, AsyncPipeSink(controller)))
+    return device, controller
 
 
 async def device_on_transport(spec: str, name: str, address: str) -> tuple[Device, Any]:
@@ -97,7 +143,7 @@ class VirtualBleNetwork:
     """
 
     def __init__(self) -> None:
-        self.link = LocalLink()
+        self.link = ReportingLink()
         self.wearables: list[EmulatedWearable] = []
         self._central: BumbleCentral | None = None
         self._next_index = 1

@@ -15,6 +15,11 @@ security: what the board requires before it serves its characteristics (``securi
 ``board_security`` that PROTOCOL.md section 11 sets for native boards), how it answers pairing (``pairing``: Bumble's
 real SMP, keys in the device's key store) and its resolvable private addresses (``privacy``).
 
+What it counts as sent: on a ``VirtualBleNetwork`` (whose radio reports the fate of every PDU), a notification that
+reached the central; one notified as the link dropped and lost on the way (still queued in the host, dropped by a
+controller, or arriving at a central that had gone) is counted lost in flight. On any other link or controller the
+air is out of sight: a notification handed to the Bluetooth stack counts as sent.
+
 Time: the device clock starts at ``start()`` and runs ``speed`` times faster than the event loop's clock,
 times ``1 + drift_ppm * 1e-6``. Packets made while nobody is subscribed are counted as unsent, or buffered and
 sent as a burst after the next subscription when ``buffer_packets`` > 0.
@@ -44,23 +49,29 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StreamCounters:
-    """What the wearable did with one stream's packets. generated = sent + dropped + unsent + pending."""
+    """What the wearable did with one stream's packets.
+
+    generated = sent + dropped + unsent + lost_in_flight + pending (buffered, held back, or notified and not yet
+    arrived)."""
 
     packets_generated: int = 0  # sequence numbers used
-    packets_sent: int = 0  # notified to the central
+    packets_sent: int = 0  # notified and arrived at the central (see the module's docstring)
     packets_dropped: int = 0  # dropped on purpose (``loss``)
     packets_unsent: int = 0  # nobody subscribed (disconnected, before subscription), buffer overflow
+    packets_lost_in_flight: int = 0  # notified as the link dropped, never arrived
     packets_reordered: int = 0  # held back and sent after the next packet (also counted in packets_sent)
     samples_generated: int = 0
     samples_sent: int = 0
     samples_dropped: int = 0
     samples_unsent: int = 0
+    samples_lost_in_flight: int = 0
 
 
 @dataclass
 class WearableCounters:
     streams: dict[int, StreamCounters] = field(default_factory=dict)
-    garbage_sent: int = 0  # notifications of random bytes (``garbage``)
+    garbage_sent: int = 0  # notifications of random bytes (``garbage``) that arrived
+    garbage_lost_in_flight: int = 0
     connections: int = 0
     disconnections: int = 0
     disconnects_injected: int = 0  # peripheral-initiated (``disconnect_at``/``disconnect_every``/``disconnect()``)
@@ -186,6 +197,10 @@ class EmulatedWearable:
         self._subscribed = False
         self._backlog: collections.deque = collections.deque()
         self._held: tuple[int, bytes, int] | None = None  # a packet held back for reordering
+        self._air_reports = False  # on a ReportingLink: each notification is counted when it arrives or is lost
+        #: notifications handed to Bumble whose fate the link has not reported yet, in order:
+        #: (stream_id, sample count), or None for garbage
+        self._in_flight: collections.deque[tuple[int, int] | None] = collections.deque()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._advertising_lock = asyncio.Lock()  # one HCI advertising command sequence at a time
@@ -284,14 +299,20 @@ class EmulatedWearable:
         spec string (``usb:0``, ``hci-socket:0``, ``serial:/dev/ttyACM0,1000000`` ...)."""
         from bumble.link import LocalLink
 
-        from biomoe_edge.firmware_bridge.emulation.link import VirtualBleNetwork, device_on_link, device_on_transport, virtual_address
+        from biomoe_edge.firmware_bridge.emulation.link import (ReportingLink, VirtualBleNetwork, device_and_controller_on_link,
+                                                                 device_on_transport, virtual_address)
 
-        if isinstance(link_or_transport, VirtualBleNetwork):
-            self.address = self.address or link_or_transport.allocate_address()
-            self.device = link_or_transport.create_device(self.name, self.address)
-        elif isinstance(link_or_transport, LocalLink):
-            self.address = self.address or virtual_address(1)
-            self.device = device_on_link(link_or_transport, self.name, self.address)
+        if isinstance(link_or_transport, (VirtualBleNetwork, LocalLink)):
+            if isinstance(link_or_transport, VirtualBleNetwork):
+                self.address = self.address or link_or_transport.allocate_address()
+                link = link_or_transport.link
+            else:
+                self.address = self.address or virtual_address(1)
+                link = link_or_transport
+            self.device, controller = device_and_controller_on_link(link, self.name, self.address)
+            if isinstance(link, ReportingLink):
+                controller.air_listener = self._on_air
+                self._air_reports = True
         elif isinstance(link_or_transport, str):
             self.address = self.address or virtual_address(1)
             self.device, self._transport = await device_on_transport(link_or_transport, self.name, self.address)
@@ -404,6 +425,11 @@ class EmulatedWearable:
         self._connection = None
         self._subscribed = False
         self.counters.disconnections += 1
+        # Everything this connection put on the air has arrived or not by now (the link delivers in order, before
+        # the controller reports the disconnection); what is left never left this device: flushed from the host's
+        # ACL queue, or dropped by the controller after the link ended.
+        while self._in_flight:
+            self._count_lost_in_flight(self._in_flight.popleft())
         if self._held is not None:  # a packet held back for reordering dies with the link
             held_stream_id, _, held_count = self._held
             self._held = None
@@ -493,28 +519,69 @@ class EmulatedWearable:
             held, self._held = self._held, None
             await self._notify(*held)
         garbage = self._injector.garbage()
-        if garbage is not None and await self._send(garbage):
-            self.counters.garbage_sent += 1
+        if garbage is not None:
+            await self._send(garbage, None)
 
     async def _notify(self, stream_id: int, payload: bytes, count: int) -> None:
         connection = self._connection
-        if connection is None or len(payload) > connection.att_mtu - ATT_NOTIFY_OVERHEAD or not await self._send(payload):
+        if connection is None or len(payload) > connection.att_mtu - ATT_NOTIFY_OVERHEAD or not await self._send(payload, (stream_id, count)):
             self._count_unsent(stream_id, count)
-            return
-        counters = self.counters.streams[stream_id]
-        counters.packets_sent += 1
-        counters.samples_sent += count
 
-    async def _send(self, value: bytes) -> bool:
+    async def _send(self, value: bytes, what: tuple[int, int] | None) -> bool:
+        """Notify ``value`` (a packet of ``what`` = (stream_id, sample count), or garbage: None); False if it was
+        not handed to the Bluetooth stack. Counted sent or lost in flight when the link reports its fate, or at
+        once where the link does not report."""
         connection = self._connection
         if connection is None or not self._subscribed:
             return False
+        queue = self.device.host.get_data_packet_queue(connection.handle)
+        queued_before = queue.queued if queue is not None else None
         try:
             await self.device.notify_subscriber(connection, self._data_characteristic, value)
         except Exception as exc:  # noqa: BLE001 - the link dropped under us: the packet is unsent
             logger.debug("%s: notification failed: %r", self.name, exc)
             return False
+        if queue is not None and queue.queued == queued_before:  # the GATT server sent nothing (no subscriber)
+            return False
+        if self._air_reports:
+            self._in_flight.append(what)  # Bumble queued it synchronously; the link reports it later, in order
+        else:
+            self._count_sent(what)
         return True
+
+    def _on_air(self, l2cap_pdu: bytes, arrived: bool) -> None:
+        """The link's report on one PDU this device sent: a notification of the data characteristic is the oldest
+        one in flight (L2CAP basic header: length, CID; then the ATT opcode and the attribute handle)."""
+        if (len(l2cap_pdu) < 7 or int.from_bytes(l2cap_pdu[2:4], "little") != att.ATT_CID
+                or l2cap_pdu[4] != att.Opcode.ATT_HANDLE_VALUE_NOTIFICATION
+                or int.from_bytes(l2cap_pdu[5:7], "little") != self._data_characteristic.handle):
+            return
+        if not self._in_flight:  # a notification not sent by _send: a bug here, not a count to guess
+            logger.error("%s: the link reported a data notification that was never sent", self.name)
+            return
+        what = self._in_flight.popleft()
+        if arrived:
+            self._count_sent(what)
+        else:
+            self._count_lost_in_flight(what)
+
+    def _count_sent(self, what: tuple[int, int] | None) -> None:
+        if what is None:
+            self.counters.garbage_sent += 1
+            return
+        stream_id, count = what
+        counters = self.counters.streams[stream_id]
+        counters.packets_sent += 1
+        counters.samples_sent += count
+
+    def _count_lost_in_flight(self, what: tuple[int, int] | None) -> None:
+        if what is None:
+            self.counters.garbage_lost_in_flight += 1
+            return
+        stream_id, count = what
+        counters = self.counters.streams[stream_id]
+        counters.packets_lost_in_flight += 1
+        counters.samples_lost_in_flight += count
 
 
 #: Bluetooth SIG UUIDs are 16-bit aliases within the Bluetooth Base UUID, 0000xxxx-0000-1000-8000-00805f9b34fb.
