@@ -136,13 +136,14 @@ async def test_peripheral_disconnect_mid_stream_reconnects_resubscribes_and_pack
         sequences = [(q - raw[0]) % 65536 for q in raw]
         assert sequences == sorted(set(sequences))  # in order, once each
         # The stream kept counting while nobody listened: the gap in sequence numbers, one run after what came
-        # before the drop, is what went unsent, and what was notified on the old link as it dropped and lost in
-        # flight (as over the air): every other packet sent arrived.
+        # before the drop, is what was notified on the old link as it dropped and lost in flight, and what went
+        # unsent; every packet counted sent arrived.
+        assert len(sequences) == wearable.counters.total("packets_sent")
         missing = sorted(set(range(sequences[-1] + 1)) - set(sequences))
         assert missing and missing == list(range(missing[0], missing[0] + len(missing))) and missing[0] >= before
-        lost_in_flight = wearable.counters.total("packets_sent") - len(sequences)
-        assert 0 <= lost_in_flight and len(missing) == wearable.counters.total("packets_unsent") + lost_in_flight
-        assert wearable.counters.total("packets_unsent") > 0
+        lost_in_flight = wearable.counters.total("packets_lost_in_flight")
+        assert len(missing) == wearable.counters.total("packets_unsent") + lost_in_flight
+        assert wearable.counters.total("packets_unsent") > 0 and lost_in_flight <= 4  # a few on their way
 
 
 async def test_a_device_that_vanishes_for_good_is_retried_with_growing_backoff_and_logged_once(recording, caplog):
@@ -220,12 +221,13 @@ async def test_burst_after_reconnect_delivers_the_backlog_without_gaps(recording
         raw = _sequences(payloads)
         sequences = [(q - raw[0]) % 65536 for q in raw]
         # In order: the backlog came before anything newer. Nothing made during the outage is lost: only packets
-        # notified on the old link as it dropped may be, lost in flight (as over the air), and every other packet
-        # sent arrived.
+        # notified on the old link as it dropped may be, lost in flight (as over the air), and every packet
+        # counted sent arrived.
         assert sequences == sorted(set(sequences))
+        assert len(sequences) == wearable.counters.total("packets_sent")
         missing = sorted(set(range(sequences[-1] + 1)) - set(sequences))
         assert all(before <= q < made_before_the_drop for q in missing)
-        assert len(missing) == wearable.counters.total("packets_sent") - len(sequences)
+        assert len(missing) == wearable.counters.total("packets_lost_in_flight") <= 4  # a few on their way
         assert wearable.counters.total("packets_unsent") == 0
         # Packets made while disconnected keep the size the last link allowed (64 Hz x 0.25 s), not MTU 23's 3
         # (packets made on the new link before its MTU exchange may be small: they come after the backlog).
@@ -406,4 +408,12 @@ async def test_scheduled_peripheral_disconnects_each_lead_to_one_reconnection(re
             await recorder.until(lambda: len(recorder.packets["wear-1"]) >= 10)
         stats = manager.connections["wear-1"].stats
         assert (stats.connects, stats.disconnects) == (3, 2)
-        assert len(recorder.packets["wear-1"]) == wearable.counters.total("packets_sent")
+        # Every packet counted sent arrived; a packet or so notified as each link dropped may have been lost in
+        # flight, and shows as a gap in the sequence numbers.
+        sequences = _sequences(p for _, p in recorder.packets["wear-1"])
+        assert len(sequences) == wearable.counters.total("packets_sent")
+        lost_in_flight = wearable.counters.total("packets_lost_in_flight")
+        assert 0 <= lost_in_flight <= 2 * 4  # a few on their way at each drop
+        unsent = wearable.counters.total("packets_unsent")
+        span = (sequences[-1] - sequences[0]) % 65536 + 1
+        assert span - len(set(sequences)) <= unsent + lost_in_flight
