@@ -179,7 +179,7 @@ async def _in_process(args, options, duration_s: float) -> int:
         print(
             f"wearable {args.name}: generated {c.total('packets_generated')} packets, sent {c.total('packets_sent')}, "
             f"dropped on purpose {c.total('packets_dropped')}, unsent (no subscriber) {c.total('packets_unsent')}, "
-            f"reordered {c.total('packets_reordered')}, garbage {c.garbage_sent}, peripheral disconnects {c.disconnects_injected}, "
+            f"lost in flight as a link dropped {c.total('packets_lost_in_flight')}, reordered {c.total('packets_reordered')}, garbage {c.garbage_sent}, peripheral disconnects {c.disconnects_injected}, "
             f"pairings {c.pairings}, pairings refused {c.pairings_refused}"
         )
         if spec.describes_itself:
