@@ -29,7 +29,7 @@ from biomoe_edge.identity import backbone_identity, backbone_mismatch
 from biomoe_edge.runtime.records import PredictionRecord
 from biomoe_edge.vocabulary import IMAGE_SHAPE
 
-from .head import BACKBONE_KEYS, OUTPUT_NAME, HeadError, parse_input
+from .head import BACKBONE_KEYS, OUTPUT_NAME, HeadError, open_verified_graph, parse_input
 
 MANIFEST_NAME = "bridge.json"
 GRAPH_NAME = "bridge.onnx"
@@ -165,26 +165,11 @@ class Bridge:
 def load_bridge(path, *, threads: int = 0) -> Bridge:
     """Load and check the bridge at ``path`` (its folder, bridge.json or bridge.onnx) on ONNX Runtime's CPU
     provider. ``threads``: intra-op threads (0: ONNX Runtime's default); the graph holds a whole Tiny-BioMoE."""
-    import onnxruntime as ort
-
-    from biomoe_edge.manifest import sha256_file
-
     manifest = read_bridge_manifest(path)
     folder = bridge_folder(path)
     graph = folder / GRAPH_NAME
-    if not graph.is_file():
-        raise BridgeError(f"{folder}: no {GRAPH_NAME} beside {MANIFEST_NAME}")
-    if sha256_file(graph) != manifest["sha256"]:
-        raise BridgeError(f"{graph} does not match the sha256 in {folder / MANIFEST_NAME} (the graph was changed or "
-                          "replaced after the fit)")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    try:
-        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad graph
-        raise BridgeError(f"{graph}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
+    session = open_verified_graph(graph, folder / MANIFEST_NAME, manifest["sha256"], threads=threads,
+                                  error=BridgeError, made_by="the fit")
     nodes = session.get_inputs()
     if [n.name for n in nodes] != [INPUT_NAME]:
         raise BridgeError(f"{graph}: graph inputs {[n.name for n in nodes]}, expected [{INPUT_NAME!r}] (the new "

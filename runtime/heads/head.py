@@ -170,31 +170,39 @@ class Head:
         return self.session.run([OUTPUT_NAME], feeds)[0]
 
 
-def load_head(path, *, threads: int = 1) -> Head:
-    """Load and check the head at ``path`` (its folder, head.json or head.onnx) on ONNX Runtime's CPU provider.
-
-    ``threads``: ONNX Runtime intra-op threads. One is plenty for a Gemm of (B, 192 k) and leaves the cores to
-    the backbone."""
+def open_verified_graph(graph: pathlib.Path, manifest_path: pathlib.Path, sha256: str, *, threads: int, error=HeadError,
+                        made_by: str = "training"):
+    """An ONNX Runtime CPU session on ``graph`` once its bytes match ``sha256`` (from ``manifest_path``); ``error``
+    (a HeadError class) naming the file when it is missing, changed since ``made_by``, or unloadable."""
     import onnxruntime as ort
 
     from biomoe_edge.manifest import sha256_file
 
-    manifest = read_head_manifest(path)
-    folder = head_folder(path)
-    graph = folder / GRAPH_NAME
     if not graph.is_file():
-        raise HeadError(f"{folder}: no {GRAPH_NAME} beside {MANIFEST_NAME}")
-    if sha256_file(graph) != manifest["sha256"]:
-        raise HeadError(f"{graph} does not match the sha256 in {folder / MANIFEST_NAME} (the graph was changed or "
-                        "replaced after training)")
+        raise error(f"{graph.parent}: no {graph.name} beside {manifest_path.name}")
+    if sha256_file(graph) != sha256:
+        raise error(f"{graph} does not match the sha256 in {manifest_path} (the graph was changed or replaced after "
+                    f"{made_by})")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad graph
-        raise HeadError(f"{graph}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
+        raise error(f"{graph}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
+
+
+def load_head(path, *, threads: int = 1) -> Head:
+    """Load and check the head at ``path`` (its folder, head.json or head.onnx) on ONNX Runtime's CPU provider.
+
+    ``threads``: ONNX Runtime intra-op threads. One is plenty for a Gemm of (B, 192 k) and leaves the cores to
+    the backbone."""
+    manifest = read_head_manifest(path)
+    folder = head_folder(path)
+    graph = folder / GRAPH_NAME
+    session = open_verified_graph(graph, folder / MANIFEST_NAME, manifest["sha256"], threads=threads, error=HeadError,
+                                  made_by="training")
     k, classes = len(manifest["inputs"]), manifest["classes"]
     names = [i.name for i in session.get_inputs()]
     if names != [f"input_{i}" for i in range(k)]:

@@ -15,18 +15,23 @@ def _subjects(config) -> dict:
     return {device: subject.name for subject in config.subjects for device in subject.devices}
 
 
+def _load_checked(config, kind: str, load, model: dict) -> tuple[list, list]:
+    """The ``[[heads]]`` entries of ``kind`` ("head" or "bridge") and each loaded with ``load``, its backbone
+    checked against ``model`` (the refusal raises)."""
+    entries = [entry for entry in config.heads if entry.kind == kind]
+    loaded = [load(entry.path) for entry in entries]
+    for item in loaded:
+        item.check_backbone(model)
+    return entries, loaded
+
+
 def fusion_stage_for(config, model: dict, *, clock=time.monotonic) -> FusionStage | None:
     """A :class:`FusionStage` serving the heads of ``config.heads`` (a ``GatewayConfig``) for embeddings of
     ``model`` (the pipeline's ``model_identity``); None when every entry is a bridge. HeadError when a head cannot
     be loaded or was trained on other weights (the message names both backbones)."""
-    entries = [entry for entry in config.heads if getattr(entry, "kind", "head") == "head"]
+    entries, heads = _load_checked(config, "head", load_head, model)
     if not entries:
         return None
-    heads = []
-    for entry in entries:
-        head = load_head(entry.path)
-        head.check_backbone(model)
-        heads.append(head)
     return FusionStage(heads, subjects=_subjects(config), head_subjects=[entry.subjects for entry in entries],
                        tolerance_s=[entry.tolerance_s for entry in entries],
                        deadline_s=[entry.deadline_s for entry in entries], clock=clock)
@@ -35,13 +40,8 @@ def fusion_stage_for(config, model: dict, *, clock=time.monotonic) -> FusionStag
 def bridge_stage_for(config, model: dict, *, clock=time.monotonic) -> BridgeStage | None:
     """A :class:`BridgeStage` serving the bridges of ``config.heads``; None when there is none. BridgeError (a
     HeadError) when a bridge cannot be loaded or was fitted on other weights than ``model``'s."""
-    entries = [entry for entry in config.heads if getattr(entry, "kind", "head") == "bridge"]
+    entries, bridges = _load_checked(config, "bridge", load_bridge, model)
     if not entries:
         return None
-    bridges = []
-    for entry in entries:
-        bridge = load_bridge(entry.path)
-        bridge.check_backbone(model)
-        bridges.append(bridge)
     return BridgeStage(bridges, subjects=_subjects(config), bridge_subjects=[entry.subjects for entry in entries],
                        clock=clock)
