@@ -17,7 +17,6 @@ backbone than the running engine's.
 from __future__ import annotations
 
 import collections
-import json
 import math
 import pathlib
 import time
@@ -29,7 +28,7 @@ from biomoe_edge.identity import backbone_identity, backbone_mismatch
 from biomoe_edge.runtime.records import PredictionRecord
 from biomoe_edge.vocabulary import IMAGE_SHAPE
 
-from .head import BACKBONE_KEYS, OUTPUT_NAME, HeadError, open_verified_graph, parse_input
+from .head import OUTPUT_NAME, HeadError, open_verified_graph, read_served_manifest
 
 MANIFEST_NAME = "bridge.json"
 GRAPH_NAME = "bridge.onnx"
@@ -65,39 +64,9 @@ def bridge_folder(path) -> pathlib.Path:
 def read_bridge_manifest(path) -> dict:
     """bridge.json of the bridge at ``path``, checked for form (kind, one input, classes, backbone, sha256); no
     ONNX Runtime needed (configuration checks use it)."""
-    folder = bridge_folder(path)
-    manifest_path = folder / MANIFEST_NAME
-    where = str(manifest_path)
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BridgeError(f"{where} is not valid JSON ({exc}): not a bridge manifest") from None
-    except UnicodeDecodeError:
-        raise BridgeError(f"{where} is not a text file: not a bridge manifest") from None
-    if not isinstance(manifest, dict):
-        raise BridgeError(f"{where}: expected a JSON object, got {type(manifest).__name__}: not a bridge manifest")
-    if manifest.get("kind") != "bridge":
-        raise BridgeError(f"{where}: kind is {manifest.get('kind')!r}, expected \"bridge\": not a bridge manifest")
-    inputs = manifest.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], str):
-        raise BridgeError(f"{where}: inputs must list exactly one \"modality:representation\" (the new modality's "
-                          f"image the graph reads), got {inputs!r}")
-    try:
-        modality, representation = parse_input(inputs[0])
-    except ValueError as exc:
-        raise BridgeError(f"{where}: inputs[0]: {exc}") from None
-    manifest["inputs"] = [f"{modality}:{representation}"]
-    classes = manifest.get("classes")
-    if (not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes)
-            or len(set(classes)) != len(classes)):
-        raise BridgeError(f"{where}: classes must be a list of at least two distinct names, got {classes!r}")
-    backbone = manifest.get("backbone")
-    if not isinstance(backbone, dict) or any(key not in backbone for key in BACKBONE_KEYS):
-        raise BridgeError(f"{where}: backbone must name {', '.join(BACKBONE_KEYS)} (the Tiny-BioMoE weights the "
-                          f"bridge was fitted on), got {backbone!r}")
-    if not isinstance(manifest.get("sha256"), str):
-        raise BridgeError(f"{where}: no sha256 of {GRAPH_NAME}")
-    return manifest
+    return read_served_manifest(bridge_folder(path) / MANIFEST_NAME, kind="bridge", graph_name=GRAPH_NAME,
+                                error=BridgeError, made_on="the bridge was fitted on",
+                                one_input_is="the new modality's image the graph reads")
 
 
 @dataclass

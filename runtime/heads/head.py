@@ -66,45 +66,59 @@ def head_folder(path) -> pathlib.Path:
 def read_head_manifest(path) -> dict:
     """head.json of the head at ``path``, checked for form (keys, types, inputs, classes, backbone); no ONNX
     Runtime needed (configuration checks use it)."""
-    folder = head_folder(path)
-    manifest_path = folder / MANIFEST_NAME
+    manifest_path = head_folder(path) / MANIFEST_NAME
+    manifest = read_served_manifest(manifest_path, kind="head", graph_name=GRAPH_NAME, error=HeadError,
+                                    made_on="the head was trained on")
+    if manifest.get("head_format") not in HEAD_FORMATS:
+        raise HeadError(f"{manifest_path}: head_format {manifest.get('head_format')!r} is not one this SDK reads "
+                        f"({', '.join(map(str, HEAD_FORMATS))})")
+    return manifest
+
+
+def read_served_manifest(manifest_path: pathlib.Path, *, kind: str, graph_name: str, error=HeadError,
+                         made_on: str, one_input_is: str | None = None) -> dict:
+    """The manifest of what the gateway serves beside embeddings (a head's head.json, a bridge's bridge.json),
+    checked for the form both share: a JSON object of ``kind``; ``inputs`` ("modality:representation", normalised;
+    exactly one when ``one_input_is`` says what that one is); at least two distinct ``classes``; the ``backbone``
+    it was ``made_on``; the ``sha256`` of ``graph_name``. ``error`` (a HeadError class) names the file."""
+    where = str(manifest_path)
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as exc:
-        raise HeadError(f"{manifest_path} is not valid JSON ({exc}): not a head manifest") from None
+        raise error(f"{where} is not valid JSON ({exc}): not a {kind} manifest") from None
     except UnicodeDecodeError:
-        raise HeadError(f"{manifest_path} is not a text file: not a head manifest") from None
-    where = str(manifest_path)
+        raise error(f"{where} is not a text file: not a {kind} manifest") from None
     if not isinstance(manifest, dict):
-        raise HeadError(f"{where}: expected a JSON object, got {type(manifest).__name__}: not a head manifest")
-    if manifest.get("kind") != "head":
-        raise HeadError(f"{where}: kind is {manifest.get('kind')!r}, expected \"head\": not a head manifest")
-    if manifest.get("head_format") not in HEAD_FORMATS:
-        raise HeadError(f"{where}: head_format {manifest.get('head_format')!r} is not one this SDK reads "
-                        f"({', '.join(map(str, HEAD_FORMATS))})")
+        raise error(f"{where}: expected a JSON object, got {type(manifest).__name__}: not a {kind} manifest")
+    if manifest.get("kind") != kind:
+        raise error(f"{where}: kind is {manifest.get('kind')!r}, expected \"{kind}\": not a {kind} manifest")
     inputs = manifest.get("inputs")
-    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
-        raise HeadError(f"{where}: inputs must be a non-empty list of \"modality:representation\", got {inputs!r}")
+    if one_input_is is not None:
+        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], str):
+            raise error(f"{where}: inputs must list exactly one \"modality:representation\" ({one_input_is}), "
+                        f"got {inputs!r}")
+    elif not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+        raise error(f"{where}: inputs must be a non-empty list of \"modality:representation\", got {inputs!r}")
     normalised = []
     for i, name in enumerate(inputs):
         try:
             modality, representation = parse_input(name)
         except ValueError as exc:
-            raise HeadError(f"{where}: inputs[{i}]: {exc}") from None
+            raise error(f"{where}: inputs[{i}]: {exc}") from None
         normalised.append(f"{modality}:{representation}")
     if len(set(normalised)) != len(normalised):
-        raise HeadError(f"{where}: inputs lists an input twice: {inputs}")
+        raise error(f"{where}: inputs lists an input twice: {inputs}")
     manifest["inputs"] = normalised
     classes = manifest.get("classes")
     if (not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes)
             or len(set(classes)) != len(classes)):
-        raise HeadError(f"{where}: classes must be a list of at least two distinct names, got {classes!r}")
+        raise error(f"{where}: classes must be a list of at least two distinct names, got {classes!r}")
     backbone = manifest.get("backbone")
     if not isinstance(backbone, dict) or any(key not in backbone for key in BACKBONE_KEYS):
-        raise HeadError(f"{where}: backbone must name {', '.join(BACKBONE_KEYS)} (the Tiny-BioMoE weights the head "
-                        f"was trained on), got {backbone!r}")
+        raise error(f"{where}: backbone must name {', '.join(BACKBONE_KEYS)} (the Tiny-BioMoE weights {made_on}), "
+                    f"got {backbone!r}")
     if not isinstance(manifest.get("sha256"), str):
-        raise HeadError(f"{where}: no sha256 of {GRAPH_NAME}")
+        raise error(f"{where}: no sha256 of {graph_name}")
     return manifest
 
 
