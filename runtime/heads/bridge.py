@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biomoe_edge.identity import backbone_identity, backbone_mismatch
 from biomoe_edge.runtime.records import PredictionRecord
 from biomoe_edge.vocabulary import IMAGE_SHAPE
 
-from .head import OUTPUT_NAME, HeadError, open_verified_graph, read_served_manifest
+from .head import OUTPUT_NAME, HeadError, ServedGraph, open_verified_graph, parse_input, read_served_manifest
 
 MANIFEST_NAME = "bridge.json"
 GRAPH_NAME = "bridge.onnx"
@@ -70,57 +69,30 @@ def read_bridge_manifest(path) -> dict:
 
 
 @dataclass
-class Bridge:
-    """A loaded bridge: ``predict`` runs it on images. Quacks like a ``Head`` where the gateway reports on it."""
+class Bridge(ServedGraph):
+    """A loaded bridge: ``predict`` runs it on images. Reported on as a ``Head`` is."""
 
-    path: pathlib.Path
-    manifest: dict
-    session: object = field(repr=False)
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return tuple(self.manifest["inputs"])
+    error = BridgeError
+    refusal_advice = ("its old head reads embeddings of those weights (fit the bridge again for the running model, "
+                      "or run the model it was fitted on)")
 
     @property
     def modality(self) -> str:
-        return self.inputs[0].split(":")[0]
+        return parse_input(self.inputs[0])[0]
 
     @property
     def representation(self) -> str:
-        return self.inputs[0].split(":")[1]
+        return parse_input(self.inputs[0])[1]
 
     @property
     def old_inputs(self) -> tuple[str, ...]:
         return tuple(self.manifest.get("old_inputs") or ())
 
     @property
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self.manifest["classes"])
-
-    @property
-    def backbone(self) -> dict:
-        return dict(self.manifest["backbone"])
-
-    @property
-    def sha256(self) -> str:
-        return self.manifest["sha256"]
-
-    @property
     def window_length_s(self) -> float | None:
         """Length of the paired windows the bridge was fitted on (None: not recorded)."""
         value = (self.manifest.get("data") or {}).get("window_s")
         return None if value is None else float(value)
-
-    @property
-    def identity(self) -> dict:
-        return {"path": str(self.path), "sha256": self.sha256, "kind": "bridge"}
-
-    def check_backbone(self, running_model: dict) -> None:
-        """BridgeError when the bridge was fitted on other weights than ``running_model`` (a record's ``model``)."""
-        why = backbone_mismatch(self.backbone, backbone_identity(running_model))
-        if why is not None:
-            raise BridgeError(f"bridge {self.path} refused: {why}; its old head reads embeddings of those weights "
-                              "(fit the bridge again for the running model, or run the model it was fitted on)")
 
     def predict(self, images) -> np.ndarray:
         """Probabilities (B, C) float32 of ``images`` (B, 3, 224, 224)."""

@@ -123,13 +123,17 @@ def read_served_manifest(manifest_path: pathlib.Path, *, kind: str, graph_name: 
 
 
 @dataclass
-class Head:
-    """A loaded head: ``predict`` runs it. ``inputs``/``classes`` in graph order; ``identity`` goes into every
-    PredictionRecord; ``window_length_s`` is what each input's windows were in training (None: not recorded)."""
+class ServedGraph:
+    """What heads and bridges share once loaded: their folder, checked manifest and ONNX Runtime session, and the
+    refusal of embeddings of other weights than the backbone they were made on."""
 
     path: pathlib.Path
     manifest: dict
     session: object = field(repr=False)
+
+    #: What ``check_backbone`` raises, and what it tells the user to do.
+    error = HeadError
+    refusal_advice = ""
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -148,24 +152,33 @@ class Head:
         return self.manifest["sha256"]
 
     @property
+    def identity(self) -> dict:
+        """What every PredictionRecord names as its ``head``."""
+        return {"path": str(self.path), "sha256": self.sha256, "kind": self.manifest["kind"]}
+
+    def check_backbone(self, running_model: dict) -> None:
+        """``error`` when it was made on other weights than ``running_model`` (a record's ``model`` dict,
+        ``biomoe_edge.identity.model_identity``); the message names both."""
+        why = backbone_mismatch(self.backbone, backbone_identity(running_model))
+        if why is not None:
+            raise self.error(f"{self.manifest['kind']} {self.path} refused: {why}; {self.refusal_advice}")
+
+
+@dataclass
+class Head(ServedGraph):
+    """A loaded head: ``predict`` runs it. ``inputs``/``classes`` in graph order; ``identity`` goes into every
+    PredictionRecord; ``window_length_s`` is what each input's windows were in training (None: not recorded)."""
+
+    refusal_advice = ("embeddings of other weights are meaningless to it (train it again on embeddings of the running "
+                      "model, or run the model it was trained on)")
+
+    @property
     def modalities(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(name.split(":")[0] for name in self.inputs))
 
     @property
     def window_length_s(self) -> dict:
         return dict(self.manifest.get("window_length_s") or {})
-
-    @property
-    def identity(self) -> dict:
-        return {"path": str(self.path), "sha256": self.sha256, "kind": "head"}
-
-    def check_backbone(self, running_model: dict) -> None:
-        """HeadError when the head was trained on other weights than ``running_model`` (a record's ``model``
-        dict, ``biomoe_edge.identity.model_identity``); the message names both."""
-        why = backbone_mismatch(self.backbone, backbone_identity(running_model))
-        if why is not None:
-            raise HeadError(f"head {self.path} refused: {why}; embeddings of other weights are meaningless to it "
-                            "(train it again on embeddings of the running model, or run the model it was trained on)")
 
     def predict(self, embeddings) -> np.ndarray:
         """Probabilities (B, C) float32 of ``embeddings``: (B, k, 192), or a sequence of k (B, 192) arrays."""
