@@ -46,6 +46,23 @@ class Modality(str, enum.Enum):
             raise ValueError(f"unknown modality {value!r}; expected one of: {valid}") from None
 
 
+class SecurityLevel(str, enum.Enum):
+    """Link security levels of the protocol (PROTOCOL.md, section 11), in its order (the C reference's 0, 1, 2): what
+    a native board requires of a link, and what the gateway brings a device's link to."""
+
+    NONE = "none"  # open: protocol version 1 as first published
+    ENCRYPTED = "encrypted"  # an encrypted link (any pairing)
+    BONDED = "bonded"  # an encrypted link whose key comes from an LE Secure Connections bond
+
+    @classmethod
+    def parse(cls, value) -> SecurityLevel:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"unknown security level {value!r}; expected one of: "
+                             f"{', '.join(level.value for level in cls)}") from None
+
+
 #: The rate (Hz) each modality's windows are resampled to before they become images: the ingest emits windows at
 #: it and every representation's parameters assume it (``runtime/transforms/defaults.py`` gives the reasons).
 MODEL_RATES_HZ: dict[str, float] = {

@@ -6,23 +6,7 @@ the test suite.
 
 from __future__ import annotations
 
-import enum
-
-
-class BoardSecurity(str, enum.Enum):
-    """What the board requires on its data (CCCD), control and description characteristics."""
-
-    NONE = "none"  # open: protocol version 1 as first published
-    ENCRYPTED = "encrypted"  # an encrypted link (any pairing)
-    BONDED = "bonded"  # an encrypted link whose key comes from an LE Secure Connections bond
-
-    @classmethod
-    def parse(cls, value) -> BoardSecurity:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"unknown board security {value!r}; expected one of: "
-                             f"{', '.join(level.value for level in cls)}") from None
+from biomoe_edge.vocabulary import SecurityLevel
 
 
 # ATT error codes (Core spec, Vol 3, Part F, 3.4.1.1) and SMP values (Vol 3, Part H, 3.5.1 and 3.5.5).
@@ -36,12 +20,12 @@ SMP_ERROR_AUTHENTICATION_REQUIREMENTS = 0x03
 def access_error(required, *, encrypted: bool, bonded: bool, secure_connections: bool) -> int:
     """The ATT error a board answers an access to a protocol characteristic with, on a link that is ``encrypted``
     or not, with a key the board holds for the peer (``bonded``) from LE Secure Connections or not; 0: allowed."""
-    required = BoardSecurity.parse(required)
-    if required is BoardSecurity.NONE:
+    required = SecurityLevel.parse(required)
+    if required is SecurityLevel.NONE:
         return 0
     if not encrypted:
         return ATT_ERROR_INSUFFICIENT_ENCRYPTION if bonded else ATT_ERROR_INSUFFICIENT_AUTHENTICATION
-    if required is BoardSecurity.BONDED and not (bonded and secure_connections):
+    if required is SecurityLevel.BONDED and not (bonded and secure_connections):
         return ATT_ERROR_INSUFFICIENT_AUTHENTICATION
     return 0
 
@@ -49,7 +33,7 @@ def access_error(required, *, encrypted: bool, bonded: bool, secure_connections:
 def pairing_refusal(required, auth_req: int) -> int:
     """The SMP Pairing Failed reason a board answers a Pairing Request whose AuthReq octet is ``auth_req`` with;
     0: go on. A ``bonded`` board takes only requests for bonding under LE Secure Connections."""
-    required = BoardSecurity.parse(required)
-    if required is BoardSecurity.BONDED and ((auth_req & 0x03) != SMP_AUTH_REQ_BONDING or not auth_req & SMP_AUTH_REQ_SC):
+    required = SecurityLevel.parse(required)
+    if required is SecurityLevel.BONDED and ((auth_req & 0x03) != SMP_AUTH_REQ_BONDING or not auth_req & SMP_AUTH_REQ_SC):
         return SMP_ERROR_AUTHENTICATION_REQUIREMENTS
     return 0

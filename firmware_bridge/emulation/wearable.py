@@ -39,7 +39,8 @@ from bumble.core import AdvertisingData, UUID
 from bumble.device import Connection, Device
 from bumble.pairing import PairingConfig, PairingDelegate
 
-from biomoe_edge.firmware_bridge.emulation.board_security import BoardSecurity, access_error, pairing_refusal
+from biomoe_edge.firmware_bridge.emulation.board_security import access_error, pairing_refusal
+from biomoe_edge.vocabulary import SecurityLevel
 from biomoe_edge.firmware_bridge.emulation.faults import FaultInjector, LinkFaults
 from biomoe_edge.firmware_bridge.packet import ATT_NOTIFY_OVERHEAD, TIMESTAMP_MODULO
 from biomoe_edge.firmware_bridge.profiles.registry import Emulation, Profile, ProfileSpec, profile_spec
@@ -155,8 +156,8 @@ class EmulatedWearable:
     ) -> None:
         self.spec: ProfileSpec = profile_spec(profile)
         if security is None:
-            security = BoardSecurity.BONDED if self.spec.name == Profile.NATIVE.value else BoardSecurity.NONE
-        self.security = BoardSecurity.parse(security)
+            security = SecurityLevel.BONDED if self.spec.name == Profile.NATIVE.value else SecurityLevel.NONE
+        self.security = SecurityLevel.parse(security)
         if pairing not in PAIRING_MODES:
             raise ValueError(f"pairing must be one of {', '.join(PAIRING_MODES)}, got {pairing!r}")
         if irk is not None and len(bytes(irk)) != 16:
@@ -234,7 +235,7 @@ class EmulatedWearable:
     def _data_characteristic_for(self, uuid) -> gatt.Characteristic:
         """The notify characteristic of the data, with the subscription (CCCD write) watched and, when the board
         requires security, its CCCD guarded: nobody subscribes on a link short of it."""
-        if self.security is BoardSecurity.NONE:
+        if self.security is SecurityLevel.NONE:
             characteristic = gatt.Characteristic(gatt_uuid(uuid), gatt.Characteristic.Properties.NOTIFY,
                                                  gatt.Characteristic.READABLE, b"")
         else:
@@ -273,7 +274,7 @@ class EmulatedWearable:
                                gatt.Descriptor.READABLE | gatt.Descriptor.WRITEABLE, att.AttributeValueV2(read, write))
 
     async def _check_access(self, connection: Connection) -> None:
-        if self.security is BoardSecurity.NONE:
+        if self.security is SecurityLevel.NONE:
             return
         keys = await self.device.keystore.get(str(connection.peer_address)) if self.device.keystore else None
         error = access_error(self.security, encrypted=connection.is_encrypted, bonded=keys is not None,
@@ -607,7 +608,7 @@ class _RefusingDelegate(PairingDelegate):
         return False
 
 
-def _board_session(required: BoardSecurity) -> type:
+def _board_session(required: SecurityLevel) -> type:
     """Bumble's SMP session, with the board's own check of a Pairing Request (``pairing_refusal``) first."""
 
     class BoardSession(smp.Session):

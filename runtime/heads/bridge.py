@@ -27,7 +27,8 @@ import numpy as np
 from biomoe_edge.runtime.records import PredictionRecord
 from biomoe_edge.vocabulary import IMAGE_SHAPE
 
-from .head import OUTPUT_NAME, HeadError, ServedGraph, open_verified_graph, parse_input, read_served_manifest
+from .head import (OUTPUT_NAME, HeadError, ServedGraph, folder_given, open_verified_graph, parse_input,
+                   read_served_manifest)
 
 MANIFEST_NAME = "bridge.json"
 GRAPH_NAME = "bridge.onnx"
@@ -41,17 +42,13 @@ class BridgeError(HeadError):
 
 def is_bridge_folder(path) -> bool:
     """Whether ``path`` (a folder, or its bridge.json / bridge.onnx) is a bridge folder: it holds bridge.json."""
-    path = pathlib.Path(path)
-    if path.is_file() and path.name in (MANIFEST_NAME, GRAPH_NAME):
-        path = path.parent
+    path = folder_given(path, (MANIFEST_NAME, GRAPH_NAME))
     return path.is_dir() and (path / MANIFEST_NAME).is_file()
 
 
 def bridge_folder(path) -> pathlib.Path:
     """The folder of a bridge given as the folder, its bridge.json or its bridge.onnx; BridgeError when none."""
-    path = pathlib.Path(path)
-    if path.is_file() and path.name in (MANIFEST_NAME, GRAPH_NAME):
-        path = path.parent
+    path = folder_given(path, (MANIFEST_NAME, GRAPH_NAME))
     if not path.exists():
         raise BridgeError(f"{path}: no such bridge folder")
     if not path.is_dir() or not (path / MANIFEST_NAME).is_file():

@@ -46,11 +46,15 @@ def parse_input(name: str) -> tuple[str, str]:
     return modality, representation
 
 
+def folder_given(path, file_names) -> pathlib.Path:
+    """A head's or bridge's folder, given as the folder or as one of its files (``file_names``)."""
+    path = pathlib.Path(path)
+    return path.parent if path.is_file() and path.name in file_names else path
+
+
 def head_folder(path) -> pathlib.Path:
     """The folder of a head given as the folder, its head.json or its head.onnx; HeadError when it is none."""
-    path = pathlib.Path(path)
-    if path.is_file() and path.name in (MANIFEST_NAME, GRAPH_NAME):
-        path = path.parent
+    path = folder_given(path, (MANIFEST_NAME, GRAPH_NAME))
     if not path.exists():
         raise HeadError(f"{path}: no such head folder")
     if not path.is_dir():

@@ -18,7 +18,6 @@ backend's SMP). What the link then is comes from the backend where it says so (t
 from __future__ import annotations
 
 import datetime
-import enum
 import json
 import logging
 import os
@@ -28,22 +27,9 @@ from dataclasses import asdict, dataclass
 
 from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.runtime.transport.allow_list import normalize_address
+from biomoe_edge.vocabulary import SecurityLevel
 
 logger = logging.getLogger(__name__)
-
-
-class SecurityLevel(str, enum.Enum):
-    NONE = "none"
-    ENCRYPTED = "encrypted"
-    BONDED = "bonded"
-
-    @classmethod
-    def parse(cls, value) -> SecurityLevel:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"unknown security level {value!r}; expected one of: "
-                             f"{', '.join(level.value for level in cls)}") from None
 
 
 SECURITY_LEVELS = tuple(level.value for level in SecurityLevel)

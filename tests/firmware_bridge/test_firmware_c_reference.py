@@ -327,9 +327,10 @@ def test_c_decoder_is_memory_and_ub_clean_on_hostile_input(fwb_test_sanitized):
 def test_c_link_security_checks_match_the_emulated_boards_rules(fwb_test):
     """fwb_check_access / fwb_check_pairing (PROTOCOL.md section 11) against the rules the emulated wearables enforce
     over Bumble (firmware_bridge.emulation.board_security), for every link state and every AuthReq octet."""
-    from biomoe_edge.firmware_bridge.emulation.board_security import BoardSecurity, access_error, pairing_refusal
+    from biomoe_edge.firmware_bridge.emulation.board_security import access_error, pairing_refusal
+    from biomoe_edge.vocabulary import SecurityLevel
 
-    levels = list(BoardSecurity)  # in C order: none 0, encrypted 1, bonded 2
+    levels = list(SecurityLevel)  # in C order: none 0, encrypted 1, bonded 2
     links = [(e, b, sc) for e in (0, 1) for b in (0, 1) for sc in (0, 1)]
     cases = [(i, *link) for i in range(len(levels)) for link in links]
     out = run_c(fwb_test, "access", [" ".join(map(str, case)) for case in cases])

@@ -10,6 +10,7 @@ import pytest
 
 from biomoe_edge import firmware_bridge as fb
 from biomoe_edge.firmware_bridge import gatt
+from biomoe_edge.vocabulary import SecurityLevel
 
 DOC = (pathlib.Path(fb.__file__).resolve().parent / "PROTOCOL.md").read_text()
 
@@ -64,5 +65,5 @@ def test_link_security_section_names_the_codes_and_the_c_functions():
     header = (pathlib.Path(fb.__file__).resolve().parent / "c" / "fwb_packet.h").read_text()
     for name in ("fwb_check_access", "fwb_check_pairing"):
         assert name in section and f"{name}(" in header
-    for level in board_security.BoardSecurity:
+    for level in SecurityLevel:
         assert f"| `{level.value}`" in section
