@@ -31,6 +31,8 @@ import warnings
 
 import numpy as np
 
+from biomoe_edge.vocabulary import InputType
+
 
 def synthetic_frame(windows: int, subjects: int, inputs, seed: int = 0):
     """A dataset frame (the load_dataset columns) of ``windows`` labelled window times per ``inputs``."""
@@ -44,8 +46,8 @@ def synthetic_frame(windows: int, subjects: int, inputs, seed: int = 0):
     for s in range(subjects):
         for w in range(per_subject):
             label = classes[(w // 20) % 3]
-            for name in inputs:
-                modality, representation = name.split(":")
+            for input_type in map(InputType.parse, inputs):
+                modality, representation = input_type.modality.value, input_type.representation.value
                 rows.append({"subject": f"s{s:02d}", "device": f"s{s:02d}-{modality}", "modality": modality,
                              "representation": representation, "window_start_s": 2.0 * w, "window_end_s": 2.0 * w + 10,
                              "quality": [], "label": label,
@@ -106,7 +108,7 @@ def fusion_overhead(window_times: int) -> dict:
             return [EmbeddingRecord(device=f"{subject}{devices[m][1:]}", modality=m, representation="scalogram",
                                     window_start_s=end - 10, window_end_s=end,
                                     embedding=rng.standard_normal(192).astype(np.float32), arrival_time_s=end)
-                    for m in (name.split(":")[0] for name in inputs)]
+                    for m in (InputType.parse(name).modality.value for name in inputs)]
 
         subjects = {f"s{i}{d[1:]}": f"s{i}" for i in range(8) for d in set(devices.values())}
         stage = FusionStage([head], subjects=subjects, deadline_s=1e9)

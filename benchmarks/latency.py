@@ -181,13 +181,13 @@ def gpu_memory() -> dict | None:
 
 
 def run_sdk(engine, packets, devices: int, representations, batch_size: int, memory: MemoryPeak, sink_dir):
-    from biomoe_edge.runtime.pipeline import Pipeline
-    from biomoe_edge.runtime.gateway_config import parse_config
+    from biomoe_edge.runtime.pipeline import ModalitySettings, Pipeline, PipelineSettings
     from biomoe_edge.runtime.sinks import JsonlSink
+    from biomoe_edge.vocabulary import WindowSpec, check_representations
 
-    config = parse_config({"windows": {"length_s": WINDOW_S, "hop_s": HOP_S, "representations": list(representations)},
-                           "engine": {"max_batch": batch_size, "deadline_ms": 1e9, "max_queue": 1 << 20}})
-    pipeline = Pipeline(config, engine, clock=time.perf_counter)
+    settings = PipelineSettings(max_batch=batch_size, deadline_s=1e6, max_queue=1 << 20, windows=ModalitySettings(
+        WindowSpec(WINDOW_S, HOP_S), check_representations(representations)))
+    pipeline = Pipeline(settings, engine, clock=time.perf_counter)
     # As the gateway does before connecting: kernels compiled, FFTs planned, the engine's first runs done,
     # so one-time costs are not charged to the first windows.
     pipeline.warmup(MODALITY_RATES_HZ)
@@ -202,10 +202,10 @@ def run_sdk(engine, packets, devices: int, representations, batch_size: int, mem
 
     def process(jobs):
         nonlocal windows_done, images_done
-        ordered, embeddings = pipeline.compute(jobs)
-        records = pipeline.make_records(ordered, embeddings)
+        result = pipeline.run_batch(jobs)
+        ordered = result.jobs
         t0 = time.perf_counter()
-        sink.write(records)
+        sink.write(result.records)
         done = time.perf_counter()
         pipeline.timings["sink"].append(done - t0)
         end_to_end.extend(done - job.submitted_s for job in ordered)

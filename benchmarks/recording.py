@@ -45,18 +45,15 @@ def feed(packets, *, record_into=None) -> tuple[float, float]:
     """Process CPU seconds and wall seconds to feed ``packets`` through a Pipeline (no engine runs: the windows'
     jobs are taken from the scheduler and discarded, alike in both runs), with the recording sink when
     ``record_into``."""
-    from biomoe_edge.runtime.gateway_config import parse_config
-    from biomoe_edge.runtime.pipeline import Pipeline
+    from biomoe_edge.runtime.pipeline import Pipeline, PipelineSettings
     from biomoe_edge.runtime.recording.sink import RecordingSink
 
-    config = parse_config({"windows": {"length_s": 10.0, "hop_s": 1.0, "representations": ["spectrogram_psd", "scalogram"]},
-                           "engine": {"max_batch": 16, "max_queue": 64}})
     clock = [0.0]
-    pipeline = Pipeline(config, None, clock=lambda: clock[0])
+    pipeline = Pipeline(PipelineSettings(max_batch=16, max_queue=64), None, clock=lambda: clock[0])
     sink = None
     if record_into is not None:
         sink = RecordingSink(record_into, per_run=False, segment_s=3600.0)  # flushed below, by signal time
-        sink.attach(pipeline, config)
+        sink.attach(pipeline)
     pipeline.add_device("bench-01", device_description())
     next_flush = SEGMENT_S
     cpu, wall = time.process_time(), time.perf_counter()

@@ -14,15 +14,33 @@ MIN_RENDER_SAMPLES = 16
 #: Tiny-BioMoE's embedding: two 96-D encoder embeddings, concatenated.
 EMBEDDING_DIM = 192
 
+class Representation(str, enum.Enum):
+    """How a window becomes an image (``REPRESENTATIONS`` holds their names, in the same order)."""
+
+    SPECTROGRAM_PSD = "spectrogram_psd"
+    SPECTROGRAM_ANGLE = "spectrogram_angle"
+    SPECTROGRAM_PHASE = "spectrogram_phase"
+    SCALOGRAM = "scalogram"
+    RECURRENCE = "recurrence"
+    WAVEFORM = "waveform"
+
+    @classmethod
+    def parse(cls, value: str | Representation) -> Representation:
+        """Accept a Representation or its name; raise ValueError naming the valid ones."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).strip())
+        except ValueError:
+            raise ValueError(f"unknown representation {value!r}; expected one of: "
+                             + ", ".join(REPRESENTATIONS)) from None
+
+
 #: Image representations of a signal window, in this order wherever an order is needed.
-REPRESENTATIONS: tuple[str, ...] = (
-    "spectrogram_psd",
-    "spectrogram_angle",
-    "spectrogram_phase",
-    "scalogram",
-    "recurrence",
-    "waveform",
-)
+REPRESENTATIONS: tuple[str, ...] = tuple(r.value for r in Representation)
+
+#: Other names users give a modality: PPG is how wearables' makers name blood volume pulse.
+MODALITY_ALIASES: dict[str, str] = {"ppg": "bvp"}
 
 
 class Modality(str, enum.Enum):
@@ -36,11 +54,13 @@ class Modality(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str | Modality) -> Modality:
-        """Accept a Modality or its name in any case; raise ValueError naming the valid ones."""
+        """Accept a Modality, its name in any case or an alias (``MODALITY_ALIASES``: "ppg" for bvp); raise
+        ValueError naming the valid ones."""
         if isinstance(value, cls):
             return value
+        name = str(value).strip().lower()
         try:
-            return cls(str(value).strip().lower())
+            return cls(MODALITY_ALIASES.get(name, name))
         except ValueError:
             valid = ", ".join(m.value for m in cls)
             raise ValueError(f"unknown modality {value!r}; expected one of: {valid}") from None
@@ -90,6 +110,36 @@ def check_representations(names) -> tuple[str, ...]:
         if name not in REPRESENTATIONS:
             raise ValueError(f"unknown representation {name!r}; expected one of: " + ", ".join(REPRESENTATIONS))
     return names
+
+
+@dataclass(frozen=True)
+class InputType:
+    """What a head or bridge reads: one modality's windows drawn as one representation; written
+    ``"modality:representation"`` (``"ecg:spectrogram_psd"``) in manifests, configuration and the command line."""
+
+    modality: Modality
+    representation: Representation
+
+    def __post_init__(self):
+        object.__setattr__(self, "modality", Modality.parse(self.modality))
+        object.__setattr__(self, "representation", Representation.parse(self.representation))
+
+    @classmethod
+    def parse(cls, text: str | InputType) -> InputType:
+        """``"ecg:spectrogram_psd"`` (modality in any case or an alias) -> InputType; ValueError naming the text
+        and the valid names."""
+        if isinstance(text, cls):
+            return text
+        modality, sep, representation = str(text).partition(":")
+        if not sep:
+            raise ValueError(f"input {text!r} is not MODALITY:REPRESENTATION (e.g. ecg:spectrogram_psd)")
+        try:
+            return cls(Modality.parse(modality), Representation.parse(representation))
+        except ValueError as exc:
+            raise ValueError(f"input {text!r}: {exc}") from None
+
+    def __str__(self) -> str:
+        return f"{self.modality.value}:{self.representation.value}"
 
 
 @dataclass(frozen=True)

@@ -155,8 +155,7 @@ class Gateway:
         if self.jobs_unfinished:
             log.warning("closing: %d queued jobs not run (the engine was behind; drain_timeout_s=%g)",
                         self.jobs_unfinished, self.drain_timeout_s)
-        if self.pipeline.fusion is not None:  # window times still waiting for inputs: counted, not guessed
-            self.pipeline.fusion.close()
+        self.pipeline.close_predictions()  # window times still waiting for inputs: counted, not guessed
         for queue in self._iterators + self._prediction_iterators:
             queue.put_nowait(None)
         self._close_sinks_and_engine()
@@ -212,6 +211,11 @@ class Gateway:
     async def _stop_transport(self) -> None:
         if self._manager is not None:
             await self._manager.stop(self.transport_stop_timeout_s)
+
+    def connection(self, device: str):
+        """The transport's connection to ``device`` (its label), or None before the transport started or for a
+        device it does not know."""
+        return self._manager.connections.get(device) if self._manager is not None else None
 
     def _register_from_connection(self, device: str) -> None:
         from biomoe_edge.runtime.pipeline import DeviceRefused
@@ -294,15 +298,14 @@ class Gateway:
     async def _run(self, jobs) -> None:
         try:
             # Rendering and inference hold the CPU/GPU for milliseconds: off the loop, so BLE keeps flowing.
-            ordered, embeddings = await asyncio.to_thread(self.pipeline.compute, jobs)
+            result = await asyncio.to_thread(self.pipeline.run_batch, jobs)
         except Exception as exc:  # noqa: BLE001 - an engine failure loses this batch (counted), not the gateway
             reason = type(exc).__name__
             self.pipeline.jobs_failed[reason] += len(jobs)
             self.pipeline.log_once(f"engine:{reason}", "engine failed on a batch of %d images: %s", len(jobs), exc)
             return
-        records = self.pipeline.make_records(ordered, embeddings)
-        self.emit(records)
-        self.emit_predictions(self.pipeline.make_predictions(records))
+        self.emit(result.records)
+        self.emit_predictions(result.predictions)
 
     def emit(self, records) -> None:
         if not records:
@@ -372,8 +375,7 @@ class Gateway:
             "jobs_unfinished": self.jobs_unfinished,
             "connections": {f"{d}/{state}": n for (d, state), n in self.connection_events.items()},
             "refused_devices": self.refused_devices(),
-            "heads": ((self.pipeline.fusion.stats() if self.pipeline.fusion is not None else [])
-                      + (self.pipeline.bridges.stats() if self.pipeline.bridges is not None else [])),
+            "heads": self.pipeline.heads_stats(),
         }
 
 

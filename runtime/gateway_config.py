@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from biomoe_edge.config import TomlError, load_toml
 from biomoe_edge.firmware_bridge.profiles.registry import NAMES as PROFILE_NAMES
 from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
+from biomoe_edge.runtime.pipeline import ModalitySettings, PipelineSettings
 from biomoe_edge.runtime.transport.allow_list import normalize_address
 from biomoe_edge.runtime.transport.security import SECURITY_LEVELS, default_security, state_directory
-from biomoe_edge.vocabulary import MIN_RENDER_SAMPLES, REPRESENTATIONS, Modality, WindowSpec, model_rate_hz
+from biomoe_edge.vocabulary import MIN_RENDER_SAMPLES, REPRESENTATIONS, InputType, Modality, WindowSpec, model_rate_hz
 
 #: Windows of a device whose measurements come about once a second, time-stamped on arrival (Heart Rate, PLX:
 #: ``ProfileSpec.arrival_timed``) must hold a few measurements and hop by at least one.
@@ -88,10 +89,8 @@ class DeviceConfig:
         return self.name or self.address or "?"
 
 
-@dataclass(frozen=True)
-class ModalityConfig:
-    window: WindowSpec = field(default_factory=WindowSpec)
-    representations: tuple[str, ...] = ("spectrogram_psd", "scalogram")
+#: A modality's windows and representations: the pipeline's own settings type.
+ModalityConfig = ModalitySettings
 
 
 @dataclass(frozen=True)
@@ -180,6 +179,16 @@ class GatewayConfig:
             if device in subject.devices:
                 return subject.name
         return device
+
+    def pipeline_settings(self) -> PipelineSettings:
+        """What the pipeline reads of this configuration."""
+        subjects: dict[str, str] = {}
+        for subject in self.subjects:
+            for device in subject.devices:
+                subjects.setdefault(device, subject.name)
+        return PipelineSettings(max_batch=self.engine.max_batch, deadline_s=self.engine.deadline_s,
+                                max_queue=self.engine.max_queue, windows=self.windows, modalities=dict(self.modalities),
+                                subjects=subjects, heads=tuple(self.heads))
 
 
 # -- typed readers that name the key --------------------------------------------------------------------
@@ -608,7 +617,8 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
                 raise ConfigError(f"{table.key('subjects')}[{i}]", f"{_show(name)} is not a [[subjects]] name; "
                                   f"listed: {', '.join(sorted(known)) or 'none'}")
         for name in manifest["inputs"]:
-            modality, representation = name.split(":")
+            input_type = InputType.parse(name)
+            modality, representation = input_type.modality.value, input_type.representation.value
             spec = modalities.get(modality, windows)
             section = f"modalities.{modality}" if modality in modalities else "windows"
             if representation not in spec.representations:

@@ -22,9 +22,9 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,19 +33,66 @@ from biomoe_edge.firmware_bridge.packet import as_bytes
 from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.firmware_bridge.reassembly import StreamReassembler
 from biomoe_edge.runtime.ingest import Ingest, IngestConfig, IngestError, StreamKey
-from biomoe_edge.runtime.records import EmbeddingRecord
+from biomoe_edge.runtime.records import EmbeddingRecord, PredictionRecord
 from biomoe_edge.runtime.scheduler import BatchScheduler, Job, group_for_render
 from biomoe_edge.identity import model_identity
-from biomoe_edge.vocabulary import EMBEDDING_DIM, IMAGE_SHAPE, Modality, model_rate_hz
-
-if TYPE_CHECKING:  # the configuration is read (TOML, sinks) above this layer; the pipeline only reads its fields
-    from biomoe_edge.runtime.gateway_config import GatewayConfig
+from biomoe_edge.vocabulary import EMBEDDING_DIM, IMAGE_SHAPE, Modality, WindowSpec, model_rate_hz
 
 log = logging.getLogger("biomoe_edge.runtime.pipeline")
 
 #: Pipeline stages timed for the benchmark and the console (seconds per call, last STAGE_HISTORY calls).
 STAGES = ("decode", "window", "transform", "inference", "sink", "end_to_end")
 STAGE_HISTORY = 100_000
+
+
+@dataclass(frozen=True)
+class ModalitySettings:
+    """How one modality's windows are cut and drawn: the window, and the representations each becomes."""
+
+    window: WindowSpec = field(default_factory=WindowSpec)
+    representations: tuple[str, ...] = ("spectrogram_psd", "scalogram")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What the pipeline reads, and nothing else: the engine's batching, each modality's windows and
+    representations, who wears what, and the heads to serve. ``GatewayConfig.pipeline_settings()`` builds it from
+    a configuration file; the demo, replay, simulated datasets and benchmarks build it directly."""
+
+    #: Largest batch the engine runs (the engine's own maximum caps it).
+    max_batch: int = 16
+    #: A partly filled batch runs once its oldest job has waited this long (seconds).
+    deadline_s: float = 0.05
+    #: Bound of the scheduler's queue of (window, representation) jobs; the oldest are dropped beyond it.
+    max_queue: int = 256
+    #: Every modality's windows and representations, unless ``modalities`` names it.
+    windows: ModalitySettings = field(default_factory=ModalitySettings)
+    #: Modality name -> its own ``ModalitySettings``.
+    modalities: dict = field(default_factory=dict)
+    #: Device label -> the subject wearing it (``[[subjects]]``); a device in none is its own subject.
+    subjects: dict = field(default_factory=dict)
+    #: The ``[[heads]]`` entries to serve (``gateway_config.HeadConfig``: path, kind, subjects, tolerance_s,
+    #: deadline_s), loaded when the pipeline is built.
+    heads: tuple = ()
+
+    def modality(self, modality) -> ModalitySettings:
+        """Window and representations of ``modality`` (its own, else the defaults)."""
+        return self.modalities.get(Modality.parse(modality).value, self.windows)
+
+    def subject_of(self, device: str) -> str:
+        return self.subjects.get(device, device)
+
+
+@dataclass
+class BatchResult:
+    """What one batch gives (:meth:`Pipeline.run_batch`): the embedding records of the jobs the engine ran, in
+    buffer order, and the predictions they completed (heads) or made (bridges)."""
+
+    records: list[EmbeddingRecord]
+    predictions: list[PredictionRecord]
+    #: The jobs rendered and run, in buffer order (``records[i]`` is ``jobs[i]``'s); jobs whose windows could
+    #: not be rendered are counted in ``Pipeline.jobs_failed`` and are not here.
+    jobs: list[Job]
 
 
 #: Why every sample of a Heart Rate Measurement device is dropped: bpm and RR intervals are none of the model's
@@ -117,20 +164,23 @@ def unusable_stream_reason(stream) -> str | None:
 
 class Pipeline:
     """Synchronous core of the gateway: call ``add_device``, then ``handle_notification`` for each BLE
-    notification; ``next_batch``/``compute``/``make_records`` turn ready windows into embedding records.
+    notification; ``next_batch`` gives the jobs that are due and ``run_batch`` turns them into embedding records
+    and predictions.
 
-    ``engine`` is any ``biomoe_edge.runtime.engines.Engine``; it reads images from one preallocated
-    (max_batch, 3, 224, 224) float32 buffer that ``compute`` renders into.
+    ``settings``: a :class:`PipelineSettings` (a ``GatewayConfig`` is taken too, through its
+    ``pipeline_settings()``). ``engine`` is any ``biomoe_edge.runtime.engines.Engine``; it reads images from one
+    preallocated (max_batch, 3, 224, 224) float32 buffer that ``run_batch`` renders into.
     """
 
-    def __init__(self, config: GatewayConfig, engine, *, clock=time.monotonic):
-        self.config = config
+    def __init__(self, settings: PipelineSettings, engine, *, clock=time.monotonic):
+        if not isinstance(settings, PipelineSettings):
+            settings = settings.pipeline_settings()
+        self.settings = settings
         self.engine = engine
         self.clock = clock
-        self.max_batch = int(min(config.engine.max_batch, getattr(engine, "max_batch", config.engine.max_batch)))
+        self.max_batch = int(min(settings.max_batch, getattr(engine, "max_batch", settings.max_batch)))
         self.ingest = Ingest()
-        self.scheduler = BatchScheduler(self.max_batch, config.engine.deadline_s,
-                                        max(config.engine.max_queue, self.max_batch))
+        self.scheduler = BatchScheduler(self.max_batch, settings.deadline_s, max(settings.max_queue, self.max_batch))
         # The engine's input: allocated once, filled in place by transforms.render.
         self.xp, self.images = engine_input_buffer(engine, self.max_batch)
         self.devices: dict[str, _DeviceState] = {}
@@ -149,15 +199,16 @@ class Pipeline:
         #: that a head trained on other weights than the engine's is refused before anything connects.
         self.fusion = None
         #: The configured bridges' stage (``runtime.heads.bridge``), None without bridge folders in ``[[heads]]``:
-        #: each bridge runs on the rendered images of its input in ``compute``; ``make_predictions`` hands its
-        #: predictions of the last batch on.
+        #: each bridge runs on the rendered images of its input in ``run_batch``.
         self.bridges = None
-        self._bridge_predictions: list = []
-        if config.heads:
+        #: ``run_batch`` runs in the gateway's worker thread while the event loop tells the fusion stage of
+        #: withheld windows and expires its deadlines: one lock keeps the stage's slots consistent.
+        self.fusion_lock = threading.Lock()
+        if settings.heads:
             from biomoe_edge.runtime.heads.serving import bridge_stage_for, fusion_stage_for
 
-            self.fusion = fusion_stage_for(config, self.model_identity, clock=clock)
-            self.bridges = bridge_stage_for(config, self.model_identity, clock=clock)
+            self.fusion = fusion_stage_for(settings.heads, settings.subjects, self.model_identity, clock=clock)
+            self.bridges = bridge_stage_for(settings.heads, settings.subjects, self.model_identity, clock=clock)
 
     # -- devices and notifications ----------------------------------------------------------------------
     def log_once(self, key: str, message: str, *args) -> None:
@@ -210,12 +261,12 @@ class Pipeline:
         self._announce_streams(device)
 
     def _add_ingest_stream(self, device: str, modality: str, sample_rate_hz: float, channels: int) -> StreamKey:
-        spec = self.config.modality(modality)
+        spec = self.settings.modality(modality)
         return self.ingest.add_stream(
             StreamKey(device, modality), sample_rate_hz, channels=channels,
             config=IngestConfig(window_length_s=spec.window.length_s, hop_s=spec.window.hop_s),
             # The devices of one [[subjects]] entry share a window grid: their windows end at the same times.
-            grid=self.config.subject_of(device),
+            grid=self.settings.subject_of(device),
         )
 
     def add_profile_device(self, device: str, profile: str, modalities=()) -> None:
@@ -361,9 +412,10 @@ class Pipeline:
             if window.withheld:
                 self.windows_withheld[(window.device, window.modality)] += 1
                 if self.fusion is not None:  # heads waiting for this window time learn why it will not come
-                    self.fusion.window_withheld(window.device, window.modality, float(window.end_s))
+                    with self.fusion_lock:
+                        self.fusion.window_withheld(window.device, window.modality, float(window.end_s))
                 continue
-            submitted += self.scheduler.submit(window, self.config.modality(window.modality).representations, now)
+            submitted += self.scheduler.submit(window, self.settings.modality(window.modality).representations, now)
         return submitted
 
     def flush_device(self, device: str) -> None:
@@ -379,11 +431,23 @@ class Pipeline:
         now = self.clock()
         return self.scheduler.flush(now) if flush else self.scheduler.next_batch(now)
 
-    def compute(self, jobs: list[Job]) -> tuple[list[Job], np.ndarray]:
-        """Render ``jobs`` into the image buffer and run the engine (call from a worker thread).
+    def run_batch(self, jobs: list[Job]) -> BatchResult:
+        """Render ``jobs``, run the engine, make their embedding records, and the predictions of the heads (the
+        window times these records complete) and bridges (on these windows' images). Call from a worker thread;
+        an engine failure raises (the batch is lost; the caller counts it). Nothing is kept between calls."""
+        ordered, embeddings, bridge_predictions = self._compute(jobs)
+        records = self._make_records(ordered, embeddings)
+        predictions = []
+        if self.fusion is not None and records:
+            with self.fusion_lock:
+                predictions = self.fusion.add(records)
+        return BatchResult(records, predictions + bridge_predictions, ordered)
 
-        Returns the jobs in buffer order and their (n, 192) embeddings. A group whose windows cannot be
-        rendered is counted in ``jobs_failed`` by reason and left out."""
+    def _compute(self, jobs: list[Job]) -> tuple[list[Job], np.ndarray, list[PredictionRecord]]:
+        """Render ``jobs`` into the image buffer and run the engine; then the bridges on the rendered images.
+
+        Returns the jobs in buffer order, their (n, 192) embeddings and the bridges' predictions. A group whose
+        windows cannot be rendered is counted in ``jobs_failed`` by reason and left out."""
         from biomoe_edge.runtime.transforms.preprocess import preprocess
         from biomoe_edge.runtime.transforms.render import render
 
@@ -418,11 +482,12 @@ class Pipeline:
         t2 = time.perf_counter()
         self.timings["transform"].append(t1 - t0)
         self.timings["inference"].append(t2 - t1)
+        bridge_predictions = []
         if self.bridges is not None:  # the images just rendered (after the engine: a failed batch has none)
             images = self.images[:len(ordered)]
             images = images if self.xp is np else self.xp.asnumpy(images)
-            self._bridge_predictions = self.bridges.run(ordered, images, self.model_identity)
-        return ordered, embeddings
+            bridge_predictions = self.bridges.run(ordered, images, self.model_identity)
+        return ordered, embeddings, bridge_predictions
 
     def warmup(self, modalities=tuple(Modality)) -> None:
         """Pay the first batch's one-time costs now, on a synthetic window per modality: on CUDA, compiling the
@@ -433,7 +498,7 @@ class Pipeline:
 
         rng = np.random.default_rng(0)
         for modality in dict.fromkeys(Modality.parse(m).value for m in modalities):
-            spec, fs = self.config.modality(modality), model_rate_hz(modality)
+            spec, fs = self.settings.modality(modality), model_rate_hz(modality)
             t = np.arange(int(round(spec.window.length_s * fs))) / fs
             signal = self.xp.asarray((np.sin(2 * np.pi * 0.25 * t) + 0.1 * rng.standard_normal(t.size))[None])
             x, model_fs = preprocess(signal, fs, modality)
@@ -446,7 +511,7 @@ class Pipeline:
         self.jobs_failed[reason] += sum(len(group) for group in groups)
         self.log_once(f"render:{reason}", "%s windows could not be %s: %s", modality, what, exc)
 
-    def make_records(self, jobs: list[Job], embeddings: np.ndarray) -> list[EmbeddingRecord]:
+    def _make_records(self, jobs: list[Job], embeddings: np.ndarray) -> list[EmbeddingRecord]:
         now = self.clock()
         records = []
         for job, embedding in zip(jobs, embeddings):
@@ -465,20 +530,35 @@ class Pipeline:
         return records
 
     # -- predictions (task heads, runtime.heads) ------------------------------------------------------------
-    def make_predictions(self, records) -> list:
-        """The PredictionRecords of every window time that ``records`` (embedding records, of the last
-        ``compute``) completed, then the bridges' predictions on that batch's windows."""
-        predictions = self.fusion.add(records) if self.fusion is not None and records else []
-        if self._bridge_predictions:
-            predictions, self._bridge_predictions = predictions + self._bridge_predictions, []
-        return predictions
-
     def expire_predictions(self) -> int:
         """Count and drop window times that waited past their head's deadline; how many."""
-        return self.fusion.expire() if self.fusion is not None else 0
+        if self.fusion is None:
+            return 0
+        with self.fusion_lock:
+            return self.fusion.expire()
 
     def seconds_until_prediction_deadline(self) -> float | None:
-        return self.fusion.seconds_until_deadline() if self.fusion is not None else None
+        if self.fusion is None:
+            return None
+        with self.fusion_lock:
+            return self.fusion.seconds_until_deadline()
+
+    def close_predictions(self) -> None:
+        """Count the window times still waiting for inputs as dropped (``closed``): at shutdown, never guessed."""
+        if self.fusion is not None:
+            with self.fusion_lock:
+                self.fusion.close()
+
+    def heads_stats(self) -> list[dict]:
+        """One entry per served head and bridge (``FusionStage.stats``, ``BridgeStage.stats``)."""
+        return ((self.fusion.stats() if self.fusion is not None else [])
+                + (self.bridges.stats() if self.bridges is not None else []))
+
+    def served_classes(self) -> tuple[str, ...] | None:
+        """The classes of the first served head (else bridge), in its order; None when none is served."""
+        served = (self.fusion.heads if self.fusion is not None else []) + \
+            (self.bridges.bridges if self.bridges is not None else [])
+        return tuple(served[0].classes) if served else None
 
     # -- accounting ---------------------------------------------------------------------------------------
     def stream_report(self) -> list[dict]:

@@ -19,25 +19,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from biomoe_edge.dataset import DatasetError, dataset_sha256, load_dataset, write_dataset
 from biomoe_edge.identity import backbone_identity
-from biomoe_edge.runtime.heads.head import parse_input
-from biomoe_edge.vocabulary import EMBEDDING_DIM, Modality
+from biomoe_edge.runtime.heads.fusion import DEFAULT_TOLERANCE_S
+from biomoe_edge.vocabulary import EMBEDDING_DIM, InputType, Modality
 
 #: The columns every dataset has (the recordings work's ``load_dataset`` contract).
 REQUIRED_COLUMNS = ("subject", "device", "modality", "representation", "window_start_s", "window_end_s", "quality",
                     "label", "embedding")
 #: Model identity columns (``biomoe_edge.identity``); a dataset without them cannot name its backbone.
 MODEL_COLUMNS = ("model_sha256", "checkpoint_sha256", "precision", "random_weights", "seed", "engine")
-#: Windows of two inputs whose ends lie closer than this are the same window time (seconds). Windows of one
-#: subject's devices coincide exactly on the gateway's subject grid; the tolerance absorbs datasets whose
-#: devices were windowed on grids of their own (offsets below half a hop).
-DEFAULT_TOLERANCE_S = 0.5
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be used as asked: empty, missing columns or inputs, NaN embeddings, one class..."""
-
-
 def parse_inputs(text) -> tuple[str, ...]:
     """``"eda:scalogram,bvp:spectrogram_psd"`` (or a sequence of such strings) -> normalised
     ``("eda:scalogram", "bvp:spectrogram_psd")``; ValueError names a malformed or repeated entry."""
@@ -47,16 +38,11 @@ def parse_inputs(text) -> tuple[str, ...]:
         raise ValueError("no inputs given; expected MODALITY:REPRESENTATION[,...], e.g. eda:scalogram,eda:recurrence")
     out = []
     for item in items:
-        name = "{}:{}".format(*parse_input(item))
+        name = str(InputType.parse(item))
         if name in out:
             raise ValueError(f"input {name} is given twice")
         out.append(name)
     return tuple(out)
-
-
-def split_input(name: str) -> tuple[str, str]:
-    modality, _, representation = name.partition(":")
-    return modality, representation
 
 
 @dataclass
@@ -99,49 +85,23 @@ class FusedWindows:
 
 
 def read_dataset(path):
-    """``(frame, sha256)`` of the dataset at ``path``, through ``biomoe_edge.dataset`` (the recordings work:
-    ``load_dataset`` and ``dataset_sha256``). Until that module is on main, a Parquet file with the
-    documented columns is read with pandas and hashed by its bytes."""
+    """``(frame, sha256)`` of the dataset at ``path`` (``biomoe_edge.dataset``'s ``load_dataset`` and
+    ``dataset_sha256``); DatasetError naming the path."""
     path = pathlib.Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such dataset")
     try:
-        from biomoe_edge.dataset import dataset_sha256, load_dataset
-    except ImportError:
-        load_dataset = dataset_sha256 = None
-    if load_dataset is not None:
-        try:
-            return load_dataset(path), dataset_sha256(path)
-        except (ValueError, OSError) as exc:
-            raise DatasetError(f"{path}: {exc}") from None
-    import pandas as pd
-
-    from biomoe_edge.manifest import sha256_file
-
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds for a file that is not Parquet
-        raise DatasetError(f"{path}: cannot read it as a Parquet dataset ({type(exc).__name__}: {exc})") from None
-    return frame, sha256_file(path)
+        return load_dataset(path), dataset_sha256(path)
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{path}: {exc}") from None
 
 
-def save_dataset(frame, path, *, metadata: dict | None = None):
-    """Write ``frame`` where :func:`read_dataset` reads it: ``biomoe_edge.dataset.write_dataset`` (the recordings
-    work) when it is on main, else Parquet with pandas."""
-    try:
-        from biomoe_edge.dataset import write_dataset
-    except ImportError:
-        write_dataset = None
-    path = pathlib.Path(path)
-    if write_dataset is not None:
-        written = write_dataset(frame, path, metadata=metadata or {})
-        return pathlib.Path(written) if written is not None else path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    return path
+def save_dataset(frame, path, *, metadata: dict | None = None) -> pathlib.Path:
+    """Write ``frame`` where :func:`read_dataset` reads it (``biomoe_edge.dataset.write_dataset``)."""
+    return pathlib.Path(write_dataset(frame, pathlib.Path(path), metadata=metadata or {}))
 
 
-def check_columns(frame, source) -> None:
+def _check_required_columns(frame, source) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DatasetError(f"{source}: missing column(s) {missing}; a dataset has {list(REQUIRED_COLUMNS)} "
@@ -227,7 +187,7 @@ def fuse_windows(frame, inputs, *, tolerance_s: float = DEFAULT_TOLERANCE_S, sou
     inputs = parse_inputs(inputs)
     if not (math.isfinite(tolerance_s) and tolerance_s >= 0):
         raise ValueError(f"tolerance_s must be a non-negative number of seconds, got {tolerance_s!r}")
-    check_columns(frame, source)
+    _check_required_columns(frame, source)
     frame = frame.assign(modality=[Modality.parse(m).value for m in frame["modality"]])
     have = available_inputs(frame)
     missing = [name for name in inputs if name not in have]
@@ -237,8 +197,9 @@ def fuse_windows(frame, inputs, *, tolerance_s: float = DEFAULT_TOLERANCE_S, sou
     per_input = {}
     window_length = {}
     for name in inputs:
-        modality, representation = split_input(name)
-        rows = frame[(frame["modality"] == modality) & (frame["representation"] == representation)]
+        input_type = InputType.parse(name)
+        rows = frame[(frame["modality"] == input_type.modality.value)
+                     & (frame["representation"] == input_type.representation.value)]
         rows = rows.sort_values(["subject", "window_end_s"], kind="stable")
         per_input[name] = (rows, _embedding_matrix(rows, source, name))
         window_length[name] = float(np.median(rows["window_end_s"].to_numpy(float) - rows["window_start_s"].to_numpy(float)))

@@ -9,7 +9,7 @@ import pathlib
 import numpy as np
 
 from biomoe_edge.identity import backbone_mismatch, describe_backbone
-from biomoe_edge.runtime.heads import load_head
+from biomoe_edge.runtime.heads import DEFAULT_TOLERANCE_S, load_head
 
 from .datasets import DatasetError, dataset_backbone, read_dataset, rows_of_inputs, training_windows
 from .metrics import classification_metrics, write_confusion_png
@@ -26,7 +26,7 @@ def evaluate_head(head_path, dataset, *, png=None, tolerance_s: float | None = N
     if frame is None:
         frame, dataset_sha256 = read_dataset(dataset)
     source = str(dataset)
-    tolerance = float(head.manifest.get("tolerance_s", 0.5) if tolerance_s is None else tolerance_s)
+    tolerance = float(head.manifest.get("tolerance_s", DEFAULT_TOLERANCE_S) if tolerance_s is None else tolerance_s)
     fused, classes = training_windows(frame, head.inputs, tolerance_s=tolerance, source=source, classes=head.classes)
     backbone = dataset_backbone(rows_of_inputs(frame, head.inputs), source)
     why = backbone_mismatch(head.backbone, backbone)

@@ -4,9 +4,8 @@ float32 samples with device timestamps), fed to a :class:`~biomoe_edge.runtime.p
 subject's wearables in one ``[[subjects]]`` entry, windowed, rendered and embedded by ``engine``, and every
 embedding labelled with the class of the session block its window lies in.
 
-This stands in for ``biomoe-edge embed`` over an emulated recording (the recordings work, issue 14) until that
-command is on main: the frame has the documented ``load_dataset`` columns, so ``train-head`` and
-``evaluate-head`` read it the same way. No BLE here (packets are handed to the pipeline in-process); the live
+The frame has the documented ``load_dataset`` columns, so ``train-head`` and ``evaluate-head`` read it as they
+read what ``biomoe-edge embed`` writes. No BLE here (packets are handed to the pipeline in-process); the live
 demo (``biomoe-edge demo --head``) plays the same sessions over Bumble.
 """
 
@@ -20,8 +19,6 @@ import numpy as np
 from biomoe_edge.firmware_bridge import DeviceDescription, SampleFormat, StreamDescription, encode_packet
 from biomoe_edge.identity import model_identity
 from biomoe_edge.simulated_sessions import wearables_of
-
-from .datasets import save_dataset  # noqa: F401 - where the simulated task writes its datasets
 
 #: Samples per packet at most; slow streams send a packet at least every quarter second (SpO2: every sample).
 SAMPLES_PER_PACKET = 16
@@ -37,19 +34,15 @@ FRAME_COLUMNS = ("subject", "device", "modality", "representation", "window_star
                  "engine")
 
 
-def session_config(session, modalities, *, representations, window_s: float, hop_s: float):
-    """The gateway configuration the session is embedded with: its wearables (``wearables_of``) as one subject."""
-    from biomoe_edge.firmware_bridge.profiles.registry import Profile
-    from biomoe_edge.runtime.gateway_config import parse_config
+def session_settings(session, modalities, *, representations, window_s: float, hop_s: float):
+    """The pipeline settings the session is embedded with: its wearables (``wearables_of``) as one subject."""
+    from biomoe_edge.runtime.pipeline import ModalitySettings, PipelineSettings
+    from biomoe_edge.vocabulary import WindowSpec, check_representations
 
     devices = wearables_of(session.subject, modalities)
-    return parse_config({
-        "windows": {"length_s": window_s, "hop_s": hop_s, "representations": list(representations)},
-        "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(mods)}
-                    for name, mods in devices.items()],
-        "subjects": [{"name": session.subject, "devices": list(devices)}],
-        "engine": {"max_batch": 16, "deadline_ms": 0, "max_queue": 1 << 16},
-    })
+    return PipelineSettings(max_batch=16, deadline_s=0.0, max_queue=1 << 16,
+                            windows=ModalitySettings(WindowSpec(window_s, hop_s), check_representations(representations)),
+                            subjects={device: session.subject for device in devices})
 
 
 def _packets(session, devices: dict, start_s: float):
@@ -89,10 +82,11 @@ def embed_simulated_sessions(sessions, engine, *, modalities, representations, w
     model = model_identity(engine.identity)
     rows = []
     for session in sessions:
-        config = session_config(session, modalities, representations=representations, window_s=window_s, hop_s=hop_s)
+        settings = session_settings(session, modalities, representations=representations, window_s=window_s,
+                                    hop_s=hop_s)
         devices = wearables_of(session.subject, modalities)
         now = [start_s]
-        pipeline = Pipeline(config, engine, clock=lambda: now[0])
+        pipeline = Pipeline(settings, engine, clock=lambda: now[0])
         for device, mods in devices.items():
             pipeline.add_device(device, description(session, mods), mods)
         records = []
@@ -100,14 +94,14 @@ def embed_simulated_sessions(sessions, engine, *, modalities, representations, w
             now[0] = arrival
             pipeline.handle_notification(device, payload, arrival)
             while len(pipeline.scheduler) >= pipeline.max_batch:
-                records.extend(pipeline.make_records(*pipeline.compute(pipeline.next_batch(flush=True))))
+                records.extend(pipeline.run_batch(pipeline.next_batch(flush=True)).records)
         for device in devices:
             pipeline.flush_device(device)
         while True:
             jobs = pipeline.next_batch(flush=True)
             if not jobs:
                 break
-            records.extend(pipeline.make_records(*pipeline.compute(jobs)))
+            records.extend(pipeline.run_batch(jobs).records)
         dropped = {k: v for k, v in pipeline.scheduler.stats().jobs_dropped.items() if v}
         if dropped or pipeline.jobs_failed:
             raise RuntimeError(f"{session.subject}: jobs dropped {dropped} or failed {dict(pipeline.jobs_failed)}")

@@ -98,10 +98,15 @@ def _load_model(args, head):
 
 def _fit(args) -> int:
     from biomoe_edge.training.bridge import export_bridge, fit_bridge, load_paired_windows, read_head, torch_backbone
-    from biomoe_edge.training.bridge.head import check_head_backbone, parse_input
+    from biomoe_edge.training.bridge.head import check_head_backbone
     from biomoe_edge.training.bridge.report import entry_point_table, input_position_table, output_position_table
+    from biomoe_edge.vocabulary import InputType
 
-    new_modality, new_representation = parse_input(args.new, "--new")
+    try:
+        new = InputType.parse(args.new)
+    except ValueError as exc:
+        raise ValueError(f"--new: {exc}") from None
+    new_modality, new_representation = new.modality.value, new.representation.value
     head = read_head(args.head)
     if new_modality == head.modality:
         raise ValueError(f"--new {args.new}: the head already reads {head.inputs[0]}; a bridge carries it to another "
@@ -132,13 +137,19 @@ def _fit(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from biomoe_edge.training.bridge import evaluate_bridge, load_labelled_windows, verify_bridge_folder
-    from biomoe_edge.training.bridge.head import parse_input
+    from biomoe_edge.runtime.heads.bridge import read_bridge_manifest
+    from biomoe_edge.training.bridge.data import load_labelled_windows
+    from biomoe_edge.training.bridge.evaluate import evaluate_bridge
+    from biomoe_edge.vocabulary import InputType
 
-    manifest = verify_bridge_folder(args.bridge)
-    modality, _ = parse_input(manifest["inputs"][0], f"{args.bridge}/bridge.json: inputs[0]")
+    # The manifest first: a folder that is no bridge is named before any recording is read. Windows are cut as
+    # long as those the bridge was fitted on (as the gateway's configuration check demands when serving it).
+    manifest = read_bridge_manifest(args.bridge)
+    modality = InputType.parse(manifest["inputs"][0]).modality.value
+    window_s = (manifest.get("data") or {}).get("window_s")
     windows, fs, labels, unlabelled = load_labelled_windows(args.recordings, args.map, modality, args.labels,
-                                                            subject=args.subject)
+                                                            subject=args.subject,
+                                                            window_s=None if window_s is None else float(window_s))
     metrics = evaluate_bridge(args.bridge, windows, fs, labels)
     metrics["unlabelled_windows"] = unlabelled
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -117,7 +117,7 @@ def parse_modalities(text: str) -> tuple[str, ...]:
     from biomoe_edge.vocabulary import Modality
 
     names = [m.strip().lower() for m in text.split(",") if m.strip()]
-    return tuple(Modality.parse("bvp" if m == "ppg" else m).value for m in names)
+    return tuple(Modality.parse(m).value for m in names)
 
 
 def parse_profiles(text: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -205,7 +205,7 @@ def prediction_report(gateway, predictions, sessions, origins) -> dict:
     from biomoe_edge.commands.demo_head import live_accuracy
     from biomoe_edge.runtime.gateway import percentiles_ms
 
-    classes = gateway.pipeline.fusion.states[0].head.classes
+    classes = gateway.pipeline.served_classes()
     return {
         "predictions": {
             "count": len(predictions),
@@ -373,14 +373,14 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
 
 
 async def stage_impostor(network, gateway, wearables: list, modalities, security: str, *, seed: int) -> None:
-    """The attack of issue 13: once the gateway has the first wearable, one more wearable advertises its name with
+    """The impostor attack: once the gateway has the first wearable, one more wearable advertises its name with
     another identity (and another firmware version, so another description), and the first drops its link for a
     second, so the gateway looks for it again while the impostor advertises. At ``bonded`` the impostor is refused
     before any connection; at ``none`` nothing tells it apart but its description. Appended to ``wearables``."""
     import asyncio
 
     genuine = wearables[0]
-    connection = gateway._manager.connections[genuine.name]
+    connection = gateway.connection(genuine.name)
     while connection.stats.connects == 0:
         await asyncio.sleep(0.05)
     impostor = await network.add_wearable(genuine.name, seed=seed, modalities=tuple(modalities), security=security,

@@ -13,6 +13,8 @@ import collections
 import math
 import re
 
+from biomoe_edge.vocabulary import InputType
+
 #: A window whose devices disagree on the session time (each emulated wearable starts playing the session when
 #: the gateway starts it, a fraction of a second apart) by more than this is not scored near a class change.
 SCORING_NOTE = ("SIMULATED sessions (NeuroKit2 physiology differing by class), held-out simulated subjects; "
@@ -33,14 +35,14 @@ def head_demo_plan(manifest: dict, *, subjects: int, duration_s: float | None, h
     enough to cover the run with one block per class at least (the wearables loop it afterwards)."""
     from biomoe_edge.simulated_sessions import CLASSES, simulate_session, wearables_of
 
-    modalities = tuple(dict.fromkeys(name.split(":")[0] for name in manifest["inputs"]))
+    input_types = [InputType.parse(name) for name in manifest["inputs"]]
+    modalities = tuple(dict.fromkeys(it.modality.value for it in input_types))
     block_s = 60.0 if duration_s is None else max(20.0, min(60.0, math.ceil(duration_s / len(CLASSES))))
     sessions = [simulate_session(index, modalities=modalities, block_s=block_s, seed=seed)
                 for index in held_out_subjects(manifest, subjects)]
     representations: dict[str, list[str]] = collections.defaultdict(list)
-    for name in manifest["inputs"]:
-        modality, representation = name.split(":")
-        representations[modality].append(representation)
+    for input_type in input_types:
+        representations[input_type.modality.value].append(input_type.representation.value)
     lengths = manifest.get("window_length_s") or {}
     tables = {m: {"representations": reps, "hop_s": hop_s,
                   **({"length_s": float(lengths[f"{m}:{reps[0]}"])} if f"{m}:{reps[0]}" in lengths else {})}

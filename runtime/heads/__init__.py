@@ -9,8 +9,8 @@ describes the folder and the stage.
 
 from .bridge import BridgeError, BridgeStage, load_bridge, read_bridge_manifest
 from .fusion import DEFAULT_DEADLINE_S, DEFAULT_TOLERANCE_S, DROP_REASONS, FusionStage
-from .head import GRAPH_NAME, MANIFEST_NAME, Head, HeadError, load_head, parse_input, read_head_manifest
+from .head import GRAPH_NAME, MANIFEST_NAME, OUTPUT_NAME, Head, HeadError, graph_input_name, load_head, read_head_manifest
 
 __all__ = ["BridgeError", "BridgeStage", "DEFAULT_DEADLINE_S", "DEFAULT_TOLERANCE_S", "DROP_REASONS", "FusionStage",
-           "GRAPH_NAME", "MANIFEST_NAME", "Head", "HeadError", "load_bridge", "load_head", "parse_input",
+           "GRAPH_NAME", "MANIFEST_NAME", "OUTPUT_NAME", "Head", "HeadError", "graph_input_name", "load_bridge", "load_head",
            "read_bridge_manifest", "read_head_manifest"]

@@ -27,8 +27,7 @@ import numpy as np
 from biomoe_edge.runtime.records import PredictionRecord
 from biomoe_edge.vocabulary import IMAGE_SHAPE
 
-from .head import (OUTPUT_NAME, HeadError, ServedGraph, folder_given, open_verified_graph, parse_input,
-                   read_served_manifest)
+from .head import OUTPUT_NAME, HeadError, ServedGraph, folder_given, open_verified_graph, read_served_manifest
 
 MANIFEST_NAME = "bridge.json"
 GRAPH_NAME = "bridge.onnx"
@@ -75,11 +74,11 @@ class Bridge(ServedGraph):
 
     @property
     def modality(self) -> str:
-        return parse_input(self.inputs[0])[0]
+        return self.input_types[0].modality.value
 
     @property
     def representation(self) -> str:
-        return parse_input(self.inputs[0])[1]
+        return self.input_types[0].representation.value
 
     @property
     def old_inputs(self) -> tuple[str, ...]:
@@ -151,6 +150,11 @@ class BridgeStage:
         self.states = [_BridgeState(bridge, frozenset(served[i]) if i < len(served) and served[i] else None)
                        for i, bridge in enumerate(bridges)]
         self.bridge_time_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
+
+    @property
+    def bridges(self) -> list:
+        """The served bridges, in the order they were given."""
+        return [state.bridge for state in self.states]
 
     def subject_of(self, device: str) -> str:
         return self.subjects.get(device, device)

@@ -38,6 +38,10 @@ DROP_REASONS = {
     "head_failed": "the head's graph raised on the window's embeddings",
     "closed": "still waiting for inputs when the gateway closed",
 }
+#: Windows of two inputs whose ends lie closer than this are one window time, in training (``train-head``,
+#: ``evaluate-head``) and serving alike. A subject's devices share one window grid, so their ends differ by clock
+#: jitter only; a quarter of the default 1 s hop leaves room for that and stays below half a hop, where a window
+#: would start to match its neighbour (docs/heads.md).
 DEFAULT_TOLERANCE_S = 0.25
 DEFAULT_DEADLINE_S = 5.0
 #: Resolved window times remembered per head and subject, to tell a late input from a new window (a minute of
@@ -111,8 +115,8 @@ class FusionStage:
         for index, head in enumerate(heads):
             served = head_subjects[index] if index < len(head_subjects) else None
             by_modality: dict = collections.defaultdict(list)
-            for name in head.inputs:
-                by_modality[name.split(":")[0]].append(name)
+            for name, input_type in zip(head.inputs, head.input_types):
+                by_modality[input_type.modality.value].append(name)
             self.states.append(_HeadState(head, frozenset(served) if served else None,
                                           {name: i for i, name in enumerate(head.inputs)}, dict(by_modality),
                                           tolerance_s=tolerances[index], deadline_s=deadlines[index]))
@@ -120,6 +124,11 @@ class FusionStage:
         #: seconds per head run (``benchmarks/heads.py`` reports both)
         self.stage_time_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
         self.head_time_s: collections.deque = collections.deque(maxlen=TIMING_HISTORY)
+
+    @property
+    def heads(self) -> list:
+        """The served heads, in the order they were given."""
+        return [state.head for state in self.states]
 
     def subject_of(self, device: str) -> str:
         return self.subjects.get(device, device)

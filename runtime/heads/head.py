@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biomoe_edge.identity import backbone_identity, backbone_mismatch
-from biomoe_edge.vocabulary import EMBEDDING_DIM, REPRESENTATIONS, Modality
+from biomoe_edge.vocabulary import EMBEDDING_DIM, InputType
 
 MANIFEST_NAME = "head.json"
 GRAPH_NAME = "head.onnx"
+#: The graph's I/O names: a head's k inputs are ``input_0..input_{k-1}`` (graph_input_name); heads and bridges
+#: alike give ``probabilities``.
+INPUT_PREFIX = "input_"
 OUTPUT_NAME = "probabilities"
 #: head.json versions this SDK reads (docs/heads.md).
 HEAD_FORMATS = (1,)
@@ -30,20 +33,9 @@ class HeadError(ValueError):
     """A head folder cannot be served: not a head, inconsistent, or trained on another backbone."""
 
 
-def parse_input(name: str) -> tuple[str, str]:
-    """``"eda:scalogram"`` -> ``("eda", "scalogram")`` (modality normalised); ValueError names what is wrong."""
-    modality, sep, representation = str(name).partition(":")
-    if not sep:
-        raise ValueError(f"input {name!r} is not MODALITY:REPRESENTATION (e.g. eda:scalogram)")
-    try:
-        modality = Modality.parse(modality).value
-    except ValueError as exc:
-        raise ValueError(f"input {name!r}: {exc}") from None
-    representation = representation.strip()
-    if representation not in REPRESENTATIONS:
-        raise ValueError(f"input {name!r}: unknown representation {representation!r}; expected one of: "
-                         + ", ".join(REPRESENTATIONS))
-    return modality, representation
+def graph_input_name(position: int) -> str:
+    """The name of a head graph's input at ``position`` (the manifest's ``inputs`` order)."""
+    return f"{INPUT_PREFIX}{position}"
 
 
 def folder_given(path, file_names) -> pathlib.Path:
@@ -106,10 +98,9 @@ def read_served_manifest(manifest_path: pathlib.Path, *, kind: str, graph_name: 
     normalised = []
     for i, name in enumerate(inputs):
         try:
-            modality, representation = parse_input(name)
+            normalised.append(str(InputType.parse(name)))
         except ValueError as exc:
             raise error(f"{where}: inputs[{i}]: {exc}") from None
-        normalised.append(f"{modality}:{representation}")
     if len(set(normalised)) != len(normalised):
         raise error(f"{where}: inputs lists an input twice: {inputs}")
     manifest["inputs"] = normalised
@@ -141,7 +132,12 @@ class ServedGraph:
 
     @property
     def inputs(self) -> tuple[str, ...]:
+        """The manifest's inputs as written ("modality:representation"), in graph order."""
         return tuple(self.manifest["inputs"])
+
+    @property
+    def input_types(self) -> tuple[InputType, ...]:
+        return tuple(InputType.parse(name) for name in self.inputs)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -178,7 +174,7 @@ class Head(ServedGraph):
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(name.split(":")[0] for name in self.inputs))
+        return tuple(dict.fromkeys(it.modality.value for it in self.input_types))
 
     @property
     def window_length_s(self) -> dict:
@@ -197,7 +193,7 @@ class Head(ServedGraph):
             part = np.ascontiguousarray(part, dtype=np.float32)
             if part.ndim != 2 or part.shape[1] != EMBEDDING_DIM:
                 raise HeadError(f"head {self.path}: input_{i} ({self.inputs[i]}) must be (B, {EMBEDDING_DIM}), got {part.shape}")
-            feeds[f"input_{i}"] = part
+            feeds[graph_input_name(i)] = part
         return self.session.run([OUTPUT_NAME], feeds)[0]
 
 
@@ -236,7 +232,7 @@ def load_head(path, *, threads: int = 1) -> Head:
                                   made_by="training")
     k, classes = len(manifest["inputs"]), manifest["classes"]
     names = [i.name for i in session.get_inputs()]
-    if names != [f"input_{i}" for i in range(k)]:
+    if names != [graph_input_name(i) for i in range(k)]:
         raise HeadError(f"{graph}: graph inputs {names} do not match the {k} inputs of {MANIFEST_NAME} "
                         f"(expected input_0..input_{k - 1})")
     for i, node in enumerate(session.get_inputs()):

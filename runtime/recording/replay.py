@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import math
 
-from biomoe_edge.runtime.gateway_config import EngineConfig, GatewayConfig, ModalityConfig, SubjectConfig
-from biomoe_edge.runtime.pipeline import Pipeline
+from biomoe_edge.runtime.pipeline import ModalitySettings, Pipeline, PipelineSettings
 from biomoe_edge.vocabulary import Modality, WindowSpec, check_representations
 
 #: A replay's scheduler queue: never full (the replay waits for the engine instead of dropping).
@@ -22,11 +21,11 @@ UNBOUNDED_QUEUE = 1 << 30
 
 
 def replay_config(source, *, representations=None, window_s: float | None = None, hop_s: float | None = None,
-                  max_batch: int = 16) -> GatewayConfig:
+                  max_batch: int = 16) -> PipelineSettings:
     """The windows and representations a replay uses: the recording's own (per modality), unless overridden;
     the gateway's defaults for imported files."""
     recorded = (getattr(source, "settings", None) or {}).get("windows") or {}
-    default = ModalityConfig()
+    default = ModalitySettings()
     if representations is not None:
         representations = check_representations(representations)
     modalities = {}
@@ -35,15 +34,12 @@ def replay_config(source, *, representations=None, window_s: float | None = None
         length = window_s if window_s is not None else float(spec["length_s"]) if spec else default.window.length_s
         hop = hop_s if hop_s is not None else float(spec["hop_s"]) if spec else default.window.hop_s
         reps = representations or (tuple(spec["representations"]) if spec else default.representations)
-        modalities[modality.value] = ModalityConfig(WindowSpec(length, hop), check_representations(reps))
+        modalities[modality.value] = ModalitySettings(WindowSpec(length, hop), check_representations(reps))
     # The recorded [[subjects]]: their devices' windows were cut on one grid per subject live (heads fuse them
     # by window time), so the replay cuts them on the same grids.
-    grouped: dict[str, list[str]] = {}
-    for device, subject in (getattr(source, "subjects", None) or {}).items():
-        grouped.setdefault(subject, []).append(device)
-    return GatewayConfig(windows=modalities[Modality.EDA.value], modalities=modalities,
-                         engine=EngineConfig(max_batch=max_batch, deadline_s=0.0, max_queue=UNBOUNDED_QUEUE),
-                         subjects=tuple(SubjectConfig(name, tuple(devices)) for name, devices in grouped.items()))
+    return PipelineSettings(max_batch=max_batch, deadline_s=0.0, max_queue=UNBOUNDED_QUEUE,
+                            windows=modalities[Modality.EDA.value], modalities=modalities,
+                            subjects=dict(getattr(source, "subjects", None) or {}))
 
 
 class Replay:
@@ -52,7 +48,7 @@ class Replay:
     ``records()`` yields the :class:`EmbeddingRecord` s; ``windows()`` yields the windows the engine would get
     (``engine=None`` suffices), for those who render or embed them otherwise. ``stats()`` after either."""
 
-    def __init__(self, source, engine, config: GatewayConfig | None = None):
+    def __init__(self, source, engine, config: PipelineSettings | None = None):
         self.source = source
         self.config = config if config is not None else replay_config(source)
         self._now = 0.0
@@ -82,8 +78,7 @@ class Replay:
         """Embedding records of every window, in the order the engine ran them. ``on_block(block)`` after each
         replayed block (progress)."""
         for jobs in self._push_all(on_block):
-            ordered, embeddings = self.pipeline.compute(jobs)
-            yield from self.pipeline.make_records(ordered, embeddings)
+            yield from self.pipeline.run_batch(jobs).records
 
     def windows(self, *, on_block=None):
         """The windows (``runtime.ingest.Window``) that would be embedded, each once, in order."""

@@ -24,15 +24,15 @@ log = logging.getLogger("biomoe_edge.runtime.recording")
 
 
 def gateway_settings(pipeline, config=None, *, subjects: dict | None = None) -> dict:
-    """What a replay needs to reproduce the gateway: windows and representations per modality, the model and
-    engine identity, the allow-listed devices and the device -> subject mapping."""
-    config = config if config is not None else pipeline.config
+    """What a replay needs to reproduce the gateway: windows and representations per modality (the pipeline's
+    settings), the model and engine identity, and from the gateway's ``config`` (when given) the engine's
+    configuration, the allow-listed devices and the device -> subject mapping."""
     windows = {}
     for modality in Modality:
-        spec = config.modality(modality.value)
+        spec = pipeline.settings.modality(modality.value)
         windows[modality.value] = {"length_s": spec.window.length_s, "hop_s": spec.window.hop_s,
                                    "representations": list(spec.representations)}
-    engine = config.engine
+    engine = getattr(config, "engine", None)
     return {
         "sdk_version": __version__,
         "clock": "time.monotonic" if pipeline.clock is time.monotonic else "custom",
@@ -41,25 +41,14 @@ def gateway_settings(pipeline, config=None, *, subjects: dict | None = None) -> 
         "engine": {**{k: v for k, v in dict(getattr(pipeline.engine, "identity", {}) or {}).items()
                       if isinstance(v, (str, int, float, bool, type(None), list))},
                    "max_batch": pipeline.max_batch},
-        "engine_config": {"kind": engine.kind, "path": None if engine.path is None else str(engine.path),
-                          "precision": engine.precision, "max_batch": engine.max_batch, "device": engine.device,
-                          "random_weights": bool(getattr(engine, "random_weights", False))},
+        "engine_config": None if engine is None else {
+            "kind": engine.kind, "path": None if engine.path is None else str(engine.path),
+            "precision": engine.precision, "max_batch": engine.max_batch, "device": engine.device,
+            "random_weights": bool(getattr(engine, "random_weights", False))},
         "devices": [{"name": d.name, "address": d.address, "profile": d.profile, "modalities": list(d.modalities)}
-                    for d in config.devices],
-        "subjects": dict(subjects if subjects is not None else config_subjects(config)),
+                    for d in getattr(config, "devices", ())],
+        "subjects": dict(subjects if subjects is not None else pipeline.settings.subjects),
     }
-
-
-def config_subjects(config) -> dict[str, str]:
-    """device -> subject from the gateway config's ``subjects`` (``[[subjects]]`` tables with ``name`` and
-    ``devices``), when the config has them; empty otherwise."""
-    mapping = {}
-    for subject in getattr(config, "subjects", None) or ():
-        name = getattr(subject, "name", None)
-        for device in getattr(subject, "devices", None) or ():
-            if name is not None:
-                mapping[str(device)] = str(name)
-    return mapping
 
 
 def build_recording_sink(config) -> "RecordingSink":

@@ -136,10 +136,7 @@ MODALITY_DEFAULTS: dict[str, ModalityDefaults] = {
 
 def modality_defaults(modality) -> ModalityDefaults:
     """Defaults for a modality name or ``Modality`` ("ppg" is accepted for BVP)."""
-    name = str(getattr(modality, "value", modality)).strip().lower()
-    if name == "ppg":
-        name = "bvp"
-    return MODALITY_DEFAULTS[Modality.parse(name).value]
+    return MODALITY_DEFAULTS[Modality.parse(modality).value]
 
 
 #: Generic defaults when ``render`` gets no modality: phrased relative to the window.

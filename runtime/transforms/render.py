@@ -213,3 +213,15 @@ def _render_one(chunk, fs, name: str, params: dict, cache: dict):
     if COLORMAPS[name] == "binary":
         return _grey_resize_numpy(v, "binary")
     return _colour_resize_numpy(v, COLORMAPS[name])
+
+
+def render_windows(windows, fs: float, modality, representation) -> np.ndarray:
+    """Raw windows (B, N) at ``fs`` Hz -> (B, 3, 224, 224) float32 images on the CPU, drawn as the gateway draws
+    them (``preprocess`` to the model rate, then :func:`render`): what training, evaluation and a served bridge
+    must agree on."""
+    from biomoe_edge.runtime.transforms.preprocess import preprocess
+
+    x, model_fs = preprocess(np.asarray(windows, dtype=np.float32), fs, modality)
+    out = np.empty((len(x), 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    render(x, model_fs, (representation,), modality=modality, out=out)
+    return out

@@ -90,7 +90,7 @@ def real_ppg_windows(n: int, seconds: float = 10.0, *, preprocessed: bool = True
 def simulated_signal(modality, seconds: float = 10.0, fs: float | None = None, seed: int = 0) -> tuple[np.ndarray, float]:
     """A simulated signal (``biomoe_edge.simulation``, NeuroKit2): (samples float64 (round(seconds * fs),), fs);
     fs defaults to the modality's model rate."""
-    modality = Modality.parse(modality if str(modality).lower() != "ppg" else "bvp")
+    modality = Modality.parse(modality)
     return simulate(modality, seconds, float(model_rate_hz(modality) if fs is None else fs), seed=seed)
 
 

@@ -45,11 +45,12 @@ def run_pipeline(engine, seconds: float = 13.0):
     pipeline.flush_device("wearable")
     jobs, images, embeddings = [], [], []
     while batch := pipeline.next_batch(flush=True):
-        ordered, batch_embeddings = pipeline.compute(batch)
+        result = pipeline.run_batch(batch)
+        ordered = result.jobs
         rendered = pipeline.images[:len(ordered)]
         images.append(rendered.get() if hasattr(rendered, "get") else np.array(rendered))
         jobs.extend((job.window.modality, job.representation, job.window.start_s) for job in ordered)
-        embeddings.append(batch_embeddings)
+        embeddings.append(np.stack([record.embedding for record in result.records]))
     assert not pipeline.jobs_failed
     return jobs, np.concatenate(images).astype(np.float32), np.concatenate(embeddings)
 

@@ -258,7 +258,7 @@ def test_each_image_is_its_windows_picture_when_a_batch_splits_a_windows_represe
         pipeline.handle_notification("wrist-1", data, arrival)
     checked, split = 0, 0
     while jobs := pipeline.next_batch(flush=True):
-        ordered, _ = pipeline.compute(jobs)
+        ordered = pipeline.run_batch(jobs).jobs
         assert sorted(map(id, ordered)) == sorted(map(id, jobs))
         windows_here = {}
         for job in ordered:

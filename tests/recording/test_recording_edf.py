@@ -134,5 +134,5 @@ def test_edf_errors_name_the_file_and_the_channel(exported, tmp_path):
     foreign.write_bytes(b"this is a text file, not EDF\n" * 20)
     with pytest.raises(SignalFileError, match="foreign.edf: not a readable EDF"):
         open_source(foreign, channel_map="BVP:bvp")
-    with pytest.raises(ValueError, match="unknown modality 'ppg'"):
-        open_source(folder / "session.edf", channel_map="BVP:ppg")
+    with pytest.raises(ValueError, match="unknown modality 'pleth'"):
+        open_source(folder / "session.edf", channel_map="BVP:pleth")

@@ -1,21 +1,17 @@
-"""Every error the bridge raises, in one place. All are ``ValueError``s: the command line prints them as one
-line naming what was wrong."""
+"""The errors of fitting a bridge. All are ``ValueError``s: the command line prints them as one line naming what
+was wrong. A head or bridge folder that cannot be used is the serving side's ``HeadError`` / ``BridgeError``
+(``runtime.heads``), the same classes the gateway raises; fitting adds its own below."""
 
 from __future__ import annotations
 
+from biomoe_edge.runtime.heads import BridgeError, HeadError
 
-class BridgeError(ValueError):
-    """Base of the bridge's errors."""
+__all__ = ["BridgeConfigError", "BridgeError", "HeadError", "PairingError", "PositionSelectionError"]
 
 
 class PairingError(BridgeError):
     """Paired data that cannot be paired: modalities that do not overlap in time, windows of unequal count or
     rate, too few windows."""
-
-
-class HeadError(BridgeError):
-    """A head folder that is not a usable old-modality head: missing or malformed files, several inputs, another
-    modality, or a head trained on another backbone."""
 
 
 class PositionSelectionError(BridgeError):
@@ -24,7 +20,3 @@ class PositionSelectionError(BridgeError):
 
 class BridgeConfigError(BridgeError):
     """A rank, prototype count or position that does not fit the chosen layers."""
-
-
-class BridgeFolderError(BridgeError):
-    """A bridge folder (bridge.onnx + bridge.json) that is missing or malformed."""

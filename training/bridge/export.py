@@ -24,15 +24,15 @@ import numpy as np
 import torch
 
 from biomoe_edge.export.onnx_export import OPSET, check_onnx, graph_io, prepare_for_export
-from biomoe_edge.manifest import sha256_file, write_manifest
+from biomoe_edge.manifest import write_manifest
+from biomoe_edge.runtime.heads.bridge import GRAPH_NAME, INPUT_NAME
+from biomoe_edge.runtime.heads.head import OUTPUT_NAME, graph_input_name
+from biomoe_edge.vocabulary import InputType
 
 from .fit import BridgeFit
-from .head import INPUT_NAME as HEAD_INPUT
-from .head import OUTPUT_NAME
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "images"
 EMBEDDING_NAME = "embeddings"
 PRECISIONS = ("fp32", "fp16")
 HEAD_PREFIX = "head/"
@@ -70,7 +70,7 @@ def _append_head(embedding_path: pathlib.Path, head_path: pathlib.Path, out_path
     for model in (body, head):
         del model.opset_import[:]
         model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in domains.items())
-    merged = compose.merge_models(body, head, io_map=[(EMBEDDING_NAME, HEAD_PREFIX + HEAD_INPUT)],
+    merged = compose.merge_models(body, head, io_map=[(EMBEDDING_NAME, HEAD_PREFIX + graph_input_name(0))],
                                   producer_name="biomoe-edge bridge")
     # the head's output keeps its documented name
     renamed = HEAD_PREFIX + OUTPUT_NAME
@@ -99,7 +99,7 @@ def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_bat
         raise ValueError(f"bridge precision must be one of {PRECISIONS}, got {precision!r}")
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "bridge.onnx"
+    path = directory / GRAPH_NAME
     bridged = fit.bridged_model()
     images = np.ascontiguousarray(fit.check_images, dtype=np.float32)
     with torch.no_grad():
@@ -127,7 +127,7 @@ def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_bat
     log.info("bridge %s ONNX vs PyTorch: probabilities max abs %.3g", precision, onnx_check["probabilities_max_abs"])
     write_manifest(path, {
         "kind": "bridge",
-        "inputs": [f"{fit.new_modality}:{fit.new_representation}"],
+        "inputs": [str(InputType(fit.new_modality, fit.new_representation))],
         "classes": list(fit.head.classes),
         "old_inputs": fit.head.inputs,
         "precision": precision,
@@ -158,30 +158,3 @@ def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_bat
                    "via_bridge=true",
     })
     return path
-
-
-def verify_bridge_folder(directory) -> dict:
-    """Read DIR/bridge.json and check it describes DIR/bridge.onnx (kind, sha256); returns the manifest."""
-    import json
-
-    from .exc import BridgeFolderError
-
-    directory = pathlib.Path(directory)
-    manifest_path, onnx_path = directory / "bridge.json", directory / "bridge.onnx"
-    for p in (manifest_path, onnx_path):
-        if not p.is_file():
-            raise BridgeFolderError(f"{directory} is not a bridge folder: {p.name} is missing")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BridgeFolderError(f"{manifest_path} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != "bridge":
-        kind = manifest.get("kind") if isinstance(manifest, dict) else None
-        raise BridgeFolderError(f"{manifest_path}: kind is {kind!r}, expected 'bridge'")
-    for key in ("inputs", "classes", "sha256", "backbone"):
-        if key not in manifest:
-            raise BridgeFolderError(f"{manifest_path}: missing key {key!r}")
-    if sha256_file(onnx_path) != manifest["sha256"]:
-        raise BridgeFolderError(f"{onnx_path}: sha256 differs from bridge.json's: the graph was changed after its "
-                                "manifest was written")
-    return manifest

@@ -26,6 +26,7 @@ import torch
 
 from biomoe_edge.export.model.taps import ENTRY_POINTS, INPUT_TAPS, capture
 from biomoe_edge.paths import cache_dir as default_cache_dir
+from biomoe_edge.runtime.transforms.render import render_windows as render_images
 from biomoe_edge.vocabulary import check_representations
 
 from .data import PairedWindows
@@ -51,18 +52,6 @@ class FeatureSet:
     key: str
     cache_hit: bool = False
     path: pathlib.Path | None = None
-
-
-def render_images(windows: np.ndarray, fs: float, modality: str, representation: str) -> np.ndarray:
-    """Windows (B, N) at ``fs`` -> (B, 3, 224, 224) float32 images, exactly as the gateway draws them
-    (``Pipeline.compute``: ``preprocess`` then ``render``)."""
-    from biomoe_edge.runtime.transforms.preprocess import preprocess
-    from biomoe_edge.runtime.transforms.render import render
-
-    x, model_fs = preprocess(np.asarray(windows, dtype=np.float32), fs, modality)
-    out = np.empty((len(x), 3, 224, 224), dtype=np.float32)
-    render(x, model_fs, (representation,), modality=modality, out=out)
-    return out
 
 
 def embed_windows(windows: np.ndarray, fs: float, modality: str, representation: str, model: torch.nn.Module, *,

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from biomoe_edge.export.model.taps import ENTRY_POINTS, INPUT_TAPS, run_from
-from biomoe_edge.vocabulary import Modality, check_representations
+from biomoe_edge.vocabulary import InputType, Modality, check_representations
 
 from .data import PairedWindows, Split, held_out_split
 from .exc import BridgeConfigError, HeadError, PositionSelectionError
@@ -317,8 +317,8 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
     fit.held_out = held_out_figures(fit)
     fit.data = {"paired_sha256": paired.sha256(), "windows": int(len(paired)), "window_s": paired.window_s,
                 "subjects": sorted(map(str, set(paired.subject))), "features_cache_key": features.key,
-                "old": f"{paired.old_modality}:{head.representation}", "new": f"{paired.new_modality}:"
-                f"{new_representation}"}
+                "old": str(InputType(paired.old_modality, head.representation)),
+                "new": str(InputType(paired.new_modality, new_representation))}
     return fit
 
 

@@ -11,23 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biomoe_edge.identity import backbone_mismatch, describe_backbone
-from biomoe_edge.vocabulary import Modality, check_representations
-
-from .exc import HeadError
-
-INPUT_NAME = "input_0"
-OUTPUT_NAME = "probabilities"
-
-
-def parse_input(spec: str, what: str) -> tuple[str, str]:
-    """``"modality:representation"`` -> (modality, representation), ValueError naming ``what`` otherwise."""
-    modality, sep, representation = str(spec).partition(":")
-    if not sep:
-        raise ValueError(f"{what}: expected MODALITY:REPRESENTATION (e.g. bvp:spectrogram_psd), got {spec!r}")
-    try:
-        return Modality.parse(modality).value, check_representations(representation)[0]
-    except ValueError as exc:
-        raise ValueError(f"{what} {spec!r}: {exc}") from None
+from biomoe_edge.runtime.heads.head import GRAPH_NAME, MANIFEST_NAME, HeadError, head_folder, load_head, read_head_manifest
 
 
 @dataclass
@@ -42,7 +26,7 @@ class OldHead:
 
     @property
     def onnx_path(self) -> pathlib.Path:
-        return self.directory / "head.onnx"
+        return self.directory / GRAPH_NAME
 
     @property
     def manifest(self) -> dict:
@@ -54,11 +38,11 @@ class OldHead:
 
     @property
     def modality(self) -> str:
-        return self.inputs[0].split(":")[0]
+        return self.head.input_types[0].modality.value
 
     @property
     def representation(self) -> str:
-        return self.inputs[0].split(":")[1]
+        return self.head.input_types[0].representation.value
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -84,19 +68,12 @@ class OldHead:
 def read_head(directory) -> OldHead:
     """Load a head folder with the gateway's loader (form of head.json, graph I/O, sha256, class count) and check
     that a bridge can carry it (one input); raises HeadError naming the file and field at fault."""
-    from biomoe_edge.runtime.heads.head import HeadError as LoaderError
-    from biomoe_edge.runtime.heads.head import head_folder, load_head, read_head_manifest
-
-    try:
-        manifest = read_head_manifest(directory)
-        # One input, checked on the manifest before the graph: the form is what a user must change.
-        if len(manifest["inputs"]) != 1:
-            raise HeadError(f"{head_folder(directory) / 'head.json'}: inputs {manifest['inputs']}: a bridge carries a "
-                            "head of ONE old-modality input; a fusion head of several inputs needs all of them")
-        head = load_head(directory)
-    except LoaderError as exc:
-        raise HeadError(str(exc)) from None
-    return OldHead(head)
+    manifest = read_head_manifest(directory)
+    # One input, checked on the manifest before the graph: the form is what a user must change.
+    if len(manifest["inputs"]) != 1:
+        raise HeadError(f"{head_folder(directory) / MANIFEST_NAME}: inputs {manifest['inputs']}: a bridge carries a "
+                        "head of ONE old-modality input; a fusion head of several inputs needs all of them")
+    return OldHead(load_head(directory))
 
 
 def check_head_backbone(head: OldHead, running: dict) -> None:

@@ -227,7 +227,10 @@ def write_head(directory, embeddings: np.ndarray, labels, *, inputs: str, backbo
     from biomoe_edge.training.classifiers import HeadOptions
     from biomoe_edge.training.head_training import train_head
 
-    modality, representation = inputs.split(":")
+    from biomoe_edge.vocabulary import InputType
+
+    input_type = InputType.parse(inputs)
+    modality, representation = input_type.modality.value, input_type.representation.value
     ends = np.asarray(window_end_s, dtype=np.float64)
     embeddings = np.asarray(embeddings, dtype=np.float32)
     subjects = [str(who) for who in subjects]

@@ -16,8 +16,9 @@ torch = pytest.importorskip("torch", reason="the bridge trains and exports with 
 from onnx import TensorProto  # noqa: E402
 
 from biomoe_edge.export.graph_info import tensor_types  # noqa: E402
+from biomoe_edge.runtime.heads.bridge import load_bridge, read_bridge_manifest  # noqa: E402
 from biomoe_edge.training.bridge import (  # noqa: E402
-    Bridge, BridgedModel, BridgeFolderError, evaluate_bridge, export_bridge, render_images, verify_bridge_folder)
+    Bridge, BridgedModel, BridgeError, evaluate_bridge, export_bridge, render_images)
 from onnx_tensorrt import tensorrt_problems  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def test_graph_io_operators_and_manifest(exported, small_fit, stand_in_backbone,
     ops = {n.op_type for n in model.graph.node}
     assert not ops & {"DFT", "STFT", "BatchNormalization"}
     assert tensorrt_problems(path, reference_dir) == []
-    manifest = verify_bridge_folder(path.parent)
+    manifest = read_bridge_manifest(path.parent)
     assert manifest["kind"] == "bridge"
     assert manifest["inputs"] == ["bvp:spectrogram_psd"] and manifest["old_inputs"] == ["ecg:spectrogram_psd"]
     assert manifest["classes"] == ["rest", "moderate", "high"]
@@ -92,7 +93,7 @@ def test_fp16_graph_keeps_sensitive_ops_in_fp32_and_stays_close(exported, new_im
     assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert tensorrt_problems(fp16, reference_dir) == []
     assert np.abs(run(fp16, new_images) - run(fp32, new_images)).max() < 2e-2
-    manifest = verify_bridge_folder(fp16.parent)
+    manifest = read_bridge_manifest(fp16.parent)
     # The graph runs in fp16; the backbone named is the one the bridge was fitted on (fp32 features), as for heads.
     assert manifest["precision"] == "fp16" and manifest["backbone"]["precision"] == "fp32"
 
@@ -123,8 +124,11 @@ def test_a_changed_bridge_folder_is_refused(exported, tmp_path):
     shutil.copytree(exported[0].parent, folder)
     with open(folder / "bridge.onnx", "ab") as f:
         f.write(b"\0")
-    with pytest.raises(BridgeFolderError, match="sha256 differs"):
-        verify_bridge_folder(folder)
+    # The gateway's own loader refuses it, and so does the evaluation, which loads through it.
+    with pytest.raises(BridgeError, match="does not match the sha256"):
+        load_bridge(folder)
+    with pytest.raises(BridgeError, match="does not match the sha256"):
+        evaluate_bridge(folder, np.zeros((1, 640), np.float32), 64.0, ["rest"])
     (folder / "bridge.json").unlink()
-    with pytest.raises(BridgeFolderError, match="bridge.json is missing"):
-        verify_bridge_folder(folder)
+    with pytest.raises(BridgeError, match="no bridge.json in it"):
+        evaluate_bridge(folder, np.zeros((1, 640), np.float32), 64.0, ["rest"])

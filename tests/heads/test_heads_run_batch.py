@@ -1,0 +1,73 @@
+"""``Pipeline.run_batch``: one call from jobs to embedding records and predictions, with nothing kept between
+calls. A batch's bridge predictions are those of its own windows, computed on the images the batch rendered
+(checked against ONNX Runtime run on ``render_windows`` of the same windows, and against the bridge's graph
+weights alone for the count); a head's predictions come with the batch that completed their window time."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="heads and bridges are served with ONNX Runtime")
+
+from heads_helpers import PooledEngine, device_packets, native_description, softmax_head, write_head  # noqa: E402
+from test_heads_bridge import write_bridge  # noqa: E402
+
+from biomoe_edge.runtime.gateway_config import HeadConfig  # noqa: E402
+from biomoe_edge.runtime.pipeline import BatchResult, ModalitySettings, Pipeline, PipelineSettings  # noqa: E402
+from biomoe_edge.runtime.transforms.render import render_windows  # noqa: E402
+from biomoe_edge.vocabulary import WindowSpec  # noqa: E402
+
+
+def _settings(*heads, representations=("scalogram",)):
+    return PipelineSettings(max_batch=4, deadline_s=0.0, max_queue=1024,
+                            windows=ModalitySettings(WindowSpec(4.0, 1.0), representations),
+                            subjects={"p1-ppg": "p1", "p1-eda": "p1"}, heads=tuple(heads))
+
+
+def _feed(pipeline, device, rates, seconds=12.0):
+    pipeline.add_device(device, native_description(rates))
+    for arrival, name, payload in device_packets(device, rates, seconds, start_s=100.0):
+        pipeline.handle_notification(name, payload, arrival)
+    pipeline.flush_device(device)
+
+
+def test_each_batch_returns_its_own_bridge_predictions(tmp_path):
+    import onnxruntime as ort
+
+    bridge = write_bridge(tmp_path / "bridge", inputs=("bvp:scalogram",), window_s=4.0)
+    pipeline = Pipeline(_settings(HeadConfig(path=bridge, kind="bridge")), PooledEngine(max_batch=4))
+    _feed(pipeline, "p1-ppg", {"bvp": 64.0})
+    session = ort.InferenceSession(str(bridge / "bridge.onnx"), providers=["CPUExecutionProvider"])
+    batches = 0
+    while jobs := pipeline.next_batch(flush=True):
+        result = pipeline.run_batch(jobs)
+        assert isinstance(result, BatchResult)
+        batches += 1
+        assert len(result.records) == len(result.jobs) == len(jobs)
+        assert [p.window_end_s for p in result.predictions] == [r.window_end_s for r in result.records]
+        assert all(p.via_bridge for p in result.predictions)
+        windows = np.stack([job.window.samples[0] for job in result.jobs])
+        expected = session.run(["probabilities"], {"images": render_windows(windows, 64.0, "bvp", "scalogram")})[0]
+        np.testing.assert_allclose(np.stack([p.probabilities for p in result.predictions]), expected, atol=1e-5)
+    assert batches >= 2
+    # Nothing left behind for a later call.
+    assert pipeline.run_batch([]).predictions == []
+
+
+def test_a_head_prediction_comes_with_the_batch_that_completes_its_window_time(tmp_path):
+    folder, w, b = write_head(tmp_path / "head", ["bvp:scalogram", "eda:scalogram"], ["a", "b"], window_length_s=4.0)
+    pipeline = Pipeline(_settings(HeadConfig(path=folder, kind="head")), PooledEngine(max_batch=4))
+    _feed(pipeline, "p1-ppg", {"bvp": 64.0})
+    _feed(pipeline, "p1-eda", {"eda": 8.0})
+    embeddings: dict = {}
+    predictions = []
+    while jobs := pipeline.next_batch(flush=True):
+        result = pipeline.run_batch(jobs)
+        for record in result.records:
+            embeddings[(record.modality, record.window_end_s)] = record.embedding
+        for prediction in result.predictions:
+            # Both inputs of this window time were embedded by now, in this batch or an earlier one.
+            parts = [embeddings[(m, prediction.window_end_s)][None] for m in ("bvp", "eda")]
+            np.testing.assert_allclose(prediction.probabilities[None], softmax_head(w, b, parts), atol=1e-5)
+        predictions += result.predictions
+    assert len(predictions) == len({end for (m, end) in embeddings if m == "bvp"}) > 0
+    assert pipeline.served_classes() == ("a", "b")
