@@ -74,13 +74,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--json", required=True, type=pathlib.Path, metavar="FILE", help="write the metrics here")
 
 
-def _load_model(args, head):
-    """The Tiny-BioMoE the head was trained on: --checkpoint, --random-weights, or the head's own random seed."""
-    from biomoe_edge.export import load_tiny_biomoe
-    from biomoe_edge.identity import describe_backbone
+def _weights_asked_for(args, head) -> tuple[pathlib.Path | None, int | None, dict]:
+    """(checkpoint, seed, backbone identity) of the Tiny-BioMoE the fit will load: --checkpoint, --random-weights,
+    or the head's own random seed; known before any weight is loaded (the checkpoint is hashed, not read)."""
+    from biomoe_edge.identity import backbone_identity, describe_backbone
+    from biomoe_edge.manifest import sha256_file
 
     if args.checkpoint is not None:
-        return load_tiny_biomoe(args.checkpoint), None
+        if not args.checkpoint.is_file():
+            raise ValueError(f"--checkpoint {args.checkpoint}: no such file")
+        return args.checkpoint, None, backbone_identity({"checkpoint_sha256": sha256_file(args.checkpoint),
+                                                         "random_weights": False, "precision": "fp32"})
     seed = args.random_weights
     if seed is None:
         if not head.backbone.get("random_weights"):
@@ -88,12 +92,20 @@ def _load_model(args, head):
                              "checkpoint with --checkpoint")
         seed = head.backbone.get("seed")
         log.warning("the head was trained on random weights (seed %s): the bridge uses them too", seed)
+    return None, seed, backbone_identity({"random_weights": True, "seed": seed, "precision": "fp32"})
+
+
+def _load_model(checkpoint, seed):
+    from biomoe_edge.export import load_tiny_biomoe
+
+    if checkpoint is not None:
+        return load_tiny_biomoe(checkpoint)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = load_tiny_biomoe(seed=seed)
     for warning in caught:
         log.warning("%s", warning.message)
-    return model, seed
+    return model
 
 
 def _fit(args) -> int:
@@ -111,11 +123,13 @@ def _fit(args) -> int:
     if new_modality == head.modality:
         raise ValueError(f"--new {args.new}: the head already reads {head.inputs[0]}; a bridge carries it to another "
                          "modality")
-    model, seed = _load_model(args, head)
-    backbone = torch_backbone(model, seed=seed, precision="fp32")
+    # Every input is checked (head, weights, recordings, map, modalities, pairing) before the model is loaded.
+    checkpoint, seed, backbone = _weights_asked_for(args, head)
     check_head_backbone(head, backbone)
     paired = load_paired_windows(args.paired, args.map, head.modality, new_modality, window_s=args.window_s,
                                  hop_s=args.hop_s, subject=args.subject)
+    model = _load_model(checkpoint, seed)
+    backbone = torch_backbone(model, seed=seed, precision="fp32")
     fit = fit_bridge(paired, head, model, new_representation=new_representation, backbone=backbone, rank=args.rank,
                      prototypes=args.prototypes, init=args.init, loss=args.loss, epochs=args.epochs, lr=args.lr,
                      batch_size=args.batch_size, input_position=args.input_position,
@@ -131,6 +145,8 @@ def _fit(args) -> int:
           f"{held['windows']} windows: agreement with the old head {held['agreement_with_old_head']:.3f} (old head "
           f"on {new_modality} embeddings directly: {held['old_head_on_new_embeddings_agreement']:.3f}), cosine to "
           f"targets {held['cosine_to_targets_mean']:.4f}")
+    print(f"held out: {', '.join(fit.split.held_out_blocks)} ({len(fit.split.held_out_blocks)} of "
+          f"{fit.split.block_count} blocks of {len(set(paired.session))} session(s)); the fit never saw them")
     if backbone.get("random_weights"):
         print("random weights: the bridge's predictions mean nothing")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import pathlib
 import warnings
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ from .exc import PairingError
 class PairedWindows:
     """N paired windows. ``old`` (N, n_old) at ``old_fs`` Hz and ``new`` (N, n_new) at ``new_fs`` Hz cover the same
     times ``start_s``..``end_s`` (gateway seconds) of ``subject``. ``label`` (N,) is optional: bridge fitting never
-    reads it; evaluation and the oracle baseline do."""
+    reads it; evaluation and the oracle baseline do. ``session`` (N,): the recording session each window comes from
+    (default: its subject); times are comparable within a session only."""
 
     old_modality: str
     new_modality: str
@@ -36,6 +38,7 @@ class PairedWindows:
     end_s: np.ndarray
     subject: np.ndarray
     label: np.ndarray | None = None
+    session: np.ndarray | None = None
 
     def __post_init__(self):
         self.old_modality = Modality.parse(self.old_modality).value
@@ -48,6 +51,8 @@ class PairedWindows:
         self.subject = np.asarray(self.subject if np.ndim(self.subject) else [self.subject] * n, dtype=object)
         if self.label is not None:
             self.label = np.asarray(self.label, dtype=object)
+        self.session = self.subject.copy() if self.session is None else np.asarray(
+            self.session if np.ndim(self.session) else [self.session] * n, dtype=object)
         for name in ("old", "new"):
             array = getattr(self, name)
             if array.ndim != 2 or array.shape[0] != n:
@@ -55,7 +60,7 @@ class PairedWindows:
             if not np.isfinite(array).all():
                 raise PairingError(f"{name} ({getattr(self, name + '_modality')}) windows contain NaN or infinite "
                                    "samples")
-        for name in ("end_s", "subject") + (("label",) if self.label is not None else ()):
+        for name in ("end_s", "subject", "session") + (("label",) if self.label is not None else ()):
             if len(getattr(self, name)) != n:
                 raise PairingError(f"{name} has {len(getattr(self, name))} entries for {n} windows")
         if n == 0:
@@ -81,7 +86,7 @@ class PairedWindows:
         index = np.asarray(index)
         return PairedWindows(self.old_modality, self.new_modality, self.old_fs, self.new_fs, self.old[index],
                              self.new[index], self.start_s[index], self.end_s[index], self.subject[index],
-                             None if self.label is None else self.label[index])
+                             None if self.label is None else self.label[index], self.session[index])
 
     def sha256(self) -> str:
         """Content hash of the windows, their rates, modalities, times and subjects (not the labels, which
@@ -111,7 +116,8 @@ class PairedWindows:
         return PairedWindows(first.old_modality, first.new_modality, first.old_fs, first.new_fs,
                              np.concatenate([p.old for p in parts]), np.concatenate([p.new for p in parts]),
                              np.concatenate([p.start_s for p in parts]), np.concatenate([p.end_s for p in parts]),
-                             np.concatenate([p.subject for p in parts]), labels)
+                             np.concatenate([p.subject for p in parts]), labels,
+                             np.concatenate([p.session for p in parts]))
 
 
 def _as_stream(times, samples, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -188,31 +194,37 @@ def pair_streams(old_times, old_samples, old_fs: float, new_times, new_samples, 
 @dataclass(frozen=True)
 class Split:
     """Indices of the windows the fit trains on and of those it holds out, and each window's time block (the
-    probe's cross-validation groups)."""
+    probe's cross-validation groups); ``held_out_blocks`` names the held-out blocks ("SESSION 60-120 s")."""
 
     train: np.ndarray
     held_out: np.ndarray
     blocks: np.ndarray
+    held_out_blocks: tuple = ()
+    #: How many blocks the paired set has, over all sessions.
+    block_count: int = 0
 
 
 def held_out_split(paired: PairedWindows, *, fraction: float = 0.2, block_s: float = 60.0) -> Split:
-    """Hold out every k-th ``block_s`` block of each subject's session (k = round(1 / fraction)); training windows
-    that overlap a held-out window in time are dropped, so no sample is both trained on and held out."""
+    """Hold out every k-th ``block_s`` block of the whole paired set (k = round(1 / fraction)). Each session is cut
+    into blocks from its first window; the blocks are counted on from one session to the next, so six two-minute
+    sessions (twelve blocks) are held out from as one twelve-minute session is. Training windows that overlap a
+    held-out window of their session in time are dropped, so no sample is both trained on and held out."""
     if not 0 < fraction < 1:
         raise PairingError(f"held-out fraction must be in (0, 1), got {fraction!r}")
     every = max(2, int(round(1.0 / fraction)))
     n = len(paired)
     blocks = np.empty(n, dtype=object)
-    held = np.zeros(n, dtype=bool)
-    for subject in dict.fromkeys(paired.subject):
-        rows = np.flatnonzero(paired.subject == subject)
-        t0 = paired.start_s[rows].min()
-        block = np.floor((paired.start_s[rows] - t0) / block_s).astype(int)
-        blocks[rows] = [f"{subject}#{b}" for b in block]
-        held[rows] = block % every == every - 1
+    in_order = []  # (session, block) over the whole set, session after session
+    for session in dict.fromkeys(paired.session):
+        rows = np.flatnonzero(paired.session == session)
+        block = np.floor((paired.start_s[rows] - paired.start_s[rows].min()) / block_s).astype(int)
+        blocks[rows] = [f"{session}#{b}" for b in block]
+        in_order += [(session, int(b)) for b in sorted(set(block.tolist()))]
+    chosen = [(session, b) for i, (session, b) in enumerate(in_order) if i % every == every - 1]
+    held = np.isin(blocks, [f"{session}#{b}" for session, b in chosen])
     train = ~held
-    for subject in dict.fromkeys(paired.subject):
-        rows = paired.subject == subject
+    for session in dict.fromkeys(paired.session):
+        rows = paired.session == session
         held_rows = np.flatnonzero(rows & held)
         if not len(held_rows):
             continue
@@ -220,7 +232,8 @@ def held_out_split(paired: PairedWindows, *, fraction: float = 0.2, block_s: flo
             overlaps = (paired.start_s[held_rows] < paired.end_s[i]) & (paired.end_s[held_rows] > paired.start_s[i])
             if overlaps.any():
                 train[i] = False
-    return Split(np.flatnonzero(train), np.flatnonzero(held), blocks)
+    names = tuple(f"{session} {b * block_s:g}-{(b + 1) * block_s:g} s" for session, b in chosen)
+    return Split(np.flatnonzero(train), np.flatnonzero(held), blocks, names, len(in_order))
 
 
 def _replay_windows(path, mapping, modalities, *, window_s, hop_s, subject):
@@ -292,7 +305,8 @@ def load_paired_windows(paths, mapping, old: str, new: str, *, window_s: float |
             parts.append(PairedWindows(
                 old, new, rows[0][0].fs, rows[0][1].fs, np.stack([o.samples[0] for o, _ in rows]),
                 np.stack([n.samples[0] for _, n in rows]), [n.start_s for _, n in rows],
-                [n.end_s for _, n in rows], np.full(len(rows), who, dtype=object)))
+                [n.end_s for _, n in rows], np.full(len(rows), who, dtype=object),
+                session=np.full(len(rows), f"{pathlib.Path(path).name}:{who}", dtype=object)))
         if pairs_in_path == 0:
             raise PairingError(f"{path}: no {old} window pairs with a {new} window of the same subject and time "
                                f"({'; '.join(spans)}): the two modalities do not overlap in time. A paired session "

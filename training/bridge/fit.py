@@ -210,8 +210,9 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
     if len(split.train) < 2 * batch_size or len(split.held_out) == 0:
         raise PositionSelectionError(
             f"too little paired data: {len(paired)} windows give {len(split.train)} to train on and "
-            f"{len(split.held_out)} held out (every {round(1 / held_out_fraction)}th {block_s:g} s block is held out, "
-            f"and training windows overlapping it are dropped); record at least "
+            f"{len(split.held_out)} held out (every {round(1 / held_out_fraction)}th {block_s:g} s block of the "
+            f"{split.block_count} blocks of all sessions is held out, and training windows overlapping it are "
+            f"dropped); record at least "
             f"{math.ceil(2 * block_s / held_out_fraction / 60)} minutes of paired data")
 
     started = time.perf_counter()
@@ -308,8 +309,10 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
                                                         "windows" if loss == "centred_cosine" else "")),
                   "seed": seed,
                   "train_windows": int(len(train)), "held_out_windows": int(len(held)),
-                  "split": f"every {round(1 / held_out_fraction)}th {block_s:g} s block of each subject held out; "
-                           "training windows overlapping it dropped"},
+                  "split": f"every {round(1 / held_out_fraction)}th {block_s:g} s block of the paired set held out "
+                           f"(blocks counted across sessions: {len(split.held_out_blocks)} of {split.block_count}); "
+                           "training windows overlapping it dropped",
+                  "held_out_blocks": list(split.held_out_blocks)},
         curve=curve, held_out={}, data={}, features=features, split=split, pseudo_labels=pseudo,
         check_images=render_images(paired.new[held[:CHECK_IMAGES]], paired.new_fs, paired.new_modality,
                                    new_representation),

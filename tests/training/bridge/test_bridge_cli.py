@@ -71,8 +71,8 @@ def test_fit_refuses_a_head_of_another_backbone(head_dir, tmp_path, capsys, extr
 
 
 @pytest.mark.parametrize("new, message", [
-    ("bvp:gaf", "--new 'bvp:gaf': unknown representation 'gaf'"),
-    ("bvp", "--new: expected MODALITY:REPRESENTATION"),
+    ("bvp:gaf", "--new: input 'bvp:gaf': unknown representation 'gaf'"),
+    ("bvp", "--new: input 'bvp' is not MODALITY:REPRESENTATION"),
     ("ecg:spectrogram_psd", "the head already reads ecg:spectrogram_psd"),
 ])
 def test_fit_refuses_a_bad_new_modality(head_dir, tmp_path, capsys, new, message):
@@ -91,7 +91,7 @@ def test_fit_refuses_a_folder_that_is_not_a_head(tmp_path, capsys):
 def test_evaluate_refuses_a_folder_that_is_not_a_bridge(head_dir, tmp_path, capsys):
     assert main(["bridge", "evaluate", str(head_dir), str(tmp_path / "rec"), "--labels", str(tmp_path / "l.csv"),
                  "--json", str(tmp_path / "m.json")]) == 1
-    assert "is not a bridge folder: bridge.json is missing" in capsys.readouterr().err
+    assert "is not a bridge folder: no bridge.json in it" in capsys.readouterr().err
 
 
 def test_fit_requires_its_arguments(capsys):
