@@ -55,8 +55,9 @@ def add_arguments(parser) -> None:
                              "PROFILE:MODALITY: " + "; ".join(f"{spec.name}: {spec.summary}" for spec in standard_profiles()))
     parser.add_argument("--seed", type=int, default=0, help="seeds the signals and the links' losses")
     parser.add_argument("--head", default=None, metavar="DIR",
-                        help="serve this head (train-head --out): the wearables then play SIMULATED labelled sessions "
-                             "of held-out simulated subjects, and the report scores the live predictions")
+                        help="serve this head (train-head --out) or bridge (bridge fit --out): the wearables then play "
+                             "SIMULATED labelled sessions of held-out simulated subjects, and the report scores the "
+                             "live predictions")
     parser.add_argument("--subjects", type=int, default=1, metavar="N",
                         help="with --head: simulated subjects, each wearing the head's wearables (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no live table")
@@ -286,9 +287,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     plan = None
     if head is not None:
         from biomoe_edge.commands import demo_head
-        from biomoe_edge.runtime.heads import read_head_manifest
+        from biomoe_edge.runtime.heads.serving import read_served_folder_manifest
 
-        plan = demo_head.head_demo_plan(read_head_manifest(head), subjects=head_subjects, duration_s=duration_s,
+        plan = demo_head.head_demo_plan(read_served_folder_manifest(head), subjects=head_subjects, duration_s=duration_s,
                                         hop_s=hop_s, seed=seed)
         devices = 0
     names = [f"biomoe-demo-{i + 1}" for i in range(devices)]

@@ -24,14 +24,16 @@ SCORING_NOTE = ("SIMULATED sessions (NeuroKit2 physiology differing by class), h
 def held_out_subjects(manifest: dict, count: int) -> list[int]:
     """Indices of ``count`` simulated subjects the head was not trained on (after the highest ``sim-NN`` in its
     training data; from 1 when it was trained on something else)."""
-    trained = [int(m.group(1)) for s in manifest.get("dataset", {}).get("subjects", [])
+    # A head names its training subjects under "dataset", a bridge its paired ones under "data".
+    trained = [int(m.group(1)) for s in (manifest.get("dataset") or manifest.get("data") or {}).get("subjects", [])
                if (m := re.fullmatch(r"sim-(\d+)", str(s)))]
     first = max(trained) + 1 if trained else 1
     return list(range(first, first + int(count)))
 
 
 def head_demo_plan(manifest: dict, *, subjects: int, duration_s: float | None, hop_s: float, seed: int):
-    """(sessions, devices, config dict pieces) for the demo: one simulated session per held-out subject, long
+    """(sessions, devices, config dict pieces) for the demo (``manifest``: a head's or a bridge's, whose input is
+    the modality its wearables stream): one simulated session per held-out subject, long
     enough to cover the run with one block per class at least (the wearables loop it afterwards)."""
     from biomoe_edge.simulated_sessions import CLASSES, simulate_session, wearables_of
 
@@ -44,6 +46,8 @@ def head_demo_plan(manifest: dict, *, subjects: int, duration_s: float | None, h
     for input_type in input_types:
         representations[input_type.modality.value].append(input_type.representation.value)
     lengths = manifest.get("window_length_s") or {}
+    if manifest["kind"] == "bridge" and (manifest.get("data") or {}).get("window_s") is not None:
+        lengths = {manifest["inputs"][0]: manifest["data"]["window_s"]}
     tables = {m: {"representations": reps, "hop_s": hop_s,
                   **({"length_s": float(lengths[f"{m}:{reps[0]}"])} if f"{m}:{reps[0]}" in lengths else {})}
               for m, reps in representations.items()}

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import time
 
-from .bridge import BridgeStage, load_bridge
+from .bridge import BridgeStage, is_bridge_folder, load_bridge, read_bridge_manifest
 from .fusion import FusionStage
-from .head import load_head
+from .head import load_head, read_head_manifest
+
+
+def read_served_folder_manifest(path) -> dict:
+    """The checked manifest of a folder the gateway serves as ``[[heads]]``: bridge.json when it is a bridge
+    folder, else head.json (HeadError, or BridgeError, naming what is wrong). Its ``kind`` says which."""
+    return read_bridge_manifest(path) if is_bridge_folder(path) else read_head_manifest(path)
 
 
 def _load_checked(entries, kind: str, load, model: dict) -> tuple[list, list]:
