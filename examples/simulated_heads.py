@@ -112,7 +112,7 @@ async def record_sessions(sessions, folder: pathlib.Path, engine, *, modalities)
 def build_datasets(out: pathlib.Path, *, train_subjects: int, held_out: int, block_s: float, hop_s: float,
                    modalities=MODALITIES, checkpoint=None, seed: int = 0,
                    in_process: bool = False) -> tuple[pathlib.Path, pathlib.Path]:
-    from biomoe_edge.commands.demo import demo_onnx_path
+    from biomoe_edge.export.cache import cached_onnx
     from biomoe_edge.runtime.engines import open_engine
     from biomoe_edge.simulated_sessions import simulate_session
     from biomoe_edge.training.datasets import save_dataset
@@ -124,7 +124,7 @@ def build_datasets(out: pathlib.Path, *, train_subjects: int, held_out: int, blo
         return paths
     # The demo's model (its cached ONNX export), so that demo --head serves these heads on the same backbone.
     # One ONNX Runtime thread: on a shared 2-core machine more threads spin against each other.
-    engine = open_engine("onnxruntime", demo_onnx_path(checkpoint), max_batch=16, intra_op_num_threads=1)
+    engine = open_engine("onnxruntime", cached_onnx(checkpoint, precision="fp32"), max_batch=16, intra_op_num_threads=1)
     subjects = {"train": range(1, train_subjects + 1),
                 "held_out": range(train_subjects + 1, train_subjects + held_out + 1)}
     for path, (part, indices) in zip(paths, subjects.items()):

@@ -33,7 +33,7 @@ def cached_onnx_path(checkpoint=None, *, precision: str = "fp32", max_batch: int
 
 
 def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH, model=None,
-                seed: int = 0) -> pathlib.Path:
+                seed: int = 0, strict: bool = False) -> pathlib.Path:
     """The cached export of ``checkpoint`` (None: deterministic random weights from ``seed``), exported now if
     missing (needs PyTorch once; minutes for int8, which calibrates). ``model``: the loaded model, if the caller
     has it (loaded from the same ``checkpoint`` or ``seed``)."""
@@ -50,7 +50,8 @@ def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DE
     if model is None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = load_tiny_biomoe(checkpoint, seed=seed)
+            model = load_tiny_biomoe(checkpoint, seed=seed, strict=strict) if checkpoint else \
+                load_tiny_biomoe(seed=seed)
         for warning in caught:  # the random-weights warning, as one log line (no Python source line)
             log.warning("%s", warning.message)
     partial = path.with_name(path.stem + ".partial.onnx")
@@ -58,6 +59,21 @@ def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DE
     partial.with_suffix(".json").replace(path.with_suffix(".json"))
     partial.replace(path)
     return path
+
+
+def open_cached_engine(kind: str, checkpoint=None, *, max_batch: int = DEFAULT_MAX_BATCH, seed: int = 0,
+                       strict: bool = False):
+    """The engine the demo and ``embed`` open: PyTorch on ``checkpoint``, or ONNX Runtime on its cached fp32 export
+    (exported now if missing, which needs torch once). ``checkpoint=None``: random weights drawn from ``seed``
+    (the commands pass None only for ``--random-weights``)."""
+    from biomoe_edge.runtime.engines import open_engine
+
+    if kind == "pytorch":
+        if checkpoint is None:
+            return open_engine("pytorch", None, random_weights=True, max_batch=max_batch, seed=seed)
+        return open_engine("pytorch", checkpoint, max_batch=max_batch, strict=strict)
+    return open_engine("onnxruntime", cached_onnx(checkpoint, precision="fp32", seed=seed, strict=strict),
+                       max_batch=max_batch)
 
 
 def _states_its_provenance(manifest_path: pathlib.Path) -> bool:
@@ -72,4 +88,4 @@ def _states_its_provenance(manifest_path: pathlib.Path) -> bool:
         return False
 
 
-__all__ = ["DEFAULT_MAX_BATCH", "cached_onnx", "cached_onnx_path"]
+__all__ = ["DEFAULT_MAX_BATCH", "cached_onnx", "cached_onnx_path", "open_cached_engine"]

@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 import pathlib
-import warnings
 
 HELP = "BioX-Bridge: fit a bridge that runs an old-modality head on a new-modality wearable, or evaluate one"
 
@@ -95,24 +94,13 @@ def _weights_asked_for(args, head) -> tuple[pathlib.Path | None, int | None, dic
     return None, seed, backbone_identity({"random_weights": True, "seed": seed, "precision": "fp32"})
 
 
-def _load_model(checkpoint, seed):
-    from biomoe_edge.export import load_tiny_biomoe
-
-    if checkpoint is not None:
-        return load_tiny_biomoe(checkpoint)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = load_tiny_biomoe(seed=seed)
-    for warning in caught:
-        log.warning("%s", warning.message)
-    return model
-
-
 def _fit(args) -> int:
     from biomoe_edge.training.bridge import export_bridge, fit_bridge, load_paired_windows, read_head, torch_backbone
     from biomoe_edge.training.bridge.head import check_head_backbone
     from biomoe_edge.training.bridge.report import entry_point_table, input_position_table, output_position_table
     from biomoe_edge.vocabulary import InputType
+
+    from .weights import load_model
 
     try:
         new = InputType.parse(args.new)
@@ -128,7 +116,7 @@ def _fit(args) -> int:
     check_head_backbone(head, backbone)
     paired = load_paired_windows(args.paired, args.map, head.modality, new_modality, window_s=args.window_s,
                                  hop_s=args.hop_s, subject=args.subject)
-    model = _load_model(checkpoint, seed)
+    model = load_model(checkpoint, seed, log=log)
     backbone = torch_backbone(model, seed=seed, precision="fp32")
     fit = fit_bridge(paired, head, model, new_representation=new_representation, backbone=backbone, rank=args.rank,
                      prototypes=args.prototypes, init=args.init, loss=args.loss, epochs=args.epochs, lr=args.lr,

@@ -20,7 +20,8 @@ import json
 import logging
 import pathlib
 
-from biomoe_edge.commands.export import PUBLISHED_CHECKPOINT_URL, add_weights_arguments
+from biomoe_edge.commands.weights import PUBLISHED_CHECKPOINT_URL, add_weights_arguments
+from biomoe_edge.export.cache import open_cached_engine as open_demo_engine
 
 HELP = ("run emulated wearables (Bumble), the gateway and a live console view; --duration S for a bounded run; "
         "--checkpoint Tiny-BioMoE.pth or --random-weights")
@@ -80,37 +81,6 @@ def add_arguments(parser) -> None:
                              "was refused under refused_devices")
 
 
-
-
-def demo_onnx_path(checkpoint=None, *, seed: int = 0, strict: bool = False) -> pathlib.Path:
-    """The cached fp32 ONNX export of the demo's model (``biomoe_edge.export.cache``; exported now if missing,
-    which needs torch once). ``checkpoint=None``: random weights drawn from ``seed``."""
-    from biomoe_edge.export.cache import cached_onnx, cached_onnx_path
-
-    path = cached_onnx_path(checkpoint, precision="fp32", seed=seed)
-    if path.exists() and path.with_suffix(".json").exists():
-        return path
-    try:
-        import torch  # noqa: F401 - only to say early and plainly what the export needs
-    except ImportError as exc:
-        raise RuntimeError(f"the demo's first run exports the model to ONNX, which needs PyTorch ({exc}): "
-                           "pip install torch==2.13.0 'biomoe-edge[export]', or use --engine pytorch") from None
-    from biomoe_edge.commands.export import load_model
-
-    model = load_model(checkpoint, None if checkpoint else seed, strict=strict, log=log)
-    return cached_onnx(checkpoint, precision="fp32", seed=seed, model=model)
-
-
-def open_demo_engine(kind: str, checkpoint=None, *, max_batch: int = 16, seed: int = 0, strict: bool = False):
-    """The demo's engine: ``checkpoint`` (a Tiny-BioMoE .pth), or random weights drawn from ``seed`` when it is
-    None (the command only passes None for ``--random-weights``)."""
-    from biomoe_edge.runtime.engines import open_engine
-
-    if kind == "pytorch":
-        if checkpoint is None:
-            return open_engine("pytorch", None, random_weights=True, max_batch=max_batch, seed=seed)
-        return open_engine("pytorch", checkpoint, max_batch=max_batch, strict=strict)
-    return open_engine("onnxruntime", demo_onnx_path(checkpoint, seed=seed, strict=strict), max_batch=max_batch)
 
 
 def parse_modalities(text: str) -> tuple[str, ...]:

@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
                         help="engine (default: the one the recording was made with; for files, ONNX Runtime on the "
                              "demo's model)")
     parser.add_argument("--model", default=None, metavar="PATH", help="the model file (.onnx, .engine) for --engine")
-    from biomoe_edge.commands.export import add_weights_arguments
+    from biomoe_edge.commands.weights import add_weights_arguments
 
     add_weights_arguments(parser, required=False)  # --checkpoint | --random-weights [SEED], --strict
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="images per engine batch (default: as recorded)")
@@ -47,8 +47,8 @@ def open_chosen_engine(args, sources):
     """--engine/--model: that engine (with --checkpoint or --random-weights for the PyTorch engine); else
     --checkpoint or --random-weights: the demo's ONNX export of those weights; else the engine the recordings were
     made with. Random weights only when asked for (or recorded), and every output says so."""
-    from biomoe_edge.commands.demo import open_demo_engine
-    from biomoe_edge.commands.export import PUBLISHED_CHECKPOINT_URL
+    from biomoe_edge.export.cache import open_cached_engine
+    from biomoe_edge.commands.weights import PUBLISHED_CHECKPOINT_URL
     from biomoe_edge.runtime.engines import open_engine
     from biomoe_edge.runtime.recording.embed import open_recorded_engine
 
@@ -63,7 +63,7 @@ def open_chosen_engine(args, sources):
                    }.get(kind, {})
         return open_engine(kind, path, random_weights=random_weights, **options)
     if args.checkpoint is not None or args.random_weights is not None:
-        return open_demo_engine("onnxruntime", args.checkpoint, max_batch=batch, seed=seed, strict=args.strict)
+        return open_cached_engine("onnxruntime", args.checkpoint, max_batch=batch, seed=seed, strict=args.strict)
     engine = open_recorded_engine(sources, max_batch=args.batch)
     if engine is None:
         raise ValueError(f"choose the weights: the inputs record no model. --checkpoint Tiny-BioMoE.pth (the "

@@ -6,25 +6,9 @@ import argparse
 import logging
 import pathlib
 
+from .weights import add_weights_arguments, load_model
+
 HELP = "export a Tiny-BioMoE checkpoint to ONNX (fp32, fp16 or int8 Q/DQ) with a manifest"
-
-#: Where the published weights come from (the authors' GitHub release; 89 MB).
-PUBLISHED_CHECKPOINT_URL = "https://github.com/GkikasStefanos/Tiny-BioMoE/releases/latest/download/Tiny-BioMoE.pth"
-
-
-def add_weights_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    """``--checkpoint PATH`` | ``--random-weights [SEED]``, and ``--strict``: shared by the commands that load
-    Tiny-BioMoE, so that random weights are always an explicit choice."""
-    source = parser.add_mutually_exclusive_group(required=required)
-    source.add_argument("--checkpoint", type=pathlib.Path, metavar="PATH",
-                        help="Tiny-BioMoE .pth: the published weights are Tiny-BioMoE.pth from "
-                             f"{PUBLISHED_CHECKPOINT_URL.rsplit('/latest', 1)[0]} (89 MB)")
-    source.add_argument("--random-weights", type=int, nargs="?", const=0, default=None, metavar="SEED",
-                        help="use deterministic random weights instead (seed 0 unless given): meaningless "
-                             "embeddings, for testing the plumbing; every output says so")
-    parser.add_argument("--strict", action="store_true",
-                        help="refuse checkpoint entries that are not part of Tiny-BioMoE (pretraining heads, "
-                             "optimizer state) instead of ignoring them with a warning")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,23 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "real signal windows)")
     parser.add_argument("--cache-dir", type=pathlib.Path, metavar="DIR",
                         help="int8 calibration cache (default $BIOMOE_EDGE_CACHE_DIR or ~/.cache/biomoe-edge)")
-
-
-def load_model(checkpoint, random_weights, *, strict: bool = False, log: logging.Logger | None = None):
-    """Tiny-BioMoE from ``--checkpoint`` or ``--random-weights SEED``; the random-weights warning goes to ``log``
-    (one line, no Python source line) instead of the warnings module."""
-    import warnings
-
-    from biomoe_edge.export import load_tiny_biomoe
-
-    if checkpoint is not None:
-        return load_tiny_biomoe(checkpoint, strict=strict)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = load_tiny_biomoe(seed=random_weights)
-    for warning in caught:
-        (log or logging.getLogger(__name__)).warning("%s", warning.message)
-    return model
 
 
 def run(args) -> int:
