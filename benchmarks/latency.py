@@ -136,7 +136,7 @@ def ensure_onnx(model, args) -> pathlib.Path:
 
 def percentiles(values_s) -> dict:
     """p50/p95/p99 in ms of a sequence of seconds, and how many (NaN when empty; strict JSON turns it to null)."""
-    from biomoe_edge.runtime.gateway import percentiles_ms
+    from biomoe_edge.timing import percentiles_ms
 
     values_s = list(values_s)
     figures = {f"{name}_ms": math.nan if value is None else value for name, value in percentiles_ms(values_s).items()}

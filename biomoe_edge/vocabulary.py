@@ -74,6 +74,9 @@ class SecurityLevel(str, enum.Enum):
     ENCRYPTED = "encrypted"  # an encrypted link (any pairing)
     BONDED = "bonded"  # an encrypted link whose key comes from an LE Secure Connections bond
 
+    def __str__(self) -> str:  # the name, on Python 3.10 and 3.12 alike
+        return self.value
+
     @classmethod
     def parse(cls, value) -> SecurityLevel:
         try:

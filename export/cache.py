@@ -13,6 +13,8 @@ import logging
 import pathlib
 import warnings
 
+from biomoe_edge.durable import move_into_place
+
 log = logging.getLogger(__name__)
 
 #: The largest batch of a cached graph whose name carries no batch (the demo's).
@@ -56,8 +58,8 @@ def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DE
             log.warning("%s", warning.message)
     partial = path.with_name(path.stem + ".partial.onnx")
     export_onnx(model, partial, precision=precision, max_batch=max_batch)
-    partial.with_suffix(".json").replace(path.with_suffix(".json"))
-    partial.replace(path)
+    move_into_place(partial.with_suffix(".json"), path.with_suffix(".json"))
+    move_into_place(partial, path)
     return path
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import pathlib
 import re
 import shutil
@@ -29,6 +28,7 @@ import numpy as np
 
 from biomoe_edge.paths import cache_dir as default_cache_dir  # $BIOMOE_EDGE_CACHE_DIR or ~/.cache
 
+from biomoe_edge.durable import move_into_place
 from biomoe_edge.manifest import sha256_file
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def quantize_int8(fp32_path, int8_path, *, calibration=None, cache_dir=None, inp
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(".partial")
         shutil.copyfile(out, partial)
-        os.replace(partial, cached)  # atomic: a crash never leaves a truncated cache entry
+        move_into_place(partial, cached)  # a crash never leaves a truncated cache entry
         shutil.copyfile(out, int8_path)
     log.info("INT8 calibration done in %.1f s; cached at %s", time.monotonic() - started, cached)
     return {**record, "cache": "miss"}

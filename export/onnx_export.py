@@ -120,11 +120,9 @@ def check_onnx(path) -> None:
 
 def run_onnxruntime(path, images: np.ndarray, *, batch: int = 8) -> np.ndarray:
     """Embeddings of ``images`` (N, 3, 224, 224) float32 by the graph at ``path`` on ONNX Runtime's CPU EP."""
-    import onnxruntime as ort
+    from biomoe_edge.runtime.engines.onnxruntime_engine import cpu_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path)
     outputs = [session.run(None, {INPUT_NAME: np.ascontiguousarray(images[i:i + batch], np.float32)})[0]
                for i in range(0, len(images), batch)]
     return np.concatenate(outputs).astype(np.float32)

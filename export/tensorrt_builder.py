@@ -14,11 +14,10 @@ Importing this module needs neither TensorRT nor torch; calling ``build_engine``
 from __future__ import annotations
 
 import logging
-import os
 import pathlib
-import tempfile
 import time
 
+from biomoe_edge.durable import atomic_write_bytes
 from biomoe_edge.manifest import read_manifest, manifest_path, sha256_file, write_manifest
 from biomoe_edge.runtime.engines.compatibility import ENGINE_MANIFEST_KIND, ENGINE_SUFFIX, normalize_compute_capability
 from biomoe_edge.runtime.engines.exc import BackendUnavailableError, EngineBuildError, TensorRTUnavailableError
@@ -153,18 +152,6 @@ def _batch_range(network_input, export: dict, *, max_batch, opt_batch, dla: bool
     return 1, opt_batch, max_batch
 
 
-def _write_atomic(path: pathlib.Path, data) -> None:
-    """Write bytes (or an IHostMemory buffer) to a temporary file in the same folder, then rename it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(memoryview(data))
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_engine(
     onnx_path,
     engine_path=None,
@@ -258,9 +245,9 @@ def build_engine(
     build_s = time.monotonic() - started
 
     engine_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(engine_path, serialized)
+    atomic_write_bytes(engine_path, serialized)
     timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(timing_cache, config.get_timing_cache().serialize())
+    atomic_write_bytes(timing_cache, config.get_timing_cache().serialize())
     write_engine_manifest(
         engine_path,
         onnx_path=onnx_path,

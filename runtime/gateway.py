@@ -23,22 +23,13 @@ import collections
 import logging
 import time
 
-import numpy as np
 
 from biomoe_edge.firmware_bridge.profiles.registry import profile_spec
 from biomoe_edge.runtime.gateway_config import GatewayConfig
 from biomoe_edge.runtime.pipeline import Pipeline
+from biomoe_edge.timing import percentiles_ms
 
 log = logging.getLogger("biomoe_edge.runtime.gateway")
-
-
-def percentiles_ms(values_s) -> dict:
-    """p50/p95/p99 in milliseconds of a sequence of seconds (None when empty: reports are strict JSON)."""
-    values = np.asarray(list(values_s), dtype=np.float64)
-    if values.size == 0:
-        return {"p50": None, "p95": None, "p99": None}
-    p50, p95, p99 = np.percentile(values * 1e3, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
 
 class Gateway:

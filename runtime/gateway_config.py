@@ -21,7 +21,8 @@ from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.runtime.pipeline import ModalitySettings, PipelineSettings
 from biomoe_edge.runtime.transport.allow_list import normalize_address
 from biomoe_edge.runtime.transport.security import SECURITY_LEVELS, default_security, state_directory
-from biomoe_edge.vocabulary import MIN_RENDER_SAMPLES, REPRESENTATIONS, InputType, Modality, WindowSpec, model_rate_hz
+from biomoe_edge.vocabulary import (MIN_RENDER_SAMPLES, REPRESENTATIONS, InputType, Modality, SecurityLevel, WindowSpec,
+                                   model_rate_hz)
 
 #: Windows of a device whose measurements come about once a second, time-stamped on arrival (Heart Rate, PLX:
 #: ``ProfileSpec.arrival_timed``) must hold a few measurements and hop by at least one.
@@ -71,18 +72,19 @@ class DeviceConfig:
 
     name: str | None = None
     address: str | None = None
-    #: A ``Profile`` name (``firmware_bridge.profiles.registry``).
-    profile: str = Profile.NATIVE.value
+    #: The wearable's profile (``firmware_bridge.profiles.registry``; its name is taken too).
+    profile: Profile = Profile.NATIVE
     #: Modalities to use. Native devices: empty means every stream the device describes. Standard profiles:
     #: the modalities to start and window, resolved at load (empty gives the profile's default).
     modalities: tuple[str, ...] = ()
     #: "none", "encrypted" or "bonded" (``runtime.transport.security``): the device's own key, else
     #: ``[transport] security``, else the profile's default (bonded for native devices, none for standard profiles).
-    security: str | None = None
+    security: SecurityLevel | None = None
 
     def __post_init__(self):
-        if self.security is None:
-            object.__setattr__(self, "security", default_security(self.profile).value)
+        object.__setattr__(self, "profile", Profile.parse(self.profile))
+        object.__setattr__(self, "security", default_security(self.profile) if self.security is None
+                           else SecurityLevel.parse(self.security))
 
     @property
     def label(self) -> str:
@@ -116,7 +118,11 @@ class TransportConfig:
     backoff_min_s: float = 1.0
     backoff_max_s: float = 60.0
     #: The security level of devices that name none (None: each profile's default).
-    security: str | None = None
+    security: SecurityLevel | None = None
+
+    def __post_init__(self):
+        if self.security is not None:
+            object.__setattr__(self, "security", SecurityLevel.parse(self.security))
     #: Where the names pinned to bonded identities are kept (None: ``biomoe-edge run`` uses $STATE_DIRECTORY, else
     #: ~/.local/state/biomoe-edge; a Gateway built in code keeps them in memory).
     state_dir: pathlib.Path | None = None

@@ -179,3 +179,11 @@ class PredictionRecord:
 def record_from_dict(data: dict):
     """An :class:`EmbeddingRecord` or a :class:`PredictionRecord` from its ``to_dict()`` form."""
     return PredictionRecord.from_dict(data) if data.get("record") == "prediction" else EmbeddingRecord.from_dict(data)
+
+
+def jsonl_lines(records) -> bytes:
+    """``records`` as JSON Lines (one ``to_dict()`` a line, UTF-8): what the JSONL sink and the demo's embeddings
+    file write, and ``record_from_dict`` reads back."""
+    import json
+
+    return "".join(json.dumps(r.to_dict(), allow_nan=True) + "\n" for r in records).encode("utf-8")

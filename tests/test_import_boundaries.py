@@ -190,3 +190,32 @@ def test_the_layer_check_names_an_upward_import(tmp_path):
     assert upward_imports({"biomoe_edge.runtime.ingest.resample": module}) == [
         f"{module}:5 imports biomoe_edge.runtime.transforms.defaults: layer 'runtime: ingest' must not import "
         "'runtime: transforms', which is above it"]
+
+
+def command_cross_imports(modules: dict[str, pathlib.Path]) -> list[str]:
+    """Imports of one command's module by another: what two commands share belongs below the command line."""
+    from biomoe_edge.cli import COMMANDS
+
+    commands = {f"biomoe_edge.commands.{name}" for name in COMMANDS.values()}
+    known = set(modules)
+    problems = []
+    for module, path in sorted(modules.items()):
+        if module not in commands:
+            continue
+        for line, imported in imports_of(module, path, known):
+            target = next((c for c in commands if imported == c or imported.startswith(c + ".")), None)
+            if target is not None and target != module:
+                problems.append(f"{_shown(path)}:{line}: command {module} imports command {target}")
+    return problems
+
+
+def test_no_command_imports_another_command():
+    problems = command_cross_imports(python_files())
+    assert problems == [], "commands importing commands:\n" + "\n".join(problems)
+
+
+def test_the_command_check_names_a_cross_import(tmp_path):
+    module = tmp_path / "embed.py"
+    module.write_text("def run(args):\n    from biomoe_edge.commands.demo import open_demo_engine\n")
+    assert command_cross_imports({"biomoe_edge.commands.embed": module}) == [
+        f"{module}:2: command biomoe_edge.commands.embed imports command biomoe_edge.commands.demo"]

@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 import torch
 
+from biomoe_edge.durable import move_into_place
+
 from .classifiers import HeadModel, ProbabilitiesGraph, predict_probabilities
 
 OPSET = 18
@@ -73,7 +75,7 @@ def export_head_onnx(model: HeadModel, path) -> dict:
             raise RuntimeError(f"the exported head graph is not of the head form: operators outside the "
                                f"TensorRT-parsable set {foreign}, inputs {graph_inputs} (expected {names}), "
                                f"outputs {outputs}")
-        tmp.replace(path)
+        move_into_place(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a graph that failed a check is never left to be mistaken for the head
     return {"opset": OPSET, "operators": operators, "input_names": names, "output_name": OUTPUT_NAME}
@@ -83,7 +85,7 @@ def check_head_onnx(path, model: HeadModel, embeddings: np.ndarray, *, rows: int
     """Run ``path`` on ONNX Runtime (CPU) and ``model`` in PyTorch on up to ``rows`` training windows plus as many
     scaled random ones (inputs far outside the training range); return the largest absolute difference of
     the probabilities and what was compared."""
-    import onnxruntime as ort
+    from biomoe_edge.runtime.engines.onnxruntime_engine import cpu_session, import_onnxruntime
 
     rng = np.random.default_rng(seed)
     real = np.asarray(embeddings[:rows], np.float32)
@@ -91,9 +93,7 @@ def check_head_onnx(path, model: HeadModel, embeddings: np.ndarray, *, rows: int
     width = model.center.shape[1]
     synthetic = (rng.standard_normal((max(8, len(real)), model.n_inputs, width)) * 3.0 * scale).astype(np.float32)
     batch = np.concatenate([real, synthetic]) if real.size else synthetic
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path)
     feeds = {name: np.ascontiguousarray(batch[:, i]) for i, name in enumerate(input_names(model.n_inputs))}
     onnx_probabilities = session.run([OUTPUT_NAME], feeds)[0]
     torch_probabilities = predict_probabilities(model, batch)
@@ -101,6 +101,6 @@ def check_head_onnx(path, model: HeadModel, embeddings: np.ndarray, *, rows: int
         "max_abs_diff": float(np.max(np.abs(onnx_probabilities - torch_probabilities))),
         "rows": int(len(batch)),
         "rows_from_dataset": int(len(real)),
-        "onnxruntime_version": ort.__version__,
+        "onnxruntime_version": import_onnxruntime().__version__,
         "torch_version": torch.__version__.split("+")[0],
     }

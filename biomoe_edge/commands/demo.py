@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
+from dataclasses import dataclass
 
 from biomoe_edge.commands.weights import PUBLISHED_CHECKPOINT_URL, add_weights_arguments
 from biomoe_edge.export.cache import open_cached_engine as open_demo_engine
@@ -174,7 +175,7 @@ def prediction_report(gateway, predictions, sessions, origins) -> dict:
     import collections
 
     from biomoe_edge.commands.demo_head import live_accuracy
-    from biomoe_edge.runtime.gateway import percentiles_ms
+    from biomoe_edge.timing import percentiles_ms
 
     classes = gateway.pipeline.served_classes()
     return {
@@ -224,27 +225,58 @@ def print_final_screen(report: dict, *, out=None, report_path=None, notices=()) 
         report["settings"]), notices=notices, footer=footer))
 
 
-async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=("bvp", "eda", "resp", "ecg"),
-                   representations=("spectrogram_psd",), window_s: float = 10.0, hop_s: float = 1.0, seed: int = 0,
-                   quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
-                   profiles=(), sinks=(), settings: dict | None = None, notices=(), record=None, embeddings=None,
-                   lsl_markers: str | None = None, segment_s: float = 2.0, security: str = "none",
-                   impostor: bool = False, head=None, head_subjects: int = 1):
-    """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
-    A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
+@dataclass(frozen=True)
+class DemoSettings:
+    """What a demo run does (``run_demo``); the command line fills it from its options."""
 
-    ``result`` (a dict) receives the report too, so it survives a Ctrl-C that ends ``asyncio.run``.
-    ``wearable_options``: more ``EmulatedWearable`` options (faults: garbage, disconnect_at, buffer_packets...).
-    ``profiles``: (profile, modalities) pairs (``parse_profiles``): one standard-profile wearable each.
-    ``sinks``: ``SinkConfig``s the gateway writes to as well (``--sinks FILE.toml``).
-    ``settings``: more entries for the report's ``settings`` (the command's weights options); ``notices``: lines
-    the live view keeps on screen. ``record``: a new folder to record the gateway's input into
-    (``runtime.recording``; ``lsl_markers``: an LSL marker stream recorded too). ``embeddings``: a JSONL file of the
-    live embedding records. ``security``: of the native wearables (their boards require it, the gateway runs at it);
-    ``impostor``: see ``stage_impostor`` (appended last to the wearables). With either, the report's
-    ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts). ``head``: a head
-    folder to serve; the wearables are then ``head_subjects`` simulated subjects' (``demo_head``) instead of
-    ``devices`` generic ones, and the report gains ``predictions`` and ``live_accuracy``."""
+    duration_s: float | None
+    #: Generic native wearables (none with ``head``: the head's simulated subjects wear theirs).
+    devices: int = 1
+    #: Fraction of notifications each link loses.
+    loss: float = 0.0
+    modalities: tuple = ("bvp", "eda", "resp", "ecg")
+    representations: tuple = ("spectrogram_psd",)
+    window_s: float = 10.0
+    hop_s: float = 1.0
+    seed: int = 0
+    #: No live table.
+    quiet: bool = False
+    #: More ``EmulatedWearable`` options (faults: garbage, disconnect_at, buffer_packets...).
+    wearable_options: dict | None = None
+    #: (profile, modalities) pairs (``parse_profiles``): one standard-profile wearable each.
+    profiles: tuple = ()
+    #: ``SinkConfig``s the gateway writes to as well (``--sinks FILE.toml``).
+    sinks: tuple = ()
+    #: More entries for the report's ``settings`` (the command's weights options).
+    extra_settings: dict | None = None
+    #: Lines the live view keeps on screen.
+    notices: tuple = ()
+    #: A new folder to record the gateway's input into (``runtime.recording``); ``lsl_markers``: an LSL marker
+    #: stream recorded too; ``segment_s``: the recording's segment length.
+    record: str | None = None
+    lsl_markers: str | None = None
+    segment_s: float = 2.0
+    #: A JSONL file of the live embedding records.
+    embeddings: str | None = None
+    #: Of the native wearables (their boards require it, the gateway runs at it).
+    security: str = "none"
+    #: See ``stage_impostor`` (appended last to the wearables). With ``security`` other than none or an impostor,
+    #: the report's ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts).
+    impostor: bool = False
+    #: A head or bridge folder to serve; the wearables are then ``head_subjects`` simulated subjects'
+    #: (``demo_head``) instead of ``devices`` generic ones, and the report gains ``predictions`` and
+    #: ``live_accuracy``.
+    head: str | None = None
+    head_subjects: int = 1
+
+
+async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, result: dict | None = None,
+                   **fields):
+    """Run the demo of ``settings`` (a :class:`DemoSettings`, or its fields as keywords) on ``engine``; return
+    ``(report, gateway, wearables)`` (the wearables' counters for checks). A cancellation (Ctrl-C under
+    ``asyncio.run``) ends the run like ``duration_s`` does. ``out``: the live view's stream. ``result`` (a dict)
+    receives the report too, so it survives a Ctrl-C that ends ``asyncio.run``."""
+    s = settings if settings is not None else DemoSettings(**fields)
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -254,66 +286,66 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.transport.backend import TransportBackend
 
+    devices = 0 if s.head is not None else s.devices
     plan = None
-    if head is not None:
+    if s.head is not None:
         from biomoe_edge.commands import demo_head
         from biomoe_edge.runtime.heads.serving import read_served_folder_manifest
 
-        plan = demo_head.head_demo_plan(read_served_folder_manifest(head), subjects=head_subjects, duration_s=duration_s,
-                                        hop_s=hop_s, seed=seed)
-        devices = 0
+        plan = demo_head.head_demo_plan(read_served_folder_manifest(s.head), subjects=s.head_subjects,
+                                        duration_s=s.duration_s, hop_s=s.hop_s, seed=s.seed)
     names = [f"biomoe-demo-{i + 1}" for i in range(devices)]
     profile_devices = [(f"demo-{profile_spec(p).device_names.get(tuple(m), p)}-{i + 1}", p, tuple(m))
-                       for i, (p, m) in enumerate(profiles)]
+                       for i, (p, m) in enumerate(s.profiles)]
     max_batch = min(16, engine.max_batch)
-    config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
-                         hop_s=hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=sinks,
-                         security=security, head=head, plan=plan)
-    if record is not None:
-        config = with_recording(config, record, lsl_markers=lsl_markers, segment_s=segment_s)
+    config = demo_config(names, modalities=s.modalities, representations=s.representations, window_s=s.window_s,
+                         hop_s=s.hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=s.sinks,
+                         security=s.security, head=s.head, plan=plan)
+    if s.record is not None:
+        config = with_recording(config, s.record, lsl_markers=s.lsl_markers, segment_s=s.segment_s)
     model = model_identity(engine.identity)
-    run_settings = {"duration_s": duration_s, "devices": devices, "profiles": [p for _, p, _ in profile_devices],
-                    "loss": loss, "modalities": list(modalities), "representations": list(representations),
-                    "window_s": window_s, "hop_s": hop_s, "seed": seed, "engine": engine.identity.get("kind"),
-                    "max_batch": max_batch, "sinks": [sink.kind for sink in sinks], "security": security,
-                    "impostor": impostor, **(settings or {})}
+    run_settings = {"duration_s": s.duration_s, "devices": devices, "profiles": [p for _, p, _ in profile_devices],
+                    "loss": s.loss, "modalities": list(s.modalities), "representations": list(s.representations),
+                    "window_s": s.window_s, "hop_s": s.hop_s, "seed": s.seed, "engine": engine.identity.get("kind"),
+                    "max_batch": max_batch, "sinks": [sink.kind for sink in s.sinks], "security": s.security,
+                    "impostor": s.impostor, **(s.extra_settings or {})}
     run_settings.setdefault("checkpoint", model["source"] if not model["random_weights"] else None)
     run_settings.setdefault("random_weights_seed", model["seed"])
     async with VirtualBleNetwork() as network:
-        wearables = [await network.add_wearable(name, loss=loss, seed=seed * 1000 + i, modalities=tuple(modalities),
-                                                security=security, **(wearable_options or {}))
+        wearables = [await network.add_wearable(name, loss=s.loss, seed=s.seed * 1000 + i, modalities=tuple(s.modalities),
+                                                security=s.security, **(s.wearable_options or {}))
                      for i, name in enumerate(names)]
         subject_wearables = {}  # subject -> {device: wearable} (--head)
         for session in plan[0] if plan else ():
             for name, mods in plan[1][session.subject].items():
                 subject_wearables.setdefault(session.subject, {})[name] = await network.add_wearable(
-                    name, loss=loss, seed=seed * 1000 + len(wearables), modalities=mods, security=security,
-                    signals=session.recording(mods), **(wearable_options or {}))
+                    name, loss=s.loss, seed=s.seed * 1000 + len(wearables), modalities=mods, security=s.security,
+                    signals=session.recording(mods), **(s.wearable_options or {}))
                 wearables.append(subject_wearables[session.subject][name])
         for i, (name, profile, mods) in enumerate(profile_devices):
             wearables.append(await network.add_wearable(
-                name, profile=profile, modalities=mods, loss=loss,
-                seed=seed * 1000 + devices + i, **(wearable_options or {})))
+                name, profile=profile, modalities=mods, loss=s.loss,
+                seed=s.seed * 1000 + devices + i, **(s.wearable_options or {})))
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)
         predictions, origins = [], {}
         gateway.on_prediction(predictions.append)
-        console = GatewayConsole(gateway, out=out, quiet=quiet, model_line=model_line(model, engine.identity),
-                                 notices=notices)
-        if embeddings is not None:
+        console = GatewayConsole(gateway, out=out, quiet=s.quiet, model_line=model_line(model, engine.identity),
+                                 notices=s.notices)
+        if s.embeddings is not None:
             from biomoe_edge.runtime.recording.live import EmbeddingsFile
             from biomoe_edge.runtime.sinks import GuardedSink
 
-            gateway.sinks.append(GuardedSink(EmbeddingsFile(embeddings)))
+            gateway.sinks.append(GuardedSink(EmbeddingsFile(s.embeddings)))
         staging = None
         try:
             with console:
                 async with gateway:
-                    if impostor:
-                        staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, modalities,
-                                                                       security, seed=seed * 1000 + 999))
+                    if s.impostor:
+                        staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, s.modalities,
+                                                                       s.security, seed=s.seed * 1000 + 999))
                     try:
-                        await console.run(duration_s)
+                        await console.run(s.duration_s)
                     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
                         log.info("interrupted: stopping the wearables and the gateway")
                     finally:
@@ -333,7 +365,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                 report = build_report(stats, entries, duration_s=console.elapsed_s(), settings=run_settings,
                                       model=model, engine=dict(gateway.pipeline.engine_identity),
                                       warnings=console.warnings.items())
-                if security != "none" or impostor:  # the refusals of a run with link security or an impostor
+                if s.security != "none" or s.impostor:  # the refusals of a run with link security or an impostor
                     report["refused_devices"] = [{k: entry[k] for k in ("name", "address", "reason", "attempts")}
                                                  for entry in gateway.refused_devices()]
                 if plan:
@@ -411,14 +443,15 @@ def run(args) -> int:
     engine = open_demo_engine(args.engine, args.checkpoint, seed=seed, strict=args.strict)
     result: dict = {}
     try:
-        asyncio.run(run_demo(
-            duration_s=args.duration, devices=args.devices, loss=args.loss, engine=engine, modalities=modalities,
+        asyncio.run(run_demo(DemoSettings(
+            duration_s=args.duration, devices=args.devices, loss=args.loss, modalities=modalities,
             representations=representations, window_s=args.window, hop_s=args.hop, seed=args.seed, quiet=args.quiet,
-            result=result, profiles=profiles, sinks=sinks, notices=notices, head=args.head, head_subjects=args.subjects,
-            settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
-                      "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
+            profiles=tuple(profiles), sinks=tuple(sinks), notices=tuple(notices), head=args.head,
+            head_subjects=args.subjects,
+            extra_settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                            "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
             record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
-            impostor=args.impostor))
+            impostor=args.impostor), engine=engine, result=result))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130

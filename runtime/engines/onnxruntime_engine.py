@@ -34,6 +34,27 @@ def import_onnxruntime():
     return onnxruntime
 
 
+def session_options(*, intra_op_threads: int | None = None, inter_op_threads: int | None = None):
+    """The ``onnxruntime.SessionOptions`` every session of the SDK runs with: errors only in the log, every graph
+    optimisation, and the thread counts when given (None: ONNX Runtime's default)."""
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads is not None:
+        options.intra_op_num_threads = int(intra_op_threads)
+    if inter_op_threads is not None:
+        options.inter_op_num_threads = int(inter_op_threads)
+    return options
+
+
+def cpu_session(path, *, intra_op_threads: int | None = None, inter_op_threads: int | None = None):
+    """An ONNX Runtime session on the CPU provider with :func:`session_options` (heads, bridges, export checks)."""
+    ort = import_onnxruntime()
+    options = session_options(intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def export_manifest(onnx_path) -> dict:
     """The export manifest beside an ONNX file, or {} when there is none."""
     if not manifest_path(onnx_path).exists():
@@ -93,10 +114,7 @@ class OnnxRuntimeEngine(Engine):
                     f"ONNX Runtime execution provider(s) {unknown} are not in this build (available: {available})"
                 )
         provider_options = [{"device_id": device_id} if p == "CUDAExecutionProvider" else {} for p in providers]
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_num_threads is not None:
-            options.intra_op_num_threads = int(intra_op_num_threads)
+        options = session_options(intra_op_threads=intra_op_num_threads)
         self._session = ort.InferenceSession(
             str(self.path), sess_options=options, providers=providers, provider_options=provider_options
         )

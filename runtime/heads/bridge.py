@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biomoe_edge.runtime.records import PredictionRecord
+from biomoe_edge.timing import percentiles_ms
 from biomoe_edge.vocabulary import IMAGE_SHAPE
 
 from .head import OUTPUT_NAME, HeadError, ServedGraph, folder_given, open_verified_graph, read_served_manifest
@@ -196,8 +197,6 @@ class BridgeStage:
 
     def stats(self) -> list[dict]:
         """One entry per bridge, in the form of ``FusionStage.stats`` (plus ``kind``)."""
-        from .fusion import _percentiles_ms
-
         return [{
             "head": str(state.bridge.path),
             "kind": "bridge",
@@ -206,5 +205,5 @@ class BridgeStage:
             "predictions": state.predictions,
             "windows_dropped": dict(state.dropped),
             "errors": dict(state.errors),
-            "latency_ms": _percentiles_ms(state.latencies_s),
+            "latency_ms": percentiles_ms(state.latencies_s),
         } for state in self.states]

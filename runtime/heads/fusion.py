@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biomoe_edge.runtime.records import EmbeddingRecord, PredictionRecord
+from biomoe_edge.timing import percentiles_ms
 
 DROP_REASONS = {
     "input_withheld": "an input's window was withheld for quality (ingest gating), so the window time had no "
@@ -305,13 +306,5 @@ class FusionStage:
             "inputs_duplicate": state.inputs_duplicate,
             "pending": sum(len(slots) for slots in state.slots.values()),
             "errors": dict(state.errors),
-            "latency_ms": _percentiles_ms(state.latencies_s),
+            "latency_ms": percentiles_ms(state.latencies_s),
         } for state in self.states]
-
-
-def _percentiles_ms(values_s) -> dict:
-    """p50/p95/p99 in milliseconds (None when empty: reports are strict JSON)."""
-    if not values_s:
-        return {"p50": None, "p95": None, "p99": None}
-    p50, p95, p99 = np.percentile(np.asarray(values_s, dtype=np.float64) * 1e3, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}

@@ -201,21 +201,16 @@ def open_verified_graph(graph: pathlib.Path, manifest_path: pathlib.Path, sha256
                         made_by: str = "training"):
     """An ONNX Runtime CPU session on ``graph`` once its bytes match ``sha256`` (from ``manifest_path``); ``error``
     (a HeadError class) naming the file when it is missing, changed since ``made_by``, or unloadable."""
-    import onnxruntime as ort
-
     from biomoe_edge.manifest import sha256_file
+    from biomoe_edge.runtime.engines.onnxruntime_engine import cpu_session
 
     if not graph.is_file():
         raise error(f"{graph.parent}: no {graph.name} beside {manifest_path.name}")
     if sha256_file(graph) != sha256:
         raise error(f"{graph} does not match the sha256 in {manifest_path} (the graph was changed or replaced after "
                     f"{made_by})")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        return cpu_session(graph, intra_op_threads=threads, inter_op_threads=1)
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for a bad graph
         raise error(f"{graph}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
 

@@ -29,6 +29,8 @@ import pathlib
 
 import numpy as np
 
+from biomoe_edge.durable import move_into_place
+
 from .exc import RecordingError, SignalFileError
 
 log = logging.getLogger("biomoe_edge.runtime.recording")
@@ -178,7 +180,7 @@ def export_edf(recording, out_path, *, patient: str | None = None) -> dict:
             writer.writeAnnotation(onset, duration, text)
     finally:
         writer.close()
-    tmp.replace(out_path)
+    move_into_place(tmp, out_path)
     return {"path": str(out_path), "signals": [h["label"] for h in headers], "duration_s": n_records * record_s,
             "t0": t0, "annotations": len(annotations), "record_duration_s": record_s}
 

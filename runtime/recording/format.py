@@ -16,13 +16,14 @@ is bit for bit the live input.
 
 from __future__ import annotations
 
+import datetime
 import json
-import os
+import math
 import pathlib
 
 import numpy as np
 
-from biomoe_edge.durable import fsync_directory
+from biomoe_edge.durable import atomic_write_bytes
 
 FORMAT_NAME = "biomoe-edge-recording"
 FORMAT_VERSION = 1
@@ -48,14 +49,8 @@ def segment_name(sequence: int) -> str:
 
 
 def write_atomically(path: pathlib.Path, data: bytes) -> None:
-    """``path`` holds ``data`` or keeps its previous state (never a part of it): temporary file, fsync, rename."""
-    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_directory(path.parent)
+    """``path`` holds ``data`` or keeps its previous state (never a part of it): ``durable.atomic_write_bytes``."""
+    atomic_write_bytes(path, data)
 
 
 def write_json_atomically(path: pathlib.Path, value) -> None:
@@ -74,3 +69,23 @@ def encode_segment(rows: list[tuple], samples: list[np.ndarray], times: list[np.
                                           "entries": meta}, allow_nan=True, default=str).encode("utf-8"),
                               dtype=np.uint8),
     }
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+
+
+def make_marker(label, time_s, *, source="mark", subject=None, device=None, duration_s=None) -> dict:
+    """A marker's JSON form, checked: a non-empty label, a finite time, a positive duration when given."""
+    if not isinstance(label, str) or not label.strip():
+        raise ValueError(f"a marker needs a non-empty label, got {label!r}")
+    time_s = float(time_s)
+    if not math.isfinite(time_s):
+        raise ValueError(f"marker {label!r}: time must be finite, got {time_s!r}")
+    if duration_s is not None:
+        duration_s = float(duration_s)
+        if not (math.isfinite(duration_s) and duration_s > 0):
+            raise ValueError(f"marker {label!r}: duration must be a positive number of seconds, got {duration_s!r}")
+    return {"label": label.strip(), "time_s": time_s, "source": str(source),
+            "subject": None if subject is None else str(subject), "device": None if device is None else str(device),
+            "duration_s": duration_s}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 import pathlib
 
+from biomoe_edge.durable import move_into_place
+from biomoe_edge.runtime.records import jsonl_lines
 from biomoe_edge.runtime.sinks.base import Sink
 
 
@@ -20,21 +20,19 @@ class EmbeddingsFile(Sink):
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._partial = self.path.with_name(self.path.name + ".partial")
-        self._file = open(self._partial, "w", encoding="utf-8")
+        self._file = open(self._partial, "wb")
         self.records = 0
 
     def write(self, records) -> None:
-        self._file.write("".join(json.dumps(r.to_dict(), allow_nan=True) + "\n" for r in records))
+        self._file.write(jsonl_lines(records))
         self._file.flush()
         self.records += len(records)
 
     def close(self) -> None:
         if self._file.closed:
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
         self._file.close()
-        self._partial.replace(self.path)
+        move_into_place(self._partial, self.path)
 
     def stats(self) -> dict:
         return {"records": self.records, "path": str(self.path)}

@@ -24,7 +24,6 @@ from biomoe_edge.paths import cache_dir
 
 from . import format as fmt
 from .exc import RecordingError
-from .writer import make_marker, utc_now
 
 log = logging.getLogger("biomoe_edge.runtime.recording")
 
@@ -58,7 +57,7 @@ def register_active(directory: pathlib.Path) -> pathlib.Path | None:
                 except OSError:  # another user's: skipped by readers all the same
                     pass
         fmt.write_json_atomically(entry, {"directory": str(pathlib.Path(directory).resolve()), "pid": os.getpid(),
-                                          "process_start": _process_start(os.getpid()), "started_utc": utc_now()})
+                                          "process_start": _process_start(os.getpid()), "started_utc": fmt.utc_now()})
     except OSError as exc:  # a read-only cache must not stop a recording; mark then needs --recording
         log.warning("cannot list the recording as running in %s (%s); biomoe-edge mark will need --recording",
                     entry.parent, exc)
@@ -126,8 +125,8 @@ def write_marker_file(directory, label: str, time_s: float | None = None, *, sou
     if not (directory / fmt.RECORDING_FILE).is_file():
         raise RecordingError(f"{directory}: not a biomoe-edge recording (no {fmt.RECORDING_FILE})")
     now = time.monotonic() if time_s is None else float(time_s)
-    marker = make_marker(label, now, source=source, subject=subject, device=device, duration_s=duration_s)
-    marker["written_utc"] = utc_now()
+    marker = fmt.make_marker(label, now, source=source, subject=subject, device=device, duration_s=duration_s)
+    marker["written_utc"] = fmt.utc_now()
     folder = directory / fmt.MARKERS_DIR
     folder.mkdir(exist_ok=True)
     path = folder / f"{time.monotonic_ns()}-{os.getpid()}.json"

@@ -12,7 +12,6 @@ the next segment (an ``recording_lost`` event), never silently.
 from __future__ import annotations
 
 import collections
-import datetime
 import errno
 import json
 import logging
@@ -31,10 +30,6 @@ from . import format as fmt
 from .exc import RecordingError
 
 log = logging.getLogger("biomoe_edge.runtime.recording")
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
 class RecordingWriter:
@@ -67,7 +62,7 @@ class RecordingWriter:
         self.started_time_s = float(clock())
         fmt.write_json_atomically(self.directory / fmt.RECORDING_FILE, {
             "format": fmt.FORMAT_NAME, "version": fmt.FORMAT_VERSION, "sdk_version": __version__,
-            "created_utc": utc_now(), "created_time_s": self.started_time_s, "segment_s": self.segment_s,
+            "created_utc": fmt.utc_now(), "created_time_s": self.started_time_s, "segment_s": self.segment_s,
             "settings": json.loads(text),
         })
         self._lock = threading.Lock()  # the pending segment
@@ -139,7 +134,7 @@ class RecordingWriter:
     def write_marker(self, label: str, time_s: float, *, source: str = "mark", subject: str | None = None,
                      device: str | None = None, duration_s: float | None = None) -> None:
         """A marker at gateway time ``time_s`` (what ``biomoe-edge mark`` and LSL marker streams give)."""
-        marker = make_marker(label, time_s, source=source, subject=subject, device=device, duration_s=duration_s)
+        marker = fmt.make_marker(label, time_s, source=source, subject=subject, device=device, duration_s=duration_s)
         with self._lock:
             self._append_meta(fmt.MARKER, -1, marker["time_s"], marker)
 
@@ -160,7 +155,7 @@ class RecordingWriter:
         self._thread.join()
         self.flush()
         fmt.write_json_atomically(self.directory / fmt.END_FILE, {
-            "closed_utc": utc_now(), "closed_time_s": float(self.clock()), "segments": self._sequence,
+            "closed_utc": fmt.utc_now(), "closed_time_s": float(self.clock()), "segments": self._sequence,
             "streams": {f"{d}/{m}": self.samples_per_stream[n] for (d, m), (n, _) in self._streams.items()},
             **{name: self.counters[name] for name in ("blocks_written", "samples_written", "events_written",
                                                        "markers_written", "blocks_lost", "samples_lost")},
@@ -253,19 +248,3 @@ class RecordingWriter:
         self.counters["events_written"] += pending["events"]
         self.counters["markers_written"] += pending["markers"]
         self.samples_per_stream.update(pending["samples_by_stream"])
-
-
-def make_marker(label, time_s, *, source="mark", subject=None, device=None, duration_s=None) -> dict:
-    """A marker's JSON form, checked: a non-empty label, a finite time, a positive duration when given."""
-    if not isinstance(label, str) or not label.strip():
-        raise ValueError(f"a marker needs a non-empty label, got {label!r}")
-    time_s = float(time_s)
-    if not math.isfinite(time_s):
-        raise ValueError(f"marker {label!r}: time must be finite, got {time_s!r}")
-    if duration_s is not None:
-        duration_s = float(duration_s)
-        if not (math.isfinite(duration_s) and duration_s > 0):
-            raise ValueError(f"marker {label!r}: duration must be a positive number of seconds, got {duration_s!r}")
-    return {"label": label.strip(), "time_s": time_s, "source": str(source),
-            "subject": None if subject is None else str(subject), "device": None if device is None else str(device),
-            "duration_s": duration_s}

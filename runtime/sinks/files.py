@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from biomoe_edge.durable import fsync_directory
-from biomoe_edge.runtime.records import EmbeddingRecord, PredictionRecord, record_from_dict
+from biomoe_edge.runtime.records import EmbeddingRecord, PredictionRecord, jsonl_lines, record_from_dict
 from biomoe_edge.runtime.sinks.base import Sink
 from biomoe_edge.vocabulary import EMBEDDING_DIM
 
@@ -75,7 +75,7 @@ def _create(path: pathlib.Path, mode: int) -> int:
 
 
 def _record_lines(records) -> bytes:
-    return "".join(json.dumps(r.to_dict(), allow_nan=True) + "\n" for r in records).encode("utf-8")
+    return jsonl_lines(records)
 
 
 def _complete_lines(path: pathlib.Path) -> tuple[list[bytes], int]:

@@ -84,11 +84,9 @@ def _append_head(embedding_path: pathlib.Path, head_path: pathlib.Path, out_path
 
 
 def _ort(path, images: np.ndarray, output: str, *, batch: int = 8) -> np.ndarray:
-    import onnxruntime as ort
+    from biomoe_edge.runtime.engines.onnxruntime_engine import cpu_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = cpu_session(path)
     return np.concatenate([session.run([output], {INPUT_NAME: np.ascontiguousarray(images[i:i + batch])})[0]
                            for i in range(0, len(images), batch)]).astype(np.float32)
 

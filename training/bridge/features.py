@@ -17,13 +17,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import pathlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from biomoe_edge.durable import move_into_place
 from biomoe_edge.export.model.taps import ENTRY_POINTS, INPUT_TAPS, capture
 from biomoe_edge.paths import cache_dir as default_cache_dir
 from biomoe_edge.runtime.transforms.render import render_windows as render_images
@@ -170,7 +170,7 @@ def _save(path: pathlib.Path, features: FeatureSet) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.stem + ".partial.npz")
     np.savez(partial, **arrays)
-    os.replace(partial, path)  # atomic: a crash never leaves a truncated cache entry
+    move_into_place(partial, path)  # a crash never leaves a truncated cache entry
     log.info("bridge features cached at %s", path)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.torch
 pytest.importorskip("torch", reason="the bridge trains and exports with PyTorch (the export extra)")
-from bridge_helpers import CLASSES, make_head  # noqa: E402
+from bridge_helpers import make_head  # noqa: E402
 
 from biomoe_edge.training.bridge import held_out_split, load_paired_windows  # noqa: E402
 from biomoe_edge.training.bridge.simulation import simulate_streams, write_simulated_recording  # noqa: E402
@@ -62,28 +62,37 @@ def test_six_two_minute_sessions_are_held_out_from_across_sessions(six_paired, s
     assert len(paired) == 666 and len(split.held_out) == 111 and len(split.train) == 666 - 111 - 2 * 9
 
 
-def test_six_two_minute_sessions_fit_with_held_out_figures(six_sessions, six_paired, stand_in_model,
-                                                           stand_in_backbone, reference_dir, tmp_path, capsys):
-    """The command path: ``bridge fit --paired`` six recordings fits, and says what it held out."""
+def test_six_two_minute_sessions_fit_with_held_out_figures(six_sessions, stand_in_model, stand_in_backbone,
+                                                           reference_dir, tmp_path, capsys):
+    """The command path: ``bridge fit --paired`` the six recordings fits and says what it held out. Windows every
+    8 s here (``--hop-s``), to keep the backbone's work small: 14 a session, 84 in all; the split is the same rule."""
     from biomoe_edge.cli import main
     from biomoe_edge.training.bridge import extract_features
 
-    cache = tmp_path / "cache"
-    features = extract_features(six_paired, stand_in_model, old_representation="spectrogram_psd",
-                                new_representation="spectrogram_psd", cache_dir=cache, progress=False)
-    head = make_head(tmp_path / "head", features.old_embedding,
-                     np.asarray(CLASSES, dtype=object)[np.arange(len(six_paired)) // 60 % 3], stand_in_backbone)
+    # An old head on these sessions' ECG embeddings and their simulated states (the features are cached under the
+    # key the command computes too, so the backbone runs once).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paired = load_paired_windows(six_sessions, None, "ecg", "bvp", hop_s=8.0)
+    features = extract_features(paired, stand_in_model, old_representation="spectrogram_psd",
+                                new_representation="spectrogram_psd", cache_dir=tmp_path / "cache", progress=False)
+    sims = {f"{folder.name}:p1": simulate_streams(20 + i, SESSION_S, subject="p1") for i, folder in enumerate(six_sessions)}
+    states = [sims[s].state_at(np.array([(a + b) / 2 - 1000.0]))[0]
+              for s, a, b in zip(paired.session, paired.start_s, paired.end_s)]
+    head = make_head(tmp_path / "head", features.old_embedding, np.asarray(states, dtype=object), stand_in_backbone)
     out = tmp_path / "bridge"
     argv = ["bridge", "fit", "--paired", *map(str, six_sessions), "--new", "bvp:spectrogram_psd", "--head", str(head),
-            "--out", str(out), "--checkpoint", str(reference_dir / "tiny_biomoe_seed11.pth"), "--epochs", "3",
-            "--input-position", "enc1.stage2", "--output-position", "fused", "--precision", "fp32",
-            "--cache-dir", str(cache), "--no-progress"]
+            "--out", str(out), "--checkpoint", str(reference_dir / "tiny_biomoe_seed11.pth"), "--hop-s", "8",
+            "--epochs", "2", "--input-position", "enc1.stage2", "--output-position", "fused", "--precision", "fp32",
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    sessions = list(dict.fromkeys(six_paired.session))
+    sessions = [f"{folder.name}:p1" for folder in six_sessions]
     assert f"held out: {sessions[2]} 0-60 s, {sessions[4]} 60-120 s (2 of 12 blocks of 6 session(s))" in printed
     manifest = json.loads((out / "bridge.json").read_text())
-    assert manifest["data"]["windows"] == len(six_paired) == 666
-    assert manifest["held_out"]["windows"] == 111
+    # Held out: the 8 windows starting in session 3's first minute and the 6 in session 5's second; dropped from
+    # training: the one window of each of those sessions that overlaps them.
+    assert manifest["data"]["windows"] == 84
+    assert manifest["held_out"]["windows"] == 14 and manifest["training"]["train_windows"] == 84 - 14 - 2
     assert manifest["training"]["held_out_blocks"] == [f"{sessions[2]} 0-60 s", f"{sessions[4]} 60-120 s"]
     assert 0.0 <= manifest["held_out"]["agreement_with_old_head"] <= 1.0
