@@ -17,7 +17,6 @@ import heapq
 import numpy as np
 
 from biomoe_edge.firmware_bridge import DeviceDescription, SampleFormat, StreamDescription, encode_packet
-from biomoe_edge.identity import model_identity
 from biomoe_edge.simulated_sessions import wearables_of
 
 #: Samples per packet at most; slow streams send a packet at least every quarter second (SpO2: every sample).
@@ -28,10 +27,6 @@ def samples_per_packet(fs: float) -> int:
     return max(1, min(SAMPLES_PER_PACKET, int(fs // 4)))
 #: Gateway seconds between a packet's last sample and its arrival.
 LINK_DELAY_S = 0.005
-#: The ``engine`` column of the frame (what made the embeddings).
-FRAME_COLUMNS = ("subject", "device", "modality", "representation", "window_start_s", "window_end_s", "quality",
-                 "label", "embedding", "model_sha256", "checkpoint_sha256", "precision", "random_weights", "seed",
-                 "engine")
 
 
 def session_settings(session, modalities, *, representations, window_s: float, hop_s: float):
@@ -75,12 +70,11 @@ def embed_simulated_sessions(sessions, engine, *, modalities, representations, w
     gateway's Pipeline. Session time 0 is gateway time ``start_s``; windows are labelled by
     ``session.label_of`` (None across a class change). RuntimeError if any job was dropped or failed (clean
     simulated signals give none; a silently thinner dataset would mislead)."""
-    import pandas as pd
-
+    from biomoe_edge.dataset import check_columns, frame_from_columns
     from biomoe_edge.runtime.pipeline import Pipeline
+    from biomoe_edge.runtime.recording.embed import Rows
 
-    model = model_identity(engine.identity)
-    rows = []
+    rows = Rows()  # the columns `embed` collects, filled the same way
     for session in sessions:
         settings = session_settings(session, modalities, representations=representations, window_s=window_s,
                                     hop_s=hop_s)
@@ -106,29 +100,11 @@ def embed_simulated_sessions(sessions, engine, *, modalities, representations, w
         if dropped or pipeline.jobs_failed:
             raise RuntimeError(f"{session.subject}: jobs dropped {dropped} or failed {dict(pipeline.jobs_failed)}")
         for record in records:
-            rows.append({
-                "subject": session.subject,
-                "device": record.device,
-                "modality": record.modality,
-                "representation": record.representation,
-                "window_start_s": record.window_start_s,
-                "window_end_s": record.window_end_s,
-                "quality": list(record.quality),
-                "label": session.label_of(record.window_start_s - start_s, record.window_end_s - start_s),
-                "embedding": record.embedding,
-                "model_sha256": model["sha256"],
-                "checkpoint_sha256": model["checkpoint_sha256"],
-                "precision": model["precision"],
-                "random_weights": model["random_weights"],
-                "seed": model["seed"],
-                "engine": engine.identity.get("kind"),
-            })
-    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-    frame = frame.sort_values(["subject", "window_end_s", "modality", "representation"], kind="stable",
-                              ignore_index=True)
-    # None, never NaN (pandas 3 infers a string dtype whose missing value is NaN)
-    frame["label"] = pd.Series([v if isinstance(v, str) else None for v in frame["label"]], dtype=object)
-    return frame
+            rows.add(session.subject, record,
+                     session.label_of(record.window_start_s - start_s, record.window_end_s - start_s))
+    frame = frame_from_columns(check_columns(rows.columns))
+    return frame.sort_values(["subject", "window_end_s", "modality", "representation"], kind="stable",
+                             ignore_index=True)
 
 
 def label_counts(frame) -> dict:
