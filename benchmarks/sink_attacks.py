@@ -1,4 +1,4 @@
-"""The sink attacks of issue 13, rerun with figures: a full disk (a real 256 kB tmpfs; needs root), kill -9 of a
+"""The sink attacks, rerun with figures: a full disk (a real 256 kB tmpfs; needs root), kill -9 of a
 writer, an MQTT broker frozen (SIGSTOP) and one killed (SIGKILL) while records flow (a real Mosquitto on loopback).
 
     sudo python benchmarks/sink_attacks.py          # or without sudo: the disk-full part is skipped, with the reason

@@ -1,4 +1,4 @@
-"""The profile entry points resolve by the names issue 4 gives them, from the package itself, and decode values."""
+"""The profile entry points resolve by their documented names, from the package itself, and decode values."""
 
 import math
 

@@ -1,5 +1,5 @@
 """Stopping the gateway always ends within a bounded time, also in the middle of a reconnection, and leaves no
-connection task scanning behind (issue 13, items 7 and 10). Emulated wearables over Bumble, through the same bleak
+connection task scanning behind. Emulated wearables over Bumble, through the same bleak
 code as on a Jetson."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The attacks of issue 13, item 1, through the whole gateway (transport, pipeline, records): an impostor advertising
+"""The impostor attacks through the whole gateway (transport, pipeline, records): an impostor advertising
 a bonded wearable's name, before and after a restart, and a device that takes over a known stream with another
 description. Emulated wearables over Bumble's real SMP, the production bleak code."""
 

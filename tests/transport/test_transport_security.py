@@ -1,4 +1,4 @@
-"""Genuine wearables only (issue 13, item 1): security levels none / encrypted / bonded over Bumble's real SMP on its
+"""Genuine wearables only: security levels none / encrypted / bonded over Bumble's real SMP on its
 virtual controller, through the production bleak code (BleakClient.pair() on the Bumble backend): pairing,
 bonds, identity pins that survive a restart, impostors of a pinned name refused before any connection, devices that
 refuse to pair or only do LE legacy pairing, resolvable private addresses, and a stream that changes its
@@ -91,7 +91,7 @@ async def test_a_bonded_wearable_connects_and_its_identity_is_pinned_and_persist
 
 
 async def test_an_impostor_of_a_pinned_name_is_refused_never_connected_also_after_a_restart(recording, tmp_path):
-    """The attack of issue 13: the genuine wearable drops its link while another device advertises its name (with
+    """The impostor attack: the genuine wearable drops its link while another device advertises its name (with
     another identity). Then the gateway restarts with only the impostor on the air."""
     async with VirtualBleNetwork() as network:
         genuine = await network.add_wearable("wear-1", signals=recording, modalities=("bvp",), speed=20, seed=1)
