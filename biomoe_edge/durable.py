@@ -45,7 +45,9 @@ def atomic_write_bytes(path, data, *, mode: int | None = None) -> pathlib.Path:
     over it, and the rename fsynced. A failure removes the partial file and raises."""
     path = pathlib.Path(path)
     partial = path.with_name(path.name + ".partial")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    # A partial file left by a crash is replaced; a link planted at its name is removed, never followed.
+    partial.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(partial, flags, 0o666 if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
