@@ -474,6 +474,20 @@ def _sink(table: _Table, base) -> SinkConfig:
     return SinkConfig(kind, options)
 
 
+def _check_sink_names(sinks: tuple[SinkConfig, ...]) -> None:
+    """Two sinks of one kind writing the same prefix into the same folder would take each other's files (their
+    recovery, their rotation): refused, naming both."""
+    seen: dict[tuple, int] = {}
+    for i, sink in enumerate(sinks):
+        if "directory" not in sink.options or "prefix" not in sink.options:
+            continue
+        key = (sink.kind, pathlib.Path(sink.options["directory"]).resolve(), sink.options["prefix"])
+        if key in seen:
+            raise ConfigError(f"sinks[{i}].prefix", f"sinks[{seen[key]}] already writes {sink.kind} files with prefix "
+                              f"{_show(key[2])} into {key[1]}; give each sink its own directory or prefix")
+        seen[key] = i
+
+
 def _file_mode(table: _Table, name: str, default: int) -> int:
     """Permissions of written files: an integer (TOML ``0o640``) or an octal string ("0640"); owner read+write
     required, nothing for others to write, no set-id bits."""
@@ -651,13 +665,15 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
     _check_once_a_second_windows(devices, windows, modalities)
     _check_renderable_windows(devices, windows, modalities)
     subjects = _subjects(root, devices)
+    sinks = tuple(_sink(t, base) for t in root.array_of_tables("sinks"))
+    _check_sink_names(sinks)
     config = GatewayConfig(
         devices=devices,
         windows=windows,
         modalities=modalities,
         engine=_engine(root.table("engine"), base),
         transport=transport,
-        sinks=tuple(_sink(t, base) for t in root.array_of_tables("sinks")),
+        sinks=sinks,
         source=pathlib.Path(source) if source is not None else None,
         subjects=subjects,
         heads=_heads(root, base, windows, modalities, subjects),

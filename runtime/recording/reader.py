@@ -13,6 +13,7 @@ import json
 import math
 import pathlib
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -242,7 +243,7 @@ def _load_arrays(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return np.asarray(data["samples"], dtype=np.float64), np.asarray(data["times"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise RecordingError(f"{path}: not a readable recording segment ({type(exc).__name__}: {exc})") from None
 
 
@@ -251,7 +252,8 @@ def _read_segment(path: pathlib.Path, sequence: int) -> _Segment:
         with np.load(path, allow_pickle=False) as data:
             index = np.asarray(data["index"])
             meta = json.loads(bytes(np.asarray(data["meta"], dtype=np.uint8)).decode("utf-8"))
-    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile,
+            zlib.error) as exc:  # a damaged deflate stream is zlib's own error
         raise RecordingError(f"{path}: not a readable recording segment ({type(exc).__name__}: {exc})") from None
     if index.dtype != fmt.INDEX_DTYPE:
         raise RecordingError(f"{path}: index has fields {index.dtype}, expected {fmt.INDEX_DTYPE}")
