@@ -126,9 +126,12 @@ class Recording:
                     if kind == fmt.STREAM:
                         stream = StreamInfo(str(entry["device"]), str(entry["modality"]), dict(entry["description"]),
                                             int(entry["stream"]))
-                        if stream.number in numbers or (stream.device, stream.modality) in self.streams:
+                        key = (stream.device, stream.modality)
+                        if numbers.get(stream.number) == stream and self.streams.get(key) == stream:
+                            continue  # every segment declares its streams again (a lost segment orphans nothing)
+                        if stream.number in numbers or key in self.streams:
                             raise RecordingError(f"{segment.path}: stream {stream.device}/{stream.modality} "
-                                                 "declared twice")
+                                                 "declared twice, differently")
                         numbers[stream.number] = stream
                         self.streams[(stream.device, stream.modality)] = stream
                     elif kind == fmt.EVENT:

@@ -4,7 +4,8 @@ The gateway's event loop calls ``add_stream``/``write_block``/``write_event``/``
 an in-memory segment (a lock, a copy of the block). A background thread writes the segment out every
 ``segment_s`` seconds: NumPy archive under ``*.partial``, fsync, atomic rename, fsync of the folder. So after a
 ``kill -9`` or a power cut, every segment that was renamed reads back whole, the one being written is a
-``*.partial`` the reader ignores, and at most the last ``segment_s`` (plus one write) is lost. Slow storage never
+``*.partial`` the reader ignores, and at most the last ``segment_s`` (plus one write) is lost. Every segment
+declares all the streams known when it is written, so a lost segment takes only its own blocks. Slow storage never
 blocks the event loop; a failed write loses that segment's entries, counts them (``stats()``) and says so in
 the next segment (an ``recording_lost`` event), never silently.
 """
@@ -211,8 +212,24 @@ class RecordingWriter:
                 self.errors[type(exc).__name__] += 1
                 log.warning("recording %s: segment writer: %s: %s", self.directory, type(exc).__name__, exc)
 
+    def _declare_streams_again(self, pending: dict) -> None:
+        """Put every stream declared so far at the head of ``pending`` unless it is declared there: each segment
+        then names all its streams, and losing any one segment (a full disk) never orphans later blocks."""
+        with self._lock:
+            streams = sorted(self._streams.items(), key=lambda item: item[1][0])
+        declared = {entry.get("stream") for (kind, *_), entry in
+                    zip((r for r in pending["rows"] if r[0] != fmt.BLOCK), pending["meta"]) if kind == fmt.STREAM}
+        rows, meta = [], []
+        for (device, modality), (number, description) in streams:
+            if number not in declared:
+                rows.append((fmt.STREAM, number, 0, 0, math.nan, -1))
+                meta.append({"stream": number, "device": device, "modality": modality, "description": description})
+        pending["rows"][:0] = rows
+        pending["meta"][:0] = meta
+
     def _write_segment(self, pending: dict) -> None:
         sequence = self._sequence
+        self._declare_streams_again(pending)
         final = self.directory / fmt.SEGMENTS_DIR / fmt.segment_name(sequence)
         tmp = final.with_name(final.name + fmt.PARTIAL_SUFFIX)
         try:

@@ -6,13 +6,16 @@ never the recording.
 
 from __future__ import annotations
 
+import errno
+import pathlib
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
 from test_recording_format import _write_session
 
-from biomoe_edge.runtime.recording import RecordingError, open_recording
+from biomoe_edge.runtime.recording import RecordingError, RecordingWriter, open_recording
 
 
 def test_every_single_bit_flip_in_a_segment_reads_or_is_a_recording_error(tmp_path):
@@ -37,3 +40,56 @@ def test_every_single_bit_flip_in_a_segment_reads_or_is_a_recording_error(tmp_pa
             outcomes["refused"] += 1
         shutil.rmtree(copy)
     assert outcomes["refused"] > 50  # most flips are caught (zip CRCs); the rest hit fields nobody reads
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 kB tmpfs mounted for this test (needs CAP_SYS_ADMIN: root on CI and here; skipped elsewhere)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount_point)],
+                                capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("no mount command here: cannot make a small real file system to fill")
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
+
+
+def _fill(directory) -> pathlib.Path:
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_disk_during_the_first_segment_loses_its_blocks_not_the_recording(small_disk):
+    rng = np.random.default_rng(0)
+    with RecordingWriter(small_disk / "rec", {}, segment_s=60, register=False) as writer:
+        writer.add_stream("wrist-1", "bvp", {"sample_rate_hz": 64.0, "channels": 1})
+        writer.add_stream("chest", "ecg", {"sample_rate_hz": 130.0, "channels": 3})
+        filler = _fill(small_disk)
+        writer.write_block("wrist-1", "bvp", rng.standard_normal((640, 1)), np.arange(640) / 64.0,
+                           arrival_time_s=10.0, lost_before=0)
+        writer.flush()  # the first segment, declarations and all: no space
+        assert writer.stats()["blocks_lost"] == 1 and writer.stats()["segments_written"] == 0
+        filler.unlink()
+        kept = [rng.standard_normal((n, c)) for n, c in ((130, 3), (64, 1))]
+        writer.write_block("chest", "ecg", kept[0], 10 + np.arange(130) / 130.0, arrival_time_s=11.0, lost_before=0)
+        writer.write_block("wrist-1", "bvp", kept[1], 10 + np.arange(64) / 64.0, arrival_time_s=11.5, lost_before=0)
+    recording = open_recording(small_disk / "rec")
+    blocks = list(recording.blocks())
+    assert [(b.device, b.modality) for b in blocks] == [("chest", "ecg"), ("wrist-1", "bvp")]
+    for block, samples in zip(blocks, kept):
+        np.testing.assert_array_equal(block.samples, samples)
+    assert recording.end["blocks_lost"] == 1
+    assert [e.detail["blocks"] for e in recording.events if e.kind == "recording_lost"] == [1]
+    assert set(recording.streams) == {("wrist-1", "bvp"), ("chest", "ecg")}
