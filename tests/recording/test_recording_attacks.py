@@ -14,6 +14,9 @@ import subprocess
 import numpy as np
 import pytest
 from test_recording_format import _write_session
+import asyncio
+
+from recording_helpers import ProjectionEngine, gateway_toml, packets
 
 from biomoe_edge.runtime.recording import RecordingError, RecordingWriter, open_recording
 
@@ -93,3 +96,44 @@ def test_a_full_disk_during_the_first_segment_loses_its_blocks_not_the_recording
     assert recording.end["blocks_lost"] == 1
     assert [e.detail["blocks"] for e in recording.events if e.kind == "recording_lost"] == [1]
     assert set(recording.streams) == {("wrist-1", "bvp"), ("chest", "ecg")}
+
+
+def test_a_recording_sink_on_a_full_disk_is_isolated_counted_and_retried(small_disk, tmp_path):
+    """Before: the gateway did not start ([Errno 28], no sink named). Now it runs, the recording sink is failed with
+    its path and reason, what it misses is counted, and it starts once space returns."""
+    from biomoe_edge.config import tomllib
+    from biomoe_edge.runtime.gateway_config import parse_config
+
+    filler = _fill(small_disk)
+    toml = gateway_toml(small_disk / "recordings") + f"""
+[[sinks]]
+kind = "jsonl"
+directory = "{tmp_path / 'embeddings'}"
+"""
+    config = parse_config(tomllib.loads(toml))
+    items = packets(30.0)
+    seen = {}
+
+    def free_space_halfway(gateway, arrival, stream_id, seq):
+        if "failed" not in seen:
+            seen["failed"] = [s.stats() for s in gateway.sinks]
+        if arrival >= 15.0 and filler.exists():
+            filler.unlink()
+
+    gateway, records = _run(config, items, extra=free_space_halfway)
+    recording, jsonl = seen["failed"][0], seen["failed"][1]
+    assert recording["state"] == "failed" and recording["kind"] == "recording"
+    assert recording["path"] == str(small_disk / "recordings") and "No space left" in recording["reason"]
+    assert jsonl["state"] == "ok"
+    after = gateway.stats()["sinks"]
+    assert after[1]["written"] == len(records) > 0  # the other sink got everything
+    assert after[0]["state"] == "ok" and after[0]["retries"] >= 1  # started once space returned
+    assert after[0]["blocks_missed"] > 0 and after[0]["samples_missed"] > 0  # what it missed, counted
+    (folder,) = [p for p in (small_disk / "recordings").iterdir() if (p / "recording.json").exists()]
+    assert open_recording(folder).total_blocks > 0
+
+
+def _run(config, items, *, extra):
+    from recording_helpers import _feed
+
+    return asyncio.run(_feed(config, items, engine=ProjectionEngine(), extra=extra))

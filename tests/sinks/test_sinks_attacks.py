@@ -72,3 +72,34 @@ def test_reading_an_npz_file_reads_each_array_once(tmp_path, monkeypatch):
     got = read_npz_records(path)
     assert_same_records(got, records)
     assert len(reads) <= len(np.load(path).files)
+
+
+def test_a_sink_that_cannot_start_is_failed_counted_and_retried_with_back_off():
+    from biomoe_edge.runtime.sinks import CallbackSink, GuardedSink
+
+    now = [0.0]
+    attempts, delivered = [], []
+
+    def factory():
+        attempts.append(now[0])
+        if len(attempts) < 4:
+            raise OSError(28, "No space left on device")
+        return CallbackSink(delivered.append)
+
+    guard = GuardedSink.start(factory, kind="jsonl", path="/data/emb", retry_min_s=1.0, retry_max_s=4.0,
+                              clock=lambda: now[0])
+    s = guard.stats()
+    assert (s["state"], s["kind"], s["path"], s["written"], s["lost"], s["retries"]) == \
+           ("failed", "jsonl", "/data/emb", 0, 0, 0)
+    assert "No space left on device" in s["reason"]
+    missed = 0
+    for step in range(40):  # one batch of 3 every 0.25 s for 10 s, until it starts
+        now[0] = step * 0.25
+        if guard.sink is not None:
+            break
+        guard.write(make_records(3))
+        missed += 3
+    assert attempts == [0.0, 1.0, 3.0, 7.0]  # back-off 1, 2, 4 (the cap) s
+    s = guard.stats()
+    assert s["state"] == "ok" and s["reason"] is None and s["retries"] == 3
+    assert s["lost"] == s["records_missed"] == missed - 3 and s["written"] == len(delivered) == 3
