@@ -18,6 +18,8 @@ import numpy as np
 from biomoe_edge.identity import backbone_identity, backbone_mismatch
 from biomoe_edge.vocabulary import EMBEDDING_DIM, REPRESENTATIONS, Modality
 
+from .binding import check_binding
+
 MANIFEST_NAME = "head.json"
 GRAPH_NAME = "head.onnx"
 OUTPUT_NAME = "probabilities"
@@ -250,4 +252,5 @@ def load_head(path, *, threads: int = 1) -> Head:
     if probe.shape != (1, len(classes)):
         raise HeadError(f"{graph}: gives {probe.shape[1:]} probabilities per window, but {MANIFEST_NAME} names "
                         f"{len(classes)} classes {classes}")
+    check_binding(manifest, session, folder / MANIFEST_NAME, graph, HeadError)
     return head
