@@ -592,7 +592,28 @@ def _subjects(root: _Table, devices) -> tuple[SubjectConfig, ...]:
     return tuple(subjects)
 
 
-def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjects) -> tuple[HeadConfig, ...]:
+def _check_head_fed(key_path: str, kind: str, path, inputs, head_subjects, devices, subjects) -> None:
+    """A head or bridge whose input modalities none of the configured devices (of its subjects, when it names
+    some) delivers could never predict: refused, naming it, its inputs and the devices. With no [[devices]] (an
+    idle gateway, or one fed by ``Gateway.add_device``) there is nothing to check against."""
+    if not devices:
+        return
+    if head_subjects:
+        allowed = {d for s in subjects if s.name in head_subjects for d in s.devices}
+        devices = [d for d in devices if d.label in allowed]
+    delivered = {m for d in devices for m in d.modalities}
+    # A native device asked for no modality in particular delivers whatever its description lists.
+    anything = any(not d.modalities and profile_spec(d.profile).describes_itself for d in devices)
+    unfed = [name for name in inputs if name.split(":")[0] not in delivered]
+    if unfed and not anything:
+        listed = "; ".join(f"{d.label}: {', '.join(d.modalities) or 'nothing the model takes'}" for d in devices)
+        raise ConfigError(key_path, f"{kind} {path} needs {', '.join(inputs)}, but no configured device "
+                          f"{'of its subjects ' if head_subjects else ''}delivers {', '.join(unfed)} "
+                          f"(devices: {listed or 'none'}); it could never predict")
+
+
+def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjects,
+           devices=()) -> tuple[HeadConfig, ...]:
     """``[[heads]]``: each head folder's manifest is read now (not its graph), so that a head the configured
     windows cannot feed is refused with the key that must change."""
     from biomoe_edge.runtime.heads.bridge import is_bridge_folder, read_bridge_manifest
@@ -621,6 +642,7 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
             if name not in known:
                 raise ConfigError(f"{table.key('subjects')}[{i}]", f"{_show(name)} is not a [[subjects]] name; "
                                   f"listed: {', '.join(sorted(known)) or 'none'}")
+        _check_head_fed(table.key("path"), kind, path, manifest["inputs"], head.subjects, devices, subjects)
         for name in manifest["inputs"]:
             modality, representation = name.split(":")
             spec = modalities.get(modality, windows)
@@ -676,7 +698,7 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
         sinks=sinks,
         source=pathlib.Path(source) if source is not None else None,
         subjects=subjects,
-        heads=_heads(root, base, windows, modalities, subjects),
+        heads=_heads(root, base, windows, modalities, subjects, devices),
     )
     root.finish()
     return config
