@@ -31,6 +31,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 SINK_KINDS = ("jsonl", "npz", "lsl", "mqtt", "recording")
 #: Longest segment of a recording sink: what a crash may lose (docs/recordings.md).
 MAX_RECORDING_SEGMENT_S = 60.0
+#: Shortest: each segment is a file written, fsynced and renamed; 1e-9 s kept the writer thread busy.
+MIN_RECORDING_SEGMENT_S = 0.1
 
 # Physically meaningful ranges of the numbers a configuration holds (an out-of-range value is refused by name:
 # a hop of a microsecond would run the event loop flat out, a size of 1e308 bytes overflows).
@@ -466,7 +468,8 @@ def _sink(table: _Table, base) -> SinkConfig:
         # One recording folder per gateway run, inside ``directory`` (runtime.recording, docs/recordings.md).
         _directory_and_prefix(table, base, options, "folder",
                               "the folder recordings are written to (one per run)", "recording")
-        options["segment_s"] = table.number("segment_s", 2.0, positive=True, maximum=MAX_RECORDING_SEGMENT_S)
+        options["segment_s"] = table.number("segment_s", 2.0, minimum=MIN_RECORDING_SEGMENT_S,
+                                            maximum=MAX_RECORDING_SEGMENT_S)
         options["lsl_markers"] = table.string("lsl_markers")
     elif kind == "mqtt":
         _mqtt_options(table, base, options)

@@ -94,6 +94,8 @@ def read_served_manifest(manifest_path: pathlib.Path, *, kind: str, graph_name: 
         raise error(f"{where} is not valid JSON ({exc}): not a {kind} manifest") from None
     except UnicodeDecodeError:
         raise error(f"{where} is not a text file: not a {kind} manifest") from None
+    except RecursionError:  # json's parser recurses per nesting level
+        raise error(f"{where}: nested too deeply to be a {kind} manifest") from None
     if not isinstance(manifest, dict):
         raise error(f"{where}: expected a JSON object, got {type(manifest).__name__}: not a {kind} manifest")
     if manifest.get("kind") != kind:

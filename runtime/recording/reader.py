@@ -20,6 +20,7 @@ import numpy as np
 
 from . import format as fmt
 from .exc import RecordingError
+from .writer import make_marker
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ def _marker(entry: dict) -> Marker:
                     entry.get("subject"), entry.get("device"), None if duration is None else float(duration))
     if not marker.label or not math.isfinite(marker.time_s):
         raise ValueError("a marker needs a label and a finite time")
+    make_marker(marker.label, marker.time_s, duration_s=marker.duration_s)  # the writer's bounds: ValueError
     return marker
 
 

@@ -10,6 +10,7 @@ import errno
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -137,3 +138,42 @@ def _run(config, items, *, extra):
     from recording_helpers import _feed
 
     return asyncio.run(_feed(config, items, engine=ProjectionEngine(), extra=extra))
+
+
+@pytest.mark.parametrize("segment_s", [1e-9, 0.0, 61.0])
+def test_a_recording_segment_length_out_of_range_is_refused_naming_the_key(tmp_path, segment_s):
+    from biomoe_edge.runtime.gateway_config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as error:
+        parse_config({"sinks": [{"kind": "recording", "directory": str(tmp_path), "segment_s": segment_s}]})
+    assert error.value.key_path == "sinks[0].segment_s" and ("at least 0.1" in str(error.value) or "at most 60" in str(error.value))
+    with pytest.raises(ValueError, match="segment_s must be a number of seconds from 0.01 to 3600"):
+        RecordingWriter(tmp_path / "rec", {}, segment_s=1e-9, register=False)
+
+
+@pytest.mark.parametrize("time_s, duration_s, key", [(10.0, 1e308, "duration_s"), (-1e300, None, "time_s"),
+                                                     (1e300, None, "time_s"), (10.0, 31 * 86400.0, "duration_s")])
+def test_a_marker_out_of_range_is_refused_naming_the_key(tmp_path, time_s, duration_s, key):
+    from biomoe_edge.runtime.recording.markers import write_marker_file
+
+    with RecordingWriter(tmp_path / "rec", {}, register=False):
+        with pytest.raises(ValueError, match=f"{key} must be"):
+            write_marker_file(tmp_path / "rec", "pain", time_s, duration_s=duration_s)
+    assert not list((tmp_path / "rec" / "markers").glob("*.json"))
+
+
+def test_demo_refuses_a_hundred_thousand_devices_at_once():
+    result = subprocess.run([sys.executable, "-m", "biomoe_edge", "demo", "--devices", "100000", "--duration", "1",
+                             "--random-weights"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "--devices must be from 1 to 64" in result.stderr
+
+
+def test_a_head_manifest_nested_200000_deep_is_a_head_error(tmp_path):
+    from biomoe_edge.runtime.heads import HeadError, load_head
+
+    folder = tmp_path / "head"
+    folder.mkdir()
+    (folder / "head.json").write_text("[" * 200_000 + "]" * 200_000)
+    (folder / "head.onnx").write_bytes(b"")
+    with pytest.raises(HeadError, match="nested too deeply"):
+        load_head(folder)
