@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import pathlib
 import re
@@ -21,6 +22,8 @@ from biomoe_edge.firmware_bridge.profiles.registry import Profile, profile_spec
 from biomoe_edge.runtime.transport.allow_list import normalize_address
 from biomoe_edge.runtime.transport.security import SECURITY_LEVELS, default_security, state_directory
 from biomoe_edge.vocabulary import MIN_RENDER_SAMPLES, REPRESENTATIONS, Modality, WindowSpec, model_rate_hz
+
+log = logging.getLogger(__name__)
 
 #: Windows of a device whose measurements come about once a second, time-stamped on arrival (Heart Rate, PLX:
 #: ``ProfileSpec.arrival_timed``) must hold a few measurements and hop by at least one.
@@ -707,8 +710,35 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
     return config
 
 
-def load_config(path) -> GatewayConfig:
-    """Read and validate a gateway TOML file; ``ConfigError`` names the file and the offending key."""
+def secret_exposures(config: GatewayConfig) -> list[tuple[str, str]]:
+    """``(key path, what is wrong)`` for each secret others can read or that travels in clear: an inline
+    ``password`` in a TOML file readable by others, a ``password_file`` readable by others, a password sent to a
+    broker without TLS."""
+    found = []
+    for i, sink in enumerate(config.sinks):
+        options = sink.options
+        if sink.kind != "mqtt":
+            continue
+        for key, path in (("password", config.source), ("password_file", options.get("password_file"))):
+            if options.get(key) is None or path is None:
+                continue
+            try:
+                mode = pathlib.Path(path).stat().st_mode
+            except OSError:
+                continue  # a missing password_file is an error where the sink reads it
+            if mode & 0o004:
+                found.append((f"sinks[{i}].{key}", f"the password is in {path}, which every user can read (mode "
+                              f"{oct(mode & 0o777)}): chmod o-r {path}, or use password_file/password_env"))
+        if any(options.get(k) is not None for k in ("password", "password_file", "password_env")) \
+                and options.get("tls_ca_file") is None:
+            found.append((f"sinks[{i}].tls_ca_file", f"a password is sent to {options.get('host')}:"
+                          f"{options.get('port')} without TLS (anyone on the path reads it): set tls_ca_file"))
+    return found
+
+
+def load_config(path, *, strict: bool = False) -> GatewayConfig:
+    """Read and validate a gateway TOML file; ``ConfigError`` names the file and the offending key. A secret others
+    can read or that travels without TLS (``secret_exposures``) is logged as a warning, or refused with ``strict``."""
     path = pathlib.Path(path)
     try:
         data = load_toml(path)
@@ -721,6 +751,10 @@ def load_config(path) -> GatewayConfig:
         raise ConfigError(exc.key_path, exc.reason, source=path) from None
     if config.transport.state_dir is None:  # a deployed gateway keeps its pins across restarts
         config = dataclasses.replace(config, transport=dataclasses.replace(config.transport, state_dir=state_directory()))
+    for key_path, why in secret_exposures(config):
+        if strict:
+            raise ConfigError(key_path, why, source=path)
+        log.warning("%s: %s: %s (refused with --strict)", path, key_path, why)
     return config
 
 
