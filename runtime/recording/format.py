@@ -43,6 +43,22 @@ INDEX_DTYPE = np.dtype([("kind", "u1"), ("stream", "<i4"), ("count", "<i8"), ("c
                         ("time_s", "<f8"), ("lost_before", "<i8")])
 
 
+#: A recording's files and folders: the owner writes, the group reads (as the file sinks), whatever the umask.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def create_file(path: pathlib.Path):
+    """``path`` opened for writing (created or emptied) with exactly ``FILE_MODE``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
+
+
 def segment_name(sequence: int) -> str:
     return f"{sequence:06d}{SEGMENT_SUFFIX}"
 
@@ -50,7 +66,7 @@ def segment_name(sequence: int) -> str:
 def write_atomically(path: pathlib.Path, data: bytes) -> None:
     """``path`` holds ``data`` or keeps its previous state (never a part of it): temporary file, fsync, rename."""
     tmp = path.with_name(path.name + PARTIAL_SUFFIX)
-    with open(tmp, "wb") as f:
+    with create_file(tmp) as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

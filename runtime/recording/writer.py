@@ -72,8 +72,9 @@ class RecordingWriter:
             text = json.dumps(self.settings, allow_nan=False, default=str)
         except ValueError as exc:
             raise ValueError(f"recording settings must be JSON (no NaN): {exc}") from None
-        (self.directory / fmt.SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
-        (self.directory / fmt.MARKERS_DIR).mkdir(exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=fmt.DIR_MODE)
+        (self.directory / fmt.SEGMENTS_DIR).mkdir(exist_ok=True, mode=fmt.DIR_MODE)
+        (self.directory / fmt.MARKERS_DIR).mkdir(exist_ok=True, mode=fmt.DIR_MODE)
         self.started_time_s = float(clock())
         fmt.write_json_atomically(self.directory / fmt.RECORDING_FILE, {
             "format": fmt.FORMAT_NAME, "version": fmt.FORMAT_VERSION, "sdk_version": __version__,
@@ -244,7 +245,7 @@ class RecordingWriter:
         try:
             arrays = fmt.encode_segment(pending["rows"], pending["samples"], pending["times"], pending["meta"],
                                         sequence)
-            with open(tmp, "wb") as f:
+            with fmt.create_file(tmp) as f:
                 np.savez_compressed(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())

@@ -7,6 +7,7 @@ never the recording.
 from __future__ import annotations
 
 import errno
+import os
 import pathlib
 import shutil
 import subprocess
@@ -177,3 +178,23 @@ def test_a_head_manifest_nested_200000_deep_is_a_head_error(tmp_path):
     (folder / "head.onnx").write_bytes(b"")
     with pytest.raises(HeadError, match="nested too deeply"):
         load_head(folder)
+
+
+def test_recording_files_are_0640_whatever_the_umask(tmp_path):
+    """Before: 0644 (the umask's default), while the file sinks write 0640."""
+    from biomoe_edge.runtime.recording.markers import write_marker_file
+
+    old = os.umask(0o022)
+    try:
+        with RecordingWriter(tmp_path / "rec", {}, register=False) as writer:
+            writer.add_stream("wrist-1", "bvp", {"sample_rate_hz": 64.0, "channels": 1})
+            writer.write_block("wrist-1", "bvp", np.zeros((64, 1)), np.arange(64) / 64.0, arrival_time_s=1.0,
+                               lost_before=0)
+            write_marker_file(tmp_path / "rec", "pain", 0.5)
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "rec").rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"recording.json", "end.json", "000000.npz"} and len(files) == 4
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o640"}
+    folders = [tmp_path / "rec"] + [p for p in (tmp_path / "rec").iterdir() if p.is_dir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {"0o750"}
