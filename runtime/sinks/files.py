@@ -95,6 +95,23 @@ def _complete_lines(path: pathlib.Path) -> tuple[list[bytes], int]:
     return lines, len(data) - good
 
 
+def recover_jsonl(partial: pathlib.Path, final: pathlib.Path, file_mode: int = DEFAULT_FILE_MODE) -> tuple[int, int]:
+    """Finalise a JSONL journal that a killed writer left: its complete records are kept (the file is cut after
+    the last), fsynced and renamed to ``final``; an empty one is removed. Returns (records kept, bytes dropped)."""
+    lines, discarded = _complete_lines(partial)
+    if not lines:
+        partial.unlink()
+        return 0, discarded
+    with open(partial, "r+b") as f:
+        f.truncate(sum(len(line) for line in lines))
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(partial, file_mode)
+    os.replace(partial, final)
+    fsync_directory(final.parent)
+    return len(lines), discarded
+
+
 class _RotatingSink(Sink):
     suffix = ""
 
