@@ -110,15 +110,19 @@ class GuardedSink:
             return self.kind
         return getattr(self.sink, "name", type(self.sink).__name__)
 
+    def _retry_due(self) -> bool:
+        """Try to start the sink again when its back-off has passed; True when it is running."""
+        if self.sink is not None:
+            return True
+        if self._factory is None or self._clock() < self._next_retry_s:
+            return False
+        self.retries += 1
+        return self._try_start()
+
     def write(self, records: Sequence[EmbeddingRecord]) -> bool:
-        if self.sink is None:
-            if self._factory is None or self._clock() < self._next_retry_s:
-                self.records_missed += len(records)
-                return False
-            self.retries += 1
-            if not self._try_start():
-                self.records_missed += len(records)
-                return False
+        if self.sink is None and not self._retry_due():
+            self.records_missed += len(records)
+            return False
         try:
             self.sink.write(records)
         except Exception as exc:  # noqa: BLE001 - a sink's failure must never reach the gateway
@@ -140,6 +144,7 @@ class GuardedSink:
         if self.sink is None:
             self.blocks_missed += 1
             self.samples_missed += len(gateway_times_s)
+            self._retry_due()  # input keeps coming: the sink need not wait for embeddings to restart
 
     def close(self) -> None:
         if self.sink is None:

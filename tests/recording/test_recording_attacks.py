@@ -1,4 +1,5 @@
-"""The second attack on recordings: flipped bits in segments, a full disk during the first segment, file modes.
+"""The second attack on recordings: flipped bits in segments, a full disk during the first segment (and at start,
+for the recording sink), unbounded knobs, file modes.
 
 Every corruption is a RecordingError naming the file; losing a segment loses that segment's blocks, counted,
 never the recording.
@@ -6,6 +7,7 @@ never the recording.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import pathlib
@@ -15,10 +17,8 @@ import sys
 
 import numpy as np
 import pytest
-from test_recording_format import _write_session
-import asyncio
-
 from recording_helpers import ProjectionEngine, gateway_toml, packets
+from test_recording_format import _write_session
 
 from biomoe_edge.runtime.recording import RecordingError, RecordingWriter, open_recording
 
@@ -119,7 +119,7 @@ directory = "{tmp_path / 'embeddings'}"
     def free_space_halfway(gateway, arrival, stream_id, seq):
         if "failed" not in seen:
             seen["failed"] = [s.stats() for s in gateway.sinks]
-        if arrival >= 15.0 and filler.exists():
+        if arrival >= 5.0 and filler.exists():  # retries at 0, 1, 3, 7 s...: the one at 7 s starts it
             filler.unlink()
 
     gateway, records = _run(config, items, extra=free_space_halfway)
