@@ -1,5 +1,6 @@
 """The sink attacks, rerun with figures: a full disk (a real 256 kB tmpfs; needs root), kill -9 of a
-writer, an MQTT broker frozen (SIGSTOP) and one killed (SIGKILL) while records flow (a real Mosquitto on loopback).
+writer, two sinks whose prefixes share a start (``emb``, ``emb-x``) in one folder, reading a large NPZ file back,
+an MQTT broker frozen (SIGSTOP) and one killed (SIGKILL) while records flow (a real Mosquitto on loopback).
 
     sudo python benchmarks/sink_attacks.py          # or without sudo: the disk-full part is skipped, with the reason
 
@@ -156,6 +157,27 @@ def two_prefixes() -> None:
                   f"killed (-9) and restarted: {got} of {written} emb-x records readable")
 
 
+def npz_read() -> None:
+    """Reading an NPZ file back: seconds per file of 500, 2,000 and 4,000 records (linear: the ratios follow n)."""
+    from biomoe_edge.runtime.sinks import NpzSink, read_npz_records
+
+    seconds = {}
+    for n in (500, 2000, 4000):
+        with tempfile.TemporaryDirectory() as tmp:
+            with NpzSink(tmp, prefix="emb", max_bytes=None, max_age_s=None) as sink:
+                sink.write(_records(n))
+            path = next(pathlib.Path(tmp).glob("*.npz"))
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                got = len(read_npz_records(path))
+                runs.append(time.perf_counter() - t0)
+            assert got == n
+            seconds[n] = float(np.median(runs))
+    print("NPZ read back (median of 3): " + ", ".join(f"{n} records {t * 1e3:.1f} ms" for n, t in seconds.items())
+          + f"; 4000/500 time ratio {seconds[4000] / seconds[500]:.1f} (records ratio 8)")
+
+
 def _broker(workdir: pathlib.Path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -227,4 +249,5 @@ if __name__ == "__main__":
     disk_full()
     kill_9()
     two_prefixes()
+    npz_read()
     mqtt()
