@@ -43,6 +43,13 @@ INDEX_DTYPE = np.dtype([("kind", "u1"), ("stream", "<i4"), ("count", "<i8"), ("c
                         ("time_s", "<f8"), ("lost_before", "<i8")])
 
 
+#: Seconds a segment may span: each is a file written, fsynced and renamed (1e-9 kept the writer thread busy).
+SEGMENT_S_RANGE = (0.01, 3600.0)
+#: Marker times are gateway times (``time.monotonic``: seconds since boot); durations at most 30 days. Beyond
+#: these, EDF+ onsets and durations overflow (a duration of 1e308 s was exported as -1).
+MARKER_TIME_S_RANGE = (-1e9, 1e9)
+MARKER_DURATION_S_MAX = 30 * 86400.0
+
 #: A recording's files and folders: the owner writes, the group reads (as the file sinks), whatever the umask.
 FILE_MODE = 0o640
 DIR_MODE = 0o750

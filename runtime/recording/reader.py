@@ -20,7 +20,6 @@ import numpy as np
 
 from . import format as fmt
 from .exc import RecordingError
-from .writer import make_marker
 
 
 @dataclass(frozen=True)
@@ -240,7 +239,11 @@ def _marker(entry: dict) -> Marker:
                     entry.get("subject"), entry.get("device"), None if duration is None else float(duration))
     if not marker.label or not math.isfinite(marker.time_s):
         raise ValueError("a marker needs a label and a finite time")
-    make_marker(marker.label, marker.time_s, duration_s=marker.duration_s)  # the writer's bounds: ValueError
+    low, high = fmt.MARKER_TIME_S_RANGE
+    if not low <= marker.time_s <= high:
+        raise ValueError(f"time_s {marker.time_s!r} is outside {low:g} to {high:g} s")
+    if marker.duration_s is not None and not 0 < marker.duration_s <= fmt.MARKER_DURATION_S_MAX:
+        raise ValueError(f"duration_s {marker.duration_s!r} is outside 0 to {fmt.MARKER_DURATION_S_MAX:g} s")
     return marker
 
 

@@ -34,14 +34,6 @@ from .exc import RecordingError
 log = logging.getLogger("biomoe_edge.runtime.recording")
 
 
-#: Seconds a segment may span: each is a file written, fsynced and renamed (1e-9 kept the writer thread busy).
-SEGMENT_S_RANGE = (0.01, 3600.0)
-#: Marker times are gateway times (``time.monotonic``: seconds since boot); durations at most 30 days. Beyond
-#: these, EDF+ onsets and durations overflow (a duration of 1e308 s was exported as -1).
-MARKER_TIME_S_RANGE = (-1e9, 1e9)
-MARKER_DURATION_S_MAX = 30 * 86400.0
-
-
 def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
 
@@ -58,7 +50,7 @@ class RecordingWriter:
 
     def __init__(self, directory, settings: dict | None = None, segment_s: float = 2.0, *, clock=time.monotonic,
                  register: bool = True):
-        low, high = SEGMENT_S_RANGE
+        low, high = fmt.SEGMENT_S_RANGE
         if not (isinstance(segment_s, (int, float)) and math.isfinite(segment_s) and low <= segment_s <= high):
             raise ValueError(f"segment_s must be a number of seconds from {low:g} to {high:g}, got {segment_s!r}")
         self.directory = pathlib.Path(directory)
@@ -287,14 +279,14 @@ def make_marker(label, time_s, *, source="mark", subject=None, device=None, dura
     if not isinstance(label, str) or not label.strip():
         raise ValueError(f"a marker needs a non-empty label, got {label!r}")
     time_s = float(time_s)
-    low, high = MARKER_TIME_S_RANGE
+    low, high = fmt.MARKER_TIME_S_RANGE
     if not (math.isfinite(time_s) and low <= time_s <= high):
         raise ValueError(f"marker {label!r}: time_s must be a gateway time from {low:g} to {high:g} s, got {time_s!r}")
     if duration_s is not None:
         duration_s = float(duration_s)
-        if not (math.isfinite(duration_s) and 0 < duration_s <= MARKER_DURATION_S_MAX):
+        if not (math.isfinite(duration_s) and 0 < duration_s <= fmt.MARKER_DURATION_S_MAX):
             raise ValueError(f"marker {label!r}: duration_s must be a positive number of seconds up to "
-                             f"{MARKER_DURATION_S_MAX:g}, got {duration_s!r}")
+                             f"{fmt.MARKER_DURATION_S_MAX:g}, got {duration_s!r}")
     return {"label": label.strip(), "time_s": time_s, "source": str(source),
             "subject": None if subject is None else str(subject), "device": None if device is None else str(device),
             "duration_s": duration_s}

@@ -198,3 +198,12 @@ def test_recording_files_are_0640_whatever_the_umask(tmp_path):
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o640"}
     folders = [tmp_path / "rec"] + [p for p in (tmp_path / "rec").iterdir() if p.is_dir()]
     assert {oct(p.stat().st_mode & 0o777) for p in folders} == {"0o750"}
+
+
+def test_a_marker_file_out_of_range_is_a_recording_error_naming_it(tmp_path):
+    with RecordingWriter(tmp_path / "rec", {}, register=False):
+        pass
+    marker = tmp_path / "rec" / "markers" / "edited.json"
+    marker.write_text('{"label": "pain", "time_s": 10.0, "duration_s": 1e308}')
+    with pytest.raises(RecordingError, match="edited.json.*duration_s"):
+        open_recording(tmp_path / "rec")
