@@ -335,7 +335,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
             from biomoe_edge.runtime.recording.live import EmbeddingsFile
             from biomoe_edge.runtime.sinks import GuardedSink
 
-            gateway.sinks.append(GuardedSink(EmbeddingsFile(embeddings)))
+            # Isolated like the configured sinks: a full disk fails this file, not the demo.
+            gateway.sinks.append(GuardedSink.start(lambda: EmbeddingsFile(embeddings), kind=EmbeddingsFile.name,
+                                                   path=str(embeddings)))
         staging = None
         try:
             with console:
