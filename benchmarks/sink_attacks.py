@@ -1,5 +1,6 @@
 """The sink attacks, rerun with figures: a full disk (a real 256 kB tmpfs; needs root), kill -9 of a
-writer, an MQTT broker frozen (SIGSTOP) and one killed (SIGKILL) while records flow (a real Mosquitto on loopback).
+writer, two sinks whose prefixes share a start (``emb``, ``emb-x``) in one folder, reading a large NPZ file back,
+an MQTT broker frozen (SIGSTOP) and one killed (SIGKILL) while records flow (a real Mosquitto on loopback).
 
     sudo python benchmarks/sink_attacks.py          # or without sudo: the disk-full part is skipped, with the reason
 
@@ -81,7 +82,7 @@ WRITER = textwrap.dedent("""
     import numpy as np
     from biomoe_edge.runtime.records import EmbeddingRecord
     from biomoe_edge.runtime.sinks import JsonlSink, NpzSink
-    sink = {cls}(pathlib.Path({out!r}), max_age_s=3600)
+    sink = {cls}(pathlib.Path({out!r}), prefix={prefix!r}, max_age_s=3600)
     rng = np.random.default_rng(0)
     n = 0
     while True:
@@ -99,7 +100,7 @@ def kill_9() -> None:
     for sink_class in (JsonlSink, NpzSink):
         with tempfile.TemporaryDirectory() as tmp:
             out = pathlib.Path(tmp) / "out"
-            proc = subprocess.Popen([sys.executable, "-c", WRITER.format(cls=sink_class.__name__, out=str(out))],
+            proc = subprocess.Popen([sys.executable, "-c", WRITER.format(cls=sink_class.__name__, out=str(out), prefix="embeddings")],
                                     stdout=subprocess.PIPE, text=True)
             written = 0
             t0 = time.monotonic()
@@ -115,6 +116,66 @@ def kill_9() -> None:
             print(f"kill -9, {sink.name}: {written} records reported written in 3 s (rotation due in an hour); after "
                   f"the next start {got} readable ({sink.recovered_files} file finalised from .partial, "
                   f"{sink.recovery_discarded_bytes} bytes of a cut-off record dropped); lost {max(0, written - got)}")
+
+
+def _readable_or_zero(paths, read) -> int:
+    count = 0
+    for path in paths:
+        try:
+            count += len(read(path))
+        except Exception:  # noqa: BLE001 - a file that cannot be read counts as none read
+            pass
+    return count
+
+
+def two_prefixes() -> None:
+    """Two sinks in one folder, prefixes ``emb`` and ``emb-x``: ``emb`` restarts while ``emb-x`` writes, then
+    ``emb-x`` is killed (-9) and restarts. ``emb-x``'s records must all read back."""
+    from biomoe_edge.runtime.sinks import JsonlSink, NpzSink, read_jsonl_records, read_npz_records
+
+    for sink_class, read in ((JsonlSink, read_jsonl_records), (NpzSink, read_npz_records)):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = pathlib.Path(tmp) / "out"
+            proc = subprocess.Popen([sys.executable, "-c", WRITER.format(cls=sink_class.__name__, out=str(out),
+                                                                         prefix="emb-x")],
+                                    stdout=subprocess.PIPE, text=True)
+            written = 0
+            t0 = time.monotonic()
+            restarted = False
+            while time.monotonic() - t0 < 3.0:
+                written = int(proc.stdout.readline())
+                if not restarted and time.monotonic() - t0 > 1.5:
+                    sink_class(out, prefix="emb").close()  # the other sink restarts: its recovery runs
+                    restarted = True
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            for line in proc.stdout:
+                written = int(line)
+            sink_class(out, prefix="emb-x").close()
+            got = _readable_or_zero(sorted(out.glob(f"emb-x-*{sink_class.suffix}")), read)
+            print(f"two prefixes (emb, emb-x) in one folder, {sink_class.name}: emb restarted while emb-x wrote, emb-x "
+                  f"killed (-9) and restarted: {got} of {written} emb-x records readable")
+
+
+def npz_read() -> None:
+    """Reading an NPZ file back: seconds per file of 500, 2,000 and 4,000 records (linear: the ratios follow n)."""
+    from biomoe_edge.runtime.sinks import NpzSink, read_npz_records
+
+    seconds = {}
+    for n in (500, 2000, 4000):
+        with tempfile.TemporaryDirectory() as tmp:
+            with NpzSink(tmp, prefix="emb", max_bytes=None, max_age_s=None) as sink:
+                sink.write(_records(n))
+            path = next(pathlib.Path(tmp).glob("*.npz"))
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                got = len(read_npz_records(path))
+                runs.append(time.perf_counter() - t0)
+            assert got == n
+            seconds[n] = float(np.median(runs))
+    print("NPZ read back (median of 3): " + ", ".join(f"{n} records {t * 1e3:.1f} ms" for n, t in seconds.items())
+          + f"; 4000/500 time ratio {seconds[4000] / seconds[500]:.1f} (records ratio 8)")
 
 
 def _broker(workdir: pathlib.Path):
@@ -187,4 +248,6 @@ def mqtt() -> None:
 if __name__ == "__main__":
     disk_full()
     kill_9()
+    two_prefixes()
+    npz_read()
     mqtt()

@@ -151,14 +151,14 @@ def write_dataset(frame, path, *, metadata: dict | None = None, overwrite: bool 
             arrays.append(pa.array(values, field.type))
     table = pa.Table.from_arrays(arrays, schema=schema)
     tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_own_folder(tmp)
     tmp.mkdir(parents=True)
     pq.write_table(table, tmp / DATA_FILE)
     (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
     old = None
     if path.exists():
         old = path.with_name(path.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_own_folder(old)
         path.rename(old)
     tmp.rename(path)
     if old is not None:
@@ -166,13 +166,33 @@ def write_dataset(frame, path, *, metadata: dict | None = None, overwrite: bool 
     return path
 
 
+def _foreign_entries(folder: pathlib.Path) -> list[str]:
+    """What ``folder`` holds besides a dataset's own files (``--overwrite`` must never delete those)."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in (DATA_FILE, MANIFEST_FILE) or not p.is_file())
+
+
+def _remove_own_folder(folder: pathlib.Path) -> None:
+    """Remove a leftover of this module (``<out>.partial``, ``<out>.old``) that holds only a dataset's files."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir() or _foreign_entries(folder):
+        raise DatasetError(f"{folder}: in the way of writing the dataset, and not one this SDK left (it holds "
+                           "other files); move it away")
+    shutil.rmtree(folder)
+
+
 def _check_target(path: pathlib.Path, overwrite: bool) -> None:
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return
     if not overwrite:
         raise DatasetError(f"{path}: already exists; choose another --out, or replace it with --overwrite")
-    if not (path.is_dir() and ((path / MANIFEST_FILE).is_file() or not any(path.iterdir()))):
+    if path.is_symlink() or not (path.is_dir() and ((path / MANIFEST_FILE).is_file() or not any(path.iterdir()))):
         raise DatasetError(f"{path}: exists and is not a dataset; not replacing it")
+    foreign = _foreign_entries(path)
+    if foreign:
+        raise DatasetError(f"{path}: --overwrite replaces a dataset, but this folder also holds "
+                           f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which embed did not write; "
+                           "not replacing it")
 
 
 def _data_path(path) -> pathlib.Path:

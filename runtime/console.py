@@ -279,7 +279,8 @@ def gateway_summary(stats: dict, entries: list[dict], *, duration_s: float, mode
     """The closing summary of a run, from one snapshot (``GatewayConsole.snapshot()`` after the gateway closed):
     figures rounded (latency to 0.1 ms, duration to 0.1 s), streams with their embeddings and drops by reason,
     the model identity (``random_weights``) and the engine (kind, device, max_batch), what gave no embedding,
-    and every warning of the run."""
+    each sink's state (ok | failed, with its reason and path; written, lost, retries), and every warning of the
+    run."""
     from biomoe_edge.vocabulary import EMBEDDING_DIM
 
     reasons = drop_reasons()
@@ -294,6 +295,8 @@ def gateway_summary(stats: dict, entries: list[dict], *, duration_s: float, mode
         "engine": engine,
         "drop_reasons": {r: reasons.get(r, "see docs/ingest.md") for r in seen},
         "not_embedded": not_embedded(stats),
+        "sinks": [{key: sink.get(key) for key in ("name", "kind", "state", "reason", "path", "written", "lost",
+                                                  "retries")} for sink in stats.get("sinks", ())],
         "warnings": warnings,
     }
 
@@ -339,5 +342,10 @@ def summary_view(summary: dict, *, title: str, settings_line: str | None = None,
     images.append(f"unfinished at exit {missing['images_unfinished_at_exit']}")
     parts.append(Text(f"not embedded: {missing['windows_withheld']} windows withheld for quality; images: "
                       + ", ".join(images)))
+    for sink in summary.get("sinks", ()):
+        if sink["state"] != "ok" or sink["lost"]:
+            parts.append(Text(f"sink {sink['kind']} ({sink['path'] or 'no path'}): {sink['state']}"
+                              f"{': ' + sink['reason'] if sink['reason'] else ''}; written {sink['written']}, lost "
+                              f"{sink['lost']}, retries {sink['retries']}", style="bold red"))
     parts.extend(Text(line) for line in footer)
     return Group(*parts)

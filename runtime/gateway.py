@@ -103,12 +103,8 @@ class Gateway:
                 await asyncio.to_thread(self.pipeline.warmup)
             except Exception as exc:  # noqa: BLE001 - a slow first batch is better than no gateway
                 log.warning("warm-up failed (%s: %s); the first batch pays its one-time costs", type(exc).__name__, exc)
-        try:
-            self.sinks.extend(GuardedSink(self._build_sink(s, build_sink)) for s in self.config.sinks)
-            self._attach_observing_sinks()
-        except Exception:
-            self._close_sinks_and_engine()
-            raise
+        # A sink that cannot start (full disk, no permission) is isolated: failed in stats(), retried, counted.
+        self.sinks.extend(self._start_sink(s, build_sink, GuardedSink) for s in self.config.sinks)
         self._wake = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="biomoe-gateway-worker")
         if self._use_transport and self.config.devices:
@@ -159,13 +155,28 @@ class Gateway:
             return build_recording_sink(config)
         return build_sink(config)
 
-    def _attach_observing_sinks(self) -> None:
-        """Sinks that watch the data path itself (the recording sink: every ``Ingest.push``) attach to the
-        pipeline before any device is added, so they see every stream from its first sample."""
-        for sink in self.sinks:
-            attach = getattr(sink.sink, "attach", None)
+    def _start_sink(self, config, build_sink, guard_class):
+        """Build a configured sink under guard. Sinks that watch the data path itself (the recording sink: every
+        ``Ingest.push``) attach to the pipeline before any device is added, so they see every stream from its first
+        sample (a later restart is told the streams known by then); while such a sink is down, its guard counts
+        the input blocks it misses."""
+        def start():
+            sink = self._build_sink(config, build_sink)
+            attach = getattr(sink, "attach", None)
             if attach is not None:
-                attach(self.pipeline, self.config)
+                try:
+                    attach(self.pipeline, self.config)
+                except BaseException:
+                    sink.close()
+                    raise
+            return sink
+
+        options = config.options
+        path = options.get("directory") or (f"{options['host']}:{options['port']}" if "host" in options else None)
+        guard = guard_class.start(start, kind=config.kind, path=None if path is None else str(path), clock=self.clock)
+        if config.kind == "recording":
+            self.pipeline.add_observer(guard)
+        return guard
 
     def _close_sinks_and_engine(self) -> None:
         for sink in self.sinks:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import pathlib
 import re
@@ -24,6 +25,8 @@ from biomoe_edge.runtime.transport.security import SECURITY_LEVELS, default_secu
 from biomoe_edge.vocabulary import (MIN_RENDER_SAMPLES, REPRESENTATIONS, InputType, Modality, SecurityLevel, WindowSpec,
                                    model_rate_hz)
 
+log = logging.getLogger(__name__)
+
 #: Windows of a device whose measurements come about once a second, time-stamped on arrival (Heart Rate, PLX:
 #: ``ProfileSpec.arrival_timed``) must hold a few measurements and hop by at least one.
 ONCE_A_SECOND_MIN_WINDOW_S = 4.0
@@ -33,6 +36,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 SINK_KINDS = ("jsonl", "npz", "lsl", "mqtt", "recording")
 #: Longest segment of a recording sink: what a crash may lose (docs/recordings.md).
 MAX_RECORDING_SEGMENT_S = 60.0
+#: Shortest: each segment is a file written, fsynced and renamed; 1e-9 s kept the writer thread busy.
+MIN_RECORDING_SEGMENT_S = 0.1
 
 # Physically meaningful ranges of the numbers a configuration holds (an out-of-range value is refused by name:
 # a hop of a microsecond would run the event loop flat out, a size of 1e308 bytes overflows).
@@ -481,12 +486,27 @@ def _sink(table: _Table, base) -> SinkConfig:
         # One recording folder per gateway run, inside ``directory`` (runtime.recording, docs/recordings.md).
         _directory_and_prefix(table, base, options, "folder",
                               "the folder recordings are written to (one per run)", "recording")
-        options["segment_s"] = table.number("segment_s", 2.0, positive=True, maximum=MAX_RECORDING_SEGMENT_S)
+        options["segment_s"] = table.number("segment_s", 2.0, minimum=MIN_RECORDING_SEGMENT_S,
+                                            maximum=MAX_RECORDING_SEGMENT_S)
         options["lsl_markers"] = table.string("lsl_markers")
     elif kind == "mqtt":
         _mqtt_options(table, base, options)
     table.finish()
     return SinkConfig(kind, options)
+
+
+def _check_sink_names(sinks: tuple[SinkConfig, ...]) -> None:
+    """Two sinks of one kind writing the same prefix into the same folder would take each other's files (their
+    recovery, their rotation): refused, naming both."""
+    seen: dict[tuple, int] = {}
+    for i, sink in enumerate(sinks):
+        if "directory" not in sink.options or "prefix" not in sink.options:
+            continue
+        key = (sink.kind, pathlib.Path(sink.options["directory"]).resolve(), sink.options["prefix"])
+        if key in seen:
+            raise ConfigError(f"sinks[{i}].prefix", f"sinks[{seen[key]}] already writes {sink.kind} files with prefix "
+                              f"{_show(key[2])} into {key[1]}; give each sink its own directory or prefix")
+        seen[key] = i
 
 
 def _file_mode(table: _Table, name: str, default: int) -> int:
@@ -593,7 +613,28 @@ def _subjects(root: _Table, devices) -> tuple[SubjectConfig, ...]:
     return tuple(subjects)
 
 
-def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjects) -> tuple[HeadConfig, ...]:
+def _check_head_fed(key_path: str, kind: str, path, inputs, head_subjects, devices, subjects) -> None:
+    """A head or bridge whose input modalities none of the configured devices (of its subjects, when it names
+    some) delivers could never predict: refused, naming it, its inputs and the devices. With no [[devices]] (an
+    idle gateway, or one fed by ``Gateway.add_device``) there is nothing to check against."""
+    if not devices:
+        return
+    if head_subjects:
+        allowed = {d for s in subjects if s.name in head_subjects for d in s.devices}
+        devices = [d for d in devices if d.label in allowed]
+    delivered = {m for d in devices for m in d.modalities}
+    # A native device asked for no modality in particular delivers whatever its description lists.
+    anything = any(not d.modalities and profile_spec(d.profile).describes_itself for d in devices)
+    unfed = [name for name in inputs if name.split(":")[0] not in delivered]
+    if unfed and not anything:
+        listed = "; ".join(f"{d.label}: {', '.join(d.modalities) or 'nothing the model takes'}" for d in devices)
+        raise ConfigError(key_path, f"{kind} {path} needs {', '.join(inputs)}, but no configured device "
+                          f"{'of its subjects ' if head_subjects else ''}delivers {', '.join(unfed)} "
+                          f"(devices: {listed or 'none'}); it could never predict")
+
+
+def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjects,
+           devices=()) -> tuple[HeadConfig, ...]:
     """``[[heads]]``: each head folder's manifest is read now (not its graph), so that a head the configured
     windows cannot feed is refused with the key that must change."""
     from biomoe_edge.runtime.heads.bridge import is_bridge_folder, read_bridge_manifest
@@ -622,6 +663,7 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
             if name not in known:
                 raise ConfigError(f"{table.key('subjects')}[{i}]", f"{_show(name)} is not a [[subjects]] name; "
                                   f"listed: {', '.join(sorted(known)) or 'none'}")
+        _check_head_fed(table.key("path"), kind, path, manifest["inputs"], head.subjects, devices, subjects)
         for name in manifest["inputs"]:
             input_type = InputType.parse(name)
             modality, representation = input_type.modality.value, input_type.representation.value
@@ -667,23 +709,52 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
     _check_once_a_second_windows(devices, windows, modalities)
     _check_renderable_windows(devices, windows, modalities)
     subjects = _subjects(root, devices)
+    sinks = tuple(_sink(t, base) for t in root.array_of_tables("sinks"))
+    _check_sink_names(sinks)
     config = GatewayConfig(
         devices=devices,
         windows=windows,
         modalities=modalities,
         engine=_engine(root.table("engine"), base),
         transport=transport,
-        sinks=tuple(_sink(t, base) for t in root.array_of_tables("sinks")),
+        sinks=sinks,
         source=pathlib.Path(source) if source is not None else None,
         subjects=subjects,
-        heads=_heads(root, base, windows, modalities, subjects),
+        heads=_heads(root, base, windows, modalities, subjects, devices),
     )
     root.finish()
     return config
 
 
-def load_config(path) -> GatewayConfig:
-    """Read and validate a gateway TOML file; ``ConfigError`` names the file and the offending key."""
+def secret_exposures(config: GatewayConfig) -> list[tuple[str, str]]:
+    """``(key path, what is wrong)`` for each secret others can read or that travels in clear: an inline
+    ``password`` in a TOML file readable by others, a ``password_file`` readable by others, a password sent to a
+    broker without TLS."""
+    found = []
+    for i, sink in enumerate(config.sinks):
+        options = sink.options
+        if sink.kind != "mqtt":
+            continue
+        for key, path in (("password", config.source), ("password_file", options.get("password_file"))):
+            if options.get(key) is None or path is None:
+                continue
+            try:
+                mode = pathlib.Path(path).stat().st_mode
+            except OSError:
+                continue  # a missing password_file is an error where the sink reads it
+            if mode & 0o004:
+                found.append((f"sinks[{i}].{key}", f"the password is in {path}, which every user can read (mode "
+                              f"{oct(mode & 0o777)}): chmod o-r {path}, or use password_file/password_env"))
+        if any(options.get(k) is not None for k in ("password", "password_file", "password_env")) \
+                and options.get("tls_ca_file") is None:
+            found.append((f"sinks[{i}].tls_ca_file", f"a password is sent to {options.get('host')}:"
+                          f"{options.get('port')} without TLS (anyone on the path reads it): set tls_ca_file"))
+    return found
+
+
+def load_config(path, *, strict: bool = False) -> GatewayConfig:
+    """Read and validate a gateway TOML file; ``ConfigError`` names the file and the offending key. A secret others
+    can read or that travels without TLS (``secret_exposures``) is logged as a warning, or refused with ``strict``."""
     path = pathlib.Path(path)
     try:
         data = load_toml(path)
@@ -696,6 +767,10 @@ def load_config(path) -> GatewayConfig:
         raise ConfigError(exc.key_path, exc.reason, source=path) from None
     if config.transport.state_dir is None:  # a deployed gateway keeps its pins across restarts
         config = dataclasses.replace(config, transport=dataclasses.replace(config.transport, state_dir=state_directory()))
+    for key_path, why in secret_exposures(config):
+        if strict:
+            raise ConfigError(key_path, why, source=path)
+        log.warning("%s: %s: %s (refused with --strict)", path, key_path, why)
     return config
 
 

@@ -28,6 +28,8 @@ HELP = ("run emulated wearables (Bumble), the gateway and a live console view; -
         "--checkpoint Tiny-BioMoE.pth or --random-weights")
 
 log = logging.getLogger("biomoe_edge.demo")
+#: Emulated wearables one demo runs (each is a Bumble device on one virtual controller, streaming in this process).
+MAX_DEMO_DEVICES = 64
 
 #: The exact fields of a stream entry in the report.
 STREAM_FIELDS = ("device", "modality", "packets_received", "packets_lost", "samples_received", "samples_windowed",
@@ -336,7 +338,9 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
             from biomoe_edge.runtime.recording.live import EmbeddingsFile
             from biomoe_edge.runtime.sinks import GuardedSink
 
-            gateway.sinks.append(GuardedSink(EmbeddingsFile(s.embeddings)))
+            # Isolated like the configured sinks: a full disk fails this file, not the demo.
+            gateway.sinks.append(GuardedSink.start(lambda: EmbeddingsFile(s.embeddings), kind=EmbeddingsFile.name,
+                                                   path=str(s.embeddings)))
         staging = None
         try:
             with console:
@@ -410,8 +414,9 @@ def run(args) -> int:
 
     from biomoe_edge.vocabulary import check_representations
 
-    if args.devices < 1:
-        raise ValueError(f"--devices must be at least 1, got {args.devices}")
+    if not 1 <= args.devices <= MAX_DEMO_DEVICES:
+        raise ValueError(f"--devices must be from 1 to {MAX_DEMO_DEVICES} (emulated wearables on one virtual "
+                         f"controller), got {args.devices}")
     if not 0.0 <= args.loss <= 1.0:
         raise ValueError(f"--loss must be a fraction in [0, 1], got {args.loss}")
     if args.duration is not None and args.duration <= 0:

@@ -24,7 +24,8 @@ def add_arguments(parser) -> None:
                              "embeddings, for trying the plumbing; every record says random_weights: true)")
     parser.add_argument("--strict", action="store_true",
                         help="a .pth engine.path: refuse entries that are not part of Tiny-BioMoE instead of "
-                             "ignoring them")
+                             "ignoring them; refuse a password others can read or one sent without TLS instead of "
+                             "warning")
     parser.add_argument("--report", default=None, metavar="FILE", help="write the closing summary as JSON here")
 
 
@@ -77,7 +78,7 @@ def run(args) -> int:
     for name in ("biomoe_edge.run", "biomoe_edge.runtime.engines"):
         if logging.getLogger(name).getEffectiveLevel() > logging.INFO:
             logging.getLogger(name).setLevel(logging.INFO)
-    config = load_config(args.config)
+    config = load_config(args.config, strict=args.strict)
     if args.random_weights:
         config = with_random_weights(config, args.config)
     if not config.devices:

@@ -28,6 +28,7 @@ from biomoe_edge.runtime.records import PredictionRecord
 from biomoe_edge.timing import percentiles_ms
 from biomoe_edge.vocabulary import IMAGE_SHAPE
 
+from .binding import check_binding
 from .head import OUTPUT_NAME, HeadError, ServedGraph, folder_given, open_verified_graph, read_served_manifest
 
 MANIFEST_NAME = "bridge.json"
@@ -123,6 +124,7 @@ def load_bridge(path, *, threads: int = 0) -> Bridge:
     if probe.shape != (1, len(bridge.classes)):
         raise BridgeError(f"{graph}: gives {probe.shape[1:]} probabilities per window, but {MANIFEST_NAME} names "
                           f"{len(bridge.classes)} classes {list(bridge.classes)}")
+    check_binding(manifest, session, folder / MANIFEST_NAME, graph, BridgeError)
     return bridge
 
 

@@ -22,11 +22,14 @@ in no subject is a subject of its own (named by the device), so a single-wearabl
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 from biomoe_edge.runtime.records import EmbeddingRecord, PredictionRecord
 from biomoe_edge.timing import percentiles_ms
@@ -84,6 +87,8 @@ class _HeadState:
     predictions: int = 0
     dropped: collections.Counter = field(default_factory=collections.Counter)
     missing_inputs: collections.Counter = field(default_factory=collections.Counter)
+    #: inputs whose absence was logged (once per input: the counter says how often since)
+    warned_missing: set = field(default_factory=set)
     inputs_late: int = 0
     inputs_duplicate: int = 0
     errors: collections.Counter = field(default_factory=collections.Counter)
@@ -286,6 +291,11 @@ class FusionStage:
         for name in state.positions:
             if name not in slot.records:
                 state.missing_inputs[name] += 1
+                if reason == "input_missing" and name not in state.warned_missing:
+                    state.warned_missing.add(name)
+                    log.warning("head %s: %s of subject %s did not come within %g s of its other inputs; the window "
+                                "gives no prediction (counted in missing_inputs[%r]; logged once per input)",
+                                state.head.path, name, subject, state.deadline_s, name)
 
     # -- reports ------------------------------------------------------------------------------------------------
     @property

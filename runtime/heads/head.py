@@ -18,6 +18,8 @@ import numpy as np
 from biomoe_edge.identity import backbone_identity, backbone_mismatch
 from biomoe_edge.vocabulary import EMBEDDING_DIM, InputType
 
+from .binding import check_binding
+
 MANIFEST_NAME = "head.json"
 GRAPH_NAME = "head.onnx"
 #: The graph's I/O names: a head's k inputs are ``input_0..input_{k-1}`` (graph_input_name); heads and bridges
@@ -84,6 +86,8 @@ def read_served_manifest(manifest_path: pathlib.Path, *, kind: str, graph_name: 
         raise error(f"{where} is not valid JSON ({exc}): not a {kind} manifest") from None
     except UnicodeDecodeError:
         raise error(f"{where} is not a text file: not a {kind} manifest") from None
+    except RecursionError:  # json's parser recurses per nesting level
+        raise error(f"{where}: nested too deeply to be a {kind} manifest") from None
     if not isinstance(manifest, dict):
         raise error(f"{where}: expected a JSON object, got {type(manifest).__name__}: not a {kind} manifest")
     if manifest.get("kind") != kind:
@@ -241,4 +245,5 @@ def load_head(path, *, threads: int = 1) -> Head:
     if probe.shape != (1, len(classes)):
         raise HeadError(f"{graph}: gives {probe.shape[1:]} probabilities per window, but {MANIFEST_NAME} names "
                         f"{len(classes)} classes {classes}")
+    check_binding(manifest, session, folder / MANIFEST_NAME, graph, HeadError)
     return head

@@ -137,6 +137,10 @@ def export_edf(recording, out_path, *, patient: str | None = None) -> dict:
                  if (m.device, m.subject) == (marker.device, marker.subject) and m.time_s > marker.time_s]
         stop = (marker.time_s + marker.duration_s if marker.duration_s is not None
                 else min(later, default=end_s + t0))
+        if not 0.0 <= marker.time_s - t0 <= end_s:
+            log.warning("marker %r at gateway time %g s lies outside the recording (%g to %g s): not exported",
+                        marker.label, marker.time_s, t0, t0 + end_s)
+            continue
         if len(marker.label) > MAX_ANNOTATION_CHARS:
             log.warning("marker label %r is longer than EDF+'s %d characters: cut", marker.label, MAX_ANNOTATION_CHARS)
         annotations.append((marker.time_s - t0, max(0.0, stop - marker.time_s), marker.label[:MAX_ANNOTATION_CHARS]))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import pathlib
 
 import numpy as np
@@ -44,13 +45,37 @@ INDEX_DTYPE = np.dtype([("kind", "u1"), ("stream", "<i4"), ("count", "<i8"), ("c
                         ("time_s", "<f8"), ("lost_before", "<i8")])
 
 
+#: Seconds a segment may span: each is a file written, fsynced and renamed (1e-9 kept the writer thread busy).
+SEGMENT_S_RANGE = (0.01, 3600.0)
+#: Marker times are gateway times (``time.monotonic``: seconds since boot); durations at most 30 days. Beyond
+#: these, EDF+ onsets and durations overflow (a duration of 1e308 s was exported as -1).
+MARKER_TIME_S_RANGE = (-1e9, 1e9)
+MARKER_DURATION_S_MAX = 30 * 86400.0
+
+#: A recording's files and folders: the owner writes, the group reads (as the file sinks), whatever the umask.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+
+
+def create_file(path: pathlib.Path):
+    """``path`` opened for writing (created or emptied) with exactly ``FILE_MODE``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
+
+
 def segment_name(sequence: int) -> str:
     return f"{sequence:06d}{SEGMENT_SUFFIX}"
 
 
 def write_atomically(path: pathlib.Path, data: bytes) -> None:
-    """``path`` holds ``data`` or keeps its previous state (never a part of it): ``durable.atomic_write_bytes``."""
-    atomic_write_bytes(path, data)
+    """``path`` holds ``data`` or keeps its previous state (never a part of it): ``durable.atomic_write_bytes``,
+    created with ``FILE_MODE``."""
+    atomic_write_bytes(path, data, mode=FILE_MODE)
 
 
 def write_json_atomically(path: pathlib.Path, value) -> None:
@@ -80,12 +105,14 @@ def make_marker(label, time_s, *, source="mark", subject=None, device=None, dura
     if not isinstance(label, str) or not label.strip():
         raise ValueError(f"a marker needs a non-empty label, got {label!r}")
     time_s = float(time_s)
-    if not math.isfinite(time_s):
-        raise ValueError(f"marker {label!r}: time must be finite, got {time_s!r}")
+    low, high = MARKER_TIME_S_RANGE
+    if not (math.isfinite(time_s) and low <= time_s <= high):
+        raise ValueError(f"marker {label!r}: time_s must be a gateway time from {low:g} to {high:g} s, got {time_s!r}")
     if duration_s is not None:
         duration_s = float(duration_s)
-        if not (math.isfinite(duration_s) and duration_s > 0):
-            raise ValueError(f"marker {label!r}: duration must be a positive number of seconds, got {duration_s!r}")
+        if not (math.isfinite(duration_s) and 0 < duration_s <= MARKER_DURATION_S_MAX):
+            raise ValueError(f"marker {label!r}: duration_s must be a positive number of seconds up to "
+                             f"{MARKER_DURATION_S_MAX:g}, got {duration_s!r}")
     return {"label": label.strip(), "time_s": time_s, "source": str(source),
             "subject": None if subject is None else str(subject), "device": None if device is None else str(device),
             "duration_s": duration_s}

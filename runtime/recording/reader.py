@@ -13,6 +13,7 @@ import json
 import math
 import pathlib
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,9 +126,12 @@ class Recording:
                     if kind == fmt.STREAM:
                         stream = StreamInfo(str(entry["device"]), str(entry["modality"]), dict(entry["description"]),
                                             int(entry["stream"]))
-                        if stream.number in numbers or (stream.device, stream.modality) in self.streams:
+                        key = (stream.device, stream.modality)
+                        if numbers.get(stream.number) == stream and self.streams.get(key) == stream:
+                            continue  # every segment declares its streams again (a lost segment orphans nothing)
+                        if stream.number in numbers or key in self.streams:
                             raise RecordingError(f"{segment.path}: stream {stream.device}/{stream.modality} "
-                                                 "declared twice")
+                                                 "declared twice, differently")
                         numbers[stream.number] = stream
                         self.streams[(stream.device, stream.modality)] = stream
                     elif kind == fmt.EVENT:
@@ -235,6 +239,11 @@ def _marker(entry: dict) -> Marker:
                     entry.get("subject"), entry.get("device"), None if duration is None else float(duration))
     if not marker.label or not math.isfinite(marker.time_s):
         raise ValueError("a marker needs a label and a finite time")
+    low, high = fmt.MARKER_TIME_S_RANGE
+    if not low <= marker.time_s <= high:
+        raise ValueError(f"time_s {marker.time_s!r} is outside {low:g} to {high:g} s")
+    if marker.duration_s is not None and not 0 < marker.duration_s <= fmt.MARKER_DURATION_S_MAX:
+        raise ValueError(f"duration_s {marker.duration_s!r} is outside 0 to {fmt.MARKER_DURATION_S_MAX:g} s")
     return marker
 
 
@@ -242,7 +251,7 @@ def _load_arrays(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return np.asarray(data["samples"], dtype=np.float64), np.asarray(data["times"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise RecordingError(f"{path}: not a readable recording segment ({type(exc).__name__}: {exc})") from None
 
 
@@ -251,7 +260,8 @@ def _read_segment(path: pathlib.Path, sequence: int) -> _Segment:
         with np.load(path, allow_pickle=False) as data:
             index = np.asarray(data["index"])
             meta = json.loads(bytes(np.asarray(data["meta"], dtype=np.uint8)).decode("utf-8"))
-    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile,
+            zlib.error) as exc:  # a damaged deflate stream is zlib's own error
         raise RecordingError(f"{path}: not a readable recording segment ({type(exc).__name__}: {exc})") from None
     if index.dtype != fmt.INDEX_DTYPE:
         raise RecordingError(f"{path}: index has fields {index.dtype}, expected {fmt.INDEX_DTYPE}")

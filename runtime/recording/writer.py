@@ -4,7 +4,8 @@ The gateway's event loop calls ``add_stream``/``write_block``/``write_event``/``
 an in-memory segment (a lock, a copy of the block). A background thread writes the segment out every
 ``segment_s`` seconds: NumPy archive under ``*.partial``, fsync, atomic rename, fsync of the folder. So after a
 ``kill -9`` or a power cut, every segment that was renamed reads back whole, the one being written is a
-``*.partial`` the reader ignores, and at most the last ``segment_s`` (plus one write) is lost. Slow storage never
+``*.partial`` the reader ignores, and at most the last ``segment_s`` (plus one write) is lost. Every segment
+declares all the streams known when it is written, so a lost segment takes only its own blocks. Slow storage never
 blocks the event loop; a failed write loses that segment's entries, counts them (``stats()``) and says so in
 the next segment (an ``recording_lost`` event), never silently.
 """
@@ -44,8 +45,9 @@ class RecordingWriter:
 
     def __init__(self, directory, settings: dict | None = None, segment_s: float = 2.0, *, clock=time.monotonic,
                  register: bool = True):
-        if not (isinstance(segment_s, (int, float)) and math.isfinite(segment_s) and segment_s > 0):
-            raise ValueError(f"segment_s must be a positive number of seconds, got {segment_s!r}")
+        low, high = fmt.SEGMENT_S_RANGE
+        if not (isinstance(segment_s, (int, float)) and math.isfinite(segment_s) and low <= segment_s <= high):
+            raise ValueError(f"segment_s must be a number of seconds from {low:g} to {high:g}, got {segment_s!r}")
         self.directory = pathlib.Path(directory)
         self.segment_s = float(segment_s)
         self.clock = clock
@@ -57,8 +59,9 @@ class RecordingWriter:
             text = json.dumps(self.settings, allow_nan=False, default=str)
         except ValueError as exc:
             raise ValueError(f"recording settings must be JSON (no NaN): {exc}") from None
-        (self.directory / fmt.SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
-        (self.directory / fmt.MARKERS_DIR).mkdir(exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=fmt.DIR_MODE)
+        (self.directory / fmt.SEGMENTS_DIR).mkdir(exist_ok=True, mode=fmt.DIR_MODE)
+        (self.directory / fmt.MARKERS_DIR).mkdir(exist_ok=True, mode=fmt.DIR_MODE)
         self.started_time_s = float(clock())
         fmt.write_json_atomically(self.directory / fmt.RECORDING_FILE, {
             "format": fmt.FORMAT_NAME, "version": fmt.FORMAT_VERSION, "sdk_version": __version__,
@@ -206,14 +209,30 @@ class RecordingWriter:
                 self.errors[type(exc).__name__] += 1
                 log.warning("recording %s: segment writer: %s: %s", self.directory, type(exc).__name__, exc)
 
+    def _declare_streams_again(self, pending: dict) -> None:
+        """Put every stream declared so far at the head of ``pending`` unless it is declared there: each segment
+        then names all its streams, and losing any one segment (a full disk) never orphans later blocks."""
+        with self._lock:
+            streams = sorted(self._streams.items(), key=lambda item: item[1][0])
+        declared = {entry.get("stream") for (kind, *_), entry in
+                    zip((r for r in pending["rows"] if r[0] != fmt.BLOCK), pending["meta"]) if kind == fmt.STREAM}
+        rows, meta = [], []
+        for (device, modality), (number, description) in streams:
+            if number not in declared:
+                rows.append((fmt.STREAM, number, 0, 0, math.nan, -1))
+                meta.append({"stream": number, "device": device, "modality": modality, "description": description})
+        pending["rows"][:0] = rows
+        pending["meta"][:0] = meta
+
     def _write_segment(self, pending: dict) -> None:
         sequence = self._sequence
+        self._declare_streams_again(pending)
         final = self.directory / fmt.SEGMENTS_DIR / fmt.segment_name(sequence)
         tmp = final.with_name(final.name + fmt.PARTIAL_SUFFIX)
         try:
             arrays = fmt.encode_segment(pending["rows"], pending["samples"], pending["times"], pending["meta"],
                                         sequence)
-            with open(tmp, "wb") as f:
+            with fmt.create_file(tmp) as f:
                 np.savez_compressed(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())

@@ -11,7 +11,8 @@ files. What the sinks guarantee (README, "What the sinks guarantee"):
   counted in ``records_lost`` under the error's name (``ENOSPC``...) and the exception reaches the sink's guard.
   Writing resumes by itself once space returns. No finalised file holds a partial record; a file with no record
   is removed, never finalised.
-- At start a sink finalises what a previous run left (``*.partial`` of its prefix): complete records are kept, a
+- At start a sink finalises what a previous run left (``*.partial`` named by its exact grammar,
+  ``<prefix>-<UTC stamp>-<index><suffix>``, never another prefix's files): complete records are kept, a
   cut-off last record is dropped, both counted and logged (``recovered_*`` in ``stats()``).
 - Files are created with ``file_mode`` (0640 by default, whatever the umask); the prefix is a plain name, never
   a path; one sink per directory and prefix (an advisory lock refuses a second).
@@ -94,6 +95,23 @@ def _complete_lines(path: pathlib.Path) -> tuple[list[bytes], int]:
     return lines, len(data) - good
 
 
+def recover_jsonl(partial: pathlib.Path, final: pathlib.Path, file_mode: int = DEFAULT_FILE_MODE) -> tuple[int, int]:
+    """Finalise a JSONL journal that a killed writer left: its complete records are kept (the file is cut after
+    the last), fsynced and renamed to ``final``; an empty one is removed. Returns (records kept, bytes dropped)."""
+    lines, discarded = _complete_lines(partial)
+    if not lines:
+        partial.unlink()
+        return 0, discarded
+    with open(partial, "r+b") as f:
+        f.truncate(sum(len(line) for line in lines))
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(partial, file_mode)
+    os.replace(partial, final)
+    fsync_directory(final.parent)
+    return len(lines), discarded
+
+
 class _RotatingSink(Sink):
     suffix = ""
 
@@ -157,10 +175,16 @@ class _RotatingSink(Sink):
                                "(give each sink its own directory or prefix)") from None
         return fd
 
+    def _own_files(self, ending: str) -> list[pathlib.Path]:
+        """This sink's files ending in ``ending`` (``.partial``, ``.writing``): only names of its exact grammar
+        (``<prefix>-<UTC stamp>-<index><suffix>``), so a sink with prefix ``emb`` never takes ``emb-x``'s files."""
+        grammar = re.compile(re.escape(self.prefix) + r"-\d{8}T\d{6}-\d{5,}" + re.escape(self.suffix + ending))
+        return sorted(p for p in self.directory.iterdir() if grammar.fullmatch(p.name))
+
     def _recover(self) -> None:
-        """Finalise the ``.partial`` files of this prefix that a previous run left (it was killed or lost power)."""
-        leftovers = sorted(self.directory.glob(f"{self.prefix}-*{self.suffix}.partial"))
-        for stale in self.directory.glob(f"{self.prefix}-*{self.suffix}.writing"):
+        """Finalise the ``.partial`` files of this sink that a previous run left (it was killed or lost power)."""
+        leftovers = self._own_files(".partial")
+        for stale in self._own_files(".writing"):
             stale.unlink(missing_ok=True)  # an NPZ being written when the run died; its journal is still there
         for partial in leftovers:
             final = partial.with_name(partial.name[:-len(".partial")])
@@ -469,41 +493,44 @@ def records_to_arrays(records: Sequence) -> dict[str, np.ndarray]:
 def read_npz_records(path) -> list:
     """Read back the records of one NPZ file written by ``NpzSink``: its embedding records in the order they
     were written, then its prediction records in theirs."""
-    with np.load(path, allow_pickle=False) as data:
-        records: list = [
-            EmbeddingRecord(
-                device=str(data["device"][i]), modality=str(data["modality"][i]),
-                representation=str(data["representation"][i]),
-                window_start_s=float(data["window_start_s"][i]), window_end_s=float(data["window_end_s"][i]),
-                embedding=data["embedding"][i],
-                quality=tuple(q for q in str(data["quality"][i]).split(",") if q),
-                model=json.loads(str(data["model"][i])), engine=json.loads(str(data["engine"][i])),
-                arrival_time_s=float(data["arrival_time_s"][i]), emitted_time_s=float(data["emitted_time_s"][i]),
+    # Each ``data[name]`` reads and decompresses that array again: read every array once (linear, not
+    # quadratic, in the number of records).
+    with np.load(path, allow_pickle=False) as archive:
+        data = {name: archive[name] for name in archive.files}
+    records: list = [
+        EmbeddingRecord(
+            device=str(data["device"][i]), modality=str(data["modality"][i]),
+            representation=str(data["representation"][i]),
+            window_start_s=float(data["window_start_s"][i]), window_end_s=float(data["window_end_s"][i]),
+            embedding=data["embedding"][i],
+            quality=tuple(q for q in str(data["quality"][i]).split(",") if q),
+            model=json.loads(str(data["model"][i])), engine=json.loads(str(data["engine"][i])),
+            arrival_time_s=float(data["arrival_time_s"][i]), emitted_time_s=float(data["emitted_time_s"][i]),
+        )
+        for i in range(data["embedding"].shape[0])
+    ]
+    if "prediction_subject" in data:
+        offsets = data["prediction_offsets"]
+        probabilities = data["prediction_probabilities"]
+        records += [
+            PredictionRecord(
+                subject=str(data["prediction_subject"][i]),
+                devices=tuple(json.loads(str(data["prediction_devices"][i]))),
+                window_start_s=float(data["prediction_window_start_s"][i]),
+                window_end_s=float(data["prediction_window_end_s"][i]),
+                probabilities=probabilities[offsets[i]:offsets[i + 1]],
+                classes=tuple(json.loads(str(data["prediction_classes"][i]))),
+                inputs=tuple(json.loads(str(data["prediction_inputs"][i]))),
+                modalities=tuple(json.loads(str(data["prediction_modalities"][i]))),
+                via_bridge=bool(data["prediction_via_bridge"][i]),
+                quality=tuple(q for q in str(data["prediction_quality"][i]).split(",") if q),
+                head=json.loads(str(data["prediction_head"][i])),
+                model=json.loads(str(data["prediction_model"][i])),
+                arrival_time_s=float(data["prediction_arrival_time_s"][i]),
+                emitted_time_s=float(data["prediction_emitted_time_s"][i]),
             )
-            for i in range(data["embedding"].shape[0])
+            for i in range(len(data["prediction_subject"]))
         ]
-        if "prediction_subject" in data.files:
-            offsets = data["prediction_offsets"]
-            probabilities = data["prediction_probabilities"]
-            records += [
-                PredictionRecord(
-                    subject=str(data["prediction_subject"][i]),
-                    devices=tuple(json.loads(str(data["prediction_devices"][i]))),
-                    window_start_s=float(data["prediction_window_start_s"][i]),
-                    window_end_s=float(data["prediction_window_end_s"][i]),
-                    probabilities=probabilities[offsets[i]:offsets[i + 1]],
-                    classes=tuple(json.loads(str(data["prediction_classes"][i]))),
-                    inputs=tuple(json.loads(str(data["prediction_inputs"][i]))),
-                    modalities=tuple(json.loads(str(data["prediction_modalities"][i]))),
-                    via_bridge=bool(data["prediction_via_bridge"][i]),
-                    quality=tuple(q for q in str(data["prediction_quality"][i]).split(",") if q),
-                    head=json.loads(str(data["prediction_head"][i])),
-                    model=json.loads(str(data["prediction_model"][i])),
-                    arrival_time_s=float(data["prediction_arrival_time_s"][i]),
-                    emitted_time_s=float(data["prediction_emitted_time_s"][i]),
-                )
-                for i in range(len(data["prediction_subject"]))
-            ]
     return records
 
 

@@ -173,6 +173,9 @@ class MqttSink(Sink):
         if was_connected:
             log.warning("MQTT connection to %s:%s lost (%s); holding up to %d records", self.host, self.port,
                         reason_code, self.max_queue)
+        elif reason_code == "Keep alive timeout":  # TCP accepted, then silence: not a TLS mismatch
+            self._report(f"MQTT broker {self.host}:{self.port} accepted the connection but did not answer within "
+                         f"keepalive_s ({reason_code}); is it frozen or overloaded?")
         else:
             hint = ("a TLS-only listener does this to a plaintext client: set tls_ca_file" if not self.tls else
                     "it may refuse this client's certificate")

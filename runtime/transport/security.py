@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 
@@ -145,7 +146,22 @@ class IdentityPins:
             self._pins = self._load(self.path)
 
     @staticmethod
+    def _check_owner_and_mode(path: pathlib.Path) -> None:
+        """Like OpenSSH's StrictModes: a pin store (or its folder) that another user could write is not trusted;
+        whoever edits it chooses which wearable is genuine."""
+        for item, what in ((path, "file"), (path.parent, "folder")):
+            info = os.stat(item)
+            if info.st_mode & 0o022:
+                raise PinStoreError(f"{item}: the pin store's {what} is writable by group or others (mode "
+                                    f"{oct(info.st_mode & 0o777)}); refused, as anyone who can edit it picks which "
+                                    f"wearable is genuine (chmod go-w {item})")
+            if info.st_uid not in (os.geteuid(), 0):
+                raise PinStoreError(f"{item}: the pin store's {what} belongs to user {info.st_uid}, not to this "
+                                    f"gateway's user ({os.geteuid()}) or root; refused")
+
+    @staticmethod
     def _load(path: pathlib.Path) -> dict[str, Pin]:
+        IdentityPins._check_owner_and_mode(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("version") != PINS_VERSION or not isinstance(data.get("pins"), dict):
@@ -154,7 +170,13 @@ class IdentityPins:
             for name, entry in data["pins"].items():
                 if not isinstance(entry, dict) or not isinstance(entry.get("identity_address"), str):
                     raise ValueError(f"pin {name!r}: expected an object with an identity_address")
-                pins[name] = Pin(entry["identity_address"], entry.get("irk"), str(entry.get("pinned_at", "")))
+                if not name.strip():
+                    raise ValueError("a pin with an empty name")
+                address = normalize_address(entry["identity_address"])  # ValueError names a garbage address
+                irk = entry.get("irk")
+                if irk is not None and not (isinstance(irk, str) and re.fullmatch(r"[0-9a-fA-F]{32}", irk)):
+                    raise ValueError(f"pin {name!r}: irk must be 16 bytes in hex (32 digits) or null, got {irk!r}")
+                pins[name] = Pin(address, irk, str(entry.get("pinned_at", "")))
             return pins
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise PinStoreError(f"{path}: cannot read the pinned identities: {exc}") from None

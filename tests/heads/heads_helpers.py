@@ -8,7 +8,7 @@ import pathlib
 
 import numpy as np
 
-from biomoe_edge.manifest import sha256_file
+from biomoe_edge.manifest import bind_meaning, sha256_file
 from biomoe_edge.runtime.engines.base import Engine
 from biomoe_edge.runtime.records import EmbeddingRecord
 
@@ -46,12 +46,14 @@ def write_head(folder, inputs, classes, *, seed: int = 0, backbone=None, window_
     model.ir_version = 9
     onnx.save(model, str(folder / "head.onnx"))
     manifest = {
-        "kind": "head", "head_format": 1, "file": "head.onnx", "sha256": sha256_file(folder / "head.onnx"),
+        "kind": "head", "head_format": 1, "file": "head.onnx",
         "inputs": list(inputs), "classes": list(classes), "fusion": "concat", "classifier": "logistic",
         "backbone": dict(POOLED_BACKBONE if backbone is None else backbone),
         "window_length_s": (dict(window_length_s) if isinstance(window_length_s, dict) else
                             {name: window_length_s for name in inputs} if window_length_s else {}),
     }
+    bind_meaning(folder / "head.onnx", manifest)  # as write_manifest does at export
+    manifest["sha256"] = sha256_file(folder / "head.onnx")
     (folder / "head.json").write_text(json.dumps(manifest, indent=2))
     return folder, w, b
 

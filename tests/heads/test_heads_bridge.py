@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime", reason="bridges are served with ONNX Runtime"
 
 from heads_helpers import POOLED_BACKBONE, PooledEngine, device_packets, native_description  # noqa: E402
 
-from biomoe_edge.manifest import sha256_file  # noqa: E402
+from biomoe_edge.manifest import bind_meaning, sha256_file  # noqa: E402
 from biomoe_edge.runtime.gateway import Gateway  # noqa: E402
 from biomoe_edge.runtime.gateway_config import ConfigError, parse_config  # noqa: E402
 from biomoe_edge.runtime.heads import BridgeError, HeadError, load_bridge, load_head  # noqa: E402
@@ -51,7 +51,9 @@ def write_bridge(folder, *, inputs=("bvp:scalogram",), classes=CLASSES, backbone
     manifest = {"kind": "bridge", "inputs": list(inputs), "classes": list(classes), "old_inputs": ["ecg:scalogram"],
                 "positions": {"input": "enc1.stage2", "output": "fused"}, "trainable_parameters": 1234,
                 "backbone": dict(POOLED_BACKBONE if backbone is None else backbone),
-                "data": {"window_s": window_s}, "sha256": sha256_file(folder / "bridge.onnx")}
+                "data": {"window_s": window_s}}
+    bind_meaning(folder / "bridge.onnx", manifest)  # as write_manifest does at export
+    manifest["sha256"] = sha256_file(folder / "bridge.onnx")
     (folder / "bridge.json").write_text(json.dumps(manifest, indent=2))
     return folder
 

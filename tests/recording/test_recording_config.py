@@ -27,7 +27,7 @@ def test_the_recording_sink_keys(tmp_path):
 
 @pytest.mark.parametrize("body, message", [
     ('kind = "recording"', r"sinks\[0\].directory: missing"),
-    ('kind = "recording"\ndirectory = "r"\nsegment_s = 0', r"sinks\[0\].segment_s: expected a positive number"),
+    ('kind = "recording"\ndirectory = "r"\nsegment_s = 0', r"sinks\[0\].segment_s: expected at least 0.1"),
     ('kind = "recording"\ndirectory = "r"\nsegment_s = 600', r"sinks\[0\].segment_s: expected at most 60"),
     ('kind = "recording"\ndirectory = "r"\nprefix = "a/b"', r"sinks\[0\].prefix: expected a plain folder-name prefix"),
     ('kind = "recording"\ndirectory = "r"\nmax_mb = 3', r"sinks\[0\].max_mb: unknown key"),

@@ -258,3 +258,18 @@ def test_records_left_at_close_are_counted_and_close_is_bounded(mosquitto):
         os.kill(mosquitto.process.pid, signal.SIGCONT)
     assert elapsed < 5.0, f"close took {elapsed:.1f} s with a frozen broker"
     assert sink.stats()["dropped_at_close"] == 40 and sink.stats()["published"] == 0
+
+
+def test_a_broker_frozen_before_it_accepts_is_not_blamed_on_tls(mosquitto):
+    """Before: 'closed the connection before accepting it ...; set tls_ca_file' for a broker that merely hung."""
+    from biomoe_edge.runtime.sinks import MqttSink
+
+    os.kill(mosquitto.process.pid, signal.SIGSTOP)  # TCP still accepted by the kernel; no CONNACK ever
+    try:
+        sink = MqttSink("127.0.0.1", mosquitto.port, qos=1, keepalive_s=1, reconnect_min_s=0.1, reconnect_max_s=0.5)
+        assert _wait(lambda: sink.last_error is not None, timeout_s=15.0)
+        message = sink.last_error
+        sink.close(timeout_s=0.2)
+    finally:
+        os.kill(mosquitto.process.pid, signal.SIGCONT)
+    assert "tls_ca_file" not in message and "did not answer within keepalive_s" in message
