@@ -57,8 +57,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--head", default=None, metavar="DIR",
                         help="serve this head (train-head --out): the wearables then play SIMULATED labelled sessions "
                              "of held-out simulated subjects, and the report scores the live predictions")
-    parser.add_argument("--subjects", type=int, default=1, metavar="N",
-                        help="with --head: simulated subjects, each wearing the head's wearables (default 1)")
+    parser.add_argument("--subjects", type=int, default=None, metavar="N",
+                        help="people wearing the wearables: without --head, the native wearables are shared out among "
+                             "N subjects named subject-1, subject-2, ... (default: one subject per wearable; their "
+                             "recordings and datasets keep these names); with --head, N simulated subjects, each "
+                             "wearing the head's wearables (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no live table")
     parser.add_argument("--sinks", default=None, metavar="FILE.toml",
                         help="add the [[sinks]] tables of this TOML file (same keys as gateway.toml) to the demo's "
@@ -162,8 +165,19 @@ def load_demo_sinks(path) -> tuple:
     return sinks
 
 
+def demo_subjects(names, subjects: int | None = None) -> dict[str, list[str]]:
+    """Subject name -> the native wearables that subject wears: ``names`` shared out in order among ``subjects``
+    people (``subject-1``, ...; default one per wearable), so that a recording of the demo is a dataset of
+    distinct subjects, as cross-validation by subject needs."""
+    count = len(names) if subjects is None else subjects
+    if not 1 <= count <= max(1, len(names)):
+        raise ValueError(f"--subjects must be between 1 and the number of wearables ({len(names)}), got {count}")
+    n = len(names)
+    return {f"subject-{i + 1}": list(names[i * n // count:(i + 1) * n // count]) for i in range(count)}
+
+
 def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=(), sinks=(),
-                security="none", head=None, plan=None):
+                security="none", head=None, plan=None, subjects: int | None = None):
     """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones;
     ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``); ``security``: of the native ones.
     ``head``/``plan``: a head to serve and its simulated subjects (``demo_head.head_demo_plan``), whose wearables
@@ -192,6 +206,7 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
         "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(modalities),
                      "security": security} for name in names]
                    + [{"name": name, "profile": profile, "modalities": list(mods)} for name, profile, mods in profile_devices],
+        "subjects": [{"name": subject, "devices": worn} for subject, worn in demo_subjects(names, subjects).items()],
         "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
         "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
     }), sinks=tuple(sinks))
@@ -258,7 +273,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
                    profiles=(), sinks=(), settings: dict | None = None, notices=(), record=None, embeddings=None,
                    lsl_markers: str | None = None, segment_s: float = 2.0, security: str = "none",
-                   impostor: bool = False, head=None, head_subjects: int = 1):
+                   impostor: bool = False, head=None, head_subjects: int = 1, subjects: int | None = None):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
@@ -273,7 +288,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     ``impostor``: see ``stage_impostor`` (appended last to the wearables). With either, the report's
     ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts). ``head``: a head
     folder to serve; the wearables are then ``head_subjects`` simulated subjects' (``demo_head``) instead of
-    ``devices`` generic ones, and the report gains ``predictions`` and ``live_accuracy``."""
+    ``devices`` generic ones (which ``subjects`` people wear, ``demo_subjects``; default one each), and the report gains ``predictions`` and ``live_accuracy``."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -297,7 +312,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     max_batch = min(16, engine.max_batch)
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
                          hop_s=hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=sinks,
-                         security=security, head=head, plan=plan)
+                         security=security, head=head, plan=plan, subjects=subjects)
     if record is not None:
         config = with_recording(config, record, lsl_markers=lsl_markers, segment_s=segment_s)
     model = model_identity(engine.identity)
@@ -413,8 +428,10 @@ def run(args) -> int:
         raise ValueError(f"--loss must be a fraction in [0, 1], got {args.loss}")
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"--duration must be positive, got {args.duration}")
-    if args.head is not None and args.subjects < 1:
+    if args.subjects is not None and args.subjects < 1:
         raise ValueError(f"--subjects must be at least 1, got {args.subjects}")
+    if args.head is None and args.subjects is not None and args.subjects > args.devices:
+        raise ValueError(f"--subjects {args.subjects} is more than the --devices {args.devices} wearables to share out")
     if args.checkpoint is None and args.random_weights is None:
         raise ValueError(f"choose the weights: --checkpoint Tiny-BioMoE.pth (the published weights, 89 MB: "
                          f"{PUBLISHED_CHECKPOINT_URL}), or --random-weights (meaningless embeddings; the plumbing, "
@@ -443,7 +460,8 @@ def run(args) -> int:
         asyncio.run(run_demo(
             duration_s=args.duration, devices=args.devices, loss=args.loss, engine=engine, modalities=modalities,
             representations=representations, window_s=args.window, hop_s=args.hop, seed=args.seed, quiet=args.quiet,
-            result=result, profiles=profiles, sinks=sinks, notices=notices, head=args.head, head_subjects=args.subjects,
+            result=result, profiles=profiles, sinks=sinks, notices=notices, head=args.head,
+            head_subjects=args.subjects or 1, subjects=None if args.head else args.subjects,
             settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
                       "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
             record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
