@@ -92,6 +92,10 @@ def run(args) -> int:
     sources = [open_source(path, channel_map=args.map, rate_hz=args.rate, time_column=args.time_column)
                for path in args.inputs]
     labels = read_labels(args.labels, subject=args.subject) if args.labels else None  # bad labels: before the work
+    if labels is not None:  # and labels that would label nothing, or would in the inputs' time base
+        from biomoe_edge.runtime.recording.labels import fit_labels_to_inputs, input_spans
+
+        labels = fit_labels_to_inputs(labels, input_spans(sources, subject=args.subject), labels_name=args.labels)
     engine = open_chosen_engine(args, sources)
     options = dict(out=out, labels=labels, representations=representations, window_s=args.window,
                    hop_s=args.hop, subject=args.subject, use_markers=not args.no_markers, any_model=args.any_model,

@@ -135,7 +135,8 @@ def _runs_without(n: int, fs: float, gaps) -> list[tuple[int, int, int]]:
 
 
 def open_edf(path, channel_map) -> ImportedRecording:
-    from .edf import SDK_ANNOTATION_PREFIX, read_edf
+    from .edf import read_edf
+    from .labels import is_label_annotation
 
     path = pathlib.Path(path)
     if not channel_map:
@@ -146,7 +147,7 @@ def open_edf(path, channel_map) -> ImportedRecording:
         times = np.arange(values.size) / fs
         signals.append((modality, fs, units, times, values[:, None], _runs_without(values.size, fs, gaps)))
     markers = [Marker(text, onset, "edf", None, None, duration) for onset, duration, text in content["annotations"]
-               if not text.startswith(SDK_ANNOTATION_PREFIX) and text.strip()]
+               if is_label_annotation(text)]
     return ImportedRecording(path, "edf", signals, markers=markers)
 
 
