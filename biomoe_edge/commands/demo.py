@@ -316,7 +316,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     if record is not None:
         config = with_recording(config, record, lsl_markers=lsl_markers, segment_s=segment_s)
     model = model_identity(engine.identity)
-    run_settings = {"duration_s": duration_s, "devices": devices, "profiles": [p for _, p, _ in profile_devices],
+    worn = sum(len(w) for w in plan[1].values()) if plan else devices  # --head: the simulated subjects' wearables
+    run_settings = {"duration_s": duration_s, "devices": worn, "profiles": [p for _, p, _ in profile_devices],
                     "loss": loss, "modalities": list(modalities), "representations": list(representations),
                     "window_s": window_s, "hop_s": hop_s, "seed": seed, "engine": engine.identity.get("kind"),
                     "max_batch": max_batch, "sinks": [sink.kind for sink in sinks], "security": security,
@@ -486,6 +487,10 @@ def run(args) -> int:
     return 0
 
 
+#: Why a live prediction of ``demo --head`` was not scored, in words.
+NOT_SCORED_WORDS = {"class_changes": "window spans a class change", "not_a_head_class": "simulated class not the head's"}
+
+
 def predictions_line(report: dict) -> str:
     """The ``--head`` run in a few lines: predictions, latency, windows given up and why, live accuracy."""
     p, score = report["predictions"], report["live_accuracy"]
@@ -493,11 +498,19 @@ def predictions_line(report: dict) -> str:
     latency = "" if lat["p50"] is None else f", latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms"
     dropped = ", ".join(f"{reason} {n}" for h in p["heads"] for reason, n in sorted(h["windows_dropped"].items()))
     lines = [f"{p['count']} predictions {p['per_class']}{latency}; window times given up: {dropped or 'none'}"]
+    reasons = score.get("not_scored_by_reason", {})
+    why = ", ".join(f"{NOT_SCORED_WORDS.get(reason, reason)} {n}" for reason, n in sorted(reasons.items()))
     if score.get("windows_scored"):
         lines.append(f"live accuracy on {score['windows_scored']} scored windows: {score['accuracy']:.1%}"
                      + (f", balanced {score['balanced_accuracy']:.1%}" if "balanced_accuracy" in score else "")
-                     + f" ({score['windows_not_scored']} not scored: class changes)")
+                     + f" ({score['windows_not_scored']} not scored: {why or 'none'})")
+    elif not p["count"]:
+        lines.append("live accuracy: no window scored (no prediction yet: the run was shorter than a window)")
     else:
-        lines.append("live accuracy: no window scored yet (the run was shorter than a window, or no prediction)")
+        lines.append(f"live accuracy: no window scored ({why})")
+    if reasons.get("not_a_head_class"):
+        lines.append(f"the simulated task's classes {score['simulated_classes_not_in_head']} are not among the head's "
+                     f"{score['head_classes']}: the demo can score only a head trained on the simulated task "
+                     "(examples/simulated_heads.py); the predictions themselves are real")
     lines.append(score["note"])
     return "\n".join(lines)
