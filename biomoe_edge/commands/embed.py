@@ -120,7 +120,23 @@ def run(args) -> int:
     print(f"windows labelled: {labelled}; unlabelled: {unlabelled}; withheld for quality (not embedded): {withheld}")
     if metadata["random_weights"]:
         print("note: RANDOM weights (no checkpoint): the embeddings are meaningless (random_weights column)")
+    picture = _projection_png(frame, out)
+    if picture is not None:
+        print(f"wrote {picture} (the embeddings in 2-D, PCA, by label and by subject)")
     return 0
+
+
+def _projection_png(frame, out):
+    """The dataset's 2-D projection beside its manifest; None (said in the log) without the train/viz extras."""
+    import logging
+
+    try:
+        from biomoe_edge.training.plots import write_embedding_projection_png
+
+        return write_embedding_projection_png(frame, out / "projection.png", title=f"{out.name}: {len(frame)} rows")
+    except ImportError as exc:
+        logging.getLogger(__name__).warning("no projection.png: %s (pip install 'biomoe-edge[train]')", exc)
+        return None
 
 
 def _with_progress(work, *, quiet: bool):
