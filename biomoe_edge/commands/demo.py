@@ -341,7 +341,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                 seed=seed * 1000 + devices + i, **(wearable_options or {})))
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)
-        predictions, origins = [], {}
+        predictions, origins, timeline = [], {}, []
         gateway.on_prediction(predictions.append)
         console = GatewayConsole(gateway, out=out, quiet=quiet, model_line=model_line(model, engine.identity),
                                  notices=notices)
@@ -358,7 +358,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                         staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, modalities,
                                                                        security, seed=seed * 1000 + 999))
                     try:
-                        await console.run(duration_s)
+                        await console.run(duration_s, on_tick=lambda: timeline.append(timeline_point(console)))
                     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
                         log.info("interrupted: stopping the wearables and the gateway")
                     finally:
@@ -383,9 +383,20 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                                                  for entry in gateway.refused_devices()]
                 if plan:
                     report.update(prediction_report(gateway, predictions, plan[0], origins))
+                report["timeline"] = timeline
                 if result is not None:
                     result["report"], result["stats"] = report, stats
     return report, gateway, wearables
+
+
+def timeline_point(console) -> dict:
+    """One point of the report's ``timeline`` (each console tick): seconds since the start, embeddings so far,
+    packets lost and samples dropped so far, and the latency percentiles of the recent embeddings."""
+    stats, entries = console.snapshot()
+    return {"t_s": round(console.elapsed_s(), 2), "embeddings": int(stats["embeddings"]),
+            "packets_lost": sum(int(e["packets_lost"]) for e in entries),
+            "samples_dropped": sum(int(n) for e in entries for n in e["samples_dropped"].values()),
+            "latency_p50_ms": stats["latency_ms"]["p50"], "latency_p95_ms": stats["latency_ms"]["p95"]}
 
 
 async def stage_impostor(network, gateway, wearables: list, modalities, security: str, *, seed: int) -> None:
@@ -475,6 +486,13 @@ def run(args) -> int:
     report = result["report"]
     if args.report:
         pathlib.Path(args.report).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        try:
+            from biomoe_edge.commands.demo_plot import write_timeline_png
+
+            notices.append(f"latency and drops over time drawn in "
+                           f"{write_timeline_png(report, pathlib.Path(args.report).with_suffix('.png'))}")
+        except ImportError as exc:  # matplotlib: the viz extra
+            notices.append(f"no timeline picture: {exc} (pip install 'biomoe-edge[viz]')")
     print_final_screen(report, report_path=args.report, notices=notices)
     if args.record:
         print(f"recorded into {args.record} (biomoe-edge embed {args.record} --out DATASET replays it)")
