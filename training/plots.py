@@ -10,6 +10,7 @@ import pathlib
 
 import numpy as np
 
+UNLABELLED = "(unlabelled)"
 #: Most points drawn in a projection (a random subset beyond; the projection is fitted on all of them).
 MAX_POINTS = 5000
 
@@ -24,13 +25,14 @@ def _pyplot():
 
 
 def _scatter_by(ax, points: np.ndarray, groups, title: str) -> None:
-    names = sorted({str(g) for g in groups})
+    names = sorted({str(g) for g in groups} - {UNLABELLED})
     groups = np.asarray([str(g) for g in groups], dtype=object)
     colours = _pyplot().get_cmap("tab10" if len(names) <= 10 else "tab20")
-    for i, name in enumerate(names):
+    for colour, name in [("lightgrey", UNLABELLED)] + [(colours(i % colours.N), n) for i, n in enumerate(names)]:
         mask = groups == name
-        ax.scatter(points[mask, 0], points[mask, 1], s=8, alpha=0.7, color=colours(i % colours.N),
-                   label=f"{name} ({int(mask.sum())})")
+        if mask.any():
+            ax.scatter(points[mask, 0], points[mask, 1], s=8, alpha=0.7, color=colour,
+                       label=f"{name} ({int(mask.sum())})")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
@@ -64,7 +66,7 @@ def write_embedding_projection_png(frame, path, *, title: str = "") -> pathlib.P
             np.arange(len(points))
         explained = ", ".join(f"{v:.0%}" for v in pca.explained_variance_ratio_)
         labels = rows["label"].to_numpy(dtype=object)
-        _scatter_by(row[0], points[keep], ["(unlabelled)" if v is None or v != v else v for v in labels[keep]],
+        _scatter_by(row[0], points[keep], [UNLABELLED if v is None or v != v else v for v in labels[keep]],
                     f"{name} by label (PCA, variance explained {explained})")
         _scatter_by(row[1], points[keep], rows["subject"].to_numpy(dtype=object)[keep], f"{name} by subject")
     random_weights = "random_weights" in frame and bool(frame["random_weights"].any())

@@ -288,7 +288,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     ``impostor``: see ``stage_impostor`` (appended last to the wearables). With either, the report's
     ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts). ``head``: a head
     folder to serve; the wearables are then ``head_subjects`` simulated subjects' (``demo_head``) instead of
-    ``devices`` generic ones (which ``subjects`` people wear, ``demo_subjects``; default one each), and the report gains ``predictions`` and ``live_accuracy``."""
+    ``devices`` generic ones (which ``subjects`` people wear, ``demo_subjects``; default one each), and the
+    report gains ``predictions`` and ``live_accuracy``."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -322,6 +323,12 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                     "window_s": window_s, "hop_s": hop_s, "seed": seed, "engine": engine.identity.get("kind"),
                     "max_batch": max_batch, "sinks": [sink.kind for sink in sinks], "security": security,
                     "impostor": impostor, **(settings or {})}
+    if plan:  # --head: the head's modalities, representations and window length, not the options' defaults
+        tables = plan[2]
+        lengths = {float(t.get("length_s", window_s)) for t in tables.values()}
+        run_settings.update(modalities=list(tables), representations=list(dict.fromkeys(
+            r for t in tables.values() for r in t["representations"])),
+            window_s=lengths.pop() if len(lengths) == 1 else window_s)
     run_settings.setdefault("checkpoint", model["source"] if not model["random_weights"] else None)
     run_settings.setdefault("random_weights_seed", model["seed"])
     async with VirtualBleNetwork() as network:
@@ -506,7 +513,8 @@ def run(args) -> int:
 
 
 #: Why a live prediction of ``demo --head`` was not scored, in words.
-NOT_SCORED_WORDS = {"class_changes": "window spans a class change", "not_a_head_class": "simulated class not the head's"}
+NOT_SCORED_WORDS = {"class_changes": "window spans a class change",
+                    "not_a_head_class": "simulated class not the head's"}
 
 
 def predictions_line(report: dict) -> str:

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import pathlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HELP = ("draw one window of a recorded signal (a recording folder, EDF/BDF, CSV, .npy or heartpy:data.csv) in the six "
         "representations the model sees")
@@ -75,8 +79,8 @@ class RecordedSignal:
     ``(time from the first sample, label)`` and gaps ``(from, to)`` to draw."""
 
     name: str
-    times: "np.ndarray"
-    values: "np.ndarray"
+    times: np.ndarray
+    values: np.ndarray
     fs: float
     t0: float
     markers: list
@@ -121,7 +125,8 @@ def load_recorded(source: str, modality: str, *, device: str | None = None, chan
         if channel is None:  # the SDK's exports label channels "ECG", or "ECG 1", "ECG 2" for several devices
             matching = [label for label in labels if _channel_modality(label) == modality]
             if len(matching) != 1:
-                raise ValueError(f"{path}: choose the channel to draw with --channel; its channels: {', '.join(labels)}")
+                raise ValueError(f"{path}: choose the channel to draw with --channel; its channels: "
+                                 f"{', '.join(labels)}")
             channel = matching[0]
         recording = open_source(path, channel_map=[(channel, modality, None)])
         ((key, info),) = recording.streams.items()
@@ -261,8 +266,9 @@ def run(args) -> int:
         first = int(np.searchsorted(recorded.times, args.start - 0.5 / fs))
         inside = [(a, b) for a, b in recorded.gaps if a < args.start + args.seconds and b > args.start]
         if inside:
-            raise ValueError(f"{args.file}: samples are missing from {inside[0][0]:.3f} to {inside[0][1]:.3f} s, "
-                             f"inside the window {args.start:g}-{args.start + args.seconds:g} s: choose another --start")
+            gap = f"{inside[0][0]:.3f} to {inside[0][1]:.3f} s"
+            raise ValueError(f"{args.file}: samples are missing from {gap}, inside the window {args.start:g}-"
+                             f"{args.start + args.seconds:g} s: choose another --start")
     if first + count > signal.size:
         raise ValueError(
             f"{args.file} holds {signal.size / fs:.1f} s at {fs:g} Hz; a {args.seconds} s window from "

@@ -8,6 +8,7 @@ of recording, 5 s windows every 2 s, few epochs, 5 s held-out blocks for the bri
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -37,7 +38,7 @@ def _run(capsys, argv) -> str:
     return out.out
 
 
-def _labels(tmp_path, recording) -> "pathlib.Path":  # noqa: F821
+def _labels(tmp_path, recording) -> pathlib.Path:
     """labels.csv in gateway times, as a researcher writes it from `recording info`: baseline and pain alternating every
     10 s of each subject's session."""
     info = json.loads(_run_info(recording))
@@ -102,7 +103,8 @@ def test_the_readme_research_commands_in_order(tmp_path, capsys, monkeypatch):
     assert evaluation["dataset"]["subjects"] == ["subject-1", "subject-2"] and evaluation["random_weights"] is True
 
     served = _run(capsys, ["demo", *WEIGHTS, "--head", "heads/ecg", "--duration", "12", "--quiet"])
-    assert "predictions" in served and "settings: wearables 1" in served
+    assert "predictions" in served  # the settings are the head's: its one wearable, modality and window length
+    assert "settings: wearables 1, loss 0, modalities ecg, spectrogram_psd, windows 5 s" in served
     assert "are not among the head's ['baseline', 'pain']" in served  # simulated classes: said, not blamed on changes
 
     fitted = _run(capsys, ["bridge", "fit", "--paired", "session-01/", "--new", "bvp:spectrogram_psd", "--head",
