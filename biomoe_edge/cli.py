@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from biomoe_edge.commands.weights import check_checkpoint_file
+
+        check_checkpoint_file(getattr(args, "checkpoint", None))  # before any work, for every command taking it
         return int(_command_module(args.command).run(args) or 0)
     except KeyboardInterrupt:
         return 130

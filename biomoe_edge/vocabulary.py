@@ -54,8 +54,9 @@ class Modality(str, enum.Enum):
 
     @classmethod
     def parse(cls, value: str | Modality) -> Modality:
-        """Accept a Modality, its name in any case or an alias (``MODALITY_ALIASES``: "ppg" for bvp); raise
-        ValueError naming the valid ones."""
+        """Accept a Modality, its name in any case or an alias (``MODALITY_ALIASES``: "ppg" is bvp); raise
+        ValueError naming the valid ones. Every parser of a modality name calls this, so one set of names holds
+        everywhere (--modalities, --map, --new, --inputs, configuration, manifests)."""
         if isinstance(value, cls):
             return value
         name = str(value).strip().lower()
@@ -63,7 +64,12 @@ class Modality(str, enum.Enum):
             return cls(MODALITY_ALIASES.get(name, name))
         except ValueError:
             valid = ", ".join(m.value for m in cls)
-            raise ValueError(f"unknown modality {value!r}; expected one of: {valid}") from None
+            aliases = ", ".join(f"{alias} for {name}" for alias, name in MODALITY_ALIASES.items())
+            raise ValueError(f"unknown modality {value!r}; expected one of: {valid} ({aliases})") from None
+
+
+#: Other names of a modality, accepted wherever one is parsed (``Modality.parse``) and stored as the modality.
+MODALITY_ALIASES: dict[str, str] = {"ppg": Modality.BVP.value}
 
 
 class SecurityLevel(str, enum.Enum):

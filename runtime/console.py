@@ -320,7 +320,9 @@ def summary_view(summary: dict, *, title: str, settings_line: str | None = None,
     """The final screen, drawn from ``summary`` (:func:`gateway_summary`) alone: what the screen says, the
     JSON says."""
     lat = summary["latency_ms"]
-    idle = "no wearable delivered data" if not summary["streams"] else "the run was shorter than a window"
+    delivered = any(s.get("samples_received") for s in summary["streams"])
+    idle = summary.get("idle_reason") or ("the run was shorter than a window" if delivered
+                                          else "no wearable delivered data")
     latency = (f"no embedding ({idle})" if lat["p50"] is None else
                f"latency from sample arrival p50 {_ms(lat['p50'])} ms, p95 {_ms(lat['p95'])} ms, "
                f"p99 {_ms(lat['p99'])} ms")

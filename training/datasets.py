@@ -45,6 +45,43 @@ def parse_inputs(text) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_device_choices(items) -> dict[str, str]:
+    """``["ecg:spectrogram_psd=biomoe-demo-1", ...]`` (``--device MOD:REP=DEVICE``, repeatable) -> {input: device};
+    ValueError names a malformed or repeated entry."""
+    choices: dict[str, str] = {}
+    for item in items or ():
+        name, equals, device = str(item).partition("=")
+        if not equals or not name.strip() or not device.strip():
+            raise ValueError(f"--device {item!r}: expected MODALITY:REPRESENTATION=DEVICE, e.g. "
+                             "ecg:spectrogram_psd=biomoe-demo-1")
+        (name,) = parse_inputs(name)
+        if name in choices:
+            raise ValueError(f"--device names input {name} twice")
+        choices[name] = device.strip()
+    return choices
+
+
+def keep_devices(frame, choices: dict, source="dataset"):
+    """``frame`` without the rows of each chosen input (``parse_device_choices``) that come from another device
+    than the one chosen for it; DatasetError when the chosen device has no window of that input."""
+    if not choices:
+        return frame
+    _check_required_columns(frame, source)
+    modality = np.array([Modality.parse(m).value for m in frame["modality"]], dtype=object)
+    drop = np.zeros(len(frame), dtype=bool)
+    for name, device in choices.items():
+        wanted = InputType.parse(name)
+        wanted_modality, representation = wanted.modality.value, wanted.representation.value
+        of_input = (modality == wanted_modality) & (frame["representation"] == representation).to_numpy()
+        from_device = (frame["device"].astype(str) == device).to_numpy()
+        if not (of_input & from_device).any():
+            have = sorted(set(frame["device"][of_input].astype(str)))
+            raise DatasetError(f"{source}: --device {name}={device}: device {device!r} has no {name} window; "
+                               f"devices with {name} windows: {', '.join(have) or 'none'}")
+        drop |= of_input & ~from_device
+    return frame[~drop]
+
+
 @dataclass
 class FusedWindows:
     """The windows a head sees: ``embeddings`` float32 (n, k, 192) in input order, and per window its
@@ -274,8 +311,9 @@ def _check_unique_times(rows, name: str, subject: str, tolerance_s: float, sourc
         a, b = int(close[0]), int(close[0]) + 1
         raise DatasetError(f"{source}: subject {subject} has two {name} windows ending at {ends[a]:.3f} and "
                            f"{ends[b]:.3f} s (devices {rows['device'][a]}, {rows['device'][b]}), closer than the "
-                           f"tolerance ({tolerance_s:g} s): keep one device's windows for this input, or lower the "
-                           "tolerance below the hop")
+                           f"tolerance ({tolerance_s:g} s): choose one device for this input (train-head --device "
+                           f"{name}={rows['device'][a]}), give each device's wearer a subject of their own, or lower "
+                           "the tolerance below the hop")
 
 
 def _nearest_within(reference: np.ndarray, candidates: np.ndarray, tolerance_s: float) -> np.ndarray:

@@ -15,6 +15,24 @@ from .datasets import DatasetError, dataset_backbone, read_dataset, rows_of_inpu
 from .metrics import classification_metrics, write_confusion_png
 
 
+def check_windows_match(head, fused, source) -> None:
+    """DatasetError, naming both sides, when the head's manifest names other inputs than those its window lengths
+    were measured on (an edited head.json), or when the dataset's windows of an input are not as long as the
+    head's were in training (the gateway refuses both, ``[[heads]]``; a score would be meaningless)."""
+    trained = head.window_length_s
+    if trained and set(trained) != set(head.inputs):
+        raise DatasetError(f"head {head.path}: head.json names the inputs {list(head.inputs)}, but its window lengths "
+                           f"were measured on {sorted(trained)} in training: the manifest was edited; train the head "
+                           "again on the inputs it should take")
+    for name in head.inputs:
+        if name in trained and name in fused.window_length_s:
+            want, have = float(trained[name]), float(fused.window_length_s[name])
+            if abs(want - have) > 1e-6:
+                raise DatasetError(f"{source}: its {name} windows are {have:g} s long, but head {head.path} was "
+                                   f"trained on {want:g} s ones: embed the data with --window {want:g} (as the "
+                                   "gateway refuses to serve it on other windows)")
+
+
 def evaluate_head(head_path, dataset, *, png=None, tolerance_s: float | None = None, frame=None,
                   dataset_sha256: str | None = None) -> dict:
     """Metrics of the head at ``head_path`` on the labelled windows of ``dataset`` that have every input.
@@ -28,6 +46,7 @@ def evaluate_head(head_path, dataset, *, png=None, tolerance_s: float | None = N
     source = str(dataset)
     tolerance = float(head.manifest.get("tolerance_s", DEFAULT_TOLERANCE_S) if tolerance_s is None else tolerance_s)
     fused, classes = training_windows(frame, head.inputs, tolerance_s=tolerance, source=source, classes=head.classes)
+    check_windows_match(head, fused, source)
     backbone = dataset_backbone(rows_of_inputs(frame, head.inputs), source)
     why = backbone_mismatch(head.backbone, backbone)
     if why is not None:

@@ -24,8 +24,8 @@ from biomoe_edge.identity import describe_backbone
 from biomoe_edge.manifest import write_manifest
 
 from .classifiers import HeadOptions, fit_head, predict_probabilities, save_head_model
-from .datasets import (DEFAULT_TOLERANCE_S, DatasetError, dataset_backbone, read_dataset, rows_of_inputs,
-                       training_windows)
+from .datasets import (DEFAULT_TOLERANCE_S, DatasetError, dataset_backbone, keep_devices, read_dataset,
+                       rows_of_inputs, training_windows)
 from .head_export import check_head_onnx, export_head_onnx
 from .metrics import classification_metrics, write_confusion_png
 
@@ -102,10 +102,11 @@ def cross_validate(fused, classes, options: HeadOptions, cv) -> dict:
 
 def train_head(dataset, inputs, out_dir, *, options: HeadOptions = HeadOptions(), cv="loso",
                tolerance_s: float = DEFAULT_TOLERANCE_S, classes=None, frame=None,
-               dataset_sha256: str | None = None) -> dict:
+               dataset_sha256: str | None = None, devices: dict | None = None) -> dict:
     """Train, cross-validate, export and describe a head; returns the manifest written to ``out_dir/head.json``.
 
     ``classes``: the output order (default: the sorted labels); every class needs labelled windows.
+    ``devices``: {input: device} where a subject wears two devices measuring one input (``keep_devices``).
 
     ``dataset``: a dataset path (read with ``biomoe_edge.dataset.load_dataset``), or a name for messages when
     ``frame`` (the DataFrame) and ``dataset_sha256`` are given directly."""
@@ -115,6 +116,7 @@ def train_head(dataset, inputs, out_dir, *, options: HeadOptions = HeadOptions()
     if frame is None:
         frame, dataset_sha256 = read_dataset(dataset)
     source = str(dataset)
+    frame = keep_devices(frame, devices or {}, source)
     fused, classes = training_windows(frame, inputs, tolerance_s=tolerance_s, source=source, classes=classes)
     empty = [c for c in classes if not np.any(fused.labels == c)]
     if empty:
@@ -123,7 +125,9 @@ def train_head(dataset, inputs, out_dir, *, options: HeadOptions = HeadOptions()
     subjects = sorted(set(fused.subjects.astype(str)))
     if cv != "none" and len(subjects) < 2:
         raise DatasetError(f"{source}: the labelled windows of {list(fused.inputs)} come from one subject "
-                           f"({subjects[0]}); cross-validation grouped by subject needs at least two (or cv none)")
+                           f"({subjects[0]}); cross-validation grouped by subject needs at least two (or cv none): embed "
+                           "recordings of several people (each recording's [[subjects]], embed --subject NAME per "
+                           "input, or demo --subjects N), docs/heads.md 'A dataset of several subjects'")
     counts = {c: int(np.sum(fused.labels == c)) for c in classes}
     log.info("training a %s head on %d windows of %d subjects (%s), classes %s", options.classifier, len(fused),
              len(subjects), ", ".join(fused.inputs), counts)

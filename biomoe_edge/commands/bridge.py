@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="bridge_action", metavar="ACTION", required=True)
     fit = actions.add_parser("fit", help="fit a bridge on paired recordings and write DIR/bridge.onnx + bridge.json",
                              description="Select the input and output positions (probe F1, CKA), fit protoLRFC on "
-                                         "cached features, export the bridged graph.")
+                                         "cached features, export the bridged graph. Needs at least 10 minutes of "
+                                         "paired recording with the default held-out blocks (--held-out-block).")
     fit.add_argument("--paired", nargs="+", required=True, type=pathlib.Path, metavar="RECORDING",
                      help="paired sessions: both the head's modality and the new one, worn at the same time")
     fit.add_argument("--map", metavar="CH:MOD,...", help="channel map for EDF/CSV recordings, as `embed` takes it")
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights = fit.add_mutually_exclusive_group()
     weights.add_argument("--checkpoint", type=pathlib.Path, metavar="PATH",
                          help="the Tiny-BioMoE checkpoint the head was trained on (checked against head.json)")
-    weights.add_argument("--random-weights", type=int, metavar="SEED",
+    weights.add_argument("--random-weights", type=int, nargs="?", const=0, default=None, metavar="SEED",
                          help="random weights of SEED (only for a head trained on them; meaningless otherwise)")
     fit.add_argument("--rank", type=int, default=8, help="low-rank r of the bridge (default 8)")
     fit.add_argument("--prototypes", type=int, default=32, help="prototype count P (default 32)")
@@ -61,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--subject", help="the subject of every input (default: the recorded subjects, else the name)")
     fit.add_argument("--cache-dir", type=pathlib.Path, metavar="DIR",
                      help="feature cache (default $BIOMOE_EDGE_CACHE_DIR or ~/.cache/biomoe-edge)")
+    fit.add_argument("--held-out-block", type=float, default=60.0, metavar="S",
+                     help="every 5th S-second block of each session is held out to score the bridge (default 60); "
+                          "the paired data must give at least twice --batch-size training windows and one held-out "
+                          "block: 10 minutes with the defaults, under a minute with --held-out-block 5 --batch-size 8")
     fit.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     evaluate = actions.add_parser("evaluate", help="the bridged head's metrics on labelled new-modality recordings")
@@ -100,6 +105,10 @@ def _fit(args) -> int:
     from biomoe_edge.training.bridge.report import entry_point_table, input_position_table, output_position_table
     from biomoe_edge.vocabulary import InputType
 
+    if args.no_progress:  # no bars: each long step's start and duration as a log line instead, never silence
+        bridge_log = logging.getLogger("biomoe_edge.training.bridge")
+        if bridge_log.getEffectiveLevel() > logging.INFO:
+            bridge_log.setLevel(logging.INFO)
     from .weights import load_model
 
     try:
@@ -122,11 +131,17 @@ def _fit(args) -> int:
                      prototypes=args.prototypes, init=args.init, loss=args.loss, epochs=args.epochs, lr=args.lr,
                      batch_size=args.batch_size, input_position=args.input_position,
                      output_position=args.output_position, time_budget_s=args.time_budget, cache_dir=args.cache_dir,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, block_s=args.held_out_block)
     print(input_position_table(fit.positions), end="\n\n")
     print(entry_point_table(fit.positions), end="\n\n")
     print(output_position_table(fit.positions), end="\n\n")
-    path = export_bridge(fit, args.out, precision=args.precision, max_batch=args.max_batch)
+    from biomoe_edge.training.bridge.diagnostics import degenerate_fit_warnings
+    from biomoe_edge.training.bridge.features import progress_bar
+
+    with progress_bar(f"exporting the bridged graph ({args.precision} ONNX, checked against PyTorch)", 1,
+                      not args.no_progress) as advance:
+        path = export_bridge(fit, args.out, precision=args.precision, max_batch=args.max_batch)
+        advance()
     held = fit.held_out
     print(f"wrote {path} and {path.with_suffix('.json')} ({args.precision}): {fit.positions['input']['name']} -> "
           f"{fit.positions['output']['name']}, {fit.trainable_parameters:,} trainable parameters; held-out "
@@ -135,6 +150,14 @@ def _fit(args) -> int:
           f"targets {held['cosine_to_targets_mean']:.4f}")
     print(f"held out: {', '.join(fit.split.held_out_blocks)} ({len(fit.split.held_out_blocks)} of "
           f"{fit.split.block_count} blocks of {len(set(paired.session))} session(s)); the fit never saw them")
+    for warning in degenerate_fit_warnings(fit.positions, fit.held_out):
+        print(f"warning: {warning}")
+    from biomoe_edge.training.plots import write_bridge_fit_png
+
+    caveat = "; RANDOM weights: the figures show the method, not Tiny-BioMoE" if backbone.get("random_weights") else ""
+    picture = write_bridge_fit_png(fit.positions, fit.curve, path.parent / "bridge_fit.png",
+                                   title=f"bridge {head.inputs[0]} -> {args.new}{caveat}")
+    print(f"wrote {picture} (probe F1 and CKA per candidate position, the fit curve)")
     if backbone.get("random_weights"):
         print("random weights: the bridge's predictions mean nothing")
     return 0
@@ -157,9 +180,16 @@ def _evaluate(args) -> int:
     metrics = evaluate_bridge(args.bridge, windows, fs, labels)
     metrics["unlabelled_windows"] = unlabelled
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    from biomoe_edge.training.metrics import write_confusion_png
+
+    caveat = "RANDOM weights: not the published model's accuracy" if metrics.get("backbone", {}).get("random_weights") \
+        else "simulated or recorded data as given"
+    metrics["confusion_matrix_png"] = str(write_confusion_png(
+        metrics, args.json.with_suffix(".png"), title=f"bridge {args.bridge.name} on "
+                                                      f"{', '.join(p.name for p in args.recordings)}; {caveat}"))
     args.json.write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"{metrics['windows']} windows: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}; "
-          f"wrote {args.json}")
+          f"wrote {args.json} and the confusion matrix {metrics['confusion_matrix_png']}")
     return 0
 
 

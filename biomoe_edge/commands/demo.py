@@ -60,10 +60,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the signals and the links' losses")
     parser.add_argument("--head", default=None, metavar="DIR",
                         help="serve this head (train-head --out) or bridge (bridge fit --out): the wearables then play "
-                             "SIMULATED labelled sessions of held-out simulated subjects, and the report scores the "
-                             "live predictions")
-    parser.add_argument("--subjects", type=int, default=1, metavar="N",
-                        help="with --head: simulated subjects, each wearing the head's wearables (default 1)")
+                             "SIMULATED labelled sessions of held-out simulated subjects, and the report scores the live predictions")
+    parser.add_argument("--subjects", type=int, default=None, metavar="N",
+                        help="people wearing the wearables: without --head, the native wearables are shared out among "
+                             "N subjects named subject-1, subject-2, ... (default: one subject per wearable; their "
+                             "recordings and datasets keep these names); with --head, N simulated subjects, each "
+                             "wearing the head's wearables (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no live table")
     parser.add_argument("--sinks", default=None, metavar="FILE.toml",
                         help="add the [[sinks]] tables of this TOML file (same keys as gateway.toml) to the demo's "
@@ -136,8 +138,19 @@ def load_demo_sinks(path) -> tuple:
     return sinks
 
 
+def demo_subjects(names, subjects: int | None = None) -> dict[str, list[str]]:
+    """Subject name -> the native wearables that subject wears: ``names`` shared out in order among ``subjects``
+    people (``subject-1``, ...; default one per wearable), so that a recording of the demo is a dataset of
+    distinct subjects, as cross-validation by subject needs."""
+    count = len(names) if subjects is None else subjects
+    if not 1 <= count <= max(1, len(names)):
+        raise ValueError(f"--subjects must be between 1 and the number of wearables ({len(names)}), got {count}")
+    n = len(names)
+    return {f"subject-{i + 1}": list(names[i * n // count:(i + 1) * n // count]) for i in range(count)}
+
+
 def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=(), sinks=(),
-                security="none", head=None, plan=None):
+                security="none", head=None, plan=None, subjects: int | None = None):
     """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones;
     ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``); ``security``: of the native ones.
     ``head``/``plan``: a head to serve and its simulated subjects (``demo_head.head_demo_plan``), whose wearables
@@ -166,6 +179,7 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
         "devices": [{"name": name, "profile": Profile.NATIVE.value, "modalities": list(modalities),
                      "security": security} for name in names]
                    + [{"name": name, "profile": profile, "modalities": list(mods)} for name, profile, mods in profile_devices],
+        "subjects": [{"name": subject, "devices": worn} for subject, worn in demo_subjects(names, subjects).items()],
         "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
         "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
     }), sinks=tuple(sinks))
@@ -270,6 +284,8 @@ class DemoSettings:
     #: ``live_accuracy``.
     head: str | None = None
     head_subjects: int = 1
+    #: Without ``head``: how many people wear the generic wearables (``demo_subjects``; None: one each).
+    subjects: int | None = None
 
 
 async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, result: dict | None = None,
@@ -302,15 +318,22 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
     max_batch = min(16, engine.max_batch)
     config = demo_config(names, modalities=s.modalities, representations=s.representations, window_s=s.window_s,
                          hop_s=s.hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=s.sinks,
-                         security=s.security, head=s.head, plan=plan)
+                         security=s.security, head=s.head, plan=plan, subjects=s.subjects)
     if s.record is not None:
         config = with_recording(config, s.record, lsl_markers=s.lsl_markers, segment_s=s.segment_s)
     model = model_identity(engine.identity)
-    run_settings = {"duration_s": s.duration_s, "devices": devices, "profiles": [p for _, p, _ in profile_devices],
+    worn = sum(len(w) for w in plan[1].values()) if plan else devices  # --head: the simulated subjects' wearables
+    run_settings = {"duration_s": s.duration_s, "devices": worn, "profiles": [p for _, p, _ in profile_devices],
                     "loss": s.loss, "modalities": list(s.modalities), "representations": list(s.representations),
                     "window_s": s.window_s, "hop_s": s.hop_s, "seed": s.seed, "engine": engine.identity.get("kind"),
                     "max_batch": max_batch, "sinks": [sink.kind for sink in s.sinks], "security": s.security,
                     "impostor": s.impostor, **(s.extra_settings or {})}
+    if plan:  # --head: the head's modalities, representations and window length, not the options' defaults
+        tables = plan[2]
+        lengths = {float(t.get("length_s", s.window_s)) for t in tables.values()}
+        run_settings.update(modalities=list(tables), representations=list(dict.fromkeys(
+            r for t in tables.values() for r in t["representations"])),
+            window_s=lengths.pop() if len(lengths) == 1 else s.window_s)
     run_settings.setdefault("checkpoint", model["source"] if not model["random_weights"] else None)
     run_settings.setdefault("random_weights_seed", model["seed"])
     async with VirtualBleNetwork() as network:
@@ -330,7 +353,7 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
                 seed=s.seed * 1000 + devices + i, **(s.wearable_options or {})))
         backend = TransportBackend.bumble(await network.central())
         gateway = Gateway(config, engine=engine, backend=backend)
-        predictions, origins = [], {}
+        predictions, origins, timeline = [], {}, []
         gateway.on_prediction(predictions.append)
         console = GatewayConsole(gateway, out=out, quiet=s.quiet, model_line=model_line(model, engine.identity),
                                  notices=s.notices)
@@ -349,7 +372,7 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
                         staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, s.modalities,
                                                                        s.security, seed=s.seed * 1000 + 999))
                     try:
-                        await console.run(s.duration_s)
+                        await console.run(s.duration_s, on_tick=lambda: timeline.append(timeline_point(console)))
                     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
                         log.info("interrupted: stopping the wearables and the gateway")
                     finally:
@@ -374,9 +397,20 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
                                                  for entry in gateway.refused_devices()]
                 if plan:
                     report.update(prediction_report(gateway, predictions, plan[0], origins))
+                report["timeline"] = timeline
                 if result is not None:
                     result["report"], result["stats"] = report, stats
     return report, gateway, wearables
+
+
+def timeline_point(console) -> dict:
+    """One point of the report's ``timeline`` (each console tick): seconds since the start, embeddings so far,
+    packets lost and samples dropped so far, and the latency percentiles of the recent embeddings."""
+    stats, entries = console.snapshot()
+    return {"t_s": round(console.elapsed_s(), 2), "embeddings": int(stats["embeddings"]),
+            "packets_lost": sum(int(e["packets_lost"]) for e in entries),
+            "samples_dropped": sum(int(n) for e in entries for n in e["samples_dropped"].values()),
+            "latency_p50_ms": stats["latency_ms"]["p50"], "latency_p95_ms": stats["latency_ms"]["p95"]}
 
 
 async def stage_impostor(network, gateway, wearables: list, modalities, security: str, *, seed: int) -> None:
@@ -421,8 +455,10 @@ def run(args) -> int:
         raise ValueError(f"--loss must be a fraction in [0, 1], got {args.loss}")
     if args.duration is not None and args.duration <= 0:
         raise ValueError(f"--duration must be positive, got {args.duration}")
-    if args.head is not None and args.subjects < 1:
+    if args.subjects is not None and args.subjects < 1:
         raise ValueError(f"--subjects must be at least 1, got {args.subjects}")
+    if args.head is None and args.subjects is not None and args.subjects > args.devices:
+        raise ValueError(f"--subjects {args.subjects} is more than the --devices {args.devices} wearables to share out")
     if args.checkpoint is None and args.random_weights is None:
         raise ValueError(f"choose the weights: --checkpoint Tiny-BioMoE.pth (the published weights, 89 MB: "
                          f"{PUBLISHED_CHECKPOINT_URL}), or --random-weights (meaningless embeddings; the plumbing, "
@@ -452,7 +488,7 @@ def run(args) -> int:
             duration_s=args.duration, devices=args.devices, loss=args.loss, modalities=modalities,
             representations=representations, window_s=args.window, hop_s=args.hop, seed=args.seed, quiet=args.quiet,
             profiles=tuple(profiles), sinks=tuple(sinks), notices=tuple(notices), head=args.head,
-            head_subjects=args.subjects,
+            head_subjects=args.subjects or 1, subjects=None if args.head else args.subjects,
             extra_settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
                             "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
             record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
@@ -465,6 +501,13 @@ def run(args) -> int:
     report = result["report"]
     if args.report:
         pathlib.Path(args.report).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        try:
+            from biomoe_edge.commands.demo_plot import write_timeline_png
+
+            notices.append(f"latency and drops over time drawn in "
+                           f"{write_timeline_png(report, pathlib.Path(args.report).with_suffix('.png'))}")
+        except ImportError as exc:  # matplotlib: the viz extra
+            notices.append(f"no timeline picture: {exc} (pip install 'biomoe-edge[viz]')")
     print_final_screen(report, report_path=args.report, notices=notices)
     if args.record:
         print(f"recorded into {args.record} (biomoe-edge embed {args.record} --out DATASET replays it)")
@@ -477,6 +520,11 @@ def run(args) -> int:
     return 0
 
 
+#: Why a live prediction of ``demo --head`` was not scored, in words.
+NOT_SCORED_WORDS = {"class_changes": "window spans a class change",
+                    "not_a_head_class": "simulated class not the head's"}
+
+
 def predictions_line(report: dict) -> str:
     """The ``--head`` run in a few lines: predictions, latency, windows given up and why, live accuracy."""
     p, score = report["predictions"], report["live_accuracy"]
@@ -484,11 +532,19 @@ def predictions_line(report: dict) -> str:
     latency = "" if lat["p50"] is None else f", latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms"
     dropped = ", ".join(f"{reason} {n}" for h in p["heads"] for reason, n in sorted(h["windows_dropped"].items()))
     lines = [f"{p['count']} predictions {p['per_class']}{latency}; window times given up: {dropped or 'none'}"]
+    reasons = score.get("not_scored_by_reason", {})
+    why = ", ".join(f"{NOT_SCORED_WORDS.get(reason, reason)} {n}" for reason, n in sorted(reasons.items()))
     if score.get("windows_scored"):
         lines.append(f"live accuracy on {score['windows_scored']} scored windows: {score['accuracy']:.1%}"
                      + (f", balanced {score['balanced_accuracy']:.1%}" if "balanced_accuracy" in score else "")
-                     + f" ({score['windows_not_scored']} not scored: class changes)")
+                     + f" ({score['windows_not_scored']} not scored: {why or 'none'})")
+    elif not p["count"]:
+        lines.append("live accuracy: no window scored (no prediction yet: the run was shorter than a window)")
     else:
-        lines.append("live accuracy: no window scored yet (the run was shorter than a window, or no prediction)")
+        lines.append(f"live accuracy: no window scored ({why})")
+    if reasons.get("not_a_head_class"):
+        lines.append(f"the simulated task's classes {score['simulated_classes_not_in_head']} are not among the head's "
+                     f"{score['head_classes']}: the demo can score only a head trained on the simulated task "
+                     "(examples/simulated_heads.py); the predictions themselves are real")
     lines.append(score["note"])
     return "\n".join(lines)

@@ -80,18 +80,26 @@ def true_label(session, start_s: float, end_s: float, origins) -> str | None:
 def live_accuracy(predictions, sessions, origins_by_subject, classes) -> dict:
     """Scores of the live predictions against the simulated labels (windows in one class on every device)."""
     by_subject = {session.subject: session for session in sessions}
-    truth, guess, unscored = [], [], 0
+    truth, guess = [], []
+    unscored: collections.Counter = collections.Counter()
+    other_classes = set()
     for record in predictions:
         session = by_subject.get(record.subject)
         label = None if session is None else true_label(
             session, record.window_start_s, record.window_end_s,
             [origins_by_subject.get(record.subject, {}).get(d) for d in record.devices])
-        if label is None or label not in classes:
-            unscored += 1
+        if label is None:
+            unscored["class_changes"] += 1  # the window spans two simulated classes (or no session)
+            continue
+        if label not in classes:
+            unscored["not_a_head_class"] += 1  # the simulated class is none the head knows
+            other_classes.add(label)
             continue
         truth.append(label)
         guess.append(record.predicted)
-    result = {"note": SCORING_NOTE, "windows_scored": len(truth), "windows_not_scored": unscored}
+    result = {"note": SCORING_NOTE, "windows_scored": len(truth), "windows_not_scored": sum(unscored.values()),
+              "not_scored_by_reason": dict(unscored), "head_classes": list(classes),
+              "simulated_classes_not_in_head": sorted(other_classes)}
     if not truth:
         return result
     try:

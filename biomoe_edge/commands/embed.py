@@ -11,7 +11,9 @@ HELP = "recordings, EDF/EDF+ or CSV files -> a labelled dataset of embeddings (P
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="recording folders, .edf/.bdf or .csv files")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="recording folders, .edf/.bdf or .csv files, or heartpy:data.csv (data2.csv, data3.csv: "
+                             "HeartPy's real PPG recordings, as inspect-signal takes them)")
     parser.add_argument("--out", required=True, metavar="DATASET", help="the dataset folder to write")
     parser.add_argument("--representations", default=None, metavar="LIST",
                         help="comma-separated (default: the recording's; the gateway's default for files)")
@@ -24,7 +26,10 @@ def add_arguments(parser) -> None:
                              "channel must have; for a CSV without a time column, its rate)")
     parser.add_argument("--rate", type=float, default=None, metavar="HZ", help="sample rate of CSV files without a time column")
     parser.add_argument("--time-column", default=None, metavar="NAME",
-                        help="the time column (seconds) of CSV files (default: time_s or time, when present)")
+                        help="the time column of CSV files (default: time_s or time, when present)")
+    parser.add_argument("--time-unit", choices=("s", "ms", "us"), default="s",
+                        help="the unit of the time column (default s); a rate no wearable of the modality has is "
+                             "refused, naming the likely unit")
     parser.add_argument("--subject", default=None, help="the subject of every input (default: as recorded, else the "
                                                         "input's name)")
     parser.add_argument("--window", type=float, default=None, metavar="S", help="window length (default: as recorded)")
@@ -89,9 +94,13 @@ def run(args) -> int:
     check_target(out, args.overwrite)  # before minutes of work, not after
     if args.random_weights is not None and args.model:
         raise ValueError("--random-weights and --model exclude each other: choose one")
-    sources = [open_source(path, channel_map=args.map, rate_hz=args.rate, time_column=args.time_column)
-               for path in args.inputs]
+    sources = [open_source(path, channel_map=args.map, rate_hz=args.rate, time_column=args.time_column,
+                           time_unit=args.time_unit) for path in args.inputs]
     labels = read_labels(args.labels, subject=args.subject) if args.labels else None  # bad labels: before the work
+    if labels is not None:  # and labels that would label nothing, or would in the inputs' time base
+        from biomoe_edge.runtime.recording.labels import fit_labels_to_inputs, input_spans
+
+        labels = fit_labels_to_inputs(labels, input_spans(sources, subject=args.subject), labels_name=args.labels)
     engine = open_chosen_engine(args, sources)
     options = dict(out=out, labels=labels, representations=representations, window_s=args.window,
                    hop_s=args.hop, subject=args.subject, use_markers=not args.no_markers, any_model=args.any_model,
@@ -111,7 +120,23 @@ def run(args) -> int:
     print(f"windows labelled: {labelled}; unlabelled: {unlabelled}; withheld for quality (not embedded): {withheld}")
     if metadata["random_weights"]:
         print("note: RANDOM weights (no checkpoint): the embeddings are meaningless (random_weights column)")
+    picture = _projection_png(frame, out)
+    if picture is not None:
+        print(f"wrote {picture} (the embeddings in 2-D, PCA, by label and by subject)")
     return 0
+
+
+def _projection_png(frame, out):
+    """The dataset's 2-D projection beside its manifest; None (said in the log) without the train/viz extras."""
+    import logging
+
+    try:
+        from biomoe_edge.training.plots import write_embedding_projection_png
+
+        return write_embedding_projection_png(frame, out / "projection.png", title=f"{out.name}: {len(frame)} rows")
+    except ImportError as exc:
+        logging.getLogger(__name__).warning("no projection.png: %s (pip install 'biomoe-edge[train]')", exc)
+        return None
 
 
 def _with_progress(work, *, quiet: bool):

@@ -14,6 +14,7 @@ def add_arguments(parser) -> None:
     export.add_argument("directory", help="recording folder")
     export.add_argument("out", help="the EDF+ file to write, e.g. session.edf")
     export.add_argument("--patient", default=None, help="EDF+ patient code (default: the recording's subjects)")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT.edf when it exists")
 
 
 def run(args) -> int:
@@ -21,6 +22,11 @@ def run(args) -> int:
 
     from biomoe_edge.runtime.recording import open_recording
 
+    import pathlib
+
+    if args.action == "export-edf" and pathlib.Path(args.out).exists() and not args.overwrite:
+        raise ValueError(f"{args.out} exists (an annotated export, perhaps): write to another file, or pass "
+                         "--overwrite to replace it")
     recording = open_recording(args.directory)
     if args.action == "info":
         print(json.dumps(recording_info(recording), indent=1, default=str))

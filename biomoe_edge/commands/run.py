@@ -61,6 +61,17 @@ def devices_lines(devices: list[dict]) -> list[str]:
     return lines
 
 
+def idle_reason(devices: list[dict]) -> dict:
+    """``{"idle_reason": ...}`` when no allow-listed wearable ever connected: why (the last failure of each), which
+    the closing summary says instead of blaming the run's length; else nothing."""
+    if any(d["connects"] for d in devices):
+        return {}
+    if not devices:
+        return {"idle_reason": "no [[devices]] in the allow-list"}
+    reasons = list(dict.fromkeys(d["last_error"] or "no connection attempt finished" for d in devices))
+    return {"idle_reason": "no wearable connected: " + "; ".join(reasons)}
+
+
 def run(args) -> int:
     import asyncio
     import json
@@ -118,6 +129,7 @@ def run(args) -> int:
                                                    engine=dict(gateway.pipeline.engine_identity),
                                                    warnings=console.warnings.items()))
                     summary["devices"] = devices_summary(config, gateway.connection_stats())
+                    summary.update(idle_reason(summary["devices"]))
         return 0
 
     try:

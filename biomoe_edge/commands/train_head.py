@@ -46,11 +46,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--classes", default=None, metavar="A,B,...",
                         help="the classes in output order (default: the dataset's labels, sorted)")
     parser.add_argument("--seed", type=int, default=0, help="seeds weights and batch order (default 0)")
+    parser.add_argument("--device", action="append", default=[], metavar="MOD:REP=DEVICE",
+                        help="take this input's windows from DEVICE only, where a subject wears two devices that "
+                             "measure it (repeatable), e.g. --device ecg:spectrogram_psd=biomoe-demo-1")
 
 
 def run(args) -> int:
     from biomoe_edge.training.classifiers import HeadOptions
-    from biomoe_edge.training.datasets import parse_inputs
+    from biomoe_edge.training.datasets import parse_device_choices, parse_inputs
     from biomoe_edge.training.head_training import train_head
 
     options = HeadOptions(fusion=args.fusion, classifier=args.classifier, epochs=args.epochs,
@@ -61,7 +64,7 @@ def run(args) -> int:
     if classes is not None and (len(classes) < 2 or len(set(classes)) != len(classes)):
         raise ValueError(f"--classes needs at least two distinct names, got {args.classes!r}")
     manifest = train_head(args.dataset, parse_inputs(args.inputs), args.out, options=options, cv=args.cv,
-                          tolerance_s=args.tolerance, classes=classes)
+                          tolerance_s=args.tolerance, classes=classes, devices=parse_device_choices(args.device))
     print(summary(manifest, args.out))
     return 0
 

@@ -11,6 +11,20 @@ import pathlib
 PUBLISHED_CHECKPOINT_URL = "https://github.com/GkikasStefanos/Tiny-BioMoE/releases/latest/download/Tiny-BioMoE.pth"
 
 
+def check_checkpoint_file(checkpoint) -> None:
+    """ValueError saying where the weights come from when ``--checkpoint`` names no file (every command that
+    takes it: demo, embed, export, bridge fit...), instead of the operating system's "[Errno 2]"."""
+    if checkpoint is None:
+        return
+    path = pathlib.Path(checkpoint)
+    if path.is_file():
+        return
+    what = "is a folder, not a checkpoint file" if path.is_dir() else "no such file"
+    raise ValueError(f"--checkpoint {path}: {what}. The published Tiny-BioMoE weights are Tiny-BioMoE.pth (89 MB): "
+                     f"{PUBLISHED_CHECKPOINT_URL} (biomoe-edge inspect Tiny-BioMoE.pth checks the download); or pass "
+                     "--random-weights instead (meaningless embeddings, for trying the plumbing; every output says so)")
+
+
 def add_weights_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     """``--checkpoint PATH`` | ``--random-weights [SEED]``, and ``--strict``: shared by the commands that load
     Tiny-BioMoE, so that random weights are always an explicit choice."""

@@ -223,6 +223,16 @@ def _annotations(reader) -> list[tuple[float, float | None, str]]:
             for o, d, t in zip(onsets, durations, texts)]
 
 
+def edf_signal_labels(path) -> list[str]:
+    """The channel labels of an EDF/EDF+/BDF file, stripped."""
+    path = pathlib.Path(path)
+    reader = _open_reader(path)
+    try:
+        return [label.strip() for label in reader.getSignalLabels()]
+    finally:
+        reader.close()
+
+
 def read_edf_annotations(path) -> list[tuple[float, float | None, str]]:
     """(onset_s, duration_s or None, text) of every EDF+ annotation of ``path``."""
     path = pathlib.Path(path)

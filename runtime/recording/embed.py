@@ -235,7 +235,7 @@ def embed_to_dataset(sources, engine, *, out=None, labels=None, representations=
 
     from biomoe_edge._version import __version__
 
-    from .labels import read_labels
+    from .labels import fit_labels_to_inputs, input_spans, read_labels
 
     if out is not None:
         check_target(out, overwrite)
@@ -244,6 +244,9 @@ def embed_to_dataset(sources, engine, *, out=None, labels=None, representations=
         intervals = labels
     else:
         labels_file, intervals = str(labels), read_labels(labels, subject=subject)
+    if intervals is not None:  # labels that would label nothing: refused before the work
+        intervals = fit_labels_to_inputs(intervals, input_spans(sources, subject=subject),
+                                         labels_name=labels_file or "the labels")
     start = time.perf_counter()
     rows, summary = embed_sources(sources, engine, representations=representations, window_s=window_s, hop_s=hop_s,
                                   labels=intervals, subject=subject, use_markers=use_markers, any_model=any_model,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import math
 import pathlib
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ class LabelInterval:
     device: str | None = None
     #: where it came from, for messages ("labels.csv:7", "marker 'pain' at 123.4 s")
     origin: str = ""
+    #: the gateway time of this interval's time zero, where its file says (an EDF+ the SDK exported carries
+    #: ``biomoe:t0``): its times are seconds from that file's start, and plus this they are gateway times.
+    gateway_t0: float | None = None
 
     def applies_to(self, subject: str, device: str) -> bool:
         return (self.subject is None or self.subject == subject) and (self.device is None or self.device == device)
@@ -117,27 +121,136 @@ def check_no_overlaps(intervals) -> None:
                                      f"{a.subject!r}; a window's label must be unambiguous")
 
 
-def edf_label_intervals(annotations, *, subject: str, origin: str) -> list[LabelInterval]:
-    """Intervals from EDF+ annotations ``(onset_s, duration_s or None, text)`` that have a duration; the SDK's own
-    (``biomoe:...``) are left out. Overlapping ones are a LabelError as in CSV."""
+#: Annotations EDF tools write on their own (EDFbrowser, pyEDFlib): bookkeeping, never labels.
+EDF_BOOKKEEPING_ANNOTATIONS = ("recording starts", "recording ends")
+
+
+def is_label_annotation(text: str) -> bool:
+    """Whether an EDF+ annotation's text can be a label: not the SDK's own (``biomoe:...``), not empty, not an EDF
+    tool's bookkeeping ("Recording starts")."""
     from .edf import SDK_ANNOTATION_PREFIX
 
-    intervals = [LabelInterval(subject, onset, onset + duration, text, None, f"{origin} annotation {text!r} at "
-                               f"{onset:g} s") for onset, duration, text in annotations
-                 if duration and duration > 0 and not text.startswith(SDK_ANNOTATION_PREFIX)]
+    text = text.strip()
+    return bool(text) and not text.startswith(SDK_ANNOTATION_PREFIX) and text.lower() not in EDF_BOOKKEEPING_ANNOTATIONS
+
+
+def edf_gateway_t0(annotations) -> float | None:
+    """The gateway time of an SDK-exported EDF+'s start (its ``biomoe:t0=`` annotation), else None."""
+    from .edf import SDK_ANNOTATION_PREFIX
+
+    for _, _, text in annotations:
+        if text.startswith(f"{SDK_ANNOTATION_PREFIX}t0="):
+            try:
+                return float(text.split("=", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def edf_label_intervals(annotations, *, subject: str | None, origin: str) -> list[LabelInterval]:
+    """Intervals from EDF+ annotations ``(onset_s, duration_s or None, text)`` that have a duration; the SDK's own
+    (``biomoe:...``) and EDF tools' bookkeeping are left out. Overlapping ones are a LabelError as in CSV."""
+    t0 = edf_gateway_t0(annotations)
+    intervals = [LabelInterval(subject, onset, onset + duration, text.strip(), None, f"{origin} annotation {text!r} at "
+                               f"{onset:g} s", t0) for onset, duration, text in annotations
+                 if duration and duration > 0 and is_label_annotation(text)]
     check_no_overlaps(intervals)
     return intervals
 
 
 def read_labels(path, *, subject: str | None = None) -> list[LabelInterval]:
     """Label intervals from a CSV file or from the annotations (with a duration) of an EDF+ file; an EDF's
-    intervals belong to ``subject`` (default: the file's name without its suffix)."""
+    intervals belong to ``subject`` (default: every subject of the recording an SDK-exported EDF+ came from,
+    which its ``biomoe:t0`` marks; else the file's name without its suffix)."""
     path = pathlib.Path(path)
     if path.suffix.lower() in (".edf", ".bdf"):
         from .edf import read_edf_annotations
 
-        return edf_label_intervals(read_edf_annotations(path), subject=subject or path.stem, origin=str(path))
+        annotations = read_edf_annotations(path)
+        if subject is None and edf_gateway_t0(annotations) is None:
+            subject = path.stem
+        return edf_label_intervals(annotations, subject=subject, origin=str(path))
     return read_label_csv(path)
+
+
+@dataclass(frozen=True)
+class InputSpan:
+    """Where an input has data: a device's first to last sample time, in the input's time base."""
+
+    input: str
+    subject: str
+    device: str
+    start_s: float
+    end_s: float
+
+
+def input_spans(sources, *, subject: str | None = None) -> list[InputSpan]:
+    """One span per device of each opened source (``sources.open_source``); ``subject`` overrides as in embed."""
+    spans = []
+    for source in sources:
+        first: dict = {}
+        last: dict = {}
+        for info, times, _ in source.iter_streams():
+            if len(times):
+                first[info.device] = min(first.get(info.device, math.inf), float(times[0]))
+                last[info.device] = max(last.get(info.device, -math.inf), float(times[-1]))
+        for device in first:
+            spans.append(InputSpan(str(source.path), source.subject_of(device, subject), device, first[device],
+                                   last[device]))
+    return spans
+
+
+def _reaches(interval: LabelInterval, span: InputSpan, shift: float = 0.0) -> bool:
+    return (interval.applies_to(span.subject, span.device) and interval.start_s + shift < span.end_s
+            and span.start_s < interval.end_s + shift)
+
+
+def _describe_labels(intervals, shift: float = 0.0) -> str:
+    by_subject: dict = collections.defaultdict(list)
+    for interval in intervals:
+        by_subject[interval.subject].append(interval)
+    return "; ".join(f"{'every subject' if who is None else f'subject {who}'} "
+                     f"{min(i.start_s for i in group) + shift:.3f}-{max(i.end_s for i in group) + shift:.3f} s"
+                     for who, group in sorted(by_subject.items(), key=lambda item: str(item[0])))
+
+
+def _describe_spans(spans) -> str:
+    return "; ".join(f"subject {s.subject} (device {s.device} of {pathlib.Path(s.input).name}) "
+                     f"{s.start_s:.3f}-{s.end_s:.3f} s" for s in spans)
+
+
+def fit_labels_to_inputs(intervals, spans, *, labels_name: str = "the labels") -> list[LabelInterval]:
+    """The label intervals in the inputs' time base, or a LabelError before any work when none would label
+    anything. Intervals that overlap an input's data as they are stay as they are; else intervals whose file
+    says where its time zero lies on the gateway's clock (an SDK-exported EDF+: ``biomoe:t0``) are moved there;
+    else the error names the subjects and time spans on both sides, and says so when the labels look like
+    seconds from a recording's start while the recording keeps gateway times."""
+    intervals = list(intervals)
+    spans = list(spans)
+    if not intervals or not spans:
+        return intervals
+    if any(_reaches(i, s) for i in intervals for s in spans):
+        return intervals
+    if all(i.gateway_t0 is not None for i in intervals):
+        moved = [dataclasses.replace(i, start_s=i.start_s + i.gateway_t0, end_s=i.end_s + i.gateway_t0,
+                                     gateway_t0=None) for i in intervals]
+        if any(_reaches(i, s) for i in moved for s in spans):
+            return moved
+    problem = f"no interval of {labels_name} overlaps any input's data"
+    known = {s.subject for s in spans}
+    unknown = sorted({str(i.subject) for i in intervals if i.subject is not None and i.subject not in known})
+    if unknown and len(unknown) == len({i.subject for i in intervals}):
+        problem += f" (the labels' subjects {', '.join(unknown)} are none of the inputs' {', '.join(sorted(known))})"
+    hint = ""
+    longest = max(s.end_s - s.start_s for s in spans)
+    if (min(i.start_s for i in intervals) >= 0 and max(i.end_s for i in intervals) <= longest + 1.0
+            and any(_reaches(i, s, s.start_s) for i in intervals for s in spans)):
+        starts = sorted({f"{s.start_s:.3f}" for s in spans})
+        hint = (f". Their times look like seconds from the recording's start, but a gateway recording keeps gateway "
+                f"times: add the recording's first sample time ({', '.join(starts)} s) to start_s and end_s, or "
+                "label with `biomoe-edge mark` (gateway times) or in the recording's EDF+ export (its biomoe:t0 "
+                "places it)")
+    raise LabelError(f"{problem}: labels {_describe_labels(intervals)}; inputs {_describe_spans(spans)}{hint}")
 
 
 def marker_intervals(markers, *, devices: dict[str, str], end_s: float) -> list[LabelInterval]:

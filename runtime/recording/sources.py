@@ -22,6 +22,31 @@ from .reader import Block, Marker, StreamInfo, open_recording
 
 #: Column names taken as the time column of a CSV file when none is named.
 CSV_TIME_COLUMNS = ("time_s", "time")
+#: Units a CSV time column may be in (``--time-unit``), in seconds.
+TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+TIME_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
+#: A wearable's sample rate lies within these factors of the modality's model rate (``vocabulary.MODEL_RATES_HZ``:
+#: 64 Hz for bvp gives 4 Hz to 64 kHz); outside, the time column's unit is taken to be wrong, not the wearable.
+PLAUSIBLE_RATE_FACTORS = (1 / 16, 1000.0)
+#: ``heartpy:NAME``: one of the real PPG recordings HeartPy's wheel ships, as ``inspect-signal`` takes it.
+HEARTPY_PREFIX = "heartpy:"
+
+
+def check_plausible_rate(fs: float, modality: str, *, what: str, unit: str = "s") -> None:
+    """SignalFileError when ``fs`` (Hz, implied by ``what``) is no wearable's rate for ``modality``, naming the
+    time unit that would make it plausible (a time column in milliseconds read as seconds gives 1000x too low)."""
+    from biomoe_edge.vocabulary import model_rate_hz
+
+    model = model_rate_hz(modality)
+    low, high = model * PLAUSIBLE_RATE_FACTORS[0], model * PLAUSIBLE_RATE_FACTORS[1]
+    if low <= fs <= high:
+        return
+    likely = [(name, fs * TIME_UNITS_S[unit] / factor) for name, factor in TIME_UNITS_S.items()
+              if name != unit and low <= fs * TIME_UNITS_S[unit] / factor <= high]
+    hint = (f"; in {TIME_UNIT_NAMES[likely[0][0]]} it gives {likely[0][1]:.6g} Hz: pass --time-unit {likely[0][0]}"
+            if likely else "")
+    raise SignalFileError(f"{what} gives {fs:.6g} Hz, which no {modality} wearable samples at (expected "
+                          f"{low:g}-{high:g} Hz){hint}")
 
 
 def parse_channel_map(text) -> list[tuple[str, str, float | None]]:
@@ -135,7 +160,8 @@ def _runs_without(n: int, fs: float, gaps) -> list[tuple[int, int, int]]:
 
 
 def open_edf(path, channel_map) -> ImportedRecording:
-    from .edf import SDK_ANNOTATION_PREFIX, read_edf
+    from .edf import read_edf
+    from .labels import is_label_annotation
 
     path = pathlib.Path(path)
     if not channel_map:
@@ -146,14 +172,32 @@ def open_edf(path, channel_map) -> ImportedRecording:
         times = np.arange(values.size) / fs
         signals.append((modality, fs, units, times, values[:, None], _runs_without(values.size, fs, gaps)))
     markers = [Marker(text, onset, "edf", None, None, duration) for onset, duration, text in content["annotations"]
-               if not text.startswith(SDK_ANNOTATION_PREFIX) and text.strip()]
+               if is_label_annotation(text)]
     return ImportedRecording(path, "edf", signals, markers=markers)
 
 
-def open_csv(path, channel_map, *, rate_hz: float | None = None, time_column: str | None = None) -> ImportedRecording:
-    """A CSV file with a header row: a time column (seconds; ``time_column``, else ``time_s`` or ``time`` when
-    present) or a stated rate (``rate_hz``, or ``@HZ`` in the map). Empty cells are missing samples (counted as
-    invalid by the ingest); text that is not a number is a SignalFileError naming the line and column."""
+def open_heartpy(name: str) -> ImportedRecording:
+    """``heartpy:data.csv`` (``data2.csv``, ``data3.csv``): one of HeartPy's real PPG recordings, as bvp at its
+    own rate (the name ``inspect-signal`` takes, so what it draws can be embedded as it is)."""
+    from biomoe_edge.runtime.transforms.signals import real_ppg
+
+    try:
+        values, fs = real_ppg(name)
+    except ValueError as exc:
+        raise SignalFileError(f"{HEARTPY_PREFIX}{name}: {exc}") from None
+    except ImportError:
+        raise SignalFileError(f"{HEARTPY_PREFIX}{name}: needs the heartpy package (pip install heartpy)") from None
+    times = np.arange(values.size) / fs
+    return ImportedRecording(pathlib.Path(name), "heartpy", [("bvp", float(fs), "", times, values[:, None],
+                                                              [(0, values.size, 0)])])
+
+
+def open_csv(path, channel_map, *, rate_hz: float | None = None, time_column: str | None = None,
+             time_unit: str = "s") -> ImportedRecording:
+    """A CSV file with a header row: a time column (in ``time_unit``, seconds by default; ``time_column``, else
+    ``time_s`` or ``time`` when present) or a stated rate (``rate_hz``, or ``@HZ`` in the map). Empty cells are
+    missing samples (counted as invalid by the ingest); text that is not a number is a SignalFileError naming the
+    line and column; a time column implying a rate no wearable of the modality has, one naming the likely unit."""
     import pandas as pd
 
     path = pathlib.Path(path)
@@ -190,8 +234,10 @@ def open_csv(path, channel_map, *, rate_hz: float | None = None, time_column: st
             row = int(np.argmax(steps <= 0)) + 1
             raise SignalFileError(f"{path}:{row + 2}: time {frame[time_column].iloc[row]} in column {time_column!r} is "
                                   f"not after the previous row's {frame[time_column].iloc[row - 1]}")
-        times = times - times[0]  # seconds from the file's start
-        measured = 1.0 / float(np.median(steps)) if steps.size else None
+        if time_unit not in TIME_UNITS_S:
+            raise ValueError(f"time unit {time_unit!r}: expected one of {', '.join(TIME_UNITS_S)}")
+        times = (times - times[0]) * TIME_UNITS_S[time_unit]  # seconds from the file's start
+        measured = 1.0 / (float(np.median(steps)) * TIME_UNITS_S[time_unit]) if steps.size else None
     signals = []
     for channel, modality, claimed in channel_map:
         if channel not in frame.columns:
@@ -203,6 +249,8 @@ def open_csv(path, channel_map, *, rate_hz: float | None = None, time_column: st
             if claimed is not None and abs(fs - claimed) > 0.01 * claimed:
                 raise SignalFileError(f"{path}: column {time_column!r} gives {fs:.6g} Hz, but the map says "
                                       f"{modality}@{claimed:g}")
+            check_plausible_rate(fs, modality, unit=time_unit,
+                                 what=f"{path}: column {time_column!r} read in {TIME_UNIT_NAMES[time_unit]}")
             signal_times = times
         else:
             fs = claimed or rate_hz
@@ -214,8 +262,12 @@ def open_csv(path, channel_map, *, rate_hz: float | None = None, time_column: st
     return ImportedRecording(path, "csv", signals, placed_by_times=times is not None)
 
 
-def open_source(path, *, channel_map=None, rate_hz: float | None = None, time_column: str | None = None):
-    """A recording folder, an EDF/EDF+/BDF file or a CSV file, as a recording (see the module docstring)."""
+def open_source(path, *, channel_map=None, rate_hz: float | None = None, time_column: str | None = None,
+                time_unit: str = "s"):
+    """A recording folder, an EDF/EDF+/BDF file, a CSV file or ``heartpy:NAME``, as a recording (see the module
+    docstring)."""
+    if str(path).startswith(HEARTPY_PREFIX):
+        return open_heartpy(str(path)[len(HEARTPY_PREFIX):])
     path = pathlib.Path(path)
     channel_map = parse_channel_map(channel_map)
     if path.is_dir():
@@ -224,7 +276,7 @@ def open_source(path, *, channel_map=None, rate_hz: float | None = None, time_co
     if suffix in (".edf", ".bdf"):
         return open_edf(path, channel_map)
     if suffix in (".csv", ".txt"):
-        return open_csv(path, channel_map, rate_hz=rate_hz, time_column=time_column)
+        return open_csv(path, channel_map, rate_hz=rate_hz, time_column=time_column, time_unit=time_unit)
     if not path.exists():
         raise SignalFileError(f"{path}: no such file or recording folder")
     if (path.parent / fmt.RECORDING_FILE).exists():

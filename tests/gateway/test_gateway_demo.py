@@ -31,7 +31,7 @@ def test_report_has_exactly_the_documented_fields(demo_run):
     report, _, _ = demo_run
     json.dumps(report)  # serialisable as is
     assert tuple(report) == ("embedding_dim", "embeddings", "latency_ms", "streams", "duration_s", "settings", "model",
-                             "engine", "drop_reasons", "not_embedded", "warnings")
+                             "engine", "drop_reasons", "not_embedded", "warnings", "timeline")
     assert report["embedding_dim"] == 192
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
     assert len(report["streams"]) == 4  # 2 devices x 2 modalities
@@ -116,6 +116,11 @@ def test_a_run_shorter_than_a_window_reports_strict_json_with_null_latency(tmp_p
     report = json.loads(report_path.read_text(), parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
     assert report["embeddings"] == 0
     assert report["latency_ms"] == {"p50": None, "p95": None, "p99": None}
+    # The timeline (one point per console tick) and its picture beside the JSON.
+    ticks = [point["t_s"] for point in report["timeline"]]
+    assert len(ticks) >= 2 and ticks == sorted(ticks) and ticks[-1] <= 3.5
+    assert all(point["embeddings"] == 0 and point["latency_p50_ms"] is None for point in report["timeline"])
+    assert report_path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     for s in report["streams"]:
         assert s["samples_received"] == s["samples_windowed"] + s["samples_pending"] + sum(s["samples_dropped"].values())
 

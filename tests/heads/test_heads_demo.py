@@ -47,6 +47,8 @@ def test_the_head_is_served_to_a_held_out_simulated_subject_across_two_wearables
     # Trained on sim-01 and sim-02: the demo plays sim-03, wearing a wristband (EDA) and a chest strap (resp).
     assert sorted(w.name for w in wearables) == ["sim-03-chest", "sim-03-wrist"]
     assert gateway.config.subjects[0].name == "sim-03"
+    assert report["settings"]["devices"] == 2  # the wearables that ran, not the generic ones the head replaced
+    assert report["settings"]["modalities"] == ["eda", "resp"]  # the head's, not --modalities' default
     predictions = report["predictions"]
     assert predictions["count"] >= 4  # 4 s windows every 1 s over ~12 s, less the wearables' start
     assert sum(predictions["per_class"].values()) == predictions["count"]

@@ -74,3 +74,15 @@ def test_demo_refuses_to_record_over_a_recording(tmp_path, capsys):
     _recording(tmp_path / "rec", {})
     err = _error(capsys, ["demo", "--random-weights", "--record", str(tmp_path / "rec"), "--duration", "1"])
     assert "already holds a recording; record into a new folder" in err
+
+
+def test_export_edf_keeps_an_existing_file_unless_told_to_overwrite(tmp_path, capsys):
+    pytest.importorskip("pyedflib", reason="EDF export needs pyEDFlib (the recordings extra)")
+    _recording(tmp_path / "rec", {})
+    out = tmp_path / "annotated.edf"
+    out.write_bytes(b"annotated by hand")
+    err = _error(capsys, ["recording", "export-edf", str(tmp_path / "rec"), str(out)])
+    assert f"{out} exists" in err and "--overwrite" in err
+    assert out.read_bytes() == b"annotated by hand"
+    assert cli(["recording", "export-edf", str(tmp_path / "rec"), str(out), "--overwrite"]) == 0
+    assert out.read_bytes()[:8] == b"0       "  # an EDF header now

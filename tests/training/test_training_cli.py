@@ -95,3 +95,29 @@ def test_evaluating_and_serving_a_head_never_import_torch(datasets, head, tmp_pa
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "e.json").read_text())["windows"] == 30
+
+
+def test_a_dataset_of_other_window_lengths_is_refused_by_evaluate_head(head, tmp_path, capsys):
+    frame = class_frame(subjects=2, windows=6, inputs=INPUTS)
+    frame["window_start_s"] = frame["window_end_s"] - 20.0  # embedded with --window 20; the head knows 10 s
+    path = save_dataset(frame, tmp_path / "twenty.parquet")
+    assert main(["evaluate-head", str(head), str(path), "--json", str(tmp_path / "e.json")]) == 1
+    err = capsys.readouterr().err
+    assert "its eda:scalogram windows are 20 s long, but head" in err and "trained on 10 s ones" in err
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_a_head_whose_manifest_names_other_inputs_is_refused_by_evaluate_head(head, tmp_path, capsys):
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(head, edited)
+    manifest = json.loads((edited / "head.json").read_text())
+    manifest["inputs"] = ["eda:scalogram", "resp:scalogram"]  # was bvp:spectrogram_psd
+    (edited / "head.json").write_text(json.dumps(manifest))
+    path = save_dataset(class_frame(subjects=2, windows=6, inputs=("eda:scalogram", "resp:scalogram")),
+                        tmp_path / "resp.parquet")
+    assert main(["evaluate-head", str(edited), str(path), "--json", str(tmp_path / "e.json")]) == 1
+    err = capsys.readouterr().err
+    assert ("head.json names the inputs ['eda:scalogram', 'resp:scalogram'], but its window lengths were measured on "
+            "['bvp:spectrogram_psd', 'eda:scalogram']") in err

@@ -7,8 +7,9 @@ import pytest
 
 from training_helpers import class_frame
 
-from biomoe_edge.training.datasets import (DatasetError, dataset_backbone, fuse_windows, parse_inputs, read_dataset,
-                                           save_dataset, training_windows)
+from biomoe_edge.training.datasets import (DatasetError, dataset_backbone, fuse_windows, keep_devices,
+                                           parse_device_choices, parse_inputs, read_dataset, save_dataset,
+                                           training_windows)
 
 
 def test_inputs_of_two_devices_are_matched_by_nearest_window_end_within_the_tolerance():
@@ -107,6 +108,38 @@ def test_two_devices_measuring_one_input_at_one_time_must_be_resolved_by_the_use
     twin["device"] = "s00-second-wristband"
     with pytest.raises(DatasetError, match="has two eda:scalogram windows ending at 10.000 and 10.000 s"):
         training_windows(pd.concat([frame, twin], ignore_index=True), ["eda:scalogram"])
+
+
+def test_the_option_the_two_devices_message_names_resolves_it():
+    frame = class_frame(subjects=1, windows=3)
+    twin = frame.copy()
+    twin["device"] = "s00-second-wristband"
+    twin["embedding"] = [e + 1.0 for e in twin["embedding"]]
+    both = pd.concat([frame, twin], ignore_index=True)
+    with pytest.raises(DatasetError) as caught:
+        training_windows(both, ["eda:scalogram"])
+    option = caught.value.args[0].split("train-head ")[1].split(")")[0]  # the command-line option it promises
+    assert option == "--device eda:scalogram=s00-eda"
+    choices = parse_device_choices([option.split(" ", 1)[1].replace("eda:", "EDA:")])  # modality names normalised
+    assert choices == {"eda:scalogram": "s00-eda"}
+    fused, _ = training_windows(keep_devices(both, choices), ["eda:scalogram"])
+    assert set(fused.devices) == {("s00-eda",)}
+    np.testing.assert_array_equal(fused.embeddings[:, 0], np.stack(frame["embedding"]))
+    chosen_twin = keep_devices(both, {"eda:scalogram": "s00-second-wristband"})
+    np.testing.assert_array_equal(training_windows(chosen_twin, ["eda:scalogram"])[0].embeddings[:, 0],
+                                  np.stack(twin["embedding"]))
+
+
+def test_a_device_choice_naming_no_device_of_that_input_is_refused_with_the_devices_that_have_it():
+    frame = class_frame(subjects=2, windows=3)
+    with pytest.raises(DatasetError, match="device 'watch' has no eda:scalogram window; devices with eda:scalogram "
+                                           "windows: s00-eda, s01-eda"):
+        keep_devices(frame, {"eda:scalogram": "watch"})
+    for bad in ("eda:scalogram", "=watch", "eda:scalogram="):
+        with pytest.raises(ValueError, match="expected MODALITY:REPRESENTATION=DEVICE"):
+            parse_device_choices([bad])
+    with pytest.raises(ValueError, match="names input eda:scalogram twice"):
+        parse_device_choices(["eda:scalogram=a", "eda:scalogram=b"])
 
 
 def test_embeddings_of_two_backbones_are_refused_and_one_backbone_is_named():

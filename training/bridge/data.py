@@ -320,10 +320,13 @@ def load_labelled_windows(paths, mapping, modality: str, labels, *, window_s: fl
     ``labels`` (a CSV ``subject,start_s,end_s,label[,device]`` or an EDF+ file, as ``embed --labels`` takes it; the
     window is labelled only when one label covers it whole). Returns (windows (N, n), fs, labels (N,), unlabelled
     counts by reason); unlabelled windows are left out. Raises PairingError when no window is labelled."""
-    from biomoe_edge.runtime.recording.labels import WindowLabeller, read_labels
+    from biomoe_edge.runtime.recording.labels import WindowLabeller, fit_labels_to_inputs, input_spans, read_labels
+    from biomoe_edge.runtime.recording.sources import open_source
 
     modality = Modality.parse(modality).value
-    labeller = WindowLabeller(read_labels(labels, subject=subject))
+    spans = input_spans([open_source(path, channel_map=mapping) for path in paths], subject=subject)
+    labeller = WindowLabeller(fit_labels_to_inputs(read_labels(labels, subject=subject), spans,
+                                                   labels_name=str(labels)))
     windows, names, fs = [], [], None
     for path in paths:
         _, _, found = _replay_windows(path, mapping, (modality,), window_s=window_s, hop_s=hop_s, subject=subject)

@@ -99,9 +99,15 @@ def cache_key(paired: PairedWindows, model_hash: str, old_representation: str, n
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, enabled: bool = True):
-    """A rich progress bar; yields ``advance(n=1)``."""
+    """A rich progress bar; yields ``advance(n=1)``. Disabled (``--no-progress``), it logs the step's start and
+    its duration instead (INFO), so that a long step is never silent."""
     if not enabled:
+        import time
+
+        started = time.perf_counter()
+        log.info("%s: started (%d steps)", description, total)
         yield lambda n=1: None
+        log.info("%s: done in %.1f s", description, time.perf_counter() - started)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn

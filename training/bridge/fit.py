@@ -229,13 +229,17 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
     started = time.perf_counter()
     pseudo_names = np.asarray(head.classes, dtype=object)[pseudo]  # so that messages name the classes
     input_spread: dict[str, float] = {}
-    input_scores = score_input_positions({name: features.new_pooled[name][train] for name in features.new_pooled},
-                                         pseudo_names[train], split.blocks[train], seed=seed, spread=input_spread)
-    chosen_input = select_input_position(input_scores) if input_position == "auto" else input_position
-    if chosen_input not in features.new_pooled:
-        raise BridgeConfigError(f"input position {chosen_input!r} was not captured")
-    cka = score_entry_points(features.new_pooled[chosen_input][train],
-                             {name: summary[train] for name, summary in features.old_summary.items()})
+    with progress_bar(f"selecting positions (probe F1 of {len(features.new_pooled)} input taps, CKA of "
+                      f"{len(features.old_summary)} entry points)", 2, progress) as advance:
+        input_scores = score_input_positions({name: features.new_pooled[name][train] for name in features.new_pooled},
+                                             pseudo_names[train], split.blocks[train], seed=seed, spread=input_spread)
+        advance()
+        chosen_input = select_input_position(input_scores) if input_position == "auto" else input_position
+        if chosen_input not in features.new_pooled:
+            raise BridgeConfigError(f"input position {chosen_input!r} was not captured")
+        cka = score_entry_points(features.new_pooled[chosen_input][train],
+                                 {name: summary[train] for name, summary in features.old_summary.items()})
+        advance()
     candidates = output_candidates(cka)
     timings["selection_s"] = time.perf_counter() - started
 
@@ -246,11 +250,13 @@ def fit_bridge(paired: PairedWindows, head, model: nn.Module, *, new_representat
     with _frozen(model):
         if given_entries is None:
             timing_x, timing_y = x_all[train[:TIMING_WINDOWS]], y_all[train[:TIMING_WINDOWS]]
-            for candidate in candidates:
-                trial = Bridge(chosen_input, candidate["entry_points"], rank=rank, prototypes=prototypes)
-                candidate["trainable_parameters"] = trial.parameter_count()
-                step = _step_seconds(model, trial, timing_x, timing_y, centre, batch_size)
-                candidate["fit_seconds_estimate"] = round(step * steps_per_epoch * epochs, 1)
+            with progress_bar(f"timing {len(candidates)} output positions", len(candidates), progress) as advance:
+                for candidate in candidates:
+                    trial = Bridge(chosen_input, candidate["entry_points"], rank=rank, prototypes=prototypes)
+                    candidate["trainable_parameters"] = trial.parameter_count()
+                    step = _step_seconds(model, trial, timing_x, timing_y, centre, batch_size)
+                    candidate["fit_seconds_estimate"] = round(step * steps_per_epoch * epochs, 1)
+                    advance()
             affordable = [c for c in candidates if c["fit_seconds_estimate"] <= time_budget_s]
             for c in candidates:
                 if c not in affordable:

@@ -32,7 +32,7 @@ def fit_args(head_dir, tmp_path, *extra):
 
 
 def test_fit_and_evaluate_a_simulated_paired_recording(fixture_head, small_recording, small_features, cache_dir,
-                                                       reference_dir, tmp_path, capsys):
+                                                       reference_dir, tmp_path, capsys, caplog):
     """The whole command path on a SIMULATED recording; the features come from the session's cache (the same
     windows as ``small_paired``, so the same key)."""
     folder, labels, _ = small_recording
@@ -47,12 +47,19 @@ def test_fit_and_evaluate_a_simulated_paired_recording(fixture_head, small_recor
     manifest = json.loads((out / "bridge.json").read_text())
     assert manifest["timings"]["features_cache"] == "hit" and manifest["data"]["windows"] == 52
     assert manifest["inputs"] == ["bvp:spectrogram_psd"] and len(manifest["fit_curve"]) == 10
+    assert (out / "bridge_fit.png").read_bytes()[:4] == b"\x89PNG"
+    # --no-progress: every long step still says when it started and how long it took.
+    steps = [r.getMessage() for r in caplog.records if r.name.startswith("biomoe_edge.training.bridge")]
+    assert any(m.startswith("bridge features: cache hit") for m in steps)  # cached: no wait to announce
+    for step in ("selecting positions", "timing", "fitting the bridge", "exporting the bridged graph"):
+        assert any(m.startswith(step) and "done in" in m for m in steps), (step, steps)
     metrics_path = tmp_path / "metrics.json"
     assert main(["bridge", "evaluate", str(out), str(folder), "--labels", str(labels), "--json",
                  str(metrics_path)]) == 0
     metrics = json.loads(metrics_path.read_text())
     assert metrics["windows"] + sum(metrics["unlabelled_windows"].values()) == 52
     assert 0.0 <= metrics["accuracy"] <= 1.0 and len(metrics["confusion_matrix"]) == 3
+    assert metrics_path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_fit_names_a_missing_recording(head_dir, tmp_path, reference_dir, capsys):

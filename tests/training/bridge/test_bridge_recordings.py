@@ -78,3 +78,16 @@ def test_labelled_windows_are_those_one_label_covers(small_recording):
     assert fs == 64.0 and windows.shape[1] == 640
     assert len(names) + sum(unlabelled.values()) == 52 and set(unlabelled) <= {"straddles_labels"}
     assert set(names) <= {"rest", "moderate", "high"}
+
+
+def test_bridge_evaluate_refuses_labels_in_seconds_from_the_recordings_start(tmp_path):
+    from biomoe_edge.runtime.recording import LabelError
+
+    folder = _write(tmp_path / "paired", bvp_offset_s=0.0)  # gateway times 500..560 s
+    labels = tmp_path / "labels.csv"
+    labels.write_text("subject,start_s,end_s,label\nS1,0,30,rest\nS1,30,60,pain\n")
+    with pytest.raises(LabelError, match=r"no interval of .*labels.csv overlaps any input's data.*look like seconds "
+                                         r"from the recording's start.*\(500.000 s\)"):
+        load_labelled_windows([folder], None, "bvp", labels)
+    labels.write_text("subject,start_s,end_s,label\nS1,500,530,rest\nS1,530,560,pain\n")
+    assert set(load_labelled_windows([folder], None, "bvp", labels, window_s=10.0, hop_s=5.0)[2]) == {"rest", "pain"}
