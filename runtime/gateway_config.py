@@ -124,6 +124,39 @@ class TransportConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: the operators' listener (``runtime.web``): ``/metrics``, ``/healthz`` and the live page."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    #: A file holding the token (mode 0600 enforced); else the environment variable ``BIOMOE_WEB_TOKEN``. Required
+    #: when ``host`` is not a loopback address.
+    token_file: pathlib.Path | None = None
+    tls_cert: pathlib.Path | None = None
+    tls_key: pathlib.Path | None = None
+    #: ``/healthz`` is 503 when no device has been connected for longer than this (seconds).
+    no_device_s: float = 60.0
+    #: ``/healthz`` is 503 when windows wait for the engine and no batch finished for this long (seconds).
+    engine_stall_s: float = 30.0
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(text: str, key_path: str = "web.listen") -> tuple[str, int]:
+    """``"HOST:PORT"`` (``"[::1]:8765"`` for IPv6) -> (host, port); a ConfigError names ``key_path`` otherwise."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.-]{1,253}):(\d{1,5})", str(text))
+    if match is None:
+        raise ConfigError(key_path, f"expected \"HOST:PORT\" (e.g. \"127.0.0.1:8765\"), got {_show(text)}")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ConfigError(key_path, f"port must be 0..65535, got {port}")
+    return host, port
+
+
+@dataclass(frozen=True)
 class SinkConfig:
     kind: str
     #: Keyword arguments of the sink's constructor, validated per kind.
@@ -169,6 +202,8 @@ class GatewayConfig:
     source: pathlib.Path | None = None
     subjects: tuple[SubjectConfig, ...] = ()
     heads: tuple[HeadConfig, ...] = ()
+    #: ``[web]`` (None: no listener unless ``--web`` gives one).
+    web: WebConfig | None = None
 
     def modality(self, modality: str) -> ModalityConfig:
         """Window and representations of ``modality`` (its override, else the defaults)."""
@@ -629,6 +664,24 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
     return tuple(heads)
 
 
+def _web(root: _Table, base) -> WebConfig | None:
+    if not root.has("web"):
+        return None
+    table = root.table("web")
+    default = WebConfig()
+    host, port = parse_listen(table.string("listen", default.listen), table.key("listen"))
+    web = WebConfig(host=host, port=port, token_file=table.path_value("token_file", base),
+                    tls_cert=table.path_value("tls_cert", base), tls_key=table.path_value("tls_key", base),
+                    no_device_s=table.number("no_device_s", default.no_device_s, positive=True, maximum=86400 * 365),
+                    engine_stall_s=table.number("engine_stall_s", default.engine_stall_s, positive=True,
+                                                maximum=86400 * 365))
+    if (web.tls_cert is None) != (web.tls_key is None):
+        raise ConfigError(table.key("tls_cert" if web.tls_cert is None else "tls_key"),
+                          "give tls_cert and tls_key together")
+    table.finish()
+    return web
+
+
 def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
     """Validate an already-parsed TOML document (a dict) into a :class:`GatewayConfig`."""
     base = pathlib.Path(base_dir) if base_dir is not None else None
@@ -661,6 +714,7 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
         source=pathlib.Path(source) if source is not None else None,
         subjects=subjects,
         heads=_heads(root, base, windows, modalities, subjects),
+        web=_web(root, base),
     )
     root.finish()
     return config

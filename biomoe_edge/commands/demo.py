@@ -77,6 +77,9 @@ def add_arguments(parser) -> None:
                         help="once the first wearable is connected, one more wearable advertises its name with "
                              "another identity, and the first drops its link for a second; the report lists what "
                              "was refused under refused_devices")
+    parser.add_argument("--web", default=None, metavar="HOST:PORT",
+                        help="serve the live page (/), Prometheus metrics (/metrics) and /healthz here, e.g. "
+                             "127.0.0.1:8765 (off loopback a token is required: $BIOMOE_WEB_TOKEN)")
 
 
 
@@ -258,7 +261,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
                    profiles=(), sinks=(), settings: dict | None = None, notices=(), record=None, embeddings=None,
                    lsl_markers: str | None = None, segment_s: float = 2.0, security: str = "none",
-                   impostor: bool = False, head=None, head_subjects: int = 1):
+                   impostor: bool = False, head=None, head_subjects: int = 1, web=None):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
@@ -273,7 +276,8 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     ``impostor``: see ``stage_impostor`` (appended last to the wearables). With either, the report's
     ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts). ``head``: a head
     folder to serve; the wearables are then ``head_subjects`` simulated subjects' (``demo_head``) instead of
-    ``devices`` generic ones, and the report gains ``predictions`` and ``live_accuracy``."""
+    ``devices`` generic ones, and the report gains ``predictions`` and ``live_accuracy``. ``web``: a ``WebConfig``
+    (``--web``): the page, /metrics and /healthz are served while the gateway runs (``result["web_url"]``)."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -337,7 +341,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
         staging = None
         try:
             with console:
-                async with gateway:
+                async with gateway, serve_web(gateway, web, console) as server:
+                    if result is not None and server is not None:
+                        result["web_url"] = server.url
                     if impostor:
                         staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, modalities,
                                                                        security, seed=seed * 1000 + 999))
@@ -391,6 +397,17 @@ async def stage_impostor(network, gateway, wearables: list, modalities, security
     await genuine.disconnect()
 
 
+def serve_web(gateway, web, console):
+    """The web listener (``runtime.web.server``) while the gateway runs, or nothing when ``web`` is None."""
+    import contextlib
+
+    if web is None:
+        return contextlib.nullcontext()
+    from biomoe_edge.runtime.web.server import WebServer
+
+    return WebServer(gateway, web, warnings=console.warnings.items, model_line=console.model_line)
+
+
 def with_recording(config, directory, *, lsl_markers=None, segment_s: float = 2.0):
     """``config`` plus a recording sink writing into ``directory`` itself (not one folder per run)."""
     import dataclasses
@@ -429,6 +446,13 @@ def run(args) -> int:
     if args.record and (pathlib.Path(args.record) / "recording.json").exists():
         raise ValueError(f"--record {args.record}: already holds a recording; record into a new folder")
     notices = []
+    web = None
+    if args.web:
+        from biomoe_edge.runtime.gateway_config import WebConfig, parse_listen
+
+        host, port = parse_listen(args.web, "--web")
+        web = WebConfig(host=host, port=port)
+        notices.append(f"web page, /metrics and /healthz at http://{args.web}/")
     if args.engine == "onnxruntime":
         from biomoe_edge.export.cache import cached_onnx_path
 
@@ -447,7 +471,7 @@ def run(args) -> int:
             settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
                       "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
             record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
-            impostor=args.impostor))
+            impostor=args.impostor, web=web))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130

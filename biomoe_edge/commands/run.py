@@ -26,6 +26,9 @@ def add_arguments(parser) -> None:
                         help="a .pth engine.path: refuse entries that are not part of Tiny-BioMoE instead of "
                              "ignoring them")
     parser.add_argument("--report", default=None, metavar="FILE", help="write the closing summary as JSON here")
+    parser.add_argument("--web", default=None, metavar="HOST:PORT",
+                        help="serve the live page (/), Prometheus metrics (/metrics) and /healthz here (overrides "
+                             "[web] listen); off loopback a token is required ([web] token_file or $BIOMOE_WEB_TOKEN)")
 
 
 def with_random_weights(config, source):
@@ -60,6 +63,16 @@ def devices_lines(devices: list[dict]) -> list[str]:
     return lines
 
 
+def with_web(config, listen: str | None):
+    """``config`` with ``[web] listen`` set from ``--web`` (the other [web] keys kept)."""
+    from biomoe_edge.runtime.gateway_config import WebConfig, parse_listen
+
+    if listen is None:
+        return config
+    host, port = parse_listen(listen, "--web")
+    return dataclasses.replace(config, web=dataclasses.replace(config.web or WebConfig(), host=host, port=port))
+
+
 def run(args) -> int:
     import asyncio
     import json
@@ -72,6 +85,7 @@ def run(args) -> int:
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.gateway_config import load_config
     from biomoe_edge.runtime.systemd_notify import sd_notify, watchdog_interval_s
+    from biomoe_edge.runtime.web.health import HealthMonitor
 
     # What engine and file the gateway runs, and random weights, are start-up facts: shown without -v.
     for name in ("biomoe_edge.run", "biomoe_edge.runtime.engines"):
@@ -80,6 +94,7 @@ def run(args) -> int:
     config = load_config(args.config)
     if args.random_weights:
         config = with_random_weights(config, args.config)
+    config = with_web(config, args.web)
     if not config.devices:
         # A fresh Jetson install starts with an empty allow-list: stay up (the service must not crash-loop).
         log.warning("%s lists no [[devices]]: the gateway connects only to allow-listed wearables; idle until you "
@@ -101,11 +116,17 @@ def run(args) -> int:
                                  model_line=model_line(model, engine.identity))
         with console:
             try:
-                async with gateway:
+                async with gateway, serve_web(gateway, config.web, console) as server:
+                    # The watchdog follows /healthz's judgement: an unhealthy gateway is not pinged, so systemd
+                    # restarts it (runtime.web.health).
+                    health = server.health if server is not None else HealthMonitor(
+                        gateway, **({"no_device_s": config.web.no_device_s, "engine_stall_s": config.web.engine_stall_s}
+                                    if config.web else {}))
                     # Under systemd (Type=notify): ready once running, then a watchdog ping from the event loop.
                     sd_notify("READY=1")
                     try:
-                        await console.run(args.duration, (lambda: sd_notify("WATCHDOG=1")) if watchdog_s else None)
+                        await console.run(args.duration, (lambda: health.healthy and sd_notify("WATCHDOG=1"))
+                                          if watchdog_s else None)
                     except asyncio.CancelledError:
                         log.info("stopping on a signal")
                     finally:
@@ -118,6 +139,15 @@ def run(args) -> int:
                                                    warnings=console.warnings.items()))
                     summary["devices"] = devices_summary(config, gateway.connection_stats())
         return 0
+
+    def serve_web(gateway, web, console):
+        import contextlib
+
+        if web is None:
+            return contextlib.nullcontext()
+        from biomoe_edge.runtime.web.server import WebServer
+
+        return WebServer(gateway, web, warnings=console.warnings.items, model_line=console.model_line)
 
     try:
         code = asyncio.run(main())
