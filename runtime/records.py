@@ -3,11 +3,25 @@ task head's prediction for one window time of one subject (PredictionRecord)."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from biomoe_edge.vocabulary import EMBEDDING_DIM
+
+
+#: The namespace of every ``record_id`` (a UUID 5 of the record's identifying fields).
+RECORD_ID_NAMESPACE = uuid.UUID("5b0f3c1e-9a4d-5c3e-8f2b-b10e0ed6e001")
+
+
+def make_record_id(kind: str, *parts) -> str:
+    """A stable id of one record: the UUID 5 of its kind and identifying fields (times in whole microseconds, so
+    a value read back from JSON gives the same id). The same window gives the same id however often it is sent
+    (QoS 1 duplicates, an outbox replayed after a reconnect), so a consumer de-duplicates by it."""
+    fields = [round(p * 1e6) if isinstance(p, float) else p for p in parts]
+    return str(uuid.uuid5(RECORD_ID_NAMESPACE, json.dumps([kind, *fields], separators=(",", ":"))))
 
 
 @dataclass(frozen=True)
@@ -47,10 +61,16 @@ class EmbeddingRecord:
         """From the arrival of the window's newest sample to the embedding."""
         return self.emitted_time_s - self.arrival_time_s
 
+    @property
+    def record_id(self) -> str:
+        """Stable id from device, modality, representation and window start (:func:`make_record_id`)."""
+        return make_record_id("embedding", self.device, self.modality, self.representation, float(self.window_start_s))
+
     def to_dict(self) -> dict:
         """JSON-ready form (the embedding as a list of floats) used by the file, MQTT and console sinks."""
         return {
             "record": "embedding",
+            "record_id": self.record_id,
             "device": self.device,
             "modality": self.modality,
             "representation": self.representation,
@@ -134,11 +154,18 @@ class PredictionRecord:
         """From the arrival of the newest input window's newest sample to the prediction."""
         return self.emitted_time_s - self.arrival_time_s
 
+    @property
+    def record_id(self) -> str:
+        """Stable id from the head (its graph's sha256, else its path), the subject and the window time."""
+        head = self.head.get("sha256") or str(self.head.get("path", ""))
+        return make_record_id("prediction", head, self.subject, float(self.window_start_s), float(self.window_end_s))
+
     def to_dict(self) -> dict:
         """JSON-ready form, used by the file, MQTT and console sinks (``"record": "prediction"`` tells it from an
         embedding record in a mixed stream)."""
         return {
             "record": "prediction",
+            "record_id": self.record_id,
             "subject": self.subject,
             "devices": list(self.devices),
             "window_start_s": self.window_start_s,
