@@ -46,6 +46,8 @@ FILE_FLUSH_S = (0.01, 600.0)
 MQTT_MAX_QUEUE = (1, 1_000_000)
 MQTT_KEEPALIVE_S = (5, 3600)
 MQTT_CLOSE_TIMEOUT_S = (0.0, 600.0)
+MQTT_OUTBOX_MAX_MB = (0.0, 1 << 20)  # 0: no outbox .. 1 TB
+MQTT_OUTBOX_RATE = (1.0, 100_000.0)  # records a second of backlog after a reconnect
 LSL_MAX_BUFFERED_S = (1, 3600)
 #: File-name prefixes of file sinks: a plain name, never a path (``../../escaped`` would leave the directory).
 PREFIX_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -545,6 +547,15 @@ def _mqtt_options(table: _Table, base, options: dict) -> None:
     options["max_queue"] = table.integer("max_queue", 10000, minimum=MQTT_MAX_QUEUE[0], maximum=MQTT_MAX_QUEUE[1])
     options["close_timeout_s"] = table.number("close_timeout_s", 2.0, minimum=MQTT_CLOSE_TIMEOUT_S[0],
                                               maximum=MQTT_CLOSE_TIMEOUT_S[1])
+    # Store and forward (runtime.sinks.outbox): `run` puts it under the state directory unless told otherwise;
+    # outbox_max_mb = 0 turns it off.
+    options["outbox_dir"] = table.path_value("outbox_dir", base)
+    options["outbox_max_mb"] = table.number("outbox_max_mb", 256.0, minimum=MQTT_OUTBOX_MAX_MB[0],
+                                            maximum=MQTT_OUTBOX_MAX_MB[1])
+    options["outbox_rate"] = table.number("outbox_rate", 100.0, minimum=MQTT_OUTBOX_RATE[0],
+                                          maximum=MQTT_OUTBOX_RATE[1])
+    if options["outbox_dir"] is not None and options["outbox_max_mb"] > 0 and options["qos"] == 0:
+        raise ConfigError(table.key("qos"), "an outbox (outbox_dir) needs qos 1 or 2: QoS 0 is never acknowledged")
     options["username"] = table.string("username")
     # The password: from a file (preferred: mode 0600/0640) or an environment variable; in the TOML only if
     # nothing else will do (the TOML is then a secret too).

@@ -73,6 +73,21 @@ def with_web(config, listen: str | None):
     return dataclasses.replace(config, web=dataclasses.replace(config.web or WebConfig(), host=host, port=port))
 
 
+def with_default_outbox(config):
+    """MQTT sinks of ``config`` keep an outbox on disk under the state directory unless they name one (``outbox_dir``)
+    or turn it off (``outbox_max_mb = 0``): ``run`` is the deployed gateway, whose uplink must not drop."""
+    from biomoe_edge.runtime.sinks.outbox import default_outbox_dir
+
+    sinks = []
+    for position, sink in enumerate(config.sinks):
+        if (sink.kind == "mqtt" and sink.options.get("outbox_dir") is None and sink.options.get("outbox_max_mb", 1)
+                and sink.options.get("qos", 1) > 0):  # QoS 0 is never acknowledged: no outbox
+            options = dict(sink.options, outbox_dir=default_outbox_dir(config.transport.state_dir, position))
+            sink = dataclasses.replace(sink, options=options)
+        sinks.append(sink)
+    return dataclasses.replace(config, sinks=tuple(sinks))
+
+
 def run(args) -> int:
     import asyncio
     import json
@@ -94,7 +109,7 @@ def run(args) -> int:
     config = load_config(args.config)
     if args.random_weights:
         config = with_random_weights(config, args.config)
-    config = with_web(config, args.web)
+    config = with_default_outbox(with_web(config, args.web))
     if not config.devices:
         # A fresh Jetson install starts with an empty allow-list: stay up (the service must not crash-loop).
         log.warning("%s lists no [[devices]]: the gateway connects only to allow-listed wearables; idle until you "
