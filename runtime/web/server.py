@@ -180,7 +180,7 @@ class WebServer:
             response = web.HTTPFound("/")
             response.set_cookie(COOKIE, request.query["token"], httponly=True, samesite="Strict",
                                 secure=self.tls is not None)
-            return response
+            raise response
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, request: web.Request) -> web.Response:

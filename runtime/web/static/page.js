@@ -38,7 +38,7 @@ function drawDevices(devices) {
 
 function drawSignals(signals, time) {
   const box = document.getElementById("signals");
-  for (const [key, s] of Object.entries(signals)) {
+  for (const [key, s] of Object.entries(signals).sort((a, b) => a[0].localeCompare(b[0]))) {
     const modality = key.split("/").pop();
     if (!plots[key]) {
       const holder = el("div", { class: "plot", "data-stream": key }, el("div", { class: "title" }, key));
