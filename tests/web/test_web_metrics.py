@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import pathlib
+import re
 import threading
 
 import pytest
@@ -20,6 +22,9 @@ from biomoe_edge.runtime.gateway import Gateway  # noqa: E402
 from biomoe_edge.runtime.gateway_config import WebConfig, parse_config  # noqa: E402
 from biomoe_edge.runtime.sinks import GuardedSink, Sink  # noqa: E402
 from biomoe_edge.runtime.web.server import WebError, WebServer  # noqa: E402
+
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _config(devices=()):
@@ -89,6 +94,13 @@ async def test_metrics_are_prometheus_text_with_the_gateways_counts():
     assert ("process_resident_memory_bytes", ()) in samples
     assert samples[("process_open_fds", ())] > 0
     assert ("biomoe_edge_event_loop_lag_seconds_count", ()) in samples
+    served = {s.name for f in text_string_to_metric_families(text) for s in f.samples} | \
+             {f.name for f in text_string_to_metric_families(text)}
+    dashboard = (REPO / "examples" / "monitoring" / "grafana-dashboard.json").read_text()
+    queried = set(re.findall(r"\b((?:biomoe_edge|process)_[a-z_]+)", dashboard))
+    assert queried
+    for name in queried:  # every metric the fleet dashboard queries is one the gateway serves
+        assert name in served or re.sub(r"_(total|bucket)$", "", name) in served, name
 
 
 class BrokenSink(Sink):
