@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     outbox_samples = []
 
     def wait_first_embedding():
-        while not (embeddings.exists() and embeddings.stat().st_size):
+        while not metric(base, "biomoe_edge_embeddings_total"):
             if demo.poll() is not None:
                 raise SystemExit(f"the demo ended early; see {work / 'demo.log'}")
             time.sleep(0.2)
@@ -152,6 +152,7 @@ def main(argv=None) -> int:
         "records_written_jsonl": len(written), "unique_delivered": len(set(received)),
         "missing": len(set(written) - set(received)), "duplicates": len(received) - len(set(received)),
         "outbox_peak_records": peak, "catch_up_s": None if caught_up_at is None else caught_up_at - restarted_at,
+        "outbox_records_over_time": outbox_samples[::4],
         "note": "simulated wearables, random weights; broker stopped with SIGTERM (keeps its sessions) and restarted",
     }
     print(json.dumps(result, indent=2))

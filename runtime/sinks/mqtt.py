@@ -209,8 +209,12 @@ class MqttSink(Sink):
         if self._closed or refused:
             return
         if was_connected:
-            log.warning("MQTT connection to %s:%s lost (%s); holding up to %d records", self.host, self.port,
-                        reason_code, self.max_queue)
+            if self._outbox is not None:
+                log.warning("MQTT connection to %s:%s lost (%s); records wait in the outbox %s (up to %.0f MB)",
+                            self.host, self.port, reason_code, self._outbox.path, self._outbox.max_bytes / (1 << 20))
+            else:
+                log.warning("MQTT connection to %s:%s lost (%s); holding up to %d records", self.host, self.port,
+                            reason_code, self.max_queue)
         else:
             hint = ("a TLS-only listener does this to a plaintext client: set tls_ca_file" if not self.tls else
                     "it may refuse this client's certificate")

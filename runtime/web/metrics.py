@@ -189,9 +189,11 @@ class GatewayCollector:
         queued.add_metric([], sched["jobs_queued"])
         batches = _counter("engine_batches", "Engine batches run")
         batches.add_metric([], sched["batches"])
-        dropped = _counter("engine_jobs_dropped", "Window images dropped before the engine, by reason", ("reason",))
-        for reason, count in sched["jobs_dropped"].items():
-            dropped.add_metric([reason], count)
+        dropped = _counter("engine_jobs_dropped", "Window images dropped before the engine, by stream and reason",
+                           ("stream", "reason"))
+        for stream, reasons in sched["jobs_dropped"].items():  # {"device/modality": {reason: count}}
+            for reason, count in reasons.items():
+                dropped.add_metric([stream, str(reason)], count)
         failed = _counter("engine_jobs_failed", "Window images lost to a failed batch, by error", ("reason",))
         for reason, count in stats["jobs_failed"].items():
             failed.add_metric([reason], count)

@@ -12,6 +12,7 @@ check. ``tls_cert`` and ``tls_key`` serve HTTPS.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import ipaddress
 import json
@@ -110,6 +111,8 @@ class WebServer:
         self._tasks: list[asyncio.Task] = []
         self._update = asyncio.Condition()
         self._latest: str | None = None  # the newest snapshot, JSON
+        #: seconds each shared snapshot took to build and encode (on the gateway's loop)
+        self.snapshot_seconds: collections.deque = collections.deque(maxlen=3600)
 
     @property
     def url(self) -> str:
@@ -233,8 +236,10 @@ class WebServer:
             await asyncio.sleep(self.update_s)
             if not self.clients:
                 continue
+            started = time.perf_counter()
             try:
                 data = self._snapshot()
+                self.snapshot_seconds.append(time.perf_counter() - started)
             except Exception as exc:  # noqa: BLE001 - the page must never take the gateway down
                 log.warning("web: live snapshot failed: %s: %s", type(exc).__name__, exc)
                 continue

@@ -27,11 +27,11 @@ from biomoe_edge.runtime.web.server import WebError, WebServer  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _config(devices=()):
+def _config(devices=(), max_queue=256):
     return parse_config({
         "windows": {"length_s": 2.0, "hop_s": 1.0, "representations": ["waveform"]},
         "devices": [{"name": name, "modalities": ["bvp", "eda"]} for name in devices],
-        "engine": {"max_batch": 8, "deadline_ms": 20},
+        "engine": {"max_batch": 8, "deadline_ms": 20, "max_queue": max_queue},
     })
 
 
@@ -47,12 +47,15 @@ def _samples(text):
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-async def _feed(gateway, seconds=6.0, device="dev-1"):
-    gateway.add_device(device, description())
+async def _feed(gateway, seconds=6.0, device="dev-1", after_s=None):
+    """Feed ``seconds`` of both streams; ``after_s``: only the packets that arrive after it (the device known)."""
+    if after_s is None:
+        gateway.add_device(device, description())
     fed = collections.Counter()
     for arrival, stream_id, _, data in packets(seconds):
-        gateway.feed(device, data, arrival)
-        fed[("bvp", "eda")[stream_id]] += 1
+        if after_s is None or arrival > after_s:
+            gateway.feed(device, data, arrival)
+            fed[("bvp", "eda")[stream_id]] += 1
     return fed
 
 
@@ -145,21 +148,30 @@ async def test_healthz_says_the_engine_stalled_and_that_no_device_connected():
     engine = StuckEngine()
     clock = [0.0]
     try:
-        async with Gateway(_config(["dev-1"]), engine=engine, transport=False, warmup=False, drain_timeout_s=0.5,
+        async with Gateway(_config(["dev-1"], max_queue=4), engine=engine, transport=False, warmup=False,
+                           drain_timeout_s=0.5,
                            clock=lambda: clock[0]) as gateway:
             health_config = WebConfig(port=0, no_device_s=0.2, engine_stall_s=0.3)
             async with WebServer(gateway, health_config, clock=lambda: clock[0]) as server:
                 assert (await _get(f"{server.url}healthz"))[0] == 200
-                await _feed(gateway, seconds=20.0)
+                await _feed(gateway, seconds=4.0)
                 clock[0] = 100.0
                 gateway._wake.set()
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # the engine is stuck in its first batch; more windows come and queue up
+                await _feed(gateway, seconds=20.0, after_s=4.0)
                 assert (await _get(f"{server.url}healthz"))[0] == 503  # no device connected since t=0
                 clock[0] = 101.0
                 status, text = await _get(f"{server.url}healthz")
+                # the stuck engine's queue overflowed: dropped jobs are served per stream and reason
+                metrics_status, metrics = await _get(f"{server.url}metrics")
+                dropped = gateway.pipeline.scheduler.stats().total_jobs_dropped()
                 engine.release.set()
     finally:
         engine.release.set()
+    assert metrics_status == 200
+    assert dropped > 0
+    assert sum(v for (name, _), v in _samples(metrics).items()
+               if name == "biomoe_edge_engine_jobs_dropped_total") == dropped
     assert status == 503
     assert "engine stalled" in text
     assert "no device connected" in text
