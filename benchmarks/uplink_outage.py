@@ -89,11 +89,18 @@ def main(argv=None) -> int:
     broker = Broker(work)
     broker.start()
     received: list[str] = []
+    first_seen: dict[str, float] = {}  # record_id -> time.monotonic() it first arrived (one clock with the gateway's)
+
+    def on_message(client, userdata, message):
+        record_id = json.loads(message.payload)["record_id"]
+        received.append(record_id)
+        first_seen.setdefault(record_id, time.monotonic())
+
     subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="outage-subscriber", clean_session=False)
     subscribed = threading.Event()
     subscriber.on_connect = lambda c, u, f, rc, p: c.subscribe("biomoe/#", qos=1)
     subscriber.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
-    subscriber.on_message = lambda c, u, m: received.append(json.loads(m.payload)["record_id"])
+    subscriber.on_message = on_message
     subscriber.reconnect_delay_set(0.1, 0.5)
     subscriber.connect("127.0.0.1", broker.port)
     subscriber.loop_start()
@@ -136,22 +143,31 @@ def main(argv=None) -> int:
         if stopped_at is not None and restarted_at is None and now >= stopped_at + args.outage:
             broker.start()
             restarted_at = now
+            restarted_monotonic = time.monotonic()
             print(f"{now:.1f} s: broker started again", file=sys.stderr)
         time.sleep(0.5)
     if restarted_at is None:
         broker.start()
         restarted_at = time.monotonic() - t0
-    written = [json.loads(line)["record_id"] for line in embeddings.read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in embeddings.read_text().splitlines() if line.strip()]
+    written = [line["record_id"] for line in lines]
     deadline = time.monotonic() + 60
     while not set(written) <= set(received) and time.monotonic() < deadline:
         time.sleep(0.2)
     subscriber.loop_stop()
     broker.stop()
+    # The backlog: records made before the broker came back (emitted_time_s is the gateway's time.monotonic(), the
+    # same clock as this process's on Linux). Catch-up: from the broker's restart to the last of them delivered.
+    backlog = [line["record_id"] for line in lines if line["emitted_time_s"] < restarted_monotonic
+               and line["emitted_time_s"] >= restarted_monotonic - (restarted_at - stopped_at)]
+    delivered = [first_seen[i] for i in backlog if i in first_seen]
     result = {
         "duration_s": args.duration, "outage_s": args.outage, "outage_started_s": stopped_at,
         "records_written_jsonl": len(written), "unique_delivered": len(set(received)),
         "missing": len(set(written) - set(received)), "duplicates": len(received) - len(set(received)),
-        "outbox_peak_records": peak, "catch_up_s": None if caught_up_at is None else caught_up_at - restarted_at,
+        "outbox_peak_records": peak, "records_made_during_outage": len(backlog),
+        "catch_up_s": max(delivered) - restarted_monotonic if delivered else None,
+        "outbox_empty_after_restart_s": None if caught_up_at is None else caught_up_at - restarted_at,
         "outbox_records_over_time": outbox_samples[::4],
         "note": "simulated wearables, random weights; broker stopped with SIGTERM (keeps its sessions) and restarted",
     }
