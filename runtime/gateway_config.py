@@ -533,7 +533,8 @@ def _mqtt_options(table: _Table, base, options: dict) -> None:
         raise ConfigError(table.key("host"), f"expected a host name or address, got {_show(options['host'])}")
     options["port"] = table.integer("port", 1883, minimum=1, maximum=65535)
     for key, default, fields in (("topic", "biomoe/{device}/{modality}/{representation}", EMBEDDING_TOPIC_FIELDS),
-                                 ("prediction_topic", "biomoe/{subject}/prediction", PREDICTION_TOPIC_FIELDS)):
+                                 ("prediction_topic", "biomoe/{subject}/prediction", PREDICTION_TOPIC_FIELDS),
+                                 ("status_topic", "biomoe/status", ())):
         options[key] = table.string(key, default)
         try:
             check_topic_template(options[key], fields)

@@ -1,5 +1,6 @@
 """What the gateway hands to the application: one embedding of one window of one stream (EmbeddingRecord), or a
-task head's prediction for one window time of one subject (PredictionRecord)."""
+task head's prediction for one window time of one subject (PredictionRecord); and, for the uplink, the gateway's
+health at one moment (StatusRecord)."""
 
 from __future__ import annotations
 
@@ -203,6 +204,47 @@ class PredictionRecord:
         )
 
 
+@dataclass(frozen=True)
+class StatusRecord:
+    """The gateway's health at one moment, for the uplink (MQTT ``status_topic``): what ``/healthz`` says, and
+    enough counters to tell a quiet gateway from a dead one upstream. Times as in :class:`EmbeddingRecord`."""
+
+    gateway: str
+    time_s: float
+    healthy: bool
+    #: why it is unhealthy (``runtime.web.health``); empty when healthy
+    reasons: tuple[str, ...] = ()
+    #: wall-clock time, ISO 8601 UTC (upstream systems have no access to the gateway's monotonic clock)
+    wall_time: str = ""
+    devices: int = 0
+    devices_connected: int = 0
+    embeddings: int = 0
+    predictions: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "reasons", tuple(str(r) for r in self.reasons))
+
+    @property
+    def record_id(self) -> str:
+        """Stable id from the gateway and the time."""
+        return make_record_id("status", self.gateway, float(self.time_s))
+
+    def to_dict(self) -> dict:
+        return {"record": "status", "record_id": self.record_id, "gateway": self.gateway, "time_s": self.time_s,
+                "wall_time": self.wall_time, "healthy": self.healthy, "reasons": list(self.reasons),
+                "devices": self.devices, "devices_connected": self.devices_connected, "embeddings": self.embeddings,
+                "predictions": self.predictions}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StatusRecord":
+        return cls(gateway=data["gateway"], time_s=float(data["time_s"]), healthy=bool(data["healthy"]),
+                   reasons=tuple(data.get("reasons", ())), wall_time=data.get("wall_time", ""),
+                   devices=int(data.get("devices", 0)), devices_connected=int(data.get("devices_connected", 0)),
+                   embeddings=int(data.get("embeddings", 0)), predictions=int(data.get("predictions", 0)))
+
+
 def record_from_dict(data: dict):
-    """An :class:`EmbeddingRecord` or a :class:`PredictionRecord` from its ``to_dict()`` form."""
+    """An :class:`EmbeddingRecord`, :class:`PredictionRecord` or :class:`StatusRecord` from its ``to_dict()`` form."""
+    if data.get("record") == "status":
+        return StatusRecord.from_dict(data)
     return PredictionRecord.from_dict(data) if data.get("record") == "prediction" else EmbeddingRecord.from_dict(data)

@@ -88,6 +88,31 @@ def with_default_outbox(config):
     return dataclasses.replace(config, sinks=tuple(sinks))
 
 
+class StatusPublisher:
+    """Every ``every_s``, the gateway's StatusRecord to the sinks that take one (MQTT: ``status_topic``), through
+    their guards (a failing sink is counted, never raised)."""
+
+    def __init__(self, gateway, health, every_s: float = 30.0, clock=None):
+        import socket
+        import time
+
+        self.gateway, self.health, self.every_s = gateway, health, every_s
+        self.name = socket.gethostname()
+        self.clock = clock or time.monotonic
+        self.last = None
+
+    def tick(self) -> None:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.every_s:
+            return
+        self.last = now
+        sinks = [s for s in self.gateway.sinks if getattr(getattr(s, "sink", s), "takes_status", False)]
+        if sinks:
+            record = self.health.status_record(self.name)
+            for sink in sinks:
+                sink.write([record])
+
+
 def run(args) -> int:
     import asyncio
     import json
@@ -137,11 +162,17 @@ def run(args) -> int:
                     health = server.health if server is not None else HealthMonitor(
                         gateway, **({"no_device_s": config.web.no_device_s, "engine_stall_s": config.web.engine_stall_s}
                                     if config.web else {}))
+                    status = StatusPublisher(gateway, health)
                     # Under systemd (Type=notify): ready once running, then a watchdog ping from the event loop.
                     sd_notify("READY=1")
+
+                    def tick():
+                        if watchdog_s and health.healthy:
+                            sd_notify("WATCHDOG=1")
+                        status.tick()
+
                     try:
-                        await console.run(args.duration, (lambda: health.healthy and sd_notify("WATCHDOG=1"))
-                                          if watchdog_s else None)
+                        await console.run(args.duration, tick)
                     except asyncio.CancelledError:
                         log.info("stopping on a signal")
                     finally:

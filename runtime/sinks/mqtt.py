@@ -1,7 +1,8 @@
 """MQTT publisher (paho-mqtt 2.x, imported only when this sink is created).
 
 One JSON message per record (``to_dict()``): embedding records on ``topic`` (fields ``{device}``,
-``{modality}``, ``{representation}``), prediction records on ``prediction_topic`` (field ``{subject}``). Field
+``{modality}``, ``{representation}``), prediction records on ``prediction_topic`` (field ``{subject}``), the
+gateway's status records (``biomoe-edge run``, every 30 s) on ``status_topic``. Field
 values are escaped (``runtime.sinks.topics``) so a device name cannot add levels or wildcards.
 
 What the sink holds is bounded by ``max_queue``, paho's own queue included: records wait in the sink's queue
@@ -36,7 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from biomoe_edge.runtime.records import PredictionRecord
+from biomoe_edge.runtime.records import PredictionRecord, StatusRecord
 from biomoe_edge.runtime.sinks.base import Sink
 from biomoe_edge.runtime.sinks.outbox import Outbox
 from biomoe_edge.runtime.sinks.topics import (EMBEDDING_TOPIC_FIELDS, PREDICTION_TOPIC_FIELDS, check_topic_template,
@@ -99,7 +100,7 @@ class MqttSink(Sink):
 
     def __init__(self, host: str = "localhost", port: int = 1883, *,
                  topic: str = "biomoe/{device}/{modality}/{representation}",
-                 prediction_topic: str = "biomoe/{subject}/prediction",
+                 prediction_topic: str = "biomoe/{subject}/prediction", status_topic: str = "biomoe/status",
                  qos: int = 1, client_id: str = "", keepalive_s: int = 30, max_queue: int = 10000,
                  inflight: int = 20, reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0,
                  close_timeout_s: float = 2.0, username: str | None = None, password: str | None = None,
@@ -117,6 +118,7 @@ class MqttSink(Sink):
             raise ValueError(f"max_queue must be at least 1, got {max_queue!r}")
         check_topic_template(topic, EMBEDDING_TOPIC_FIELDS)
         check_topic_template(prediction_topic, PREDICTION_TOPIC_FIELDS)
+        check_topic_template(status_topic, ())
         secret = resolve_password(password, password_file, password_env)
         context = None if tls_ca_file is None else tls_context(tls_ca_file, tls_cert_file, tls_key_file,
                                                                verify_hostname=tls_verify_hostname)
@@ -125,6 +127,7 @@ class MqttSink(Sink):
         mqtt = import_paho()
         self._mqtt = mqtt
         self.host, self.port, self.topic, self.prediction_topic, self.qos = host, int(port), topic, prediction_topic, qos
+        self.status_topic = status_topic
         self.max_queue = max_queue
         self.inflight = max(1, min(inflight, max_queue))
         self.close_timeout_s = close_timeout_s
@@ -294,7 +297,12 @@ class MqttSink(Sink):
             self.dropped_offline += 1
         self._queue.append((topic, payload))
 
+    #: ``biomoe-edge run`` hands this sink the gateway's StatusRecords (on ``status_topic``)
+    takes_status = True
+
     def topic_of(self, record) -> str:
+        if isinstance(record, StatusRecord):
+            return self.status_topic
         if isinstance(record, PredictionRecord):
             return format_topic(self.prediction_topic, subject=record.subject)
         return format_topic(self.topic, device=record.device, modality=record.modality,

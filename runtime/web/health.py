@@ -69,3 +69,19 @@ class HealthMonitor:
     @property
     def healthy(self) -> bool:
         return not self.reasons()
+
+    def status_record(self, gateway_name: str):
+        """The judgement now as a :class:`~biomoe_edge.runtime.records.StatusRecord` (for the uplink)."""
+        import datetime
+
+        from biomoe_edge.runtime.records import StatusRecord
+
+        reasons = self.reasons()
+        stats = self.gateway.stats()
+        links = self.gateway.links()
+        return StatusRecord(
+            gateway=gateway_name, time_s=float(self.clock()), healthy=not reasons, reasons=tuple(reasons),
+            wall_time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+            devices=len(self.gateway.config.devices),
+            devices_connected=sum(link["state"] == "connected" for link in links.values()),
+            embeddings=stats["embeddings"], predictions=sum(h.get("predictions", 0) for h in stats["heads"]))

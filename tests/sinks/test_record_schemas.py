@@ -3,6 +3,7 @@ record_id: stable, recomputed from the fields by an independent UUID 5, unique p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pathlib
 import re
@@ -44,10 +45,10 @@ def expected_embedding_id(d: dict) -> str:
 
 
 def test_docs_have_a_schema_per_record_kind():
-    assert set(schemas()) >= {"embedding", "prediction"}
+    assert set(schemas()) >= {"embedding", "prediction", "status"}
 
 
-async def gateway_records(seconds: float = 5.0) -> list:
+async def gateway_records(seconds: float = 5.0, status: list | None = None) -> list:
     """Embedding records a gateway made from packets fed by hand (the gateway tests' helpers)."""
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "gateway"))
     from gateway_helpers import ProjectionEngine, description, packets
@@ -55,14 +56,22 @@ async def gateway_records(seconds: float = 5.0) -> list:
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.gateway_config import parse_config
 
+    from biomoe_edge.runtime.web.health import HealthMonitor
+
     config = parse_config({"windows": {"length_s": 2.0, "hop_s": 1.0, "representations": ["waveform", "recurrence"]},
-                           "engine": {"max_batch": 8, "deadline_ms": 1}})
+                           "devices": [{"name": "dev-1"}], "engine": {"max_batch": 8, "deadline_ms": 1}})
     records = []
     async with Gateway(config, engine=ProjectionEngine(), transport=False, warmup=False) as gateway:
         gateway.on_embedding(records.append)
         gateway.add_device("dev-1", description())
+        health = HealthMonitor(gateway, no_device_s=0.5)
+        if status is not None:
+            status.append(health.status_record("gateway-test"))  # healthy: the grace period
         for arrival, _, _, data in packets(seconds):
             gateway.feed("dev-1", data, arrival)
+        if status is not None:
+            await asyncio.sleep(0.6)
+            status.append(health.status_record("gateway-test"))  # no device connected: unhealthy, with the reason
     return records
 
 
@@ -121,7 +130,8 @@ async def test_mqtt_messages_match_the_schemas(mosquitto):
 
     from biomoe_edge.runtime.sinks.mqtt import MqttSink
 
-    records = (await gateway_records(4.0))[:4] + make_predictions(2)
+    status = []
+    records = (await gateway_records(4.0, status))[:4] + make_predictions(2) + status
     subscriber = Subscriber(mosquitto.port, "biomoe/#")
     sink = MqttSink("127.0.0.1", mosquitto.port)
     try:
@@ -133,4 +143,9 @@ async def test_mqtt_messages_match_the_schemas(mosquitto):
     assert len(messages) == len(records)
     for _, document in messages:
         validate(document)
+    kinds = {document["record"]: topic for topic, document in messages}
+    assert kinds["status"] == "biomoe/status"
+    status_messages = [d for _, d in messages if d["record"] == "status"]
+    assert [d["healthy"] for d in status_messages] == [True, False]
+    assert "no device connected" in status_messages[1]["reasons"][0]
     assert sorted(d["record_id"] for _, d in messages) == sorted(r.record_id for r in records)

@@ -201,3 +201,32 @@ async def test_off_loopback_a_token_is_required(tmp_path, monkeypatch):
             base = f"http://127.0.0.1:{server.port}/"
             assert (await _get(base + "metrics", headers={"Authorization": "Bearer from-env"}))[0] == 200
             assert (await _get(base + "metrics"))[0] == 401
+
+
+class StatusSink(Sink):
+    name = "status-taker"
+    takes_status = True
+
+    def __init__(self):
+        self.records = []
+
+    def write(self, records):
+        self.records.extend(records)
+
+
+async def test_run_publishes_status_records_every_period_to_sinks_that_take_them():
+    from biomoe_edge.commands.run import StatusPublisher
+    from biomoe_edge.runtime.web.health import HealthMonitor
+
+    clock = [0.0]
+    async with Gateway(_config(), engine=ProjectionEngine(), transport=False, warmup=False) as gateway:
+        taker, other = StatusSink(), StatusSink()
+        other.takes_status = False
+        gateway.sinks += [GuardedSink(taker), GuardedSink(other)]
+        publisher = StatusPublisher(gateway, HealthMonitor(gateway), every_s=30.0, clock=lambda: clock[0])
+        for t in (0.0, 10.0, 29.9, 30.0, 45.0, 61.0):
+            clock[0] = t
+            publisher.tick()
+    assert [r.to_dict()["record"] for r in taker.records] == ["status"] * 3  # at 0, 30 and 61 s
+    assert other.records == []
+    assert all(r.healthy for r in taker.records)  # an empty allow-list is not a fault
