@@ -138,7 +138,7 @@ class WebServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, ssl_context=self.tls)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         self._tasks = [asyncio.ensure_future(self.loop_probe.run()), asyncio.ensure_future(self._publish())]
         log.info("web: %s (metrics at /metrics, health at /healthz)%s", self.url,
                  "; token required" if self.token else "")
