@@ -22,6 +22,12 @@ scipy / PyWavelets / pyts map drawn by matplotlib to a PNG, loaded and resized b
 (``transforms.reference_render``), then the PyTorch model in eager mode at batch 1. ``speedup_vs_reference``
 is the reference's time per window (all representations) over the SDK's (wall time / windows).
 
+``--web-client``: instead, is the live page light? The gateway itself (``runtime.gateway.Gateway`` with its web
+listener, ``runtime.web``) runs in real time, packets fed at their arrival times, in alternating rounds without
+and with a page client connected (a separate process that reads the page's event stream, decodes every update
+as a browser does, and scrapes /metrics every 2 s); it prints the per-window latency (newest sample's arrival to
+embedding) of both, medians side by side, and their ratio (goal: under 1.05).
+
 ``realtime_devices`` is how many such wearables (4 windows per second each) the measured throughput keeps up
 with. On a Jetson with ``tegrastats``, ``power`` reports mean module power and energy per embedding.
 """
@@ -305,6 +311,10 @@ def parse_args(argv=None):
     p.add_argument("--model", default=None, help="an exported .onnx or a TensorRT .engine to use instead of exporting")
     p.add_argument("--quick", action="store_true", help="1 wearable, 12 s of signal, 2 reference windows: under a minute on 2 CPU cores")
     p.add_argument("--json", metavar="FILE", default=None, help="write the results as JSON")
+    p.add_argument("--web-client", action="store_true",
+                   help="measure the gateway's per-window latency in real time without and with a live-page client "
+                        "(alternating rounds of --duration seconds; --rounds)")
+    p.add_argument("--rounds", type=int, default=2, help="--web-client: rounds of each condition (default 2)")
     args = p.parse_args(argv)
     if args.quick:
         args.devices, args.duration, args.reference_windows = 1, 12.0, 2
@@ -321,10 +331,106 @@ def parse_args(argv=None):
     return args
 
 
+# -- the live page's cost (--web-client) -----------------------------------------------------------------------
+
+#: The page client: a separate process, as a browser is. Reads every server-sent event and decodes it; scrapes
+#: /metrics every 2 s.
+PAGE_CLIENT = """
+import json, sys, threading, time, urllib.request
+base = sys.argv[1]
+def scrape():
+    while True:
+        urllib.request.urlopen(base + "metrics").read()
+        time.sleep(2.0)
+threading.Thread(target=scrape, daemon=True).start()
+events = 0
+for line in urllib.request.urlopen(base + "events"):
+    if line.startswith(b"data: "):
+        json.loads(line[6:])
+        events += 1
+"""
+
+
+async def realtime_round(engine, packets, devices: int, representations, batch_size: int, page_client: bool) -> dict:
+    """One real-time run of the gateway with its web listener; per-window latency of every embedding."""
+    import asyncio
+    import subprocess
+
+    from biomoe_edge.runtime.gateway import Gateway
+    from biomoe_edge.runtime.gateway_config import WebConfig, parse_config
+    from biomoe_edge.runtime.web.server import WebServer
+
+    config = parse_config({"windows": {"length_s": WINDOW_S, "hop_s": HOP_S, "representations": list(representations)},
+                           "engine": {"max_batch": batch_size, "deadline_ms": 100}})
+    latencies = []
+    client = None
+    async with Gateway(config, engine=engine, transport=False) as gateway:
+        gateway.on_embedding(lambda record: latencies.append(record.latency_s))
+        for d in range(devices):
+            gateway.add_device(f"bench-{d + 1:02d}", device_description())
+        async with WebServer(gateway, WebConfig(port=0)) as server:
+            if page_client:
+                client = subprocess.Popen([sys.executable, "-c", PAGE_CLIENT, server.url],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                while not server.clients:
+                    await asyncio.sleep(0.05)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for arrival_s, device, payload in packets:
+                delay = start + arrival_s - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                gateway.feed(device, payload)
+            clients = server.clients
+            snapshot_ms = [t * 1e3 for t in server.snapshot_seconds]
+            if client is not None:
+                client.terminate()
+                client.wait()
+    return {"page_client": page_client, "clients_connected": clients, "windows": len(latencies),
+            "latency_ms": percentiles(latencies), "snapshots": len(snapshot_ms),
+            "snapshot_ms_p50": float(np.median(snapshot_ms)) if snapshot_ms else None}
+
+
+def web_client_comparison(engine, args) -> dict:
+    import asyncio
+
+    packets = encode_stream_packets(args.devices, args.duration)
+    rounds = []
+    for i in range(args.rounds):
+        for page_client in (False, True):
+            result = asyncio.run(realtime_round(engine, packets, args.devices, args.representations, args.batch_size,
+                                                page_client))
+            print(f"round {i + 1} {'with' if page_client else 'without'} a page client: {result['windows']} windows, "
+                  f"p50 {result['latency_ms']['p50_ms']:.1f} ms", file=sys.stderr)
+            rounds.append(result)
+    medians = {flag: float(np.median([r["latency_ms"]["p50_ms"] for r in rounds if r["page_client"] is flag]))
+               for flag in (False, True)}
+    snapshot = [r["snapshot_ms_p50"] for r in rounds if r["snapshot_ms_p50"] is not None]
+    return {"rounds": rounds, "median_p50_ms_without": medians[False], "median_p50_ms_with": medians[True],
+            "ratio": medians[True] / medians[False],
+            "snapshot_ms_p50": float(np.median(snapshot)) if snapshot else None}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     model = load_reference_model(args)
     backend, engine = open_benchmark_engine(args, model)
+    if args.web_client:
+        result = web_client_comparison(engine, args)
+        engine.close()
+        print(f"per-window latency, {args.devices} wearables x 4 modalities in real time, {args.duration:g} s rounds, "
+              f"backend {backend} (median of the rounds' p50s):")
+        print(f"  without a page client  {result['median_p50_ms_without']:8.1f} ms")
+        print(f"  with a page client     {result['median_p50_ms_with']:8.1f} ms")
+        print(f"  ratio                  {result['ratio']:8.3f}  (goal: < 1.05)")
+        print(f"  the page's snapshot: {result['snapshot_ms_p50']:.2f} ms on the gateway's loop, once a second, "
+              "shared by every open page (median)")
+        for r in result["rounds"]:
+            print(f"    round {'with' if r['page_client'] else 'without':<8} p50 {r['latency_ms']['p50_ms']:8.1f} ms, "
+                  f"p95 {r['latency_ms']['p95_ms']:8.1f} ms, {r['windows']} windows")
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps(finite_or_none(result), indent=2, allow_nan=False) + "\n")
+        return 0
     packets = encode_stream_packets(args.devices, args.duration)
     memory = MemoryPeak()
     sampler = None

@@ -358,6 +358,22 @@ class Gateway:
         """Per allow-listed device, the transport's ``ConnectionStats`` (connects, failed attempts, last_error)."""
         return self._manager.stats() if self._manager is not None else {}
 
+    def links(self) -> dict[str, dict]:
+        """Per allow-listed device, its link now: ``state`` (connecting, connected, disconnected, failed, stopped),
+        the ``security`` level required, what the link is (``encrypted``, ``bonded``; None before a link), its
+        ``address``, ``connects``, ``disconnects``, ``failed_attempts`` and ``last_error``."""
+        if self._manager is None:
+            return {}
+        out = {}
+        for label, connection in self._manager.connections.items():
+            link, stats = connection.link, connection.stats
+            out[label] = {"state": connection.state.value, "security": connection.security.value,
+                          "encrypted": None if link is None else bool(link.encrypted),
+                          "bonded": None if link is None else bool(link.bonded), "address": connection.address,
+                          "connects": stats.connects, "disconnects": stats.disconnects,
+                          "failed_attempts": stats.failed_attempts, "last_error": stats.last_error}
+        return out
+
     def stats(self) -> dict:
         """Everything counted: streams, garbage, scheduler and sink counters, latency percentiles."""
         p = self.pipeline

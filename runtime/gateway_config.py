@@ -53,6 +53,8 @@ FILE_FLUSH_S = (0.01, 600.0)
 MQTT_MAX_QUEUE = (1, 1_000_000)
 MQTT_KEEPALIVE_S = (5, 3600)
 MQTT_CLOSE_TIMEOUT_S = (0.0, 600.0)
+MQTT_OUTBOX_MAX_MB = (0.0, 1 << 20)  # 0: no outbox .. 1 TB
+MQTT_OUTBOX_RATE = (1.0, 100_000.0)  # records a second of backlog after a reconnect
 LSL_MAX_BUFFERED_S = (1, 3600)
 #: File-name prefixes of file sinks: a plain name, never a path (``../../escaped`` would leave the directory).
 PREFIX_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -134,6 +136,39 @@ class TransportConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: the operators' listener (``runtime.web``): ``/metrics``, ``/healthz`` and the live page."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    #: A file holding the token (mode 0600 enforced); else the environment variable ``BIOMOE_WEB_TOKEN``. Required
+    #: when ``host`` is not a loopback address.
+    token_file: pathlib.Path | None = None
+    tls_cert: pathlib.Path | None = None
+    tls_key: pathlib.Path | None = None
+    #: ``/healthz`` is 503 when no device has been connected for longer than this (seconds).
+    no_device_s: float = 60.0
+    #: ``/healthz`` is 503 when windows wait for the engine and no batch finished for this long (seconds).
+    engine_stall_s: float = 30.0
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(text: str, key_path: str = "web.listen") -> tuple[str, int]:
+    """``"HOST:PORT"`` (``"[::1]:8765"`` for IPv6) -> (host, port); a ConfigError names ``key_path`` otherwise."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.-]{1,253}):(\d{1,5})", str(text))
+    if match is None:
+        raise ConfigError(key_path, f"expected \"HOST:PORT\" (e.g. \"127.0.0.1:8765\"), got {_show(text)}")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ConfigError(key_path, f"port must be 0..65535, got {port}")
+    return host, port
+
+
+@dataclass(frozen=True)
 class SinkConfig:
     kind: str
     #: Keyword arguments of the sink's constructor, validated per kind.
@@ -179,6 +214,8 @@ class GatewayConfig:
     source: pathlib.Path | None = None
     subjects: tuple[SubjectConfig, ...] = ()
     heads: tuple[HeadConfig, ...] = ()
+    #: ``[web]`` (None: no listener unless ``--web`` gives one).
+    web: WebConfig | None = None
 
     def modality(self, modality: str) -> ModalityConfig:
         """Window and representations of ``modality`` (its override, else the defaults)."""
@@ -531,7 +568,8 @@ def _mqtt_options(table: _Table, base, options: dict) -> None:
         raise ConfigError(table.key("host"), f"expected a host name or address, got {_show(options['host'])}")
     options["port"] = table.integer("port", 1883, minimum=1, maximum=65535)
     for key, default, fields in (("topic", "biomoe/{device}/{modality}/{representation}", EMBEDDING_TOPIC_FIELDS),
-                                 ("prediction_topic", "biomoe/{subject}/prediction", PREDICTION_TOPIC_FIELDS)):
+                                 ("prediction_topic", "biomoe/{subject}/prediction", PREDICTION_TOPIC_FIELDS),
+                                 ("status_topic", "biomoe/status", ())):
         options[key] = table.string(key, default)
         try:
             check_topic_template(options[key], fields)
@@ -545,6 +583,15 @@ def _mqtt_options(table: _Table, base, options: dict) -> None:
     options["max_queue"] = table.integer("max_queue", 10000, minimum=MQTT_MAX_QUEUE[0], maximum=MQTT_MAX_QUEUE[1])
     options["close_timeout_s"] = table.number("close_timeout_s", 2.0, minimum=MQTT_CLOSE_TIMEOUT_S[0],
                                               maximum=MQTT_CLOSE_TIMEOUT_S[1])
+    # Store and forward (runtime.sinks.outbox): `run` puts it under the state directory unless told otherwise;
+    # outbox_max_mb = 0 turns it off.
+    options["outbox_dir"] = table.path_value("outbox_dir", base)
+    options["outbox_max_mb"] = table.number("outbox_max_mb", 256.0, minimum=MQTT_OUTBOX_MAX_MB[0],
+                                            maximum=MQTT_OUTBOX_MAX_MB[1])
+    options["outbox_rate"] = table.number("outbox_rate", 100.0, minimum=MQTT_OUTBOX_RATE[0],
+                                          maximum=MQTT_OUTBOX_RATE[1])
+    if options["outbox_dir"] is not None and options["outbox_max_mb"] > 0 and options["qos"] == 0:
+        raise ConfigError(table.key("qos"), "an outbox (outbox_dir) needs qos 1 or 2: QoS 0 is never acknowledged")
     options["username"] = table.string("username")
     # The password: from a file (preferred: mode 0600/0640) or an environment variable; in the TOML only if
     # nothing else will do (the TOML is then a secret too).
@@ -687,6 +734,24 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
     return tuple(heads)
 
 
+def _web(root: _Table, base) -> WebConfig | None:
+    if not root.has("web"):
+        return None
+    table = root.table("web")
+    default = WebConfig()
+    host, port = parse_listen(table.string("listen", default.listen), table.key("listen"))
+    web = WebConfig(host=host, port=port, token_file=table.path_value("token_file", base),
+                    tls_cert=table.path_value("tls_cert", base), tls_key=table.path_value("tls_key", base),
+                    no_device_s=table.number("no_device_s", default.no_device_s, positive=True, maximum=86400 * 365),
+                    engine_stall_s=table.number("engine_stall_s", default.engine_stall_s, positive=True,
+                                                maximum=86400 * 365))
+    if (web.tls_cert is None) != (web.tls_key is None):
+        raise ConfigError(table.key("tls_cert" if web.tls_cert is None else "tls_key"),
+                          "give tls_cert and tls_key together")
+    table.finish()
+    return web
+
+
 def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
     """Validate an already-parsed TOML document (a dict) into a :class:`GatewayConfig`."""
     base = pathlib.Path(base_dir) if base_dir is not None else None
@@ -721,6 +786,7 @@ def parse_config(data: dict, *, base_dir=None, source=None) -> GatewayConfig:
         source=pathlib.Path(source) if source is not None else None,
         subjects=subjects,
         heads=_heads(root, base, windows, modalities, subjects, devices),
+        web=_web(root, base),
     )
     root.finish()
     return config

@@ -1,13 +1,28 @@
 """What the gateway hands to the application: one embedding of one window of one stream (EmbeddingRecord), or a
-task head's prediction for one window time of one subject (PredictionRecord)."""
+task head's prediction for one window time of one subject (PredictionRecord); and, for the uplink, the gateway's
+health at one moment (StatusRecord)."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from biomoe_edge.vocabulary import EMBEDDING_DIM
+
+
+#: The namespace of every ``record_id`` (a UUID 5 of the record's identifying fields).
+RECORD_ID_NAMESPACE = uuid.UUID("5b0f3c1e-9a4d-5c3e-8f2b-b10e0ed6e001")
+
+
+def make_record_id(kind: str, *parts) -> str:
+    """A stable id of one record: the UUID 5 of its kind and identifying fields (times in whole microseconds, so
+    a value read back from JSON gives the same id). The same window gives the same id however often it is sent
+    (QoS 1 duplicates, an outbox replayed after a reconnect), so a consumer de-duplicates by it."""
+    fields = [round(p * 1e6) if isinstance(p, float) else p for p in parts]
+    return str(uuid.uuid5(RECORD_ID_NAMESPACE, json.dumps([kind, *fields], separators=(",", ":"))))
 
 
 @dataclass(frozen=True)
@@ -47,10 +62,16 @@ class EmbeddingRecord:
         """From the arrival of the window's newest sample to the embedding."""
         return self.emitted_time_s - self.arrival_time_s
 
+    @property
+    def record_id(self) -> str:
+        """Stable id from device, modality, representation and window start (:func:`make_record_id`)."""
+        return make_record_id("embedding", self.device, self.modality, self.representation, float(self.window_start_s))
+
     def to_dict(self) -> dict:
         """JSON-ready form (the embedding as a list of floats) used by the file, MQTT and console sinks."""
         return {
             "record": "embedding",
+            "record_id": self.record_id,
             "device": self.device,
             "modality": self.modality,
             "representation": self.representation,
@@ -134,11 +155,18 @@ class PredictionRecord:
         """From the arrival of the newest input window's newest sample to the prediction."""
         return self.emitted_time_s - self.arrival_time_s
 
+    @property
+    def record_id(self) -> str:
+        """Stable id from the head (its graph's sha256, else its path), the subject and the window time."""
+        head = self.head.get("sha256") or str(self.head.get("path", ""))
+        return make_record_id("prediction", head, self.subject, float(self.window_start_s), float(self.window_end_s))
+
     def to_dict(self) -> dict:
         """JSON-ready form, used by the file, MQTT and console sinks (``"record": "prediction"`` tells it from an
         embedding record in a mixed stream)."""
         return {
             "record": "prediction",
+            "record_id": self.record_id,
             "subject": self.subject,
             "devices": list(self.devices),
             "window_start_s": self.window_start_s,
@@ -176,8 +204,49 @@ class PredictionRecord:
         )
 
 
+@dataclass(frozen=True)
+class StatusRecord:
+    """The gateway's health at one moment, for the uplink (MQTT ``status_topic``): what ``/healthz`` says, and
+    enough counters to tell a quiet gateway from a dead one upstream. Times as in :class:`EmbeddingRecord`."""
+
+    gateway: str
+    time_s: float
+    healthy: bool
+    #: why it is unhealthy (``runtime.web.health``); empty when healthy
+    reasons: tuple[str, ...] = ()
+    #: wall-clock time, ISO 8601 UTC (upstream systems have no access to the gateway's monotonic clock)
+    wall_time: str = ""
+    devices: int = 0
+    devices_connected: int = 0
+    embeddings: int = 0
+    predictions: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "reasons", tuple(str(r) for r in self.reasons))
+
+    @property
+    def record_id(self) -> str:
+        """Stable id from the gateway and the time."""
+        return make_record_id("status", self.gateway, float(self.time_s))
+
+    def to_dict(self) -> dict:
+        return {"record": "status", "record_id": self.record_id, "gateway": self.gateway, "time_s": self.time_s,
+                "wall_time": self.wall_time, "healthy": self.healthy, "reasons": list(self.reasons),
+                "devices": self.devices, "devices_connected": self.devices_connected, "embeddings": self.embeddings,
+                "predictions": self.predictions}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StatusRecord":
+        return cls(gateway=data["gateway"], time_s=float(data["time_s"]), healthy=bool(data["healthy"]),
+                   reasons=tuple(data.get("reasons", ())), wall_time=data.get("wall_time", ""),
+                   devices=int(data.get("devices", 0)), devices_connected=int(data.get("devices_connected", 0)),
+                   embeddings=int(data.get("embeddings", 0)), predictions=int(data.get("predictions", 0)))
+
+
 def record_from_dict(data: dict):
-    """An :class:`EmbeddingRecord` or a :class:`PredictionRecord` from its ``to_dict()`` form."""
+    """An :class:`EmbeddingRecord`, :class:`PredictionRecord` or :class:`StatusRecord` from its ``to_dict()`` form."""
+    if data.get("record") == "status":
+        return StatusRecord.from_dict(data)
     return PredictionRecord.from_dict(data) if data.get("record") == "prediction" else EmbeddingRecord.from_dict(data)
 
 

@@ -80,6 +80,7 @@ LAYERS = (
     ("runtime: configuration", ("biomoe_edge.runtime.gateway_config",)),
     ("runtime: gateway", ("biomoe_edge.runtime", "biomoe_edge.runtime.gateway", "biomoe_edge.runtime.console",
                           "biomoe_edge.runtime.systemd_notify")),
+    ("runtime: web", ("biomoe_edge.runtime.web",)),
     ("build time", ("biomoe_edge.export", "biomoe_edge.training")),
     ("scripts", ("<benchmarks>", "<jetson>", "<scripts>")),
     ("command line", ("biomoe_edge.commands", "biomoe_edge.cli", "biomoe_edge.__main__")),

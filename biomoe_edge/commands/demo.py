@@ -84,6 +84,9 @@ def add_arguments(parser) -> None:
                         help="once the first wearable is connected, one more wearable advertises its name with "
                              "another identity, and the first drops its link for a second; the report lists what "
                              "was refused under refused_devices")
+    parser.add_argument("--web", default=None, metavar="HOST:PORT",
+                        help="serve the live page (/), Prometheus metrics (/metrics) and /healthz here, e.g. "
+                             "127.0.0.1:8765 (off loopback a token is required: $BIOMOE_WEB_TOKEN)")
 
 
 
@@ -286,6 +289,9 @@ class DemoSettings:
     head_subjects: int = 1
     #: Without ``head``: how many people wear the generic wearables (``demo_subjects``; None: one each).
     subjects: int | None = None
+    #: A ``WebConfig`` (``--web``): the page, /metrics and /healthz are served while the gateway runs
+    #: (``result["web_url"]``).
+    web: object = None
 
 
 async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, result: dict | None = None,
@@ -367,7 +373,9 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
         staging = None
         try:
             with console:
-                async with gateway:
+                async with gateway, serve_web(gateway, s.web, console) as server:
+                    if result is not None and server is not None:
+                        result["web_url"] = server.url
                     if s.impostor:
                         staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, s.modalities,
                                                                        s.security, seed=s.seed * 1000 + 999))
@@ -432,6 +440,17 @@ async def stage_impostor(network, gateway, wearables: list, modalities, security
     await genuine.disconnect()
 
 
+def serve_web(gateway, web, console):
+    """The web listener (``runtime.web.server``) while the gateway runs, or nothing when ``web`` is None."""
+    import contextlib
+
+    if web is None:
+        return contextlib.nullcontext()
+    from biomoe_edge.runtime.web.server import WebServer
+
+    return WebServer(gateway, web, warnings=console.warnings.items, model_line=console.model_line)
+
+
 def with_recording(config, directory, *, lsl_markers=None, segment_s: float = 2.0):
     """``config`` plus a recording sink writing into ``directory`` itself (not one folder per run)."""
     import dataclasses
@@ -473,6 +492,13 @@ def run(args) -> int:
     if args.record and (pathlib.Path(args.record) / "recording.json").exists():
         raise ValueError(f"--record {args.record}: already holds a recording; record into a new folder")
     notices = []
+    web = None
+    if args.web:
+        from biomoe_edge.runtime.gateway_config import WebConfig, parse_listen
+
+        host, port = parse_listen(args.web, "--web")
+        web = WebConfig(host=host, port=port)
+        notices.append(f"web page, /metrics and /healthz at http://{args.web}/")
     if args.engine == "onnxruntime":
         from biomoe_edge.export.cache import cached_onnx_path
 
@@ -492,7 +518,7 @@ def run(args) -> int:
             extra_settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
                             "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
             record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
-            impostor=args.impostor), engine=engine, result=result))
+            impostor=args.impostor, web=web), engine=engine, result=result))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130

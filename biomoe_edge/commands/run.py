@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
                              "ignoring them; refuse a password others can read or one sent without TLS instead of "
                              "warning")
     parser.add_argument("--report", default=None, metavar="FILE", help="write the closing summary as JSON here")
+    parser.add_argument("--web", default=None, metavar="HOST:PORT",
+                        help="serve the live page (/), Prometheus metrics (/metrics) and /healthz here (overrides "
+                             "[web] listen); off loopback a token is required ([web] token_file or $BIOMOE_WEB_TOKEN)")
 
 
 def with_random_weights(config, source):
@@ -72,6 +75,56 @@ def idle_reason(devices: list[dict]) -> dict:
     return {"idle_reason": "no wearable connected: " + "; ".join(reasons)}
 
 
+def with_web(config, listen: str | None):
+    """``config`` with ``[web] listen`` set from ``--web`` (the other [web] keys kept)."""
+    from biomoe_edge.runtime.gateway_config import WebConfig, parse_listen
+
+    if listen is None:
+        return config
+    host, port = parse_listen(listen, "--web")
+    return dataclasses.replace(config, web=dataclasses.replace(config.web or WebConfig(), host=host, port=port))
+
+
+def with_default_outbox(config):
+    """MQTT sinks of ``config`` keep an outbox on disk under the state directory unless they name one (``outbox_dir``)
+    or turn it off (``outbox_max_mb = 0``): ``run`` is the deployed gateway, whose uplink must not drop."""
+    from biomoe_edge.runtime.sinks.outbox import default_outbox_dir
+
+    sinks = []
+    for position, sink in enumerate(config.sinks):
+        if (sink.kind == "mqtt" and sink.options.get("outbox_dir") is None and sink.options.get("outbox_max_mb", 1)
+                and sink.options.get("qos", 1) > 0):  # QoS 0 is never acknowledged: no outbox
+            options = dict(sink.options, outbox_dir=default_outbox_dir(config.transport.state_dir, position))
+            sink = dataclasses.replace(sink, options=options)
+        sinks.append(sink)
+    return dataclasses.replace(config, sinks=tuple(sinks))
+
+
+class StatusPublisher:
+    """Every ``every_s``, the gateway's StatusRecord to the sinks that take one (MQTT: ``status_topic``), through
+    their guards (a failing sink is counted, never raised)."""
+
+    def __init__(self, gateway, health, every_s: float = 30.0, clock=None):
+        import socket
+        import time
+
+        self.gateway, self.health, self.every_s = gateway, health, every_s
+        self.name = socket.gethostname()
+        self.clock = clock or time.monotonic
+        self.last = None
+
+    def tick(self) -> None:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.every_s:
+            return
+        self.last = now
+        sinks = [s for s in self.gateway.sinks if getattr(getattr(s, "sink", s), "takes_status", False)]
+        if sinks:
+            record = self.health.status_record(self.name)
+            for sink in sinks:
+                sink.write([record])
+
+
 def run(args) -> int:
     import asyncio
     import json
@@ -84,6 +137,7 @@ def run(args) -> int:
     from biomoe_edge.runtime.gateway import Gateway
     from biomoe_edge.runtime.gateway_config import load_config
     from biomoe_edge.runtime.systemd_notify import sd_notify, watchdog_interval_s
+    from biomoe_edge.runtime.web.health import HealthMonitor
 
     # What engine and file the gateway runs, and random weights, are start-up facts: shown without -v.
     for name in ("biomoe_edge.run", "biomoe_edge.runtime.engines"):
@@ -92,6 +146,7 @@ def run(args) -> int:
     config = load_config(args.config, strict=args.strict)
     if args.random_weights:
         config = with_random_weights(config, args.config)
+    config = with_default_outbox(with_web(config, args.web))
     if not config.devices:
         # A fresh Jetson install starts with an empty allow-list: stay up (the service must not crash-loop).
         log.warning("%s lists no [[devices]]: the gateway connects only to allow-listed wearables; idle until you "
@@ -113,11 +168,23 @@ def run(args) -> int:
                                  model_line=model_line(model, engine.identity))
         with console:
             try:
-                async with gateway:
+                async with gateway, serve_web(gateway, config.web, console) as server:
+                    # The watchdog follows /healthz's judgement: an unhealthy gateway is not pinged, so systemd
+                    # restarts it (runtime.web.health).
+                    health = server.health if server is not None else HealthMonitor(
+                        gateway, **({"no_device_s": config.web.no_device_s, "engine_stall_s": config.web.engine_stall_s}
+                                    if config.web else {}))
+                    status = StatusPublisher(gateway, health)
                     # Under systemd (Type=notify): ready once running, then a watchdog ping from the event loop.
                     sd_notify("READY=1")
+
+                    def tick():
+                        if watchdog_s and health.healthy:
+                            sd_notify("WATCHDOG=1")
+                        status.tick()
+
                     try:
-                        await console.run(args.duration, (lambda: sd_notify("WATCHDOG=1")) if watchdog_s else None)
+                        await console.run(args.duration, tick)
                     except asyncio.CancelledError:
                         log.info("stopping on a signal")
                     finally:
@@ -131,6 +198,15 @@ def run(args) -> int:
                     summary["devices"] = devices_summary(config, gateway.connection_stats())
                     summary.update(idle_reason(summary["devices"]))
         return 0
+
+    def serve_web(gateway, web, console):
+        import contextlib
+
+        if web is None:
+            return contextlib.nullcontext()
+        from biomoe_edge.runtime.web.server import WebServer
+
+        return WebServer(gateway, web, warnings=console.warnings.items, model_line=console.model_line)
 
     try:
         code = asyncio.run(main())

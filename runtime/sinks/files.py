@@ -383,7 +383,7 @@ class JsonlSink(_RotatingSink):
 
 #: NumPy arrays of one NPZ file; ``model``/``engine`` hold each record's identity as a JSON string.
 NPZ_FIELDS = ("embedding", "device", "modality", "representation", "window_start_s", "window_end_s",
-              "quality", "arrival_time_s", "emitted_time_s", "model", "engine")
+              "quality", "arrival_time_s", "emitted_time_s", "model", "engine", "record_id")
 #: Arrays of the prediction records of an NPZ file (present only when it has some). Probabilities of record i
 #: are ``prediction_probabilities[prediction_offsets[i]:prediction_offsets[i + 1]]`` (heads differ in classes);
 #: ``devices``, ``classes``, ``inputs``, ``modalities``, ``head`` and ``model`` are JSON strings.
@@ -391,7 +391,7 @@ PREDICTION_NPZ_FIELDS = ("prediction_subject", "prediction_devices", "prediction
                          "prediction_window_end_s", "prediction_probabilities", "prediction_offsets",
                          "prediction_classes", "prediction_predicted", "prediction_inputs", "prediction_modalities",
                          "prediction_via_bridge", "prediction_quality", "prediction_head", "prediction_model",
-                         "prediction_arrival_time_s", "prediction_emitted_time_s")
+                         "prediction_arrival_time_s", "prediction_emitted_time_s", "prediction_record_id")
 
 
 class NpzSink(_RotatingSink):
@@ -466,6 +466,7 @@ def records_to_arrays(records: Sequence) -> dict[str, np.ndarray]:
         "emitted_time_s": column((r.emitted_time_s for r in embeddings), np.float64),
         "model": as_json(r.model for r in embeddings),
         "engine": as_json(r.engine for r in embeddings),
+        "record_id": column((r.record_id for r in embeddings), str),
     }
     predictions = [r for r in records if isinstance(r, PredictionRecord)]
     if predictions:
@@ -486,6 +487,7 @@ def records_to_arrays(records: Sequence) -> dict[str, np.ndarray]:
             "prediction_model": as_json(r.model for r in predictions),
             "prediction_arrival_time_s": column((r.arrival_time_s for r in predictions), np.float64),
             "prediction_emitted_time_s": column((r.emitted_time_s for r in predictions), np.float64),
+            "prediction_record_id": column((r.record_id for r in predictions), str),
         })
     return arrays
 
