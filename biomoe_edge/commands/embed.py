@@ -41,6 +41,9 @@ def add_arguments(parser) -> None:
                         help="embed even when the engine's model is not the one the recording was made with")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from biomoe_edge.commands.embed_ray import add_ray_arguments
+
+    add_ray_arguments(parser)  # --ray [ADDRESS], --resume, --workers, --gpus-per-worker, --slice
 
 
 def open_chosen_engine(args, sources):
@@ -75,11 +78,15 @@ def open_chosen_engine(args, sources):
 def run(args) -> int:
     import pathlib
 
+    from biomoe_edge.commands.embed_ray import check_ray_arguments, run_ray
     from biomoe_edge.dataset import check_target
     from biomoe_edge.runtime.recording.embed import embed_to_dataset
     from biomoe_edge.runtime.recording.labels import read_labels
     from biomoe_edge.runtime.recording.sources import open_source
 
+    check_ray_arguments(args)
+    if args.ray is not None:
+        return run_ray(args)
     if args.batch is not None and args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     representations = None
