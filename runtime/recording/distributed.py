@@ -146,6 +146,25 @@ def canonical_order(frame):
     return ordered
 
 
+class ItemError(RuntimeError):
+    """A work item failed in a worker (its input named); the run stops, the complete items stay for --resume."""
+
+
+def _item_error_message(exc: BaseException) -> str | None:
+    """The message of the ItemError a worker raised, from what Ray raised in the driver (which wraps it, and
+    carries the worker's traceback as text), if it holds one."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for line in reversed(str(exc).splitlines()):
+            if "ItemError: " in line:
+                return line.split("ItemError: ", 1)[1].strip()
+        if isinstance(exc, ItemError):
+            return str(exc).strip()
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return None
+
+
 class EmbedWorker:
     """A Ray Data actor: one engine (``engine_factory()``, opened once), work items in, one item dataset each out
     (under ``work_dir``); returns per item its windows, rows, seconds and the worker's pid."""
@@ -161,7 +180,10 @@ class EmbedWorker:
         for i in range(len(batch["item_id"])):
             item = WorkItem(**{name: _plain(batch[name][i]) for name in WorkItem.__dataclass_fields__})
             start = time.perf_counter()
-            windows, rows = embed_item(item, self.engine, self.work_dir, self.source_options, self.embed_options)
+            try:
+                windows, rows = embed_item(item, self.engine, self.work_dir, self.source_options, self.embed_options)
+            except Exception as exc:  # noqa: BLE001 - named and raised to the driver, which stops the run
+                raise ItemError(f"{item.path} (work item {item.item_id}): {type(exc).__name__}: {exc}") from None
             out["item_id"].append(item.item_id)
             out["windows"].append(windows)
             out["rows"].append(rows)
@@ -183,7 +205,7 @@ def item_folder(work_dir, item: WorkItem) -> pathlib.Path:
 def embed_item(item: WorkItem, engine, work_dir, source_options: dict, embed_options: dict) -> tuple[int, int]:
     """Replay one work item on ``engine`` with the serial embed's code, keep the windows whose start is in the
     item, and write them as a dataset under ``work_dir``. Returns (windows, rows)."""
-    from biomoe_edge.dataset import frame_from_columns, check_columns, write_dataset
+    from biomoe_edge.dataset import check_columns, frame_from_columns, write_dataset
 
     from .embed import Rows, embed_sources
     from .labels import WindowLabeller, marker_intervals
@@ -213,11 +235,9 @@ def embed_item(item: WorkItem, engine, work_dir, source_options: dict, embed_opt
         labeller = WindowLabeller(marker_intervals(source.markers, devices=devices, end_s=math.inf))
     else:
         labeller = WindowLabeller(())
-    windows = {}
     c = kept.columns
-    for device, modality, start, end in zip(c["device"], c["modality"], c["window_start_s"], c["window_end_s"]):
-        windows.setdefault((device, modality, start, end), device)
-    for (device, modality, start, end), _ in windows.items():
+    windows = dict.fromkeys(zip(c["device"], c["modality"], c["window_start_s"], c["window_end_s"]))
+    for device, _, start, end in windows:
         labeller.label(devices[device], device, start, end)
     (entry,) = summary["inputs"]
     entry.update(path=item.path, windows=len(windows), rows=len(kept), slice=[item.start_s, item.end_s],
@@ -316,8 +336,8 @@ def embed_on_ray(inputs, engine_factory, *, out, address: str | None = None, wor
     import ray
 
     from biomoe_edge._version import __version__
-    from biomoe_edge.dataset import check_target, frame_from_columns, check_columns, load_dataset, read_manifest, \
-        write_dataset
+    from biomoe_edge.dataset import (check_columns, check_target, frame_from_columns, load_dataset, read_manifest,
+                                     write_dataset)
 
     from .embed import check_model
     from .sources import open_source
@@ -369,14 +389,21 @@ def embed_on_ray(inputs, engine_factory, *, out, address: str | None = None, wor
             rows = [{**asdict(item), "start_s": math.nan if item.start_s is None else item.start_s,
                      "end_s": math.nan if item.end_s is None else item.end_s} for item in todo]
             results = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-                EmbedWorker, batch_size=1, concurrency=workers, num_cpus=1,
+                EmbedWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                 **({"num_gpus": gpus_per_worker} if gpus_per_worker > 0 else {}),
                 fn_constructor_kwargs={"engine_factory": engine_factory, "work_dir": str(work_dir),
                                        "source_options": source_options, "embed_options": embed_options})
             # Ray Data restarts a dead worker and runs its item again (by default): the item's folder is
             # overwritten, so no window is counted twice.
-            for result in results.iter_rows():
-                tracker.item_done(str(result["item_id"]), int(result["windows"]), int(result["pid"]))
+            try:
+                for result in results.iter_rows():
+                    tracker.item_done(str(result["item_id"]), int(result["windows"]), int(result["pid"]))
+            except Exception as exc:
+                message = _item_error_message(exc)
+                if message is None:
+                    raise
+                raise ItemError(f"{message}; the {tracker.items_done} complete items are kept in {work_dir}: run "
+                                "again with --resume once it is fixed") from None
         elapsed = time.perf_counter() - start
     finally:
         if started_ray:
