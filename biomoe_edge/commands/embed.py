@@ -57,17 +57,19 @@ def open_chosen_engine(args, sources):
 
     batch = args.batch or 16
     seed = args.random_weights or 0
+    device = "cuda" if getattr(args, "gpus_per_worker", 0) else None  # a Ray worker given GPUs runs its engine there
     if args.engine or args.model:
         kind = args.engine or "auto"
         path = args.model or args.checkpoint
         random_weights = path is None and args.random_weights is not None
         options = {"onnxruntime": {"max_batch": batch},
-                   "pytorch": {"max_batch": batch, "strict": args.strict, **({"seed": seed} if random_weights else {})},
+                   "pytorch": {"max_batch": batch, "strict": args.strict, **({"seed": seed} if random_weights else {}),
+                               **({"device": device} if device else {})},
                    }.get(kind, {})
         return open_engine(kind, path, random_weights=random_weights, **options)
     if args.checkpoint is not None or args.random_weights is not None:
         return open_demo_engine("onnxruntime", args.checkpoint, max_batch=batch, seed=seed, strict=args.strict)
-    engine = open_recorded_engine(sources, max_batch=args.batch)
+    engine = open_recorded_engine(sources, max_batch=args.batch, device=device)
     if engine is None:
         raise ValueError(f"choose the weights: the inputs record no model. --checkpoint Tiny-BioMoE.pth (the "
                          f"published weights: {PUBLISHED_CHECKPOINT_URL}), --engine/--model PATH, or --random-weights "

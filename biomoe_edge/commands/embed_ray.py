@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 #: --slice default: inputs longer than this many seconds are split (each slice recomputes a few windows).
@@ -45,7 +46,9 @@ def check_ray_arguments(args) -> None:
 
 
 class EngineOpener:
-    """Opens the engine ``embed`` would open for these arguments; pickled to every Ray worker, which opens its own."""
+    """Opens the engine ``embed`` would open for these arguments; pickled to every Ray worker, which opens its own.
+    With --gpus-per-worker the engine runs on CUDA where Ray gave the process GPUs (``CUDA_VISIBLE_DEVICES``, which
+    Ray sets in such a worker); the driver's check of the model runs on the CPU."""
 
     def __init__(self, args):
         self.arguments = dict(vars(args))
@@ -55,6 +58,8 @@ class EngineOpener:
         from biomoe_edge.runtime.recording.sources import open_source
 
         args = argparse.Namespace(**self.arguments)
+        if not os.environ.get("CUDA_VISIBLE_DEVICES"):
+            args.gpus_per_worker = 0
         sources = [open_source(path, channel_map=args.map, rate_hz=args.rate, time_column=args.time_column)
                    for path in args.inputs]
         return open_chosen_engine(args, sources)

@@ -319,6 +319,23 @@ class Progress:
         return state
 
 
+def cluster_workers(resources: dict, workers: int | None, gpus_per_worker: float) -> int:
+    """How many workers to start on a cluster with ``resources`` (``ray.cluster_resources()``): ``workers``, or as
+    many as it holds (one CPU each, and ``gpus_per_worker`` GPUs). ValueError when it cannot hold them: Ray would
+    wait for resources that never come."""
+    cpus, gpus = int(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    if gpus_per_worker > 0 and gpus < gpus_per_worker:
+        raise ValueError(f"--gpus-per-worker {gpus_per_worker:g}: the Ray cluster has {gpus:g} GPUs")
+    fits = min(cpus, int(gpus // gpus_per_worker)) if gpus_per_worker > 0 else cpus
+    if workers is None:
+        return max(1, fits)
+    if workers > fits:
+        raise ValueError(f"--workers {workers}: the Ray cluster holds {fits} (one CPU each"
+                         + (f", {gpus_per_worker:g} GPU each; it has {cpus} CPUs, {gpus:g} GPUs)" if gpus_per_worker
+                            else f"; it has {cpus} CPUs)"))
+    return workers
+
+
 def embed_on_ray(inputs, engine_factory, *, out, address: str | None = None, workers: int | None = None,
                  gpus_per_worker: float = 0.0, slice_s: float | None = 1800.0, resume: bool = False,
                  overwrite: bool = False, source_options: dict | None = None, labels=None, representations=None,
@@ -363,27 +380,25 @@ def embed_on_ray(inputs, engine_factory, *, out, address: str | None = None, wor
     embed_options = {"labels": labels, "representations": representations, "window_s": window_s, "hop_s": hop_s,
                      "subject": subject, "use_markers": use_markers}
     work_dir = out.with_name(out.name + WORK_SUFFIX)
-    prepare_work_dir(work_dir, _plan_fingerprint(items, identity, {**embed_options, **source_options}), resume=resume)
-    done = completed_items(work_dir, items)
-    if done:
-        log.info("resuming: %d of %d items complete in %s", len(done), len(items), work_dir)
-    tracker = Progress(items, done, progress)
-    todo = [item for item in items if item.item_id not in done]
-    resumed = len(done)
-
     started_ray = False
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=False, **({} if address else {"ignore_reinit_error": True}))
         started_ray = True
-    start = time.perf_counter()
     try:
+        # What the cluster cannot hold is refused before any work (Ray would wait for it forever).
+        workers = cluster_workers(ray.cluster_resources(), workers, gpus_per_worker)
+        prepare_work_dir(work_dir, _plan_fingerprint(items, identity, {**embed_options, **source_options}),
+                         resume=resume)
+        done = completed_items(work_dir, items)
+        if done:
+            log.info("resuming: %d of %d items complete in %s", len(done), len(items), work_dir)
+        tracker = Progress(items, done, progress)
+        todo = [item for item in items if item.item_id not in done]
+        resumed = len(done)
+        start = time.perf_counter()
         if todo:
-            resources = ray.cluster_resources()
-            if workers is None:
-                workers = (int(resources.get("GPU", 0) // gpus_per_worker) if gpus_per_worker > 0
-                           else int(resources.get("CPU", 1)))
-            workers = max(1, min(int(workers), len(todo)))
+            workers = min(workers, len(todo))
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
             rows = [{**asdict(item), "start_s": math.nan if item.start_s is None else item.start_s,

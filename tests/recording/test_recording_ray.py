@@ -248,3 +248,12 @@ def test_a_damaged_input_stops_the_run_naming_it_and_resume_finishes_it(local_ra
     frame = embed_on_ray(inputs, factory(onnx_model), resume=True, **options)
     assert frame.attrs["metadata"]["summary"]["inputs"][1]["path"] == str(damaged)
     assert len(frame) == sum(entry["rows"] for entry in frame.attrs["metadata"]["summary"]["inputs"]) > 0
+
+
+def test_workers_the_cluster_cannot_hold_are_refused_before_any_work(local_ray, corpus, onnx_model, tmp_path):
+    options = dict(out=tmp_path / "ds", source_options=SOURCE_OPTIONS, **OPTIONS)
+    with pytest.raises(ValueError, match=r"--workers 3: the Ray cluster holds 2 .*it has 2 CPUs"):
+        embed_on_ray(corpus, factory(onnx_model), workers=3, **options)
+    with pytest.raises(ValueError, match="--gpus-per-worker 1: the Ray cluster has 0 GPUs"):
+        embed_on_ray(corpus, factory(onnx_model), gpus_per_worker=1, **options)
+    assert not (tmp_path / "ds.work").exists() and not (tmp_path / "ds").exists()
