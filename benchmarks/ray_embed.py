@@ -62,11 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument("--representations", default="spectrogram_psd,scalogram")
     parser.add_argument("--json", default=None, metavar="FILE")
     args = parser.parse_args(argv)
-    import logging
-
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # the executor's per-run lines; the table says it
     import ray
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the executor's per-run lines; the table says it
     from biomoe_edge.runtime.engines import open_engine
     from biomoe_edge.runtime.recording import open_recording
     from biomoe_edge.runtime.recording.distributed import embed_on_ray

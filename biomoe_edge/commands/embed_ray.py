@@ -75,14 +75,12 @@ def format_progress(state: dict) -> str:
 def run_ray(args) -> int:
     import pathlib
 
-    import logging
-
+    if not args.verbose:  # Ray Data's executor logs each run at info; the progress lines below say it
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
     try:
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise RuntimeError(f"--ray needs Ray Data ({exc}): pip install 'biomoe-edge[cluster]'") from None
-    if not args.verbose:
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # the executor's lines; our progress says it
     from biomoe_edge.runtime.recording.distributed import embed_on_ray
     from biomoe_edge.runtime.recording.labels import read_labels
 
