@@ -46,6 +46,9 @@ def add_arguments(parser) -> None:
                         help="embed even when the engine's model is not the one the recording was made with")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from biomoe_edge.commands.embed_ray import add_ray_arguments
+
+    add_ray_arguments(parser)  # --ray [ADDRESS], --resume, --workers, --gpus-per-worker, --slice
 
 
 def open_chosen_engine(args, sources):
@@ -59,17 +62,19 @@ def open_chosen_engine(args, sources):
 
     batch = args.batch or 16
     seed = args.random_weights or 0
+    device = "cuda" if getattr(args, "gpus_per_worker", 0) else None  # a Ray worker given GPUs runs its engine there
     if args.engine or args.model:
         kind = args.engine or "auto"
         path = args.model or args.checkpoint
         random_weights = path is None and args.random_weights is not None
         options = {"onnxruntime": {"max_batch": batch},
-                   "pytorch": {"max_batch": batch, "strict": args.strict, **({"seed": seed} if random_weights else {})},
+                   "pytorch": {"max_batch": batch, "strict": args.strict, **({"seed": seed} if random_weights else {}),
+                               **({"device": device} if device else {})},
                    }.get(kind, {})
         return open_engine(kind, path, random_weights=random_weights, **options)
     if args.checkpoint is not None or args.random_weights is not None:
         return open_cached_engine("onnxruntime", args.checkpoint, max_batch=batch, seed=seed, strict=args.strict)
-    engine = open_recorded_engine(sources, max_batch=args.batch)
+    engine = open_recorded_engine(sources, max_batch=args.batch, device=device)
     if engine is None:
         raise ValueError(f"choose the weights: the inputs record no model. --checkpoint Tiny-BioMoE.pth (the "
                          f"published weights: {PUBLISHED_CHECKPOINT_URL}), --engine/--model PATH, or --random-weights "
@@ -80,11 +85,15 @@ def open_chosen_engine(args, sources):
 def run(args) -> int:
     import pathlib
 
+    from biomoe_edge.commands.embed_ray import check_ray_arguments, run_ray
     from biomoe_edge.dataset import check_target
     from biomoe_edge.runtime.recording.embed import embed_to_dataset
     from biomoe_edge.runtime.recording.labels import read_labels
     from biomoe_edge.runtime.recording.sources import open_source
 
+    check_ray_arguments(args)
+    if args.ray is not None:
+        return run_ray(args)
     if args.batch is not None and args.batch < 1:
         raise ValueError(f"--batch must be at least 1, got {args.batch}")
     representations = None
