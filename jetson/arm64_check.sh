@@ -4,14 +4,15 @@
 #   1. the SDK's wheel (built on the host) with the Jetson extras and the test tools (the `test` extra);
 #   2. the C reference encoder compiled with the rootfs's gcc and its tests (Python and C agree byte for byte);
 #   3. the gateway path: every test not marked torch (.ci/gateway_path.py), or with --tests layers a subset that
-#      covers each layer (LAYER_TESTS below);
+#      covers each layer (LAYER_TESTS below); --tests auto: the layers when this run had to build the rootfs or the
+#      wheels (a cold cache: the full set does not fit CI's budget beside them), else the full set;
 #   4. the transforms and ONNX Runtime on the same inputs as on the host, compared against the x86 tolerances
 #      (jetson/arm64_compare.py), the ONNX files exported on the host from the reference fixtures' checkpoints;
 #   5. a 30 s `biomoe-edge demo` (the gateway on emulated wearables, Bumble) on the host-exported seed-11 graph.
 # Python inside is Debian bookworm's 3.11: JetPack 6's Python 3.10 (Ubuntu 22.04) has no aarch64 build in Debian's
 # archive. The weights are the reference fixtures' stand-ins (seeded noise), not the published ones.
 #
-# Usage (root: debootstrap, chroot, mounts): jetson/arm64_check.sh [--tests full|layers] [--host-python PY]
+# Usage (root: debootstrap, chroot, mounts): jetson/arm64_check.sh [--tests full|layers|auto] [--host-python PY]
 #   [--shared DIR] [--out DIR]
 # --host-python: a Python with the SDK (editable, from this checkout) and PyTorch, for the export and the x86 side
 # of the comparison (default .venv/bin/python). --shared: the folder holding reference/ (default ../shared).
@@ -68,7 +69,7 @@ while [ $# -gt 0 ]; do
     *) echo "arm64_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case $TESTS in full|layers) ;; *) echo "arm64_check: --tests is full or layers, got $TESTS" >&2; exit 2 ;; esac
+case $TESTS in full|layers|auto) ;; *) echo "arm64_check: --tests is full, layers or auto, got $TESTS" >&2; exit 2 ;; esac
 if [ "$(id -u)" -ne 0 ]; then
   echo "arm64_check: needs root (debootstrap, chroot, mounts)" >&2
   exit 2
@@ -120,26 +121,30 @@ deps_key=$( { echo "$rootfs_key"; cat "$OUT/requirements.txt"; } | sha256sum | c
 ROOTFS=$CACHE/rootfs-$rootfs_key
 WHEELS=$CACHE/wheels-$deps_key
 VENV=/opt/venv-$deps_key
+mkdir -p "$WHEELS"  # mounted into the rootfs from the start (complete once it holds .complete)
 step "cache $CACHE: rootfs-$rootfs_key, wheels-$deps_key; tests: $TESTS; logs in $OUT"
 
-# Run a shell command inside the rootfs, in a private mount namespace (its mounts vanish with it).
+# Run a shell command inside the rootfs, in a private mount namespace (its mounts vanish with it). No /sys: under
+# qemu-user 7.2 the host's CPU topology there beside the emulated /proc/cpuinfo crashes ONNX Runtime's CPU
+# detection (SIGSEGV on import); glibc and psutil fall back to /proc. ASAN_OPTIONS: LeakSanitizer cannot stop the
+# world under qemu-user ("does not work under ptrace"), so the sanitizer test runs ASan and UBSan without leak checks.
 in_rootfs() {
   # shellcheck disable=SC2016  # the inner script expands its own positional arguments
   unshare --mount --propagation private -- /bin/bash -euo pipefail -c '
     r=$1 shared=$2 wheels=$3 cmd=$4
     mount -t proc proc "$r/proc"
-    mount -t sysfs sysfs "$r/sys"
     mount --rbind /dev "$r/dev"
     mkdir -p "$r/build/shared" "$r/wheelhouse"
     mount --bind "$shared" "$r/build/shared"
     mount -o remount,bind,ro "$r/build/shared"
     mount --bind "$wheels" "$r/wheelhouse"
-    exec chroot "$r" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TMPDIR=/tmp PYTHONSAFEPATH=1 \
+    exec chroot "$r" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TMPDIR=/tmp PYTHONSAFEPATH=1 ASAN_OPTIONS=detect_leaks=0 \
       PATH=/usr/sbin:/usr/bin:/sbin:/bin PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
       PIP_DEFAULT_TIMEOUT=180 /bin/bash -euo pipefail -c "$cmd"
   ' in_rootfs "$ROOTFS" "$SHARED" "$WHEELS" "$1"
 }
 
+built_now=()
 # -- rootfs: debootstrap once per package list ---------------------------------------------------------------------
 if [ ! -e "$ROOTFS/.complete" ]; then
   step "building the arm64 rootfs (debootstrap $SUITE; about 12 min on a loaded machine)"
@@ -148,6 +153,7 @@ if [ ! -e "$ROOTFS/.complete" ]; then
   debootstrap --arch=arm64 --variant=minbase --include="$packages" "$SUITE" "$ROOTFS.partial" "$MIRROR" \
     >"$OUT/debootstrap.log" 2>&1 || { tail -20 "$OUT/debootstrap.log" >&2; exit 1; }
   touch "$ROOTFS.partial/.complete"
+  built_now+=(rootfs)
   mv "$ROOTFS.partial" "$ROOTFS"
   find "$CACHE" -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$rootfs_key" -exec rm -rf {} +
 fi
@@ -162,18 +168,18 @@ mkdir -p "$ROOTFS/build"
 cp "$OUT/requirements.txt" "$ROOTFS/build/requirements.txt"
 if [ ! -e "$WHEELS/.complete" ]; then
   step "downloading and building aarch64 wheels into $WHEELS (about 13 min on a loaded machine)"
-  rm -rf "$WHEELS"
-  mkdir -p "$WHEELS"
+  find "$WHEELS" -mindepth 1 -delete
   in_rootfs "python3 -m venv --clear /opt/wheel-builder && /opt/wheel-builder/bin/pip wheel -q -w /wheelhouse \
     -r /build/requirements.txt" >"$OUT/wheels.log" 2>&1 || { tail -30 "$OUT/wheels.log" >&2; exit 1; }
   rm -rf "$ROOTFS/opt/wheel-builder"
   touch "$WHEELS/.complete"
+  built_now+=(wheels)
   find "$CACHE" -maxdepth 1 -name 'wheels-*' ! -name "wheels-$deps_key" -exec rm -rf {} +
 fi
 if [ ! -e "$ROOTFS$VENV/.complete" ]; then
   step "installing the wheels into $VENV (offline)"
   find "$ROOTFS/opt" -maxdepth 1 -name 'venv-*' -exec rm -rf {} +
-  in_rootfs "python3 -m venv $VENV && $VENV/bin/pip install -q --no-index --find-links /wheelhouse \
+  in_rootfs "python3 -m venv $VENV && $VENV/bin/pip install -q --no-compile --no-index --find-links /wheelhouse \
     -r /build/requirements.txt" >"$OUT/venv.log" 2>&1 || { tail -30 "$OUT/venv.log" >&2; exit 1; }
   touch "$ROOTFS$VENV/.complete"
 fi
@@ -191,12 +197,16 @@ git ls-files -z --cached --others --exclude-standard | tar --null --files-from=-
 wheel=$(basename "$(ls "$WORK"/dist/biomoe_edge-*.whl)")
 
 # The x86 side runs beside the emulated tests: export (PyTorch) and the same transforms and engine on the host.
+# The exports are kept in the cache too (the SDK's export cache: named by checkpoint sha256 and export format).
 (
   set -e
-  export BIOMOE_EDGE_CACHE_DIR=$WORK/cache
+  mkdir -p "$WORK/cache"
   for seed in 11 29; do
-    "$HOST_PYTHON" -c "import sys; from biomoe_edge.export.cache import cached_onnx; print(cached_onnx(sys.argv[1]))" \
-      "$SHARED/reference/tiny_biomoe_seed$seed.pth" >"$WORK/seed$seed.path"
+    onnx=$(BIOMOE_EDGE_CACHE_DIR=$CACHE/onnx "$HOST_PYTHON" -c "import sys
+from biomoe_edge.export.cache import cached_onnx
+print(cached_onnx(sys.argv[1]))" "$SHARED/reference/tiny_biomoe_seed$seed.pth")
+    cp "$onnx" "${onnx%.onnx}.json" "$WORK/cache/"
+    echo "$WORK/cache/$(basename "$onnx")" >"$WORK/seed$seed.path"
   done
   "$HOST_PYTHON" jetson/arm64_compare.py inputs --out "$WORK/inputs.npz"
   "$HOST_PYTHON" jetson/arm64_compare.py compute "$WORK/inputs.npz" --reference "$SHARED/reference" \
@@ -218,6 +228,13 @@ if grep -q "SKIPPED" "$OUT/c-reference.log"; then
 fi
 tail -3 "$OUT/c-reference.log"
 
+if [ "$TESTS" = auto ]; then
+  TESTS=full
+  if [ "${#built_now[@]}" -gt 0 ]; then
+    TESTS=layers
+    step "built ${built_now[*]} in this run: the layer subset instead of the full gateway path (--tests auto)"
+  fi
+fi
 if [ "$TESTS" = layers ]; then
   selection="${LAYER_TESTS[*]}"
 else
