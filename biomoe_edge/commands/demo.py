@@ -62,7 +62,7 @@ def add_arguments(parser) -> None:
                         help="serve this head (train-head --out) or bridge (bridge fit --out): the wearables then play "
                              "SIMULATED labelled sessions of held-out simulated subjects, and the report scores the live predictions")
     parser.add_argument("--subjects", type=int, default=None, metavar="N",
-                        help="people wearing the wearables: without --head, the native wearables are shared out among "
+                        help="people wearing the wearables: without --head, the emulated biomoe-edge boards are shared out among "
                              "N subjects named subject-1, subject-2, ... (default: one subject per wearable; their "
                              "recordings and datasets keep these names); with --head, N simulated subjects, each "
                              "wearing the head's wearables (default 1)")
