@@ -5,15 +5,14 @@ covers it; on load the manifest must state the same, or the head or bridge is re
 from __future__ import annotations
 
 from biomoe_edge.manifest import meaning_mismatch
+from biomoe_edge.vocabulary import InputType
 
 
 def check_binding(manifest: dict, session, manifest_path, graph, error) -> None:
     """``error`` naming both files when ``manifest`` (read, inputs normalised) says something else than what
     ``graph`` (opened as the ONNX Runtime ``session``) was exported with."""
-    from .head import parse_input
-
     def normalise(inputs):
-        return [":".join(parse_input(name)) for name in inputs]
+        return [str(InputType.parse(name)) for name in inputs]
 
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     try:

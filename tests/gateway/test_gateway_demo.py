@@ -31,7 +31,7 @@ def test_report_has_exactly_the_documented_fields(demo_run):
     report, _, _ = demo_run
     json.dumps(report)  # serialisable as is
     assert tuple(report) == ("embedding_dim", "embeddings", "latency_ms", "streams", "duration_s", "settings", "model",
-                             "engine", "drop_reasons", "not_embedded", "warnings", "timeline")
+                             "engine", "drop_reasons", "not_embedded", "sinks", "warnings", "timeline")
     assert report["embedding_dim"] == 192
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
     assert len(report["streams"]) == 4  # 2 devices x 2 modalities
