@@ -471,6 +471,12 @@ def merge_summaries(items, done: dict, *, labels, use_markers: bool) -> dict:
             merged["jobs_failed"][reason] = merged["jobs_failed"].get(reason, 0) + count
         merged["subjects"] = sorted(set(merged["subjects"]) | set(entry["subjects"]))
     entries = [inputs[k] for k in sorted(inputs)]
+    seen_subjects = {subject for entry in entries for subject in entry["subjects"]}
+    without_data = sorted({i.subject for i in labels or ()} - seen_subjects - {None})
+    if without_data:
+        log.warning("the labels name subjects no input has: %s (the inputs' subjects: %s)", ", ".join(without_data),
+                    ", ".join(sorted(seen_subjects)))
     return {"inputs": entries, "windows": sum(e["windows"] for e in entries), "rows": sum(e["rows"] for e in entries),
             "labelled": dict(labelled), "unlabelled": dict(unlabelled),
-            "labels": "file" if labels is not None else ("markers" if use_markers else "none")}
+            "labels": "file" if labels is not None else ("markers" if use_markers else "none"),
+            "label_subjects_without_data": without_data}

@@ -29,6 +29,7 @@ from biomoe_edge.runtime.engines import open_engine  # noqa: E402
 from biomoe_edge.runtime.recording import distributed  # noqa: E402
 from biomoe_edge.runtime.recording.distributed import canonical_order, embed_on_ray  # noqa: E402
 from biomoe_edge.runtime.recording.embed import build_dataset  # noqa: E402
+from biomoe_edge.runtime.recording.labels import LabelInterval  # noqa: E402
 
 REPRESENTATIONS = ["spectrogram_psd", "waveform"]
 
@@ -86,7 +87,12 @@ def corpus(tmp_path_factory):
     return [recording, folder / "s01.csv", folder / "s02.csv", folder / "long.csv"]
 
 
-OPTIONS = dict(representations=REPRESENTATIONS, window_s=8.0, hop_s=2.0, any_model=True)
+# Labels across the slice boundaries (30 s) and between window starts (8 s windows every 2 s): labelled, straddling
+# and unlabelled windows; the gateway recording's subject has none.
+LABELS = [LabelInterval("s01", 0.0, 19.0, "rest"), LabelInterval("s01", 19.0, 40.0, "pain"),
+          LabelInterval("s02", 5.0, 31.0, "rest"), LabelInterval("long", 0.0, 71.0, "rest"),
+          LabelInterval("long", 71.0, 150.0, "pain")]
+OPTIONS = dict(representations=REPRESENTATIONS, window_s=8.0, hop_s=2.0, any_model=True, labels=LABELS)
 SOURCE_OPTIONS = dict(channel_map="EDA:eda", rate_hz=32.0)
 
 
@@ -123,8 +129,14 @@ def test_ray_with_slices_equals_the_serial_embed(local_ray, corpus, serial, onnx
     metadata = frame.attrs["metadata"]
     assert metadata["ray"]["items"] > len(corpus)  # the gateway recording and long.csv were sliced
     assert_same_dataset(frame, serial)
+    assert {"rest", "pain", None} <= set(frame["label"])
     loaded = load_dataset(tmp_path / "ds")
-    assert loaded.attrs["metadata"]["summary"]["windows"] == serial.attrs["metadata"]["summary"]["windows"]
+    summary, expected = loaded.attrs["metadata"]["summary"], serial.attrs["metadata"]["summary"]
+    for key in ("windows", "rows", "labelled", "unlabelled", "labels"):
+        assert summary[key] == expected[key], key
+    assert expected["unlabelled"]["straddles_labels"] > 0
+    assert [(e["path"], e["windows"], e["rows"]) for e in summary["inputs"]] == \
+        [(e["path"], e["windows"], e["rows"]) for e in expected["inputs"]]
     assert_same_dataset(loaded, serial)
     assert not (tmp_path / "ds.work").exists()
     # Progress: after each item, windows done so far (rising to all of them), a rate and the time left.
@@ -210,9 +222,12 @@ def test_resume_skips_the_items_already_complete(local_ray, corpus, serial, onnx
 def test_the_command_line_embeds_on_ray_with_progress(local_ray, corpus, serial, onnx_model, tmp_path, capsys):
     from biomoe_edge.cli import main
 
+    labels = tmp_path / "labels.csv"
+    labels.write_text("subject,start_s,end_s,label\n" + "".join(f"{i.subject},{i.start_s},{i.end_s},{i.label}\n"
+                                                             for i in LABELS))
     arguments = [*map(str, corpus), "--map", "EDA:eda", "--rate", "32", "--engine", "onnxruntime", "--model",
                  str(onnx_model), "--representations", ",".join(REPRESENTATIONS), "--window", "8", "--hop", "2",
-                 "--any-model"]
+                 "--any-model", "--labels", str(labels)]
     assert main(["embed", *arguments, "--out", str(tmp_path / "ds"), "--ray", "--workers", "2", "--slice", "30"]) == 0
     captured = capsys.readouterr()
     progress = [line for line in captured.err.splitlines() if line.startswith("embedding on Ray:")]
