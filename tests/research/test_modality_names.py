@@ -18,12 +18,11 @@ def test_every_parser_takes_ppg_for_bvp():
     assert parse_inputs("ppg:spectrogram_psd") == ("bvp:spectrogram_psd",)  # train-head --inputs
 
 
-@pytest.mark.torch
 def test_bridge_new_takes_ppg_for_bvp():
-    pytest.importorskip("torch", reason="the bridge package needs PyTorch (the export extra)")
-    from biomoe_edge.training.bridge.head import parse_input  # bridge --new parses with it
+    from biomoe_edge.vocabulary import InputType  # bridge --new parses with it
 
-    assert parse_input("ppg:spectrogram_psd", "--new") == ("bvp", "spectrogram_psd")
+    parsed = InputType.parse("ppg:spectrogram_psd")
+    assert (parsed.modality.value, parsed.representation.value) == ("bvp", "spectrogram_psd")
 
 
 def test_an_unknown_name_lists_the_names_and_the_aliases():
