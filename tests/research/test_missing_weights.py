@@ -4,7 +4,7 @@ every command that takes it, before any work (it printed "[Errno 2] No such file
 import pytest
 
 from biomoe_edge.cli import main
-from biomoe_edge.commands.export import PUBLISHED_CHECKPOINT_URL
+from biomoe_edge.commands.weights import PUBLISHED_CHECKPOINT_URL
 
 
 @pytest.mark.parametrize("argv", [
