@@ -149,7 +149,7 @@ class Pipeline:
         #: that a head trained on other weights than the engine's is refused before anything connects.
         self.fusion = None
         #: The configured bridges' stage (``runtime.heads.bridge``), None without bridge folders in ``[[heads]]``:
-        #: each bridge runs on the rendered images of its input in ``compute``; ``make_predictions`` hands its
+        #: each bridge runs on the engine's tap features of its input in ``compute``; ``make_predictions`` hands its
         #: predictions of the last batch on.
         self.bridges = None
         self._bridge_predictions: list = []
@@ -157,7 +157,7 @@ class Pipeline:
             from biomoe_edge.runtime.heads.serving import bridge_stage_for, fusion_stage_for
 
             self.fusion = fusion_stage_for(config, self.model_identity, clock=clock)
-            self.bridges = bridge_stage_for(config, self.model_identity, clock=clock)
+            self.bridges = bridge_stage_for(config, self.model_identity, clock=clock, engine=engine)
 
     # -- devices and notifications ----------------------------------------------------------------------
     def log_once(self, key: str, message: str, *args) -> None:
@@ -414,14 +414,18 @@ class Pipeline:
                     continue
                 ordered.extend(group)
         t1 = time.perf_counter()
-        embeddings = self.engine.infer(self.images[:len(ordered)]) if ordered else np.zeros((0, EMBEDDING_DIM), np.float32)
+        taps: dict = {}
+        if not ordered:
+            embeddings = np.zeros((0, EMBEDDING_DIM), np.float32)
+        elif self.bridges is not None:  # the bridges read the taps of this same engine run
+            embeddings, taps = self.engine.infer_tapped(self.images[:len(ordered)], self.bridges.taps)
+        else:
+            embeddings = self.engine.infer(self.images[:len(ordered)])
         t2 = time.perf_counter()
         self.timings["transform"].append(t1 - t0)
         self.timings["inference"].append(t2 - t1)
-        if self.bridges is not None:  # the images just rendered (after the engine: a failed batch has none)
-            images = self.images[:len(ordered)]
-            images = images if self.xp is np else self.xp.asnumpy(images)
-            self._bridge_predictions = self.bridges.run(ordered, images, self.model_identity)
+        if self.bridges is not None and ordered:  # after the engine: a failed batch has no taps
+            self._bridge_predictions = self.bridges.run(ordered, taps, self.model_identity)
         return ordered, embeddings
 
     def warmup(self, modalities=tuple(Modality)) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from .bridge import BridgeStage, load_bridge
+from .bridge import BridgeStage, check_engine_taps, load_bridge
 from .fusion import FusionStage
 from .head import load_head
 
@@ -37,11 +37,16 @@ def fusion_stage_for(config, model: dict, *, clock=time.monotonic) -> FusionStag
                        deadline_s=[entry.deadline_s for entry in entries], clock=clock)
 
 
-def bridge_stage_for(config, model: dict, *, clock=time.monotonic) -> BridgeStage | None:
+def bridge_stage_for(config, model: dict, *, clock=time.monotonic, engine=None) -> BridgeStage | None:
     """A :class:`BridgeStage` serving the bridges of ``config.heads``; None when there is none. BridgeError (a
-    HeadError) when a bridge cannot be loaded or was fitted on other weights than ``model``'s."""
+    HeadError) when a bridge cannot be loaded, was fitted on other weights than ``model``'s, or reads a tap that
+    ``engine`` (the running engine, when given) does not return."""
     entries, bridges = _load_checked(config, "bridge", load_bridge, model)
     if not entries:
         return None
+    if engine is not None:
+        source = (getattr(engine, "identity", None) or {}).get("source")
+        check_engine_taps(bridges, tuple(getattr(engine, "taps", ())),
+                          f"{type(engine).__name__}" + (f" ({source})" if source else ""))
     return BridgeStage(bridges, subjects=_subjects(config), bridge_subjects=[entry.subjects for entry in entries],
                        clock=clock)

@@ -78,16 +78,27 @@ class PooledEngine(Engine):
     """A real (if trivial) backbone: 16x16 mean-pooled images through a fixed random projection to 192 values.
     Deterministic and cheap; its embeddings differ with the picture, so heads can learn from them."""
 
-    def __init__(self, max_batch: int = 16):
+    def __init__(self, max_batch: int = 16, taps: dict | None = None):
         super().__init__()
         self.max_batch = max_batch
         self.weights = np.random.default_rng(7).standard_normal((3 * 14 * 14, 192)).astype(np.float32) / 14.0
+        # taps: name -> dim; each tap is another fixed projection of the same pooled image (what a bridge reads)
+        self.tap_weights = {name: np.random.default_rng(8 + i).standard_normal((3 * 14 * 14, dim)).astype(np.float32)
+                            / 14.0 for i, (name, dim) in enumerate((taps or {}).items())}
+        self.taps = tuple(self.tap_weights)
         self._identity = {"kind": "pooled", "precision": "fp32", "model_sha256": "1" * 64, "source": None,
                           "device": "cpu", "max_batch": max_batch}
 
+    @staticmethod
+    def pooled(images):
+        return images.reshape(len(images), 3, 14, 16, 14, 16).mean(axis=(3, 5)).reshape(len(images), -1)
+
     def _infer_batch(self, images):
-        pooled = images.reshape(len(images), 3, 14, 16, 14, 16).mean(axis=(3, 5)).reshape(len(images), -1)
-        return pooled.astype(np.float32) @ self.weights
+        return self.pooled(images).astype(np.float32) @ self.weights
+
+    def _infer_batch_tapped(self, images, taps):
+        pooled = self.pooled(images).astype(np.float32)
+        return pooled @ self.weights, {t: pooled @ self.tap_weights[t] for t in taps}
 
 
 def native_description(rates: dict):

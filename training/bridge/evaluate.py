@@ -1,5 +1,6 @@
-"""A bridge folder's metrics on labelled new-modality windows: the bridged head as the gateway would serve it
-(``bridge.onnx`` on ONNX Runtime, images drawn by the SDK's transforms)."""
+"""A bridge folder's metrics on labelled new-modality windows: the bridged head as the gateway serves it (the
+gateway's own loader, ``runtime.heads.load_bridge``, on ONNX Runtime; images drawn by the SDK's transforms; the
+features at the bridge's tap from a running engine, as the gateway's engine returns them)."""
 
 from __future__ import annotations
 
@@ -7,34 +8,35 @@ import pathlib
 
 import numpy as np
 
-from .export import INPUT_NAME, verify_bridge_folder
 from .features import render_images
-from .head import OUTPUT_NAME, parse_input
 
 
-def predict_bridge(directory, windows: np.ndarray, fs: float, *, batch: int = 16) -> tuple[np.ndarray, dict]:
+def predict_bridge(directory, windows: np.ndarray, fs: float, engine, *, batch: int = 16) -> tuple[np.ndarray, dict]:
     """Class probabilities (N, C) of new-modality ``windows`` (N, n) at ``fs`` Hz through the bridge folder
-    ``directory``; and its manifest."""
-    import onnxruntime as ort
+    ``directory``, fed by ``engine`` (a ``runtime.engines.Engine`` of the weights the bridge was fitted on that
+    returns its tap: the PyTorch engine, or a graph exported with ``--taps``); and its manifest. BridgeError when
+    the engine runs other weights or lacks the tap, as the gateway refuses them."""
+    from biomoe_edge.identity import model_identity
+    from biomoe_edge.runtime.heads.bridge import check_engine_taps, load_bridge
 
-    manifest = verify_bridge_folder(directory)
-    modality, representation = parse_input(manifest["inputs"][0], f"{directory}/bridge.json: inputs[0]")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(pathlib.Path(directory) / "bridge.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
+    bridge = load_bridge(directory)
+    bridge.check_backbone(model_identity(engine.identity))
+    check_engine_taps([bridge], tuple(engine.taps), type(engine).__name__)
     windows = np.asarray(windows, dtype=np.float32)
-    out = [session.run([OUTPUT_NAME],
-                       {INPUT_NAME: render_images(windows[i:i + batch], fs, modality, representation)})[0]
-           for i in range(0, len(windows), batch)]
-    return np.concatenate(out), manifest
+    out = []
+    for i in range(0, len(windows), batch):
+        images = render_images(windows[i:i + batch], fs, bridge.modality, bridge.representation)
+        _, taps = engine.infer_tapped(images, (bridge.tap,))
+        out.append(bridge.predict(taps[bridge.tap]))
+    return np.concatenate(out), bridge.manifest
 
 
-def evaluate_bridge(directory, windows: np.ndarray, fs: float, labels) -> dict:
+def evaluate_bridge(directory, windows: np.ndarray, fs: float, labels, engine) -> dict:
     """The bridged head's metrics on ``windows`` with true ``labels`` (class names), in ``evaluate-head``'s fields
     (``training.metrics.classification_metrics``: windows, accuracy, balanced_accuracy, macro_f1,
     per_class_recall, confusion_matrix, classes; ``head`` identity with kind "bridge", ``inputs``, ``backbone``,
-    ``random_weights``), plus ``per_class_f1`` and the bridge's ``old_inputs``."""
+    ``random_weights``), plus ``per_class_f1`` and the bridge's ``old_inputs``. ``engine``: as
+    :func:`predict_bridge` takes it."""
     from sklearn.metrics import f1_score
 
     from biomoe_edge.manifest import sha256_file
@@ -43,7 +45,7 @@ def evaluate_bridge(directory, windows: np.ndarray, fs: float, labels) -> dict:
     labels = np.asarray(labels, dtype=object)
     if len(labels) != len(windows):
         raise ValueError(f"{len(labels)} labels for {len(windows)} windows")
-    probabilities, manifest = predict_bridge(directory, windows, fs)
+    probabilities, manifest = predict_bridge(directory, windows, fs, engine)
     classes = list(manifest["classes"])
     unknown = sorted(set(labels) - set(classes))
     if unknown:
