@@ -157,6 +157,9 @@ class Gateway:
                         self.jobs_unfinished, self.drain_timeout_s)
         if self.pipeline.fusion is not None:  # window times still waiting for inputs: counted, not guessed
             self.pipeline.fusion.close()
+        if self.pipeline.fallbacks is not None:  # stand-ins past their deadline go out; the rest are counted
+            self.emit_predictions(self.pipeline.settle_fallbacks())
+            self.pipeline.fallbacks.close()
         for queue in self._iterators + self._prediction_iterators:
             queue.put_nowait(None)
         self._close_sinks_and_engine()
@@ -277,6 +280,7 @@ class Gateway:
         """Run batches as they become due (full, or the oldest job waited the deadline) until closed."""
         while not self._stopping:
             self.pipeline.expire_predictions()
+            self.emit_predictions(self.pipeline.settle_fallbacks())
             jobs = self.pipeline.next_batch()
             if jobs:
                 await self._run(jobs)
@@ -373,7 +377,8 @@ class Gateway:
             "connections": {f"{d}/{state}": n for (d, state), n in self.connection_events.items()},
             "refused_devices": self.refused_devices(),
             "heads": ((self.pipeline.fusion.stats() if self.pipeline.fusion is not None else [])
-                      + (self.pipeline.bridges.stats() if self.pipeline.bridges is not None else [])),
+                      + (self.pipeline.bridges.stats() if self.pipeline.bridges is not None else [])
+                      + (self.pipeline.fallbacks.stats() if self.pipeline.fallbacks is not None else [])),
         }
 
 

@@ -153,11 +153,15 @@ class Pipeline:
         #: predictions of the last batch on.
         self.bridges = None
         self._bridge_predictions: list = []
+        #: Bridges standing in for heads whose own input is missing (``[[heads]] fallback``; runtime.heads.fallback),
+        #: None without any.
+        self.fallbacks = None
         if config.heads:
-            from biomoe_edge.runtime.heads.serving import bridge_stage_for, fusion_stage_for
+            from biomoe_edge.runtime.heads.serving import bridge_stage_for, fallback_stage_for, fusion_stage_for
 
             self.fusion = fusion_stage_for(config, self.model_identity, clock=clock)
             self.bridges = bridge_stage_for(config, self.model_identity, clock=clock, engine=engine)
+            self.fallbacks = fallback_stage_for(config, self.model_identity, self.fusion, clock=clock, engine=engine)
 
     # -- devices and notifications ----------------------------------------------------------------------
     def log_once(self, key: str, message: str, *args) -> None:
@@ -415,10 +419,12 @@ class Pipeline:
                 ordered.extend(group)
         t1 = time.perf_counter()
         taps: dict = {}
+        wanted = tuple(dict.fromkeys((*(self.bridges.taps if self.bridges is not None else ()),
+                                      *(self.fallbacks.taps if self.fallbacks is not None else ()))))
         if not ordered:
             embeddings = np.zeros((0, EMBEDDING_DIM), np.float32)
-        elif self.bridges is not None:  # the bridges read the taps of this same engine run
-            embeddings, taps = self.engine.infer_tapped(self.images[:len(ordered)], self.bridges.taps)
+        elif wanted:  # the bridges read the taps of this same engine run
+            embeddings, taps = self.engine.infer_tapped(self.images[:len(ordered)], wanted)
         else:
             embeddings = self.engine.infer(self.images[:len(ordered)])
         t2 = time.perf_counter()
@@ -426,6 +432,8 @@ class Pipeline:
         self.timings["inference"].append(t2 - t1)
         if self.bridges is not None and ordered:  # after the engine: a failed batch has no taps
             self._bridge_predictions = self.bridges.run(ordered, taps, self.model_identity)
+        if self.fallbacks is not None and ordered:
+            self.fallbacks.run(ordered, taps, self.model_identity)
         return ordered, embeddings
 
     def warmup(self, modalities=tuple(Modality)) -> None:
@@ -473,6 +481,8 @@ class Pipeline:
         """The PredictionRecords of every window time that ``records`` (embedding records, of the last
         ``compute``) completed, then the bridges' predictions on that batch's windows."""
         predictions = self.fusion.add(records) if self.fusion is not None and records else []
+        if self.fallbacks is not None:  # one path per window time: the head's, or a bridge standing in for it
+            predictions = self.fallbacks.settle(predictions)
         if self._bridge_predictions:
             predictions, self._bridge_predictions = predictions + self._bridge_predictions, []
         return predictions
@@ -481,8 +491,15 @@ class Pipeline:
         """Count and drop window times that waited past their head's deadline; how many."""
         return self.fusion.expire() if self.fusion is not None else 0
 
+    def settle_fallbacks(self) -> list:
+        """Predictions of bridges standing in for heads whose input missed its deadline since the last batch."""
+        return self.fallbacks.settle([]) if self.fallbacks is not None else []
+
     def seconds_until_prediction_deadline(self) -> float | None:
-        return self.fusion.seconds_until_deadline() if self.fusion is not None else None
+        deadlines = [d for d in (self.fusion.seconds_until_deadline() if self.fusion is not None else None,
+                                 self.fallbacks.seconds_until_deadline() if self.fallbacks is not None else None)
+                     if d is not None]
+        return min(deadlines) if deadlines else None
 
     # -- accounting ---------------------------------------------------------------------------------------
     def stream_report(self) -> list[dict]:

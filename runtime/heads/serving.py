@@ -1,18 +1,25 @@
 """The gateway's heads, from its configuration: load every ``[[heads]]`` folder (a head, or a bridge: docs/bridge.md),
-refuse one trained on another backbone than the running engine's, and build the fusion stage (heads) and the
-bridge stage (bridges) with the ``[[subjects]]`` table."""
+refuse one trained on another backbone than the running engine's, and build the fusion stage (heads), the
+bridge stage (bridges) and the fallback stage (bridges standing in for heads, ``fallback``) with the
+``[[subjects]]`` table."""
 
 from __future__ import annotations
 
 import time
 
 from .bridge import BridgeStage, check_engine_taps, load_bridge
+from .fallback import FallbackStage
 from .fusion import FusionStage
 from .head import load_head
 
 
 def _subjects(config) -> dict:
     return {device: subject.name for subject in config.subjects for device in subject.devices}
+
+
+def _engine_label(engine) -> str:
+    source = (getattr(engine, "identity", None) or {}).get("source")
+    return f"{type(engine).__name__}" + (f" ({source})" if source else "")
 
 
 def _load_checked(config, kind: str, load, model: dict) -> tuple[list, list]:
@@ -45,8 +52,28 @@ def bridge_stage_for(config, model: dict, *, clock=time.monotonic, engine=None) 
     if not entries:
         return None
     if engine is not None:
-        source = (getattr(engine, "identity", None) or {}).get("source")
-        check_engine_taps(bridges, tuple(getattr(engine, "taps", ())),
-                          f"{type(engine).__name__}" + (f" ({source})" if source else ""))
+        check_engine_taps(bridges, tuple(getattr(engine, "taps", ())), _engine_label(engine))
     return BridgeStage(bridges, subjects=_subjects(config), bridge_subjects=[entry.subjects for entry in entries],
                        clock=clock)
+
+
+def fallback_stage_for(config, model: dict, fusion: FusionStage | None, *, clock=time.monotonic,
+                       engine=None) -> FallbackStage | None:
+    """A :class:`FallbackStage` for the heads of ``config.heads`` that name ``fallback`` bridges (their heads as
+    ``fusion`` serves them); None when no head does. BridgeError when a bridge cannot be loaded, was fitted on
+    other weights, or reads a tap the running ``engine`` does not return."""
+    entries = [entry for entry in config.heads if entry.kind == "head"]
+    if fusion is None or not any(getattr(entry, "fallback", ()) for entry in entries):
+        return None
+    standbys, loaded = [], []
+    for entry, state in zip(entries, fusion.states):
+        if not entry.fallback:
+            continue
+        bridges = [load_bridge(path) for path in entry.fallback]
+        for bridge in bridges:
+            bridge.check_backbone(model)
+        loaded.extend(bridges)
+        standbys.append((state.head, bridges, entry.tolerance_s, entry.deadline_s, entry.subjects))
+    if engine is not None:
+        check_engine_taps(loaded, tuple(getattr(engine, "taps", ())), _engine_label(engine))
+    return FallbackStage(standbys, subjects=_subjects(config), clock=clock)
