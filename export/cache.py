@@ -20,24 +20,25 @@ DEFAULT_MAX_BATCH = 16
 
 
 def cached_onnx_path(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH,
-                     seed: int = 0) -> pathlib.Path:
+                     seed: int = 0, taps=()) -> pathlib.Path:
     """Where the cached export of ``checkpoint`` (None: random weights from ``seed``) at ``precision`` and
-    ``max_batch`` lives (it may not exist yet)."""
+    ``max_batch``, returning ``taps`` beside the embedding (``export_onnx``), lives (it may not exist yet)."""
     from biomoe_edge.export.graph_info import EXPORT_FORMAT
     from biomoe_edge.manifest import sha256_file
     from biomoe_edge.paths import cache_dir
 
     tag = sha256_file(checkpoint)[:16] if checkpoint else f"random-seed{int(seed)}"
     batch = "" if max_batch == DEFAULT_MAX_BATCH else f"_b{max_batch}"
-    return cache_dir() / f"tiny_biomoe_{tag}_{precision}{batch}_f{EXPORT_FORMAT}.onnx"
+    tapped = f"_taps-{'-'.join(sorted(taps))}" if taps else ""
+    return cache_dir() / f"tiny_biomoe_{tag}_{precision}{batch}{tapped}_f{EXPORT_FORMAT}.onnx"
 
 
 def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH, model=None,
-                seed: int = 0) -> pathlib.Path:
+                seed: int = 0, taps=()) -> pathlib.Path:
     """The cached export of ``checkpoint`` (None: deterministic random weights from ``seed``), exported now if
     missing (needs PyTorch once; minutes for int8, which calibrates). ``model``: the loaded model, if the caller
     has it (loaded from the same ``checkpoint`` or ``seed``)."""
-    path = cached_onnx_path(checkpoint, precision=precision, max_batch=max_batch, seed=seed)
+    path = cached_onnx_path(checkpoint, precision=precision, max_batch=max_batch, seed=seed, taps=taps)
     if path.exists() and _states_its_provenance(path.with_suffix(".json")):
         return path
     try:
@@ -54,7 +55,7 @@ def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DE
         for warning in caught:  # the random-weights warning, as one log line (no Python source line)
             log.warning("%s", warning.message)
     partial = path.with_name(path.stem + ".partial.onnx")
-    export_onnx(model, partial, precision=precision, max_batch=max_batch)
+    export_onnx(model, partial, precision=precision, max_batch=max_batch, taps=taps)
     partial.with_suffix(".json").replace(path.with_suffix(".json"))
     partial.replace(path)
     return path

@@ -57,6 +57,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--head", default=None, metavar="DIR",
                         help="serve this head (train-head --out): the wearables then play SIMULATED labelled sessions "
                              "of held-out simulated subjects, and the report scores the live predictions")
+    parser.add_argument("--fallback", action="append", default=[], metavar="BRIDGE_DIR",
+                        help="with --head: a bridge fitted for that head, standing in while the head's own wearable "
+                             "is missing; each subject then also wears the bridge's modality (repeatable)")
+    parser.add_argument("--switch-off", default=None, metavar="MODALITY@S",
+                        help="switch the wearables carrying MODALITY off S seconds into the run (a battery dying), "
+                             "e.g. ecg@20: with --fallback, the bridge takes over")
     parser.add_argument("--subjects", type=int, default=1, metavar="N",
                         help="with --head: simulated subjects, each wearing the head's wearables (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no live table")
@@ -81,12 +87,13 @@ def add_arguments(parser) -> None:
 
 
 
-def demo_onnx_path(checkpoint=None, *, seed: int = 0, strict: bool = False) -> pathlib.Path:
+def demo_onnx_path(checkpoint=None, *, seed: int = 0, strict: bool = False, taps=()) -> pathlib.Path:
     """The cached fp32 ONNX export of the demo's model (``biomoe_edge.export.cache``; exported now if missing,
-    which needs torch once). ``checkpoint=None``: random weights drawn from ``seed``."""
+    which needs torch once). ``checkpoint=None``: random weights drawn from ``seed``. ``taps``: what the served
+    bridges read, returned beside the embedding."""
     from biomoe_edge.export.cache import cached_onnx, cached_onnx_path
 
-    path = cached_onnx_path(checkpoint, precision="fp32", seed=seed)
+    path = cached_onnx_path(checkpoint, precision="fp32", seed=seed, taps=taps)
     if path.exists() and path.with_suffix(".json").exists():
         return path
     try:
@@ -97,19 +104,22 @@ def demo_onnx_path(checkpoint=None, *, seed: int = 0, strict: bool = False) -> p
     from biomoe_edge.commands.export import load_model
 
     model = load_model(checkpoint, None if checkpoint else seed, strict=strict, log=log)
-    return cached_onnx(checkpoint, precision="fp32", seed=seed, model=model)
+    return cached_onnx(checkpoint, precision="fp32", seed=seed, model=model, taps=taps)
 
 
-def open_demo_engine(kind: str, checkpoint=None, *, max_batch: int = 16, seed: int = 0, strict: bool = False):
+def open_demo_engine(kind: str, checkpoint=None, *, max_batch: int = 16, seed: int = 0, strict: bool = False,
+                     taps=()):
     """The demo's engine: ``checkpoint`` (a Tiny-BioMoE .pth), or random weights drawn from ``seed`` when it is
-    None (the command only passes None for ``--random-weights``)."""
+    None (the command only passes None for ``--random-weights``). ``taps``: feature taps the ONNX graph returns
+    (served bridges read them; the PyTorch engine returns any)."""
     from biomoe_edge.runtime.engines import open_engine
 
     if kind == "pytorch":
         if checkpoint is None:
             return open_engine("pytorch", None, random_weights=True, max_batch=max_batch, seed=seed)
         return open_engine("pytorch", checkpoint, max_batch=max_batch, strict=strict)
-    return open_engine("onnxruntime", demo_onnx_path(checkpoint, seed=seed, strict=strict), max_batch=max_batch)
+    return open_engine("onnxruntime", demo_onnx_path(checkpoint, seed=seed, strict=strict, taps=taps),
+                       max_batch=max_batch)
 
 
 def parse_modalities(text: str) -> tuple[str, ...]:
@@ -163,7 +173,7 @@ def load_demo_sinks(path) -> tuple:
 
 
 def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=(), sinks=(),
-                security="none", head=None, plan=None):
+                security="none", head=None, plan=None, fallback=()):
     """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones;
     ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``); ``security``: of the native ones.
     ``head``/``plan``: a head to serve and its simulated subjects (``demo_head.head_demo_plan``), whose wearables
@@ -183,7 +193,7 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
                        + [{"name": name, "profile": profile, "modalities": list(mods)}
                           for name, profile, mods in profile_devices],
             "subjects": [{"name": subject, "devices": list(worn)} for subject, worn in subject_devices.items()],
-            "heads": [{"path": str(head)}],
+            "heads": [{"path": str(head), **({"fallback": [str(b) for b in fallback]} if fallback else {})}],
             "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
             "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
         }), sinks=tuple(sinks))
@@ -210,6 +220,7 @@ def prediction_report(gateway, predictions, sessions, origins) -> dict:
         "predictions": {
             "count": len(predictions),
             "per_class": dict(collections.Counter(p.predicted for p in predictions)),
+            "via_bridge": sum(bool(p.via_bridge) for p in predictions),
             "latency_ms": percentiles_ms(p.latency_s for p in predictions),
             "heads": gateway.stats()["heads"],
         },
@@ -258,7 +269,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                    quiet: bool = False, out=None, result: dict | None = None, wearable_options: dict | None = None,
                    profiles=(), sinks=(), settings: dict | None = None, notices=(), record=None, embeddings=None,
                    lsl_markers: str | None = None, segment_s: float = 2.0, security: str = "none",
-                   impostor: bool = False, head=None, head_subjects: int = 1):
+                   impostor: bool = False, head=None, head_subjects: int = 1, fallback=(), switch_off=None):
     """Run the demo; return ``(report, gateway, wearables)`` (the wearables' counters for checks).
     A cancellation (Ctrl-C under ``asyncio.run``) ends the run like ``duration_s`` does.
 
@@ -273,7 +284,9 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     ``impostor``: see ``stage_impostor`` (appended last to the wearables). With either, the report's
     ``refused_devices`` lists the devices the gateway refused (name, address, reason, attempts). ``head``: a head
     folder to serve; the wearables are then ``head_subjects`` simulated subjects' (``demo_head``) instead of
-    ``devices`` generic ones, and the report gains ``predictions`` and ``live_accuracy``."""
+    ``devices`` generic ones, and the report gains ``predictions`` and ``live_accuracy``. ``fallback``: bridge
+    folders standing in for the head (``[[heads]] fallback``; the subjects wear their modality too);
+    ``switch_off``: (modality, seconds): the wearables carrying it are switched off that far into the run."""
     import asyncio
 
     from biomoe_edge.firmware_bridge.emulation import VirtualBleNetwork
@@ -288,8 +301,11 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
         from biomoe_edge.commands import demo_head
         from biomoe_edge.runtime.heads import read_head_manifest
 
+        from biomoe_edge.runtime.heads.bridge import read_bridge_manifest
+
         plan = demo_head.head_demo_plan(read_head_manifest(head), subjects=head_subjects, duration_s=duration_s,
-                                        hop_s=hop_s, seed=seed)
+                                        hop_s=hop_s, seed=seed,
+                                        fallbacks=[read_bridge_manifest(b) for b in fallback])
         devices = 0
     names = [f"biomoe-demo-{i + 1}" for i in range(devices)]
     profile_devices = [(f"demo-{profile_spec(p).device_names.get(tuple(m), p)}-{i + 1}", p, tuple(m))
@@ -297,7 +313,7 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
     max_batch = min(16, engine.max_batch)
     config = demo_config(names, modalities=modalities, representations=representations, window_s=window_s,
                          hop_s=hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=sinks,
-                         security=security, head=head, plan=plan)
+                         security=security, head=head, plan=plan, fallback=fallback)
     if record is not None:
         config = with_recording(config, record, lsl_markers=lsl_markers, segment_s=segment_s)
     model = model_identity(engine.identity)
@@ -334,21 +350,27 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
             from biomoe_edge.runtime.sinks import GuardedSink
 
             gateway.sinks.append(GuardedSink(EmbeddingsFile(embeddings)))
-        staging = None
+        staging = switching = None
         try:
             with console:
                 async with gateway:
                     if impostor:
                         staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, modalities,
                                                                        security, seed=seed * 1000 + 999))
+                    if switch_off is not None:
+                        carried = {name: tuple(modalities) for name in names}
+                        carried.update({name: mods for worn in (plan[1].values() if plan else ()) for name, mods
+                                        in worn.items()})
+                        switching = asyncio.ensure_future(switch_wearables_off(wearables, carried, *switch_off))
                     try:
                         await console.run(duration_s)
                     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
                         log.info("interrupted: stopping the wearables and the gateway")
                     finally:
-                        if staging is not None:
-                            staging.cancel()
-                            await asyncio.gather(staging, return_exceptions=True)
+                        for task in (staging, switching):
+                            if task is not None:
+                                task.cancel()
+                                await asyncio.gather(task, return_exceptions=True)
                         # Where each subject's session started on each wearable (before stopping them), to score.
                         origins = {subject: {name: demo_head.session_origin(w) for name, w in worn.items()}
                                    for subject, worn in subject_wearables.items()} if plan else {}
@@ -370,6 +392,30 @@ async def run_demo(*, duration_s, devices: int, loss: float, engine, modalities=
                 if result is not None:
                     result["report"], result["stats"] = report, stats
     return report, gateway, wearables
+
+
+async def switch_wearables_off(wearables, carried: dict, modality: str, after_s: float) -> None:
+    """``after_s`` seconds from now, switch off (stop for good, as a dead battery does) every wearable streaming
+    ``modality`` (``carried``: name -> its modalities); the gateway finds them gone and, where a fallback bridge is
+    configured, the bridge stands in."""
+    import asyncio
+
+    await asyncio.sleep(after_s)
+    for wearable in [w for w in wearables if modality in carried.get(w.name, ())]:
+        log.warning("switching %s off (%s), %g s into the run", wearable.name, modality, after_s)
+        await wearable.stop()
+
+
+def parse_switch_off(text: str) -> tuple[str, float]:
+    """``--switch-off ecg@20`` -> ("ecg", 20.0); ValueError naming what is wrong."""
+    modality, sep, seconds = text.partition("@")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not sep or value < 0:
+        raise ValueError(f"--switch-off {text!r}: expected MODALITY@SECONDS, e.g. ecg@20")
+    return parse_modalities(modality)[0], value
 
 
 async def stage_impostor(network, gateway, wearables: list, modalities, security: str, *, seed: int) -> None:
@@ -415,6 +461,14 @@ def run(args) -> int:
         raise ValueError(f"--duration must be positive, got {args.duration}")
     if args.head is not None and args.subjects < 1:
         raise ValueError(f"--subjects must be at least 1, got {args.subjects}")
+    if args.fallback and args.head is None:
+        raise ValueError("--fallback stands in for a head: give --head DIR too")
+    switch_off = parse_switch_off(args.switch_off) if args.switch_off else None
+    fallback_taps = ()
+    if args.fallback:
+        from biomoe_edge.runtime.heads.bridge import read_bridge_manifest
+
+        fallback_taps = tuple(dict.fromkeys(read_bridge_manifest(b)["tap"] for b in args.fallback))
     if args.checkpoint is None and args.random_weights is None:
         raise ValueError(f"choose the weights: --checkpoint Tiny-BioMoE.pth (the published weights, 89 MB: "
                          f"{PUBLISHED_CHECKPOINT_URL}), or --random-weights (meaningless embeddings; the plumbing, "
@@ -432,12 +486,12 @@ def run(args) -> int:
     if args.engine == "onnxruntime":
         from biomoe_edge.export.cache import cached_onnx_path
 
-        cached = cached_onnx_path(args.checkpoint, precision="fp32", seed=seed)
+        cached = cached_onnx_path(args.checkpoint, precision="fp32", seed=seed, taps=fallback_taps)
         if not cached.exists():
             notices.append(f"first run: exported the model to ONNX, cached at {cached}")
     if args.record:
         notices.append(f"recording the gateway's input into {args.record}")
-    engine = open_demo_engine(args.engine, args.checkpoint, seed=seed, strict=args.strict)
+    engine = open_demo_engine(args.engine, args.checkpoint, seed=seed, strict=args.strict, taps=fallback_taps)
     result: dict = {}
     try:
         asyncio.run(run_demo(
@@ -447,7 +501,7 @@ def run(args) -> int:
             settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
                       "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
             record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
-            impostor=args.impostor))
+            impostor=args.impostor, fallback=tuple(args.fallback), switch_off=switch_off))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130
@@ -474,7 +528,9 @@ def predictions_line(report: dict) -> str:
     lat = p["latency_ms"]
     latency = "" if lat["p50"] is None else f", latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms"
     dropped = ", ".join(f"{reason} {n}" for h in p["heads"] for reason, n in sorted(h["windows_dropped"].items()))
-    lines = [f"{p['count']} predictions {p['per_class']}{latency}; window times given up: {dropped or 'none'}"]
+    bridged = f" ({p['via_bridge']} through a fallback bridge)" if p.get("via_bridge") else ""
+    lines = [f"{p['count']} predictions{bridged} {p['per_class']}{latency}; window times given up: "
+             f"{dropped or 'none'}"]
     if score.get("windows_scored"):
         lines.append(f"live accuracy on {score['windows_scored']} scored windows: {score['accuracy']:.1%}"
                      + (f", balanced {score['balanced_accuracy']:.1%}" if "balanced_accuracy" in score else "")

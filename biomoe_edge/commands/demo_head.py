@@ -28,11 +28,19 @@ def held_out_subjects(manifest: dict, count: int) -> list[int]:
     return list(range(first, first + int(count)))
 
 
-def head_demo_plan(manifest: dict, *, subjects: int, duration_s: float | None, hop_s: float, seed: int):
+def head_demo_plan(manifest: dict, *, subjects: int, duration_s: float | None, hop_s: float, seed: int,
+                   fallbacks=()):
     """(sessions, devices, config dict pieces) for the demo: one simulated session per held-out subject, long
-    enough to cover the run with one block per class at least (the wearables loop it afterwards)."""
+    enough to cover the run with one block per class at least (the wearables loop it afterwards). ``fallbacks``:
+    bridge.json manifests of the head's fallback bridges: each subject wears their modalities too."""
     from biomoe_edge.simulated_sessions import CLASSES, simulate_session, wearables_of
 
+    inputs = list(manifest["inputs"]) + [name for bridge in fallbacks for name in bridge["inputs"]]
+    lengths = dict(manifest.get("window_length_s") or {})
+    for bridge in fallbacks:
+        if (bridge.get("data") or {}).get("window_s") is not None:
+            lengths.setdefault(bridge["inputs"][0], float(bridge["data"]["window_s"]))
+    manifest = {**manifest, "inputs": inputs, "window_length_s": lengths}
     modalities = tuple(dict.fromkeys(name.split(":")[0] for name in manifest["inputs"]))
     block_s = 60.0 if duration_s is None else max(20.0, min(60.0, math.ceil(duration_s / len(CLASSES))))
     sessions = [simulate_session(index, modalities=modalities, block_s=block_s, seed=seed)

@@ -177,10 +177,11 @@ class FallbackStage:
             "kind": "fallback",
             "fallback": [str(b.path) for b in standby.bridges],
             "answering": {subject: source for subject, source in standby.source.items()},
+            "predictions": standby.counts["via_bridge"],
             "predictions_via_bridge": standby.counts["via_bridge"],
             "predictions_by_head": standby.counts["head"],
             "transitions": standby.counts["transitions"],
-            "dropped": {k: v for k, v in standby.counts.items()
+            "windows_dropped": {k: v for k, v in standby.counts.items()
                         if k in ("head_served", "other_bridge_served", "head_late_after_bridge", "pending_at_close")},
             "held": sum(len(h) for h in standby.held.values()),
             "bridges": [bridge_stats[str(b.path)] for b in standby.bridges],
