@@ -96,3 +96,23 @@ def test_export_refuses_unknown_taps(model11, tmp_path, taps, message):
     with pytest.raises(ValueError, match=message):
         export_onnx(model11, tmp_path / "model.onnx", taps=taps)
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_tensorrt_engine_built_from_the_tapped_graph_returns_its_taps(reference_pairs, tmp_path, request):
+    pytest.importorskip("tensorrt", reason="TensorRT is not installable here (JetPack ships it); runs on a board")
+    pytest.importorskip("cupy", reason="the TensorRT engine keeps its buffers in CuPy")
+    tapped = request.getfixturevalue("tapped")
+    from biomoe_edge.export import build_engine
+    from biomoe_edge.runtime.engines import open_engine
+
+    engine_path = build_engine(tapped, tmp_path / "model.trt.engine", max_batch=4, tf32=False)
+    assert json.loads(engine_path.with_suffix(".json").read_text())["taps"]["enc1.stage3"]["dim"] == 320
+    images = reference_pairs[11][1]
+    reference = open_engine("onnxruntime", tapped, max_batch=4, providers=["CPUExecutionProvider"])
+    expected_embeddings, expected = reference.infer_tapped(images, TAPS)
+    with open_engine("tensorrt", engine_path) as engine:
+        assert engine.taps == TAPS
+        got_embeddings, got = engine.infer_tapped(images, TAPS)
+    assert np.abs(got_embeddings - expected_embeddings).max() < 1e-3
+    for name in TAPS:
+        assert np.abs(got[name] - expected[name]).max() < 1e-3, name
