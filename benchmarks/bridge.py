@@ -27,6 +27,14 @@ What runs (docs/bridge.md, "Measured"):
 
 All accuracies are on simulated physiology with stand-in weights: they show the method's mechanics, not what
 the published weights would reach on real recordings.
+
+``--serving`` measures instead what a served bridge adds to a window's engine time (docs/bridge.md, "Cost on the
+gateway: served from the engine's run"), on ONNX Runtime's CPU provider: the engine graph without taps, against
+the same weights exported with the bridge's tap plus the bridge graph fed that tap, per output position, timed
+interleaved in one run (medians per window, and their ratio). The bridges are unfitted (random prototypes and
+factors): their cost does not depend on their values.
+
+    python benchmarks/bridge.py --serving --batch 8 --repeats 15
 """
 
 from __future__ import annotations
@@ -61,7 +69,119 @@ def parse_args(argv=None):
     parser.add_argument("--cache-dir", type=pathlib.Path, help="feature cache (default: a fresh temporary folder, "
                         "so that the first fit is a cold one)")
     parser.add_argument("--json", type=pathlib.Path, help="write every figure here")
+    parser.add_argument("--serving", action="store_true",
+                        help="measure what a served bridge adds to the engine's time per window (nothing else)")
+    parser.add_argument("--tap", default="enc1.stage3", help="--serving: the bridge's input position")
+    parser.add_argument("--outputs", default="fused,experts,enc1.block4+enc2.blocks3",
+                        help="--serving: output positions to measure, comma-separated")
+    parser.add_argument("--batch", type=int, default=8, help="--serving: windows per engine run")
+    parser.add_argument("--repeats", type=int, default=15, help="--serving: timed runs of each")
     return parser.parse_args(argv)
+
+
+def write_stand_in_head(path: pathlib.Path, classes: int = 3) -> pathlib.Path:
+    """A head graph of the documented form (``input_0`` (B, 192) -> Gemm -> Softmax -> ``probabilities``) with
+    random weights: only its cost matters here."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["input_0", "W", "b"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)], "head",
+        [helper.make_tensor_value_info("input_0", TensorProto.FLOAT, ["batch", 192])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", classes])],
+        initializer=[numpy_helper.from_array(rng.standard_normal((192, classes)).astype(np.float32), "W"),
+                     numpy_helper.from_array(np.zeros(classes, np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+def serving(args) -> int:
+    """Engine time per window with and without a served bridge, side by side (ONNX Runtime CPU)."""
+    import onnxruntime as ort
+    import torch
+
+    from biomoe_edge.export import export_onnx
+    from biomoe_edge.runtime.engines import open_engine
+    from biomoe_edge.runtime.engines.onnxruntime_engine import cpu_session
+    from biomoe_edge.runtime.engines.taps import tap_output_name
+    from biomoe_edge.training.bridge.export import append_head, export_served_embedding_graph
+    from biomoe_edge.training.bridge.protolrfc import Bridge, ServedBridge
+
+    model, weights = load_model(args)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="biomoe-bridge-serving-"))
+    print(f"served bridge cost ({weights}; unfitted bridges; ONNX Runtime CPU, {os.cpu_count()} CPUs, load "
+          f"average {os.getloadavg()[0]:.1f}); batch {args.batch}, {args.repeats} interleaved runs each")
+    images = np.random.default_rng(0).random((args.batch, 3, 224, 224), dtype=np.float32)
+    fidelity = images[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain_path = export_onnx(model, work / "plain.onnx", max_batch=args.batch, fidelity_images=fidelity)
+        tapped_path = export_onnx(model, work / "tapped.onnx", max_batch=args.batch, fidelity_images=fidelity,
+                                  taps=(args.tap,))
+    head = write_stand_in_head(work / "head.onnx")
+    bridges = {}
+    for output in args.outputs.split(","):
+        bridge = Bridge(args.tap, output.split("+"), rank=8, prototypes=32)
+        bridge.init_prototypes("random", seed=0)
+        with torch.no_grad():
+            for m in bridge.maps:  # nonzero factors: an unfitted bridge of the fitted one's shape and cost
+                for parameter in m.parameters():
+                    parameter.normal_(0.0, 0.02)
+        embedding_graph = work / f"{output}_embedding.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_served_embedding_graph(ServedBridge(model, bridge).eval(), embedding_graph, args.batch)
+        append_head(embedding_graph, head, work / f"{output}_bridge.onnx")
+        bridges[output] = cpu_session(work / f"{output}_bridge.onnx")
+    plain = open_engine("onnxruntime", plain_path, max_batch=args.batch)
+    tapped = open_engine("onnxruntime", tapped_path, max_batch=args.batch)
+    name = tap_output_name(args.tap)
+
+    def with_bridge(session):
+        def run():
+            _, taps = tapped.infer_tapped(images, (args.tap,))
+            session.run(["probabilities"], {name: taps[args.tap]})
+        return run
+
+    features = tapped.infer_tapped(images, (args.tap,))[1][args.tap]
+    cases = {"engine, no bridge": lambda: plain.infer(images),
+             f"engine with tap {args.tap}, no bridge": lambda: tapped.infer_tapped(images, (args.tap,)),
+             **{f"engine with tap + bridge into {output}": with_bridge(session)
+                for output, session in bridges.items()},
+             # The bridge graph alone, fed the tap: what serving adds, measured without the engine's noise.
+             **{f"bridge graph into {output} alone": (lambda session=session: session.run(
+                 ["probabilities"], {name: features})) for output, session in bridges.items()}}
+    times: dict = {case: [] for case in cases}
+    for run in cases.values():  # warm-up
+        run()
+    for _ in range(args.repeats):
+        for case, run in cases.items():
+            started = time.perf_counter()
+            run()
+            times[case].append((time.perf_counter() - started) / args.batch)
+    base = float(np.median(times["engine, no bridge"]))
+    results = {"label": "stand-in weights, unfitted bridges, random images (cost only)", "weights": weights,
+               "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider", "batch": args.batch,
+               "repeats": args.repeats, "tap": args.tap, "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+               "bridge_graph_bytes": {o: (work / f"{o}_bridge.onnx").stat().st_size for o in bridges},
+               "engine_graph_bytes": plain_path.stat().st_size, "cases": {}}
+    print("\n| per window | median ms | ratio to the engine alone |\n|---|---|---|")
+    for case, values in times.items():
+        median = float(np.median(values))
+        results["cases"][case] = {"median_ms": 1e3 * median, "ratio": median / base,
+                                  "samples_ms": [1e3 * v for v in values]}
+        print(f"| {case} | {1e3 * median:.3f} | {median / base:.4f} |")
+    print("\nbridge graph sizes: " + ", ".join(f"{o} {n / 1e6:.2f} MB" for o, n in
+                                              results["bridge_graph_bytes"].items())
+          + f" (the engine graph: {plain_path.stat().st_size / 1e6:.1f} MB)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print(f"wrote {args.json}")
+    return 0
 
 
 def load_model(args):
@@ -79,6 +199,8 @@ def load_model(args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.serving:
+        return serving(args)
     from biomoe_edge.training.bridge import (PairedWindows, compare_baselines, evaluate_bridge, export_bridge,
                                              extract_features, fit_bridge, load_labelled_windows,
                                              load_paired_windows, torch_backbone)
@@ -228,7 +350,10 @@ def main(argv=None) -> int:
     results["export"] = exports
     if args.test_subjects:
         windows, fs, labels, unlabelled = load_labelled_windows([test_folder], None, "bvp", test_labels_csv)
-        served = evaluate_bridge(pathlib.Path(exports["fp16"]["path"]).parent, windows, fs, labels)
+        from biomoe_edge.runtime.engines.pytorch_engine import PyTorchEngine
+
+        served = evaluate_bridge(pathlib.Path(exports["fp16"]["path"]).parent, windows, fs, labels,
+                                 PyTorchEngine(model=model))
         results["served_fp16_test_subjects"] = {**served, "unlabelled_windows": unlabelled}
         print(f"\nthe fp16 bridge.onnx on the further subjects' PPG windows that one state covers whole "
               f"({served['windows']}): accuracy {100 * served['accuracy']:.1f} %, macro F1 "

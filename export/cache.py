@@ -22,24 +22,26 @@ DEFAULT_MAX_BATCH = 16
 
 
 def cached_onnx_path(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH,
-                     seed: int = 0) -> pathlib.Path:
+                     seed: int = 0, taps=()) -> pathlib.Path:
     """Where the cached export of ``checkpoint`` (None: random weights from ``seed``) at ``precision`` and
-    ``max_batch`` lives (it may not exist yet)."""
+    ``max_batch``, returning ``taps`` beside the embedding (``export_onnx``), lives (it may not exist yet)."""
     from biomoe_edge.export.graph_info import EXPORT_FORMAT
     from biomoe_edge.manifest import sha256_file
     from biomoe_edge.paths import cache_dir
 
     tag = sha256_file(checkpoint)[:16] if checkpoint else f"random-seed{int(seed)}"
     batch = "" if max_batch == DEFAULT_MAX_BATCH else f"_b{max_batch}"
-    return cache_dir() / f"tiny_biomoe_{tag}_{precision}{batch}_f{EXPORT_FORMAT}.onnx"
+    tapped = f"_taps-{'-'.join(sorted(taps))}" if taps else ""
+    return cache_dir() / f"tiny_biomoe_{tag}_{precision}{batch}{tapped}_f{EXPORT_FORMAT}.onnx"
 
 
 def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DEFAULT_MAX_BATCH, model=None,
-                seed: int = 0, strict: bool = False) -> pathlib.Path:
+                seed: int = 0, strict: bool = False, taps=()) -> pathlib.Path:
     """The cached export of ``checkpoint`` (None: deterministic random weights from ``seed``), exported now if
     missing (needs PyTorch once; minutes for int8, which calibrates). ``model``: the loaded model, if the caller
-    has it (loaded from the same ``checkpoint`` or ``seed``)."""
-    path = cached_onnx_path(checkpoint, precision=precision, max_batch=max_batch, seed=seed)
+    has it (loaded from the same ``checkpoint`` or ``seed``). ``taps``: feature taps the graph returns beside the
+    embedding (what served bridges read; a graph of its own in the cache)."""
+    path = cached_onnx_path(checkpoint, precision=precision, max_batch=max_batch, seed=seed, taps=taps)
     if path.exists() and _states_its_provenance(path.with_suffix(".json")):
         return path
     try:
@@ -57,25 +59,26 @@ def cached_onnx(checkpoint=None, *, precision: str = "fp32", max_batch: int = DE
         for warning in caught:  # the random-weights warning, as one log line (no Python source line)
             log.warning("%s", warning.message)
     partial = path.with_name(path.stem + ".partial.onnx")
-    export_onnx(model, partial, precision=precision, max_batch=max_batch)
+    export_onnx(model, partial, precision=precision, max_batch=max_batch, taps=taps)
     move_into_place(partial.with_suffix(".json"), path.with_suffix(".json"))
     move_into_place(partial, path)
     return path
 
 
 def open_cached_engine(kind: str, checkpoint=None, *, max_batch: int = DEFAULT_MAX_BATCH, seed: int = 0,
-                       strict: bool = False):
+                       strict: bool = False, taps=()):
     """The engine the demo and ``embed`` open: PyTorch on ``checkpoint``, or ONNX Runtime on its cached fp32 export
     (exported now if missing, which needs torch once). ``checkpoint=None``: random weights drawn from ``seed``
-    (the commands pass None only for ``--random-weights``)."""
+    (the commands pass None only for ``--random-weights``). ``taps``: feature taps the ONNX graph returns (served
+    bridges read them; the PyTorch engine returns any)."""
     from biomoe_edge.runtime.engines import open_engine
 
     if kind == "pytorch":
         if checkpoint is None:
             return open_engine("pytorch", None, random_weights=True, max_batch=max_batch, seed=seed)
         return open_engine("pytorch", checkpoint, max_batch=max_batch, strict=strict)
-    return open_engine("onnxruntime", cached_onnx(checkpoint, precision="fp32", seed=seed, strict=strict),
-                       max_batch=max_batch)
+    graph = cached_onnx(checkpoint, precision="fp32", seed=seed, strict=strict, taps=taps)
+    return open_engine("onnxruntime", graph, max_batch=max_batch)
 
 
 def _states_its_provenance(manifest_path: pathlib.Path) -> bool:

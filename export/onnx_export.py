@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from biomoe_edge.manifest import write_manifest
+from biomoe_edge.runtime.engines.taps import tap_output_name
 
 from .graph_info import EXPORT_FORMAT
 from .model import EMBEDDING_DIM, IMAGE_SHAPE, SpectralGatingNetwork
@@ -96,17 +97,49 @@ def _quiet_torchvision_notices():
         logger.removeFilter(notice_filter)
 
 
-def _export_fp32(model: nn.Module, path: pathlib.Path, max_batch: int) -> pathlib.Path:
+class TappedModel(nn.Module):
+    """Tiny-BioMoE returning, beside its embedding, the pooled features at ``taps`` (export/model/taps.py) from
+    the same run: forward(x) -> (embedding, *features). The walk calls the model's own modules in forward's
+    order, so the embedding is forward's."""
+
+    def __init__(self, model: nn.Module, taps):
+        super().__init__()
+        self.model = model
+        self.taps = tuple(taps)
+
+    def forward(self, x: torch.Tensor):
+        from .model.taps import capture
+
+        pooled, _ = capture(self.model, x, inputs=(*self.taps, "embedding"))
+        return (pooled["embedding"], *(pooled[t] for t in self.taps))
+
+
+def check_taps(taps) -> tuple[str, ...]:
+    """``taps`` as a tuple of distinct input-tap names; ValueError naming an unknown one."""
+    from .model.taps import INPUT_TAPS, check_tap_names
+
+    taps = tuple(dict.fromkeys(taps or ()))
+    check_tap_names(inputs=taps)
+    if "embedding" in taps:
+        raise ValueError(f"tap 'embedding' is the graph's output {OUTPUT_NAME!r} already; other taps: "
+                         f"{[t for t in INPUT_TAPS if t != 'embedding']}")
+    return taps
+
+
+def _export_fp32(model: nn.Module, path: pathlib.Path, max_batch: int, taps=()) -> pathlib.Path:
     export_model = prepare_for_export(model)
+    if taps:
+        export_model = TappedModel(export_model, taps)
     example = torch.zeros((2, *IMAGE_SHAPE), dtype=torch.float32)
     batch = torch.export.Dim("batch", min=1, max=max(2, max_batch))
-    log.info("exporting fp32 ONNX (opset %d, dynamic batch 1..%d) to %s", OPSET, max_batch, path)
+    log.info("exporting fp32 ONNX (opset %d, dynamic batch 1..%d%s) to %s", OPSET, max_batch,
+             f", taps {', '.join(taps)}" if taps else "", path)
     with warnings.catch_warnings(), torch.no_grad(), _quiet_torchvision_notices():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             export_model, (example,), dynamo=True, opset_version=OPSET, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_shapes={"x": {0: batch}}, optimize=True, verbose=False,
-            report=False)
+            output_names=[OUTPUT_NAME, *map(tap_output_name, taps)], dynamic_shapes={"x": {0: batch}},
+            optimize=True, verbose=False, report=False)
     program.save(str(path))
     return path
 
@@ -118,12 +151,13 @@ def check_onnx(path) -> None:
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def run_onnxruntime(path, images: np.ndarray, *, batch: int = 8) -> np.ndarray:
-    """Embeddings of ``images`` (N, 3, 224, 224) float32 by the graph at ``path`` on ONNX Runtime's CPU EP."""
+def run_onnxruntime(path, images: np.ndarray, *, batch: int = 8, output: str = OUTPUT_NAME) -> np.ndarray:
+    """Embeddings (or another ``output``) of ``images`` (N, 3, 224, 224) float32 by the graph at ``path`` on ONNX
+    Runtime's CPU EP."""
     from biomoe_edge.runtime.engines.onnxruntime_engine import cpu_session
 
     session = cpu_session(path)
-    outputs = [session.run(None, {INPUT_NAME: np.ascontiguousarray(images[i:i + batch], np.float32)})[0]
+    outputs = [session.run([output], {INPUT_NAME: np.ascontiguousarray(images[i:i + batch], np.float32)})[0]
                for i in range(0, len(images), batch)]
     return np.concatenate(outputs).astype(np.float32)
 
@@ -169,6 +203,25 @@ def graph_io(path) -> tuple[list[dict], list[dict], int]:
 HELD_OUT_PPG_OFFSET = 20
 
 
+def _tap_dim(tap: str) -> int:
+    from .model.taps import INPUT_TAPS
+
+    return INPUT_TAPS[tap].dim
+
+
+def _tap_fidelity(model: nn.Module, path, images: np.ndarray, taps) -> dict:
+    """Per tap: the graph's output against the PyTorch walk's pooled features (max abs, cosine)."""
+    from .model.taps import capture
+
+    figures = {}
+    for tap in taps:
+        with torch.no_grad():
+            reference = capture(model, torch.from_numpy(np.ascontiguousarray(images, np.float32)),
+                                inputs=(tap,))[0][tap].numpy()
+        figures[tap] = fidelity(reference, run_onnxruntime(path, images, output=tap_output_name(tap)))
+    return figures
+
+
 def _fidelity_images(fidelity_images, calibration) -> tuple[np.ndarray, str]:
     if fidelity_images is not None:
         return _as_images(fidelity_images, "fidelity_images"), "given fidelity_images"
@@ -198,7 +251,7 @@ def _as_images(array, what: str) -> np.ndarray:
 
 
 def export_onnx(model: nn.Module, path, *, precision: str = "fp32", calibration=None, max_batch: int = 32,
-                fidelity_images=None, cache_dir=None, from_fp32=None) -> pathlib.Path:
+                fidelity_images=None, cache_dir=None, from_fp32=None, taps=()) -> pathlib.Path:
     """Export ``model`` (Tiny-BioMoE, see :func:`load_tiny_biomoe`) to ONNX at ``path``; returns the path.
 
     precision: ``"fp32"``; ``"fp16"`` (FP16 graph with LayerNorms, Softmax and reductions kept in FP32, I/O
@@ -211,12 +264,15 @@ def export_onnx(model: nn.Module, path, *, precision: str = "fp32", calibration=
     images, else real-signal renderings). INT8 calibration results are cached under ``cache_dir``
     (default :func:`.int8.default_cache_dir`). ``from_fp32``: an fp32 ONNX that ``export_onnx`` already wrote
     for this same model (same ``max_batch``); fp16 / int8 then start from it instead of exporting again
-    (the fidelity check against ``model`` still runs).
+    (the fidelity check against ``model`` still runs). ``taps``: names of Tiny-BioMoE input taps
+    (export/model/taps.py) the graph also returns, pooled, as outputs ``tap.<name>`` (B, dim) from the same run:
+    what a served bridge reads (docs/bridge.md); the manifest lists them under ``taps``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if not isinstance(max_batch, int) or max_batch < 1:
         raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+    taps = check_taps(taps)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
@@ -227,7 +283,7 @@ def export_onnx(model: nn.Module, path, *, precision: str = "fp32", calibration=
             fp32_path = pathlib.Path(from_fp32)
         else:
             fp32_path = path if precision == "fp32" else pathlib.Path(tmp) / "model_fp32.onnx"
-            _export_fp32(model, fp32_path, max_batch)
+            _export_fp32(model, fp32_path, max_batch, taps)
         check_onnx(fp32_path)
         if precision == "fp16":
             from .fp16 import BLOCKED_OP_TYPES, convert_fp16
@@ -242,11 +298,15 @@ def export_onnx(model: nn.Module, path, *, precision: str = "fp32", calibration=
             check_onnx(path)
         reference = run_pytorch(model, fid_images)
         candidate = run_onnxruntime(path, fid_images)
+        tap_figures = _tap_fidelity(model, path, fid_images, taps)
         fp32_figures = fidelity(reference, run_onnxruntime(fp32_path, fid_images)) if precision != "fp32" else None
     figures = {"reference": "PyTorch fp32 eager (torch.fft spectral gates)", "runtime": "onnxruntime CPU",
                "images": fid_source, **fidelity(reference, candidate)}
     if fp32_figures is not None:
         figures["fp32_graph"] = fp32_figures
+    if taps:
+        figures["taps"] = tap_figures
+        extra["taps"] = {t: {"output": tap_output_name(t), "dim": _tap_dim(t)} for t in taps}
     log.info("%s ONNX vs PyTorch on %d images: max abs %.3g, cosine min %.6f", precision,
              figures["n_images"], figures["max_abs"], figures["cosine_min"])
     inputs, outputs, opset = graph_io(path)

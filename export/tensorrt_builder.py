@@ -21,6 +21,7 @@ from biomoe_edge.durable import atomic_write_bytes
 from biomoe_edge.manifest import read_manifest, manifest_path, sha256_file, write_manifest
 from biomoe_edge.runtime.engines.compatibility import ENGINE_MANIFEST_KIND, ENGINE_SUFFIX, normalize_compute_capability
 from biomoe_edge.runtime.engines.exc import BackendUnavailableError, EngineBuildError, TensorRTUnavailableError
+from biomoe_edge.runtime.engines.taps import tap_of_output
 from biomoe_edge.runtime.engines.tensorrt_support import import_tensorrt, make_logger, tensorrt_major
 from biomoe_edge.vocabulary import IMAGE_SHAPE
 
@@ -97,6 +98,8 @@ def write_engine_manifest(
     # Provenance travels on: a graph of random weights (or of unknown weights: no manifest) gives such an engine.
     fields["random_weights"] = bool(export.get("random_weights", not export.get("checkpoint_sha256")))
     fields["seed"] = export.get("seed") if fields["random_weights"] else None
+    if export.get("taps"):  # the engine returns the graph's tap outputs too
+        fields["taps"] = export["taps"]
     fields.update(extra or {})
     return write_manifest(engine_path, fields)
 
@@ -199,8 +202,12 @@ def build_engine(
     trt_logger = make_logger(trt, log)
     builder = trt.Builder(trt_logger)
     network, _parser = _parse_onnx(trt, builder, trt_logger, onnx_path)  # the parser must outlive the network
-    if network.num_inputs != 1 or network.num_outputs != 1:
-        raise EngineBuildError(f"{onnx_path}: expected one input and one output, got {network.num_inputs} and {network.num_outputs}")
+    # A graph exported with taps has one output per tap beside the embedding (runtime/engines/taps.py).
+    outputs = [network.get_output(i).name for i in range(network.num_outputs)]
+    embedding_outputs = [name for name in outputs if tap_of_output(name) is None]
+    if network.num_inputs != 1 or len(embedding_outputs) != 1:
+        raise EngineBuildError(f"{onnx_path}: expected one input and one output besides the tap outputs, got "
+                               f"{network.num_inputs} and {outputs}")
     network_input = network.get_input(0)
     min_b, opt_b, max_b = _batch_range(network_input, export, max_batch=max_batch, opt_batch=opt_batch, dla=dla_core is not None)
     precision = export.get("precision") or _network_precision(trt, network)

@@ -142,7 +142,9 @@ class Gateway:
         if self.jobs_unfinished:
             log.warning("closing: %d queued jobs not run (the engine was behind; drain_timeout_s=%g)",
                         self.jobs_unfinished, self.drain_timeout_s)
-        self.pipeline.close_predictions()  # window times still waiting for inputs: counted, not guessed
+        # Window times still waiting for inputs: counted, not guessed; stand-ins past their deadline go out, the
+        # rest are counted.
+        self.emit_predictions(self.pipeline.close_predictions())
         for queue in self._iterators + self._prediction_iterators:
             queue.put_nowait(None)
         self._close_sinks_and_engine()
@@ -283,6 +285,7 @@ class Gateway:
         """Run batches as they become due (full, or the oldest job waited the deadline) until closed."""
         while not self._stopping:
             self.pipeline.expire_predictions()
+            self.emit_predictions(self.pipeline.settle_fallbacks())
             jobs = self.pipeline.next_batch()
             if jobs:
                 await self._run(jobs)

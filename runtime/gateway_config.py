@@ -197,9 +197,12 @@ class HeadConfig:
     deadline_s: float = 5.0
     #: Subjects the head serves (empty: all, including devices in no subject, each its own subject).
     subjects: tuple[str, ...] = ()
-    #: "head" (head.json) or "bridge" (bridge.json: runs on the new modality's window images; no fusion, so
-    #: ``tolerance_s`` and ``deadline_s`` do not apply).
+    #: "head" (head.json) or "bridge" (bridge.json: runs on the engine's taps of the new modality's windows; no
+    #: fusion, so ``tolerance_s`` and ``deadline_s`` do not apply).
     kind: str = "head"
+    #: Bridge folders fitted for this head, in order of preference: while the head's own input is missing past
+    #: ``deadline_s``, the first whose input is present answers for it (``runtime.heads.fallback``).
+    fallback: tuple[pathlib.Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -672,12 +675,65 @@ def _check_head_fed(key_path: str, kind: str, path, inputs, head_subjects, devic
     delivered = {m for d in devices for m in d.modalities}
     # A native device asked for no modality in particular delivers whatever its description lists.
     anything = any(not d.modalities and profile_spec(d.profile).describes_itself for d in devices)
-    unfed = [name for name in inputs if name.split(":")[0] not in delivered]
+    unfed = [name for name in inputs if InputType.parse(name).modality.value not in delivered]
     if unfed and not anything:
         listed = "; ".join(f"{d.label}: {', '.join(d.modalities) or 'nothing the model takes'}" for d in devices)
         raise ConfigError(key_path, f"{kind} {path} needs {', '.join(inputs)}, but no configured device "
                           f"{'of its subjects ' if head_subjects else ''}delivers {', '.join(unfed)} "
                           f"(devices: {listed or 'none'}); it could never predict")
+
+
+def _fallbacks(table: _Table, base, kind: str, head_path, head_manifest: dict, devices, windows: ModalityConfig,
+               modalities: dict) -> tuple[pathlib.Path, ...]:
+    """``fallback = "BRIDGE_DIR"`` or a list: bridges fitted for this head (bridge.json's ``head.sha256`` is this
+    head's graph), whose input a device can feed and the windows are cut for."""
+    from biomoe_edge.runtime.heads.bridge import read_bridge_manifest
+    from biomoe_edge.runtime.heads.head import HeadError
+
+    if not table.has("fallback"):
+        return ()
+    value = table.raw("fallback")
+    names = table.strings("fallback") if not isinstance(value, str) else (value,)
+    if kind != "head":
+        raise ConfigError(table.key("fallback"), f"{head_path} is a bridge; only a head has fallback bridges")
+    # A native device without listed modalities feeds whatever it describes: then any modality may come.
+    fed = None if any(not d.modalities for d in devices) else {m for d in devices for m in d.modalities}
+    paths = []
+    for i, name in enumerate(names):
+        key = f"{table.key('fallback')}" + (f"[{i}]" if not isinstance(value, str) else "")
+        path = pathlib.Path(name).expanduser()
+        path = path if path.is_absolute() or base is None else base / path
+        try:
+            bridge = read_bridge_manifest(path)
+        except HeadError as exc:
+            raise ConfigError(key, str(exc)) from None
+        old_head = bridge.get("head") or {}
+        if old_head.get("sha256") != head_manifest["sha256"]:
+            raise ConfigError(key, f"bridge {path} was fitted for the head {old_head.get('path')} (head.onnx sha256 "
+                              f"{str(old_head.get('sha256'))[:16]}...), not for {head_path} (sha256 "
+                              f"{head_manifest['sha256'][:16]}...): it cannot stand in for it")
+        (new_input,) = bridge["inputs"]
+        input_type = InputType.parse(new_input)
+        modality, representation = input_type.modality.value, input_type.representation.value
+        if modality in {InputType.parse(name).modality.value for name in head_manifest["inputs"]}:
+            raise ConfigError(key, f"bridge {path} reads {new_input}, a modality the head {head_path} reads itself: "
+                              "a fallback stands in from another wearable's modality")
+        if fed is not None and modality not in fed:
+            raise ConfigError(key, f"bridge {path} reads {modality}, but no [[devices]] entry feeds {modality} "
+                              f"(they feed {', '.join(sorted(fed)) or 'nothing'}): it could never stand in for "
+                              f"{head_path}")
+        spec = modalities.get(modality, windows)
+        section = f"modalities.{modality}" if modality in modalities else "windows"
+        if representation not in spec.representations:
+            raise ConfigError(f"{section}.representations", f"fallback bridge {path} needs {new_input}, but "
+                              f"{representation!r} is not among {modality}'s representations "
+                              f"{list(spec.representations)}")
+        trained = (bridge.get("data") or {}).get("window_s")
+        if trained is not None and abs(float(trained) - spec.window.length_s) > 1e-6:
+            raise ConfigError(f"{section}.length_s", f"fallback bridge {path} was fitted on {float(trained):g} s "
+                              f"windows of {new_input}; the gateway cuts {spec.window.length_s:g} s ones")
+        paths.append(path)
+    return tuple(paths)
 
 
 def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjects,
@@ -704,6 +760,7 @@ def _heads(root: _Table, base, windows: ModalityConfig, modalities: dict, subjec
             deadline_s=table.number("deadline_s", default.deadline_s, positive=True),
             subjects=table.strings("subjects", ()),
             kind=kind,
+            fallback=_fallbacks(table, base, kind, path, manifest, devices, windows, modalities),
         )
         known = {s.name for s in subjects}
         for i, name in enumerate(head.subjects):

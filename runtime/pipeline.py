@@ -86,7 +86,7 @@ class PipelineSettings:
 @dataclass
 class BatchResult:
     """What one batch gives (:meth:`Pipeline.run_batch`): the embedding records of the jobs the engine ran, in
-    buffer order, and the predictions they completed (heads) or made (bridges)."""
+    buffer order, and the predictions they completed (heads) or made (bridges, fallback bridges standing in)."""
 
     records: list[EmbeddingRecord]
     predictions: list[PredictionRecord]
@@ -199,16 +199,23 @@ class Pipeline:
         #: that a head trained on other weights than the engine's is refused before anything connects.
         self.fusion = None
         #: The configured bridges' stage (``runtime.heads.bridge``), None without bridge folders in ``[[heads]]``:
-        #: each bridge runs on the rendered images of its input in ``run_batch``.
+        #: each bridge runs on the engine's tap features of its input in ``run_batch``.
         self.bridges = None
+        #: Bridges standing in for heads whose own input is missing (``[[heads]] fallback``; runtime.heads.fallback),
+        #: None without any.
+        self.fallbacks = None
         #: ``run_batch`` runs in the gateway's worker thread while the event loop tells the fusion stage of
-        #: withheld windows and expires its deadlines: one lock keeps the stage's slots consistent.
+        #: withheld windows, expires its deadlines and settles the fallbacks' held predictions: one lock keeps the
+        #: fusion and fallback stages' slots consistent.
         self.fusion_lock = threading.Lock()
         if settings.heads:
-            from biomoe_edge.runtime.heads.serving import bridge_stage_for, fusion_stage_for
+            from biomoe_edge.runtime.heads.serving import bridge_stage_for, fallback_stage_for, fusion_stage_for
 
             self.fusion = fusion_stage_for(settings.heads, settings.subjects, self.model_identity, clock=clock)
-            self.bridges = bridge_stage_for(settings.heads, settings.subjects, self.model_identity, clock=clock)
+            self.bridges = bridge_stage_for(settings.heads, settings.subjects, self.model_identity, clock=clock,
+                                            engine=engine)
+            self.fallbacks = fallback_stage_for(settings.heads, settings.subjects, self.model_identity, self.fusion,
+                                                clock=clock, engine=engine)
 
     # -- devices and notifications ----------------------------------------------------------------------
     def log_once(self, key: str, message: str, *args) -> None:
@@ -433,21 +440,36 @@ class Pipeline:
 
     def run_batch(self, jobs: list[Job]) -> BatchResult:
         """Render ``jobs``, run the engine, make their embedding records, and the predictions of the heads (the
-        window times these records complete) and bridges (on these windows' images). Call from a worker thread;
-        an engine failure raises (the batch is lost; the caller counts it). Nothing is kept between calls."""
-        ordered, embeddings, bridge_predictions = self._compute(jobs)
+        window times these records complete), of the bridges (on the engine's taps of these windows) and of the
+        fallback bridges whose head missed its deadline (``FallbackStage.settle``: one path per window time). Call
+        from a worker thread; an engine failure raises (the batch is lost; the caller counts it). Nothing of a batch
+        is kept between calls: the fallback stage holds only the stand-ins waiting for their head's deadline."""
+        ordered, embeddings, taps = self._compute(jobs)
         records = self._make_records(ordered, embeddings)
+        bridge_predictions = []
+        if self.bridges is not None and ordered:  # after the engine: a failed batch has no taps
+            bridge_predictions = self.bridges.run(ordered, taps, self.model_identity)
+        # The stand-ins' predictions of these windows (graphs run outside the lock), held until the heads had
+        # their chance.
+        stand_ins = self.fallbacks.predict(ordered, taps, self.model_identity) \
+            if self.fallbacks is not None and ordered else []
         predictions = []
-        if self.fusion is not None and records:
+        if self.fusion is not None or self.fallbacks is not None:
             with self.fusion_lock:
-                predictions = self.fusion.add(records)
+                if self.fusion is not None and records:
+                    predictions = self.fusion.add(records)
+                if self.fallbacks is not None:
+                    self.fallbacks.hold(stand_ins)
+                    # one path per window time: the head's, or a bridge standing in for it
+                    predictions = self.fallbacks.settle(predictions)
         return BatchResult(records, predictions + bridge_predictions, ordered)
 
-    def _compute(self, jobs: list[Job]) -> tuple[list[Job], np.ndarray, list[PredictionRecord]]:
-        """Render ``jobs`` into the image buffer and run the engine; then the bridges on the rendered images.
+    def _compute(self, jobs: list[Job]) -> tuple[list[Job], np.ndarray, dict]:
+        """Render ``jobs`` into the image buffer and run the engine, with the taps the bridges read.
 
-        Returns the jobs in buffer order, their (n, 192) embeddings and the bridges' predictions. A group whose
-        windows cannot be rendered is counted in ``jobs_failed`` by reason and left out."""
+        Returns the jobs in buffer order, their (n, 192) embeddings and the engine's taps of this same run (tap
+        name -> (n, ...) array; empty without bridges). A group whose windows cannot be rendered is counted in
+        ``jobs_failed`` by reason and left out."""
         from biomoe_edge.runtime.transforms.preprocess import preprocess
         from biomoe_edge.runtime.transforms.render import render
 
@@ -478,16 +500,19 @@ class Pipeline:
                     continue
                 ordered.extend(group)
         t1 = time.perf_counter()
-        embeddings = self.engine.infer(self.images[:len(ordered)]) if ordered else np.zeros((0, EMBEDDING_DIM), np.float32)
+        taps: dict = {}
+        wanted = tuple(dict.fromkeys((*(self.bridges.taps if self.bridges is not None else ()),
+                                      *(self.fallbacks.taps if self.fallbacks is not None else ()))))
+        if not ordered:
+            embeddings = np.zeros((0, EMBEDDING_DIM), np.float32)
+        elif wanted:  # the bridges read the taps of this same engine run
+            embeddings, taps = self.engine.infer_tapped(self.images[:len(ordered)], wanted)
+        else:
+            embeddings = self.engine.infer(self.images[:len(ordered)])
         t2 = time.perf_counter()
         self.timings["transform"].append(t1 - t0)
         self.timings["inference"].append(t2 - t1)
-        bridge_predictions = []
-        if self.bridges is not None:  # the images just rendered (after the engine: a failed batch has none)
-            images = self.images[:len(ordered)]
-            images = images if self.xp is np else self.xp.asnumpy(images)
-            bridge_predictions = self.bridges.run(ordered, images, self.model_identity)
-        return ordered, embeddings, bridge_predictions
+        return ordered, embeddings, taps
 
     def warmup(self, modalities=tuple(Modality)) -> None:
         """Pay the first batch's one-time costs now, on a synthetic window per modality: on CUDA, compiling the
@@ -537,22 +562,42 @@ class Pipeline:
         with self.fusion_lock:
             return self.fusion.expire()
 
+    def settle_fallbacks(self) -> list[PredictionRecord]:
+        """Predictions of bridges standing in for heads whose input missed its deadline since the last batch (the
+        gateway's loop asks between batches; ``run_batch`` settles them too, with the batch's head predictions)."""
+        if self.fallbacks is None:
+            return []
+        with self.fusion_lock:
+            return self.fallbacks.settle([])
+
     def seconds_until_prediction_deadline(self) -> float | None:
-        if self.fusion is None:
+        if self.fusion is None and self.fallbacks is None:
             return None
         with self.fusion_lock:
-            return self.fusion.seconds_until_deadline()
+            deadlines = [d for d in (self.fusion.seconds_until_deadline() if self.fusion is not None else None,
+                                     self.fallbacks.seconds_until_deadline() if self.fallbacks is not None else None)
+                         if d is not None]
+        return min(deadlines) if deadlines else None
 
-    def close_predictions(self) -> None:
-        """Count the window times still waiting for inputs as dropped (``closed``): at shutdown, never guessed."""
-        if self.fusion is not None:
-            with self.fusion_lock:
+    def close_predictions(self) -> list[PredictionRecord]:
+        """At shutdown: count the window times still waiting for inputs as dropped (``closed``), never guessed;
+        return the fallback bridges' stand-ins already past their head's deadline, and count the rest still held
+        (``pending_at_close``)."""
+        due: list[PredictionRecord] = []
+        with self.fusion_lock:
+            if self.fusion is not None:
                 self.fusion.close()
+            if self.fallbacks is not None:
+                due = self.fallbacks.settle([])
+                self.fallbacks.close()
+        return due
 
     def heads_stats(self) -> list[dict]:
-        """One entry per served head and bridge (``FusionStage.stats``, ``BridgeStage.stats``)."""
+        """One entry per served head, bridge and head with fallbacks (``FusionStage.stats``, ``BridgeStage.stats``,
+        ``FallbackStage.stats``)."""
         return ((self.fusion.stats() if self.fusion is not None else [])
-                + (self.bridges.stats() if self.bridges is not None else []))
+                + (self.bridges.stats() if self.bridges is not None else [])
+                + (self.fallbacks.stats() if self.fallbacks is not None else []))
 
     def served_classes(self) -> tuple[str, ...] | None:
         """The classes of the first served head (else bridge), in its order; None when none is served."""

@@ -2,7 +2,7 @@
 measures another (docs/bridge.md).
 
     biomoe-edge bridge fit --paired REC... [--map ...] --new bvp:spectrogram_psd --head HEAD_DIR --out DIR
-    biomoe-edge bridge evaluate DIR REC... [--map ...] --labels CSV --json FILE
+    biomoe-edge bridge evaluate DIR REC... [--map ...] --labels CSV --json FILE [--engine MODEL | --checkpoint PTH]
 
 Recordings are read by ``biomoe_edge.training.bridge.load_paired_windows`` (paired) and ``load_labelled_windows``
 (evaluation), the only two places that touch stored recordings; both replay them through the gateway's pipeline.
@@ -76,6 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="labels by time, as `embed --labels` takes them (subject,start_s,end_s,label)")
     evaluate.add_argument("--subject", help="the subject of every input (default: the recorded subjects)")
     evaluate.add_argument("--json", required=True, type=pathlib.Path, metavar="FILE", help="write the metrics here")
+    backbone = evaluate.add_mutually_exclusive_group()
+    backbone.add_argument("--engine", type=pathlib.Path, metavar="MODEL",
+                          help="the backbone as the gateway runs it: an ONNX graph (or TensorRT engine) exported "
+                               "with --taps naming the bridge's tap (no torch needed)")
+    backbone.add_argument("--checkpoint", type=pathlib.Path, metavar="PATH",
+                          help="the Tiny-BioMoE checkpoint the bridge was fitted on, on the PyTorch engine")
+    backbone.add_argument("--random-weights", type=int, metavar="SEED",
+                          help="random weights of SEED on the PyTorch engine (default for a bridge fitted on them)")
 
 
 def _weights_asked_for(args, head) -> tuple[pathlib.Path | None, int | None, dict]:
@@ -163,6 +171,25 @@ def _fit(args) -> int:
     return 0
 
 
+def _evaluation_engine(args, manifest):
+    """The backbone the bridge reads its features from: --engine, --checkpoint, --random-weights, or the random
+    weights bridge.json names."""
+    from biomoe_edge.identity import describe_backbone
+    from biomoe_edge.runtime.engines import open_engine
+
+    if args.engine is not None:
+        return open_engine("auto", args.engine)
+    if args.checkpoint is not None:
+        return open_engine("pytorch", args.checkpoint)
+    seed = args.random_weights
+    if seed is None:
+        if not manifest["backbone"].get("random_weights"):
+            raise ValueError(f"{args.bridge} was fitted on {describe_backbone(manifest['backbone'])}: give the "
+                             f"engine (--engine MODEL, exported with --taps {manifest.get('tap')}) or --checkpoint")
+        seed = manifest["backbone"].get("seed")
+    return open_engine("pytorch", None, random_weights=True, seed=seed)
+
+
 def _evaluate(args) -> int:
     from biomoe_edge.runtime.heads.bridge import read_bridge_manifest
     from biomoe_edge.training.bridge.data import load_labelled_windows
@@ -177,7 +204,8 @@ def _evaluate(args) -> int:
     windows, fs, labels, unlabelled = load_labelled_windows(args.recordings, args.map, modality, args.labels,
                                                             subject=args.subject,
                                                             window_s=None if window_s is None else float(window_s))
-    metrics = evaluate_bridge(args.bridge, windows, fs, labels)
+    with _evaluation_engine(args, manifest) as engine:
+        metrics = evaluate_bridge(args.bridge, windows, fs, labels, engine)
     metrics["unlabelled_windows"] = unlabelled
     args.json.parent.mkdir(parents=True, exist_ok=True)
     from biomoe_edge.training.metrics import write_confusion_png

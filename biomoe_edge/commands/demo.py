@@ -60,11 +60,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the signals and the links' losses")
     parser.add_argument("--head", default=None, metavar="DIR",
                         help="serve this head (train-head --out) or bridge (bridge fit --out): the wearables then play "
-                             "SIMULATED labelled sessions of held-out simulated subjects, and the report scores the live predictions")
+                             "SIMULATED labelled sessions of held-out simulated subjects, and the report scores the "
+                             "live predictions")
+    parser.add_argument("--fallback", action="append", default=[], metavar="BRIDGE_DIR",
+                        help="with --head: a bridge fitted for that head, standing in while the head's own wearable "
+                             "is missing; each subject then also wears the bridge's modality (repeatable)")
+    parser.add_argument("--switch-off", default=None, metavar="MODALITY@S",
+                        help="switch the wearables carrying MODALITY off S seconds into the run (a battery dying), "
+                             "e.g. ecg@20: with --fallback, the bridge takes over")
     parser.add_argument("--subjects", type=int, default=None, metavar="N",
-                        help="people wearing the wearables: without --head, the emulated biomoe-edge boards are shared out among "
-                             "N subjects named subject-1, subject-2, ... (default: one subject per wearable; their "
-                             "recordings and datasets keep these names); with --head, N simulated subjects, each "
+                        help="people wearing the wearables: without --head, the emulated biomoe-edge boards are shared "
+                             "out among N subjects named subject-1, subject-2, ... (default: one subject per wearable; "
+                             "their recordings and datasets keep these names); with --head, N simulated subjects, each "
                              "wearing the head's wearables (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no live table")
     parser.add_argument("--sinks", default=None, metavar="FILE.toml",
@@ -153,7 +160,7 @@ def demo_subjects(names, subjects: int | None = None) -> dict[str, list[str]]:
 
 
 def demo_config(names, *, modalities, representations, window_s, hop_s, max_batch, profile_devices=(), sinks=(),
-                security="none", head=None, plan=None, subjects: int | None = None):
+                security="none", head=None, plan=None, subjects: int | None = None, fallback=()):
     """``profile_devices``: (name, profile, modalities) of standard-profile wearables beside the native ones;
     ``sinks``: ``SinkConfig``s added to the gateway (``load_demo_sinks``); ``security``: of the native ones.
     ``head``/``plan``: a head to serve and its simulated subjects (``demo_head.head_demo_plan``), whose wearables
@@ -173,7 +180,7 @@ def demo_config(names, *, modalities, representations, window_s, hop_s, max_batc
                        + [{"name": name, "profile": profile, "modalities": list(mods)}
                           for name, profile, mods in profile_devices],
             "subjects": [{"name": subject, "devices": list(worn)} for subject, worn in subject_devices.items()],
-            "heads": [{"path": str(head)}],
+            "heads": [{"path": str(head), **({"fallback": [str(b) for b in fallback]} if fallback else {})}],
             "engine": {"max_batch": max_batch, "deadline_ms": 100, "max_queue": 4 * max_batch},
             "transport": {"backoff_min_s": 0.2, "backoff_max_s": 2.0, "connect_timeout_s": 10.0},
         }), sinks=tuple(sinks))
@@ -201,6 +208,7 @@ def prediction_report(gateway, predictions, sessions, origins) -> dict:
         "predictions": {
             "count": len(predictions),
             "per_class": dict(collections.Counter(p.predicted for p in predictions)),
+            "via_bridge": sum(bool(p.via_bridge) for p in predictions),
             "latency_ms": percentiles_ms(p.latency_s for p in predictions),
             "heads": gateway.stats()["heads"],
         },
@@ -292,6 +300,12 @@ class DemoSettings:
     #: A ``WebConfig`` (``--web``): the page, /metrics and /healthz are served while the gateway runs
     #: (``result["web_url"]``).
     web: object = None
+    #: Bridge folders standing in for ``head`` while its own input is missing (``[[heads]] fallback``); the
+    #: simulated subjects wear their modalities too.
+    fallback: tuple = ()
+    #: (modality, seconds): the wearables carrying that modality are switched off that far into the run
+    #: (``parse_switch_off``; a battery dying).
+    switch_off: tuple | None = None
 
 
 async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, result: dict | None = None,
@@ -314,17 +328,19 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
     plan = None
     if s.head is not None:
         from biomoe_edge.commands import demo_head
+        from biomoe_edge.runtime.heads.bridge import read_bridge_manifest
         from biomoe_edge.runtime.heads.serving import read_served_folder_manifest
 
         plan = demo_head.head_demo_plan(read_served_folder_manifest(s.head), subjects=s.head_subjects,
-                                        duration_s=s.duration_s, hop_s=s.hop_s, seed=s.seed)
+                                        duration_s=s.duration_s, hop_s=s.hop_s, seed=s.seed,
+                                        fallbacks=[read_bridge_manifest(b) for b in s.fallback])
     names = [f"biomoe-demo-{i + 1}" for i in range(devices)]
     profile_devices = [(f"demo-{profile_spec(p).device_names.get(tuple(m), p)}-{i + 1}", p, tuple(m))
                        for i, (p, m) in enumerate(s.profiles)]
     max_batch = min(16, engine.max_batch)
     config = demo_config(names, modalities=s.modalities, representations=s.representations, window_s=s.window_s,
                          hop_s=s.hop_s, max_batch=max_batch, profile_devices=profile_devices, sinks=s.sinks,
-                         security=s.security, head=s.head, plan=plan, subjects=s.subjects)
+                         security=s.security, head=s.head, plan=plan, subjects=s.subjects, fallback=s.fallback)
     if s.record is not None:
         config = with_recording(config, s.record, lsl_markers=s.lsl_markers, segment_s=s.segment_s)
     model = model_identity(engine.identity)
@@ -370,7 +386,7 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
             # Isolated like the configured sinks: a full disk fails this file, not the demo.
             gateway.sinks.append(GuardedSink.start(lambda: EmbeddingsFile(s.embeddings), kind=EmbeddingsFile.name,
                                                    path=str(s.embeddings)))
-        staging = None
+        staging = switching = None
         try:
             with console:
                 async with gateway, serve_web(gateway, s.web, console) as server:
@@ -379,14 +395,20 @@ async def run_demo(settings: DemoSettings | None = None, *, engine, out=None, re
                     if s.impostor:
                         staging = asyncio.ensure_future(stage_impostor(network, gateway, wearables, s.modalities,
                                                                        s.security, seed=s.seed * 1000 + 999))
+                    if s.switch_off is not None:
+                        carried = {name: tuple(s.modalities) for name in names}
+                        carried.update({name: mods for worn in (plan[1].values() if plan else ()) for name, mods
+                                        in worn.items()})
+                        switching = asyncio.ensure_future(switch_wearables_off(wearables, carried, *s.switch_off))
                     try:
                         await console.run(s.duration_s, on_tick=lambda: timeline.append(timeline_point(console)))
                     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly, report
                         log.info("interrupted: stopping the wearables and the gateway")
                     finally:
-                        if staging is not None:
-                            staging.cancel()
-                            await asyncio.gather(staging, return_exceptions=True)
+                        for task in (staging, switching):
+                            if task is not None:
+                                task.cancel()
+                                await asyncio.gather(task, return_exceptions=True)
                         # Where each subject's session started on each wearable (before stopping them), to score.
                         origins = {subject: {name: demo_head.session_origin(w) for name, w in worn.items()}
                                    for subject, worn in subject_wearables.items()} if plan else {}
@@ -419,6 +441,30 @@ def timeline_point(console) -> dict:
             "packets_lost": sum(int(e["packets_lost"]) for e in entries),
             "samples_dropped": sum(int(n) for e in entries for n in e["samples_dropped"].values()),
             "latency_p50_ms": stats["latency_ms"]["p50"], "latency_p95_ms": stats["latency_ms"]["p95"]}
+
+
+async def switch_wearables_off(wearables, carried: dict, modality: str, after_s: float) -> None:
+    """``after_s`` seconds from now, switch off (stop for good, as a dead battery does) every wearable streaming
+    ``modality`` (``carried``: name -> its modalities); the gateway finds them gone and, where a fallback bridge is
+    configured, the bridge stands in."""
+    import asyncio
+
+    await asyncio.sleep(after_s)
+    for wearable in [w for w in wearables if modality in carried.get(w.name, ())]:
+        log.warning("switching %s off (%s), %g s into the run", wearable.name, modality, after_s)
+        await wearable.stop()
+
+
+def parse_switch_off(text: str) -> tuple[str, float]:
+    """``--switch-off ecg@20`` -> ("ecg", 20.0); ValueError naming what is wrong."""
+    modality, sep, seconds = text.partition("@")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = -1.0
+    if not sep or value < 0:
+        raise ValueError(f"--switch-off {text!r}: expected MODALITY@SECONDS, e.g. ecg@20")
+    return parse_modalities(modality)[0], value
 
 
 async def stage_impostor(network, gateway, wearables: list, modalities, security: str, *, seed: int) -> None:
@@ -478,6 +524,17 @@ def run(args) -> int:
         raise ValueError(f"--subjects must be at least 1, got {args.subjects}")
     if args.head is None and args.subjects is not None and args.subjects > args.devices:
         raise ValueError(f"--subjects {args.subjects} is more than the --devices {args.devices} wearables to share out")
+    if args.fallback and args.head is None:
+        raise ValueError("--fallback stands in for a head: give --head DIR too")
+    switch_off = parse_switch_off(args.switch_off) if args.switch_off else None
+    # The taps the served bridges read (a bridge given as --head, and the fallbacks): the engine returns them.
+    bridge_taps = ()
+    if args.head is not None:
+        from biomoe_edge.runtime.heads.bridge import read_bridge_manifest
+        from biomoe_edge.runtime.heads.serving import read_served_folder_manifest
+
+        served = [read_served_folder_manifest(args.head)] + [read_bridge_manifest(b) for b in args.fallback]
+        bridge_taps = tuple(dict.fromkeys(m["tap"] for m in served if m["kind"] == "bridge"))
     if args.checkpoint is None and args.random_weights is None:
         raise ValueError(f"choose the weights: --checkpoint Tiny-BioMoE.pth (the published weights, 89 MB: "
                          f"{PUBLISHED_CHECKPOINT_URL}), or --random-weights (meaningless embeddings; the plumbing, "
@@ -502,12 +559,12 @@ def run(args) -> int:
     if args.engine == "onnxruntime":
         from biomoe_edge.export.cache import cached_onnx_path
 
-        cached = cached_onnx_path(args.checkpoint, precision="fp32", seed=seed)
+        cached = cached_onnx_path(args.checkpoint, precision="fp32", seed=seed, taps=bridge_taps)
         if not cached.exists():
             notices.append(f"first run: exported the model to ONNX, cached at {cached}")
     if args.record:
         notices.append(f"recording the gateway's input into {args.record}")
-    engine = open_demo_engine(args.engine, args.checkpoint, seed=seed, strict=args.strict)
+    engine = open_demo_engine(args.engine, args.checkpoint, seed=seed, strict=args.strict, taps=bridge_taps)
     result: dict = {}
     try:
         asyncio.run(run_demo(DemoSettings(
@@ -518,7 +575,8 @@ def run(args) -> int:
             extra_settings={"checkpoint": str(args.checkpoint) if args.checkpoint else None,
                             "random_weights_seed": None if args.checkpoint else seed, "strict": args.strict},
             record=args.record, embeddings=args.embeddings, lsl_markers=args.lsl_markers, security=args.security,
-            impostor=args.impostor, web=web), engine=engine, result=result))
+            impostor=args.impostor, web=web, fallback=tuple(args.fallback), switch_off=switch_off), engine=engine,
+            result=result))
     except KeyboardInterrupt:  # Ctrl-C: the gateway closed cleanly; report what ran
         if "report" not in result:
             return 130
@@ -557,7 +615,9 @@ def predictions_line(report: dict) -> str:
     lat = p["latency_ms"]
     latency = "" if lat["p50"] is None else f", latency p50 {lat['p50']:.0f} ms, p95 {lat['p95']:.0f} ms"
     dropped = ", ".join(f"{reason} {n}" for h in p["heads"] for reason, n in sorted(h["windows_dropped"].items()))
-    lines = [f"{p['count']} predictions {p['per_class']}{latency}; window times given up: {dropped or 'none'}"]
+    bridged = f" ({p['via_bridge']} through a fallback bridge)" if p.get("via_bridge") else ""
+    lines = [f"{p['count']} predictions{bridged} {p['per_class']}{latency}; window times given up: "
+             f"{dropped or 'none'}"]
     reasons = score.get("not_scored_by_reason", {})
     why = ", ".join(f"{NOT_SCORED_WORDS.get(reason, reason)} {n}" for reason, n in sorted(reasons.items()))
     if score.get("windows_scored"):

@@ -31,13 +31,16 @@ def held_out_subjects(manifest: dict, count: int) -> list[int]:
     return list(range(first, first + int(count)))
 
 
-def head_demo_plan(manifest: dict, *, subjects: int, duration_s: float | None, hop_s: float, seed: int):
+def head_demo_plan(manifest: dict, *, subjects: int, duration_s: float | None, hop_s: float, seed: int,
+                   fallbacks=()):
     """(sessions, devices, config dict pieces) for the demo (``manifest``: a head's or a bridge's, whose input is
-    the modality its wearables stream): one simulated session per held-out subject, long
-    enough to cover the run with one block per class at least (the wearables loop it afterwards)."""
+    the modality its wearables stream): one simulated session per held-out subject, long enough to cover the run
+    with one block per class at least (the wearables loop it afterwards). ``fallbacks``: bridge.json manifests of
+    the head's fallback bridges: each subject wears their modalities too, drawn as they were fitted."""
     from biomoe_edge.simulated_sessions import CLASSES, simulate_session, wearables_of
 
-    input_types = [InputType.parse(name) for name in manifest["inputs"]]
+    input_types = list(dict.fromkeys(InputType.parse(name) for served in (manifest, *fallbacks)
+                                     for name in served["inputs"]))
     modalities = tuple(dict.fromkeys(it.modality.value for it in input_types))
     block_s = 60.0 if duration_s is None else max(20.0, min(60.0, math.ceil(duration_s / len(CLASSES))))
     sessions = [simulate_session(index, modalities=modalities, block_s=block_s, seed=seed)
@@ -45,9 +48,12 @@ def head_demo_plan(manifest: dict, *, subjects: int, duration_s: float | None, h
     representations: dict[str, list[str]] = collections.defaultdict(list)
     for input_type in input_types:
         representations[input_type.modality.value].append(input_type.representation.value)
-    lengths = manifest.get("window_length_s") or {}
+    lengths = dict(manifest.get("window_length_s") or {})
     if manifest["kind"] == "bridge" and (manifest.get("data") or {}).get("window_s") is not None:
         lengths = {manifest["inputs"][0]: manifest["data"]["window_s"]}
+    for bridge in fallbacks:  # a fallback bridge's windows as long as those it was fitted on
+        if (bridge.get("data") or {}).get("window_s") is not None:
+            lengths.setdefault(bridge["inputs"][0], float(bridge["data"]["window_s"]))
     tables = {m: {"representations": reps, "hop_s": hop_s,
                   **({"length_s": float(lengths[f"{m}:{reps[0]}"])} if f"{m}:{reps[0]}" in lengths else {})}
               for m, reps in representations.items()}

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "real signal windows)")
     parser.add_argument("--cache-dir", type=pathlib.Path, metavar="DIR",
                         help="int8 calibration cache (default $BIOMOE_EDGE_CACHE_DIR or ~/.cache/biomoe-edge)")
+    parser.add_argument("--taps", type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+                        default=(), metavar="NAME,...",
+                        help="also return Tiny-BioMoE's pooled features at these input taps (outputs tap.NAME), "
+                             "as served bridges read them: a bridge's bridge.json names its tap (docs/bridge.md)")
 
 
 def run(args) -> int:
@@ -36,6 +40,9 @@ def run(args) -> int:
         raise ValueError(f"--max-batch must be at least 1, got {args.max_batch}")
     if args.calibration is not None and args.precision != "int8":
         raise ValueError("--calibration only applies to --precision int8")
+    from biomoe_edge.export.onnx_export import check_taps
+
+    check_taps(args.taps)  # before the model loads
     # progress of the export and of INT8 calibration is worth seeing without -v
     export_log = logging.getLogger("biomoe_edge.export")
     if export_log.getEffectiveLevel() > logging.INFO:
@@ -45,7 +52,7 @@ def run(args) -> int:
         calibration = np.load(args.calibration, allow_pickle=False)
     model = load_model(args.checkpoint, args.random_weights, strict=args.strict, log=logging.getLogger(__name__))
     path = export_onnx(model, args.out / "model.onnx", precision=args.precision, calibration=calibration,
-                       max_batch=args.max_batch, cache_dir=args.cache_dir)
+                       max_batch=args.max_batch, cache_dir=args.cache_dir, taps=args.taps)
     manifest = read_manifest(path)
     fidelity = manifest["fidelity"]
     weights = (f"RANDOM WEIGHTS (seed {manifest['seed']}; the manifest says random_weights: true)"
@@ -54,4 +61,6 @@ def run(args) -> int:
     print(f"wrote {path} and {path.with_suffix('.json')} ({args.precision}, {weights}); ONNX Runtime vs PyTorch on "
           f"{fidelity['n_images']} images ({fidelity['images']}): max abs {fidelity['max_abs']:.3g}, "
           f"cosine min {fidelity['cosine_min']:.6f}")
+    if manifest.get("taps"):
+        print(f"taps (outputs beside the embedding): {', '.join(manifest['taps'])}")
     return 0

@@ -81,6 +81,8 @@ class Engine(abc.ABC):
     input_dtype: np.dtype = np.dtype(np.float32)
     #: Counts backend invocations (``_infer_batch`` calls) since the engine was opened.
     runs: int = 0
+    #: Feature taps the backend returns beside the embedding (``infer_tapped``; runtime/engines/taps.py).
+    taps: tuple[str, ...] = ()
 
     def __init__(self):
         self._identity: dict = {}
@@ -110,6 +112,39 @@ class Engine(abc.ABC):
             parts.append(out)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def infer_tapped(self, images, taps) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Embeddings (B, 192) and, from the same run, the pooled features (B, dim) float32 of each of ``taps``
+        (names among ``self.taps``); EngineError names a tap the engine does not provide."""
+        taps = tuple(dict.fromkeys(taps))
+        missing = [t for t in taps if t not in self.taps]
+        if missing:
+            raise EngineError(f"{type(self).__name__} provides taps {list(self.taps)}, not {missing} (export the "
+                              f"graph with `biomoe-edge export --taps {','.join(missing)}`)")
+        if not taps:
+            return self.infer(images), {}
+        if self._closed:
+            raise EngineError(f"{type(self).__name__} is closed")
+        images = check_images(images)
+        batch = images.shape[0]
+        if batch == 0:
+            return np.empty((0, EMBEDDING_DIM), dtype=np.float32), {t: np.empty((0, 0), np.float32) for t in taps}
+        embeddings, tapped = [], {t: [] for t in taps}
+        for start in range(0, batch, self.max_batch):
+            out, features = self._infer_batch_tapped(images[start : start + self.max_batch], taps)
+            self.runs += 1
+            rows = min(self.max_batch, batch - start)
+            out = np.asarray(out, dtype=np.float32)
+            if out.shape != (rows, EMBEDDING_DIM):
+                raise EngineError(f"{type(self).__name__} returned shape {out.shape}, expected {(rows, EMBEDDING_DIM)}")
+            embeddings.append(out)
+            for t in taps:
+                value = np.asarray(features[t], dtype=np.float32)
+                if value.ndim != 2 or value.shape[0] != rows:
+                    raise EngineError(f"{type(self).__name__} returned tap {t!r} of shape {value.shape}, expected "
+                                      f"({rows}, dim)")
+                tapped[t].append(value)
+        return np.concatenate(embeddings), {t: np.concatenate(parts) for t, parts in tapped.items()}
+
     def warmup(self, batch_sizes=None) -> None:
         """Run zero images at each batch size (default: 1 and ``max_batch``), so that first-use costs (CUDA
         graph capture, TensorRT's per-shape setup, lazy initialisation) are paid now, not on live data."""
@@ -122,6 +157,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def _infer_batch(self, images) -> np.ndarray:
         """Embeddings of 1..max_batch validated images (NumPy or CuPy array, float32 or float16)."""
+
+    def _infer_batch_tapped(self, images, taps) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Embeddings and ``taps`` (a non-empty subset of ``self.taps``) of 1..max_batch validated images, from one
+        run. Backends that set ``taps`` implement it."""
+        raise EngineError(f"{type(self).__name__} provides no feature taps")
 
     def close(self) -> None:
         """Release the backend's resources (sessions, device buffers, CUDA graphs). Safe to call twice."""

@@ -15,6 +15,7 @@ from biomoe_edge.manifest import manifest_path, read_manifest
 from biomoe_edge.runtime.engines.base import Engine
 from biomoe_edge.runtime.engines.exc import BackendUnavailableError
 from biomoe_edge.runtime.engines.provenance import verified_manifest, weights_provenance
+from biomoe_edge.runtime.engines.taps import tap_of_output, tap_output_name
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,13 @@ class OnnxRuntimeEngine(Engine):
         )
 
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{self.path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
-        self._input_name, self._output_name = inputs[0].name, outputs[0].name
+        # Besides the embedding, a graph exported with taps has one output per tap (runtime/engines/taps.py).
+        embedding_outputs = [o.name for o in outputs if tap_of_output(o.name) is None]
+        if len(inputs) != 1 or len(embedding_outputs) != 1:
+            raise ValueError(f"{self.path}: expected one input and one output besides the tap outputs, got "
+                             f"{[i.name for i in inputs]} and {embedding_outputs}")
+        self._input_name, self._output_name = inputs[0].name, embedding_outputs[0]
+        self.taps = tuple(tap_of_output(o.name) for o in outputs if tap_of_output(o.name) is not None)
         if inputs[0].type not in _ONNX_DTYPES:
             raise ValueError(f"{self.path}: input {self._input_name!r} has type {inputs[0].type}, expected float or float16")
         self.input_dtype = np.dtype(_ONNX_DTYPES[inputs[0].type])
@@ -154,6 +159,14 @@ class OnnxRuntimeEngine(Engine):
         log.info("ONNX Runtime engine %s: %s on %s, max_batch %d", self.path, self._identity["precision"], active, self.max_batch)
 
     def _infer_batch(self, images) -> np.ndarray:
+        (out,) = self._run(images, [self._output_name])
+        return out
+
+    def _infer_batch_tapped(self, images, taps):
+        out, *features = self._run(images, [self._output_name, *map(tap_output_name, taps)])
+        return out, dict(zip(taps, features))
+
+    def _run(self, images, outputs: list[str]) -> list[np.ndarray]:
         if not isinstance(images, np.ndarray):  # a CuPy array: ONNX Runtime's Python API reads host memory
             images = images.get()
         images = np.ascontiguousarray(images, dtype=self.input_dtype)
@@ -163,8 +176,8 @@ class OnnxRuntimeEngine(Engine):
             padded = np.zeros((self._fixed_batch, *images.shape[1:]), dtype=self.input_dtype)
             padded[:batch] = images
             images = padded
-        (out,) = self._session.run([self._output_name], {self._input_name: images})
-        return np.asarray(out[:batch], dtype=np.float32)
+        results = self._session.run(outputs, {self._input_name: images})
+        return [np.asarray(r[:batch], dtype=np.float32) for r in results]
 
     def _release(self) -> None:
         self._session = None

@@ -75,6 +75,10 @@ class PyTorchEngine(Engine):
                 warnings.simplefilter("ignore", RandomWeightsWarning)
                 model = load_tiny_biomoe(checkpoint, seed=seed, strict=strict)
         self._model = model.eval().to(self.device)
+        from biomoe_edge.export.model.taps import INPUT_TAPS
+
+        # The module can be read anywhere: every input tap (export/model/taps.py) is available.
+        self.taps = tuple(INPUT_TAPS)
 
         # load_tiny_biomoe records where the weights came from; a model built elsewhere says nothing, so it
         # counts as random weights (biomoe_edge.identity).
@@ -125,6 +129,19 @@ class PyTorchEngine(Engine):
             else:
                 out = self._forward(x)
             return out.float().cpu().numpy()
+
+    def _infer_batch_tapped(self, images, taps):
+        from biomoe_edge.export.model.taps import capture
+
+        torch = self._torch
+        with torch.no_grad():
+            x = self._to_tensor(images)
+            # The model's own modules in forward's order (export/model/taps.py): the embedding equals forward's.
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16,
+                                enabled=self.precision == "fp16"):
+                pooled, _ = capture(self._model, x, inputs=(*taps, "embedding"))
+            return (pooled["embedding"].float().cpu().numpy(),
+                    {t: pooled[t].float().cpu().numpy() for t in taps})
 
     def _replay(self, x):
         """Run through the CUDA graph captured for this batch size (capturing it on first use)."""

@@ -20,6 +20,7 @@ from biomoe_edge.runtime.engines.base import IMAGE_SHAPE, Engine
 from biomoe_edge.runtime.engines.compatibility import read_verified_engine
 from biomoe_edge.runtime.engines.exc import EngineCompatibilityError, EngineError
 from biomoe_edge.runtime.engines.provenance import weights_provenance
+from biomoe_edge.runtime.engines.taps import tap_of_output, tap_output_name
 from biomoe_edge.vocabulary import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,13 @@ class TensorRTEngine(Engine):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise EngineError(f"{self.path}: expected one input and one output tensor, got {inputs} and {outputs}")
-        self._input_name, self._output_name = inputs[0], outputs[0]
+        # Besides the embedding, an engine built from a graph exported with taps has one output per tap.
+        embedding_outputs = [n for n in outputs if tap_of_output(n) is None]
+        if len(inputs) != 1 or len(embedding_outputs) != 1:
+            raise EngineError(f"{self.path}: expected one input and one output tensor besides the tap outputs, got "
+                              f"{inputs} and {outputs}")
+        self._input_name, self._output_name = inputs[0], embedding_outputs[0]
+        self.taps = tuple(tap_of_output(n) for n in outputs if tap_of_output(n) is not None)
         shape = tuple(engine.get_tensor_shape(self._input_name))
         if tuple(shape[1:]) != IMAGE_SHAPE:
             raise EngineError(f"{self.path}: input {self._input_name!r} has shape {shape}, expected (B, *{IMAGE_SHAPE})")
@@ -113,8 +118,16 @@ class TensorRTEngine(Engine):
         # Fixed buffers: their addresses are bound once and baked into every captured CUDA graph.
         self._input = cupy.zeros((self.max_batch, *IMAGE_SHAPE), dtype=self.input_dtype)
         self._output = cupy.zeros((self.max_batch, EMBEDDING_DIM), dtype=out_dtype)
-        if not (self._context.set_tensor_address(self._input_name, self._input.data.ptr)
-                and self._context.set_tensor_address(self._output_name, self._output.data.ptr)):
+        # Every tap output gets its buffer too (TensorRT needs an address for each output, wanted or not).
+        self._tap_outputs = {}
+        for tap in self.taps:
+            name = tap_output_name(tap)
+            dim = int(engine.get_tensor_shape(name)[-1])
+            self._tap_outputs[tap] = cupy.zeros((self.max_batch, dim),
+                                                dtype=np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
+        addresses = [(self._input_name, self._input), (self._output_name, self._output),
+                     *((tap_output_name(t), buffer) for t, buffer in self._tap_outputs.items())]
+        if not all(self._context.set_tensor_address(name, buffer.data.ptr) for name, buffer in addresses):
             raise EngineError(f"TensorRT refused the I/O buffer addresses for {self.path}")
 
     @property
@@ -132,6 +145,13 @@ class TensorRTEngine(Engine):
                     self._stream.wait_event(caller.record())
             with self._stream:
                 return self._run(images, batch)
+
+    def _infer_batch_tapped(self, images, taps):
+        embeddings = self._infer_batch(images)  # synchronous: the tap buffers below hold this batch's features
+        batch = images.shape[0]
+        with self._device, self._stream:
+            return embeddings, {t: self._tap_outputs[t][:batch].get(stream=self._stream).astype(np.float32, copy=False)
+                                for t in taps}
 
     def _run(self, images, batch: int) -> np.ndarray:
         """Copy in, execute, copy out; on the engine's device and stream."""
@@ -194,3 +214,4 @@ class TensorRTEngine(Engine):
         self._engine = None
         self._runtime = None
         self._input = self._output = None
+        self._tap_outputs = {}

@@ -80,16 +80,58 @@ class PooledEngine(Engine):
     """A real (if trivial) backbone: 16x16 mean-pooled images through a fixed random projection to 192 values.
     Deterministic and cheap; its embeddings differ with the picture, so heads can learn from them."""
 
-    def __init__(self, max_batch: int = 16):
+    def __init__(self, max_batch: int = 16, taps: dict | None = None):
         super().__init__()
         self.max_batch = max_batch
         self.weights = np.random.default_rng(7).standard_normal((3 * 14 * 14, 192)).astype(np.float32) / 14.0
+        # taps: name -> dim; each tap is another fixed projection of the same pooled image (what a bridge reads)
+        self.tap_weights = {name: np.random.default_rng(8 + i).standard_normal((3 * 14 * 14, dim)).astype(np.float32)
+                            / 14.0 for i, (name, dim) in enumerate((taps or {}).items())}
+        self.taps = tuple(self.tap_weights)
         self._identity = {"kind": "pooled", "precision": "fp32", "model_sha256": "1" * 64, "source": None,
                           "device": "cpu", "max_batch": max_batch}
 
+    @staticmethod
+    def pooled(images):
+        return images.reshape(len(images), 3, 14, 16, 14, 16).mean(axis=(3, 5)).reshape(len(images), -1)
+
     def _infer_batch(self, images):
-        pooled = images.reshape(len(images), 3, 14, 16, 14, 16).mean(axis=(3, 5)).reshape(len(images), -1)
-        return pooled.astype(np.float32) @ self.weights
+        return self.pooled(images).astype(np.float32) @ self.weights
+
+    def _infer_batch_tapped(self, images, taps):
+        pooled = self.pooled(images).astype(np.float32)
+        return pooled @ self.weights, {t: pooled @ self.tap_weights[t] for t in taps}
+
+
+def write_pooled_engine_graph(path, *, taps: dict | None = None, max_batch: int = 16) -> pathlib.Path:
+    """``PooledEngine(taps=taps)`` as an ONNX graph an ``OnnxRuntimeEngine`` opens, exported with those taps
+    (``tap.<name>`` outputs beside ``embeddings``), and its manifest (random weights, no seed, fp32: the backbone
+    ``POOLED_BACKBONE`` names). No torch: written node by node."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = PooledEngine(max_batch=max_batch, taps=taps)
+    nodes = [helper.make_node("AveragePool", ["images"], ["pooled4d"], kernel_shape=[16, 16], strides=[16, 16]),
+             helper.make_node("Flatten", ["pooled4d"], ["pooled"], axis=1),
+             helper.make_node("MatMul", ["pooled", "W"], ["embeddings"])]
+    initializers = [numpy_helper.from_array(engine.weights, "W")]
+    outputs = [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", 192])]
+    for i, (name, weights) in enumerate(engine.tap_weights.items()):
+        nodes.append(helper.make_node("MatMul", ["pooled", f"T{i}"], [f"tap.{name}"]))
+        initializers.append(numpy_helper.from_array(weights, f"T{i}"))
+        outputs.append(helper.make_tensor_value_info(f"tap.{name}", TensorProto.FLOAT, ["batch", weights.shape[1]]))
+    graph = helper.make_graph(
+        nodes, "pooled", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, 224, 224])],
+        outputs, initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    manifest = {"sha256": sha256_file(path), "precision": "fp32", "random_weights": True, "seed": None,
+                "checkpoint_sha256": None, "max_batch": max_batch, "taps": list(engine.taps)}
+    path.with_suffix(".json").write_text(json.dumps(manifest, indent=2))
+    return path
 
 
 def native_description(rates: dict):

@@ -3,8 +3,9 @@ per rendered window of the bridge's input, ``via_bridge``, head kind "bridge"; i
 run offline on the same windows' images (the gateway's recording, replayed); a bridge of other weights is refused at
 start; configuration and folder errors name what is wrong.
 
-The bridge graphs here are written by hand in the documented form (``images`` (B, 3, 224, 224) -> ``probabilities``
-(B, C)): serving does not depend on what is inside. tests/training/bridge exports real ones (PyTorch)."""
+The bridge graphs here are written by hand in the documented form (``tap.<tap>`` (B, dim) -> ``probabilities``
+(B, C)), fed by a stand-in engine that returns the tap beside its embeddings: serving does not depend on what is
+inside. tests/training/bridge exports real ones (PyTorch)."""
 
 import asyncio
 import json
@@ -26,30 +27,32 @@ PPG = {"bvp": 64.0}
 CLASSES = ["rest", "moderate", "high"]
 
 
+TAP = "enc1.stage2"
+TAP_DIM = 128
+
+
 def write_bridge(folder, *, inputs=("bvp:scalogram",), classes=CLASSES, backbone=None, window_s=4.0,
-                 input_name="images", seed=0):
-    """A bridge folder: images -> 16x16 average pool -> Gemm(W, b) -> Softmax, and its bridge.json."""
+                 input_name="tap." + TAP, seed=0, tap=TAP):
+    """A bridge folder: the tap's features (B, 128) -> Gemm(W, b) -> Softmax, and its bridge.json."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    w = rng.standard_normal((3 * 14 * 14, len(classes)))
-    w = ((w - w.mean(axis=0)) * 0.5).astype(np.float32)  # zero-sum columns: a flat image gives even odds
+    w = rng.standard_normal((TAP_DIM, len(classes)))
+    w = ((w - w.mean(axis=0)) * 0.5).astype(np.float32)  # zero-sum columns: flat features give even odds
     b = (rng.standard_normal(len(classes)) * 0.1).astype(np.float32)
-    nodes = [helper.make_node("AveragePool", [input_name], ["pooled"], kernel_shape=[16, 16], strides=[16, 16]),
-             helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
-             helper.make_node("Gemm", ["flat", "W", "b"], ["logits"]),
+    nodes = [helper.make_node("Gemm", [input_name, "W", "b"], ["logits"]),
              helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)]
     graph = helper.make_graph(
-        nodes, "bridge", [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", 3, 224, 224])],
+        nodes, "bridge", [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", TAP_DIM])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(classes)])],
         initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     onnx.save(model, str(folder / "bridge.onnx"))
     manifest = {"kind": "bridge", "inputs": list(inputs), "classes": list(classes), "old_inputs": ["ecg:scalogram"],
-                "positions": {"input": "enc1.stage2", "output": "fused"}, "trainable_parameters": 1234,
+                "tap": tap, "positions": {"input": TAP, "output": "fused"}, "trainable_parameters": 1234,
                 "backbone": dict(POOLED_BACKBONE if backbone is None else backbone),
                 "data": {"window_s": window_s}}
     bind_meaning(folder / "bridge.onnx", manifest)  # as write_manifest does at export
@@ -70,8 +73,12 @@ def config_dict(bridge_folder, tmp_path, **bridge_options):
     }
 
 
+def tapped_engine():
+    return PooledEngine(max_batch=8, taps={TAP: TAP_DIM})
+
+
 async def serve(config, packets):
-    gateway = Gateway(config, engine=PooledEngine(max_batch=8), transport=False, warmup=False)
+    gateway = Gateway(config, engine=tapped_engine(), transport=False, warmup=False)
     embeddings, predictions = [], []
     async with gateway:
         gateway.add_device("p1-ppg", native_description(PPG))
@@ -118,12 +125,14 @@ async def test_a_bridge_serves_a_ppg_wearable_equal_to_onnx_runtime_on_the_recor
     replay = Replay(open_recording(recording_folder), None)
     windows = {float(w.end_s): w for w in replay.windows() if w.modality == "bvp"}
     session = ort.InferenceSession(str(bridge_folder / "bridge.onnx"), providers=["CPUExecutionProvider"])
+    engine = tapped_engine()
     for p in predictions:
         window = windows[p.window_end_s]
         x, model_fs = preprocess(window.samples[:1], window.fs, "bvp")
         image = np.empty((1, 3, 224, 224), np.float32)
         render(x, model_fs, ("scalogram",), modality="bvp", out=image)
-        expected = session.run(["probabilities"], {"images": image})[0][0]
+        features = PooledEngine.pooled(image) @ engine.tap_weights[TAP]  # the tap, computed apart from the engine
+        expected = session.run(["probabilities"], {"tap." + TAP: features.astype(np.float32)})[0][0]
         np.testing.assert_allclose(p.probabilities, expected, atol=1e-6)
 
     # The JSONL sink holds the predictions, readable back as bridged ones; the stats name the bridge.
@@ -155,7 +164,7 @@ async def test_a_bridge_and_a_head_are_served_side_by_side(bridge_folder, tmp_pa
 async def test_a_bridge_of_other_weights_is_refused_when_the_gateway_starts(tmp_path):
     folder = write_bridge(tmp_path / "bridge", backbone={"checkpoint_sha256": "cd" * 32, "random_weights": False,
                                                          "seed": None, "precision": "fp16"})
-    gateway = Gateway(parse_config(config_dict(folder, tmp_path)), engine=PooledEngine(max_batch=8),
+    gateway = Gateway(parse_config(config_dict(folder, tmp_path)), engine=tapped_engine(),
                       transport=False, warmup=False)
     with pytest.raises(BridgeError) as error:
         async with gateway:
@@ -163,6 +172,19 @@ async def test_a_bridge_of_other_weights_is_refused_when_the_gateway_starts(tmp_
     message = str(error.value)
     assert f"bridge {folder.resolve()} refused" in message
     assert "checkpoint cdcdcdcdcdcdcdcd... fp16" in message and "random weights (seed None) fp32" in message
+
+
+@pytest.mark.parametrize("taps", [{}, {"enc2.stage1": 192}])
+async def test_an_engine_without_the_bridges_tap_is_refused_naming_both(bridge_folder, tmp_path, taps):
+    gateway = Gateway(parse_config(config_dict(bridge_folder, tmp_path)),
+                      engine=PooledEngine(max_batch=8, taps=taps), transport=False, warmup=False)
+    with pytest.raises(BridgeError) as error:
+        async with gateway:
+            pass
+    message = str(error.value)
+    assert f"bridge {bridge_folder.resolve()} reads Tiny-BioMoE's features at the tap {TAP!r}" in message
+    assert f"the engine PooledEngine returns {'the taps enc2.stage1' if taps else 'no taps'}" in message
+    assert f"biomoe-edge export --taps {TAP}" in message
 
 
 @pytest.mark.parametrize("edit, key, message", [
@@ -185,11 +207,13 @@ def test_configuration_errors_name_the_key(bridge_folder, tmp_path, edit, key, m
     ("no_backbone", "backbone must name checkpoint_sha256"),
     ("kind", "kind is 'head', expected \"bridge\""),
     ("sha256", "does not match the sha256 in"),
-    ("input_name", "graph inputs ['input_0'], expected ['images']"),
+    ("input_name", "graph inputs ['input_0'], expected ['tap.enc1.stage2'] (the features at the tap"),
+    ("no_tap", "no tap (the Tiny-BioMoE input position whose features the graph reads): a bridge exported by an "
+               "earlier SDK"),
     ("classes", "gives (3,) probabilities per window, but bridge.json names 2 classes"),
 ])
 def test_malformed_bridge_folders_are_refused_naming_the_fault(tmp_path, fault, message):
-    folder = write_bridge(tmp_path / "bridge", input_name="input_0" if fault == "input_name" else "images")
+    folder = write_bridge(tmp_path / "bridge", input_name="input_0" if fault == "input_name" else "tap." + TAP)
     manifest = json.loads((folder / "bridge.json").read_text())
     if fault == "two_inputs":
         manifest["inputs"] = ["bvp:scalogram", "eda:scalogram"]
@@ -201,6 +225,8 @@ def test_malformed_bridge_folders_are_refused_naming_the_fault(tmp_path, fault, 
         manifest["sha256"] = "0" * 64
     elif fault == "classes":
         manifest["classes"] = ["a", "b"]
+    elif fault == "no_tap":
+        del manifest["tap"]
     (folder / "bridge.json").write_text(json.dumps(manifest))
     with pytest.raises(BridgeError) as error:
         load_bridge(folder)

@@ -2,7 +2,8 @@
 new modality), and every prediction comes from the bridge (``via_bridge``), one per window of its input.
 
 The bridge is written by hand in the documented form (tests/heads/test_heads_bridge.py) and the engine is the
-tests' pooled projection, whose backbone the bridge names: serving does not depend on what is inside."""
+tests' pooled projection returning the bridge's tap, whose backbone the bridge names: serving does not depend on
+what is inside."""
 
 import asyncio
 
@@ -13,7 +14,7 @@ pytest.importorskip("onnxruntime", reason="bridges are served with ONNX Runtime"
 pytest.importorskip("neurokit2", reason="simulated sessions")
 
 from heads_helpers import PooledEngine  # noqa: E402
-from test_heads_bridge import write_bridge  # noqa: E402
+from test_heads_bridge import TAP, TAP_DIM, write_bridge  # noqa: E402
 
 from biomoe_edge.commands.demo import run_demo  # noqa: E402
 from biomoe_edge.simulated_sessions import CLASSES  # noqa: E402
@@ -22,7 +23,8 @@ from biomoe_edge.simulated_sessions import CLASSES  # noqa: E402
 def test_demo_serves_a_bridge_folder(tmp_path):
     bridge = write_bridge(tmp_path / "bridge", inputs=("bvp:scalogram",), classes=list(CLASSES), window_s=4.0)
     report, gateway, wearables = asyncio.run(run_demo(
-        duration_s=10.0, devices=1, loss=0.0, engine=PooledEngine(max_batch=8), window_s=4.0, hop_s=1.0, quiet=True,
+        duration_s=10.0, devices=1, loss=0.0, engine=PooledEngine(max_batch=8, taps={TAP: TAP_DIM}), window_s=4.0,
+        hop_s=1.0, quiet=True,
         head=bridge, head_subjects=1, seed=3))
     # One simulated subject wearing the device that streams the bridge's input (a wristband's PPG), no other.
     assert [w.name for w in wearables] == ["sim-01-wrist"]

@@ -1,7 +1,7 @@
 """``Pipeline.run_batch``: one call from jobs to embedding records and predictions, with nothing kept between
-calls. A batch's bridge predictions are those of its own windows, computed on the images the batch rendered
-(checked against ONNX Runtime run on ``render_windows`` of the same windows, and against the bridge's graph
-weights alone for the count); a head's predictions come with the batch that completed their window time."""
+calls. A batch's bridge predictions are those of its own windows, computed on the engine's taps of the run that
+embedded them (checked against ONNX Runtime run on the engine's taps of ``render_windows`` of the same windows); a
+head's predictions come with the batch that completed their window time."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="heads and bridges are served with ONNX Runtime")
 
 from heads_helpers import PooledEngine, device_packets, native_description, softmax_head, write_head  # noqa: E402
-from test_heads_bridge import write_bridge  # noqa: E402
+from test_heads_bridge import TAP, TAP_DIM, write_bridge  # noqa: E402
 
 from biomoe_edge.runtime.gateway_config import HeadConfig  # noqa: E402
 from biomoe_edge.runtime.pipeline import BatchResult, ModalitySettings, Pipeline, PipelineSettings  # noqa: E402
@@ -34,7 +34,8 @@ def test_each_batch_returns_its_own_bridge_predictions(tmp_path):
     import onnxruntime as ort
 
     bridge = write_bridge(tmp_path / "bridge", inputs=("bvp:scalogram",), window_s=4.0)
-    pipeline = Pipeline(_settings(HeadConfig(path=bridge, kind="bridge")), PooledEngine(max_batch=4))
+    engine = PooledEngine(max_batch=4, taps={TAP: TAP_DIM})
+    pipeline = Pipeline(_settings(HeadConfig(path=bridge, kind="bridge")), engine)
     _feed(pipeline, "p1-ppg", {"bvp": 64.0})
     session = ort.InferenceSession(str(bridge / "bridge.onnx"), providers=["CPUExecutionProvider"])
     batches = 0
@@ -46,7 +47,8 @@ def test_each_batch_returns_its_own_bridge_predictions(tmp_path):
         assert [p.window_end_s for p in result.predictions] == [r.window_end_s for r in result.records]
         assert all(p.via_bridge for p in result.predictions)
         windows = np.stack([job.window.samples[0] for job in result.jobs])
-        expected = session.run(["probabilities"], {"images": render_windows(windows, 64.0, "bvp", "scalogram")})[0]
+        _, taps = engine.infer_tapped(render_windows(windows, 64.0, "bvp", "scalogram"), (TAP,))
+        expected = session.run(["probabilities"], {f"tap.{TAP}": taps[TAP]})[0]
         np.testing.assert_allclose(np.stack([p.probabilities for p in result.predictions]), expected, atol=1e-5)
     assert batches >= 2
     # Nothing left behind for a later call.
@@ -71,3 +73,40 @@ def test_a_head_prediction_comes_with_the_batch_that_completes_its_window_time(t
         predictions += result.predictions
     assert len(predictions) == len({end for (m, end) in embeddings if m == "bvp"}) > 0
     assert pipeline.served_classes() == ("a", "b")
+
+
+def test_fallback_stand_ins_come_with_the_batch_that_settles_them(tmp_path):
+    """A head on ECG whose strap is absent, a fallback bridge on PPG: each batch holds the bridge's predictions of
+    its windows and returns, in its own result, those whose head deadline passed; nothing is handed on later but
+    through ``settle_fallbacks`` (the worker's call between batches) and ``close_predictions``."""
+    import json
+
+    from biomoe_edge.manifest import sha256_file
+
+    head, _, _ = write_head(tmp_path / "ecg-head", ["ecg:scalogram"], ["rest", "moderate", "high"],
+                            window_length_s=4.0)
+    bridge = write_bridge(tmp_path / "ecg-on-bvp", inputs=("bvp:scalogram",), window_s=4.0)
+    manifest = json.loads((bridge / "bridge.json").read_text())
+    manifest["head"] = {"path": str(head), "sha256": sha256_file(head / "head.onnx")}
+    (bridge / "bridge.json").write_text(json.dumps(manifest))
+    now = [0.0]
+    entry = HeadConfig(path=head, kind="head", deadline_s=2.0, fallback=(bridge,))
+    pipeline = Pipeline(_settings(entry), PooledEngine(max_batch=4, taps={TAP: TAP_DIM}), clock=lambda: now[0])
+    _feed(pipeline, "p1-ppg", {"bvp": 64.0})
+    first = pipeline.run_batch(pipeline.next_batch(flush=True))
+    assert first.records and first.predictions == []  # held: the head has until its deadline
+    now[0] += 3.0
+    second = pipeline.run_batch(pipeline.next_batch(flush=True))
+    # The first batch's windows, answered by the bridge standing in for the head, in the second batch's result.
+    assert [p.window_end_s for p in second.predictions] == [r.window_end_s for r in first.records]
+    assert all(p.via_bridge and p.head["fallback_for"]["path"] == str(head.resolve()) for p in second.predictions)
+    assert pipeline.run_batch([]).predictions == []  # the second batch's stand-ins still wait for their deadline
+    now[0] += 3.0
+    assert [p.window_end_s for p in pipeline.settle_fallbacks()] == [r.window_end_s for r in second.records]
+    while jobs := pipeline.next_batch(flush=True):
+        pipeline.run_batch(jobs)
+    now[0] += 3.0
+    due = pipeline.close_predictions()
+    assert all(p.via_bridge for p in due)
+    (stats,) = [s for s in pipeline.heads_stats() if s.get("kind") == "fallback"]
+    assert stats["predictions_via_bridge"] == len(first.records) + len(second.records) + len(due)

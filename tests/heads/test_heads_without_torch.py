@@ -1,7 +1,8 @@
 """``evaluate-head`` and ``bridge evaluate`` run where the gateway runs, without torch, and score through the loader
 the gateway serves with (``runtime.heads``): run as commands in a subprocess whose ``import torch`` fails (a
 ``sitecustomize`` on PYTHONPATH that refuses to import it). Not marked torch: CI's gateway-path runs (no torch)
-run it. Heads and bridges are written by hand in the documented form (tests/heads/heads_helpers.py)."""
+run it. Heads, bridges and the engine graph exported with the bridge's tap (``bridge evaluate --engine``) are
+written by hand in the documented form (tests/heads/heads_helpers.py)."""
 
 import json
 import os
@@ -15,8 +16,9 @@ pytest.importorskip("onnxruntime", reason="heads and bridges are served with ONN
 pytest.importorskip("sklearn", reason="the metrics are scikit-learn's")
 pd = pytest.importorskip("pandas")
 
-from heads_helpers import POOLED_BACKBONE, softmax_head, write_head  # noqa: E402
-from test_heads_bridge import write_bridge  # noqa: E402
+from heads_helpers import (POOLED_BACKBONE, PooledEngine, softmax_head, write_head,  # noqa: E402
+                           write_pooled_engine_graph)
+from test_heads_bridge import TAP, TAP_DIM, write_bridge  # noqa: E402
 
 from biomoe_edge.dataset import write_dataset  # noqa: E402
 from biomoe_edge.manifest import sha256_file  # noqa: E402
@@ -89,8 +91,10 @@ def test_bridge_evaluate_runs_without_torch_through_the_gateways_loader(tmp_path
     csv = _ppg_csv(tmp_path / "ppg.csv")
     labels = tmp_path / "labels.csv"
     labels.write_text("subject,start_s,end_s,label\ns1,0,20,rest\ns1,20,40,high\n")
+    # The backbone as the gateway runs it: an ONNX graph exported with the bridge's tap.
+    engine = write_pooled_engine_graph(tmp_path / "engine" / "model.onnx", taps={TAP: TAP_DIM})
     argv = ["bridge", "evaluate", str(bridge), str(csv), "--map", "PPG:bvp", "--labels", str(labels),
-            "--subject", "s1", "--json", str(tmp_path / "b.json")]
+            "--subject", "s1", "--json", str(tmp_path / "b.json"), "--engine", str(engine)]
     result = run_without_torch(tmp_path, *argv)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "b.json").read_text())
@@ -109,7 +113,8 @@ def test_bridge_evaluate_runs_without_torch_through_the_gateways_loader(tmp_path
 
 
 def test_bridge_probabilities_are_the_served_bridges_on_gateway_images(tmp_path):
-    """What the evaluation scores is what the gateway's Bridge computes on the images the gateway draws."""
+    """What the evaluation scores is what the gateway's Bridge computes on the engine's taps of the images the
+    gateway draws."""
     import onnxruntime as ort
 
     from biomoe_edge.training.bridge.evaluate import predict_bridge
@@ -117,8 +122,10 @@ def test_bridge_probabilities_are_the_served_bridges_on_gateway_images(tmp_path)
     bridge = write_bridge(tmp_path / "bridge", inputs=("bvp:scalogram",), window_s=4.0)
     t = np.arange(256) / 64.0
     windows = np.stack([np.sin(2 * np.pi * f * t) for f in (0.8, 1.3, 2.1)]).astype(np.float32)
-    got, loaded = predict_bridge(bridge, windows, 64.0)
+    engine = PooledEngine(max_batch=8, taps={TAP: TAP_DIM})
+    got, loaded = predict_bridge(bridge, windows, 64.0, engine)
     assert loaded.sha256 == load_bridge(bridge).sha256
     session = ort.InferenceSession(str(bridge / "bridge.onnx"), providers=["CPUExecutionProvider"])
-    expected = session.run(["probabilities"], {"images": render_windows(windows, 64.0, "bvp", "scalogram")})[0]
+    _, taps = engine.infer_tapped(render_windows(windows, 64.0, "bvp", "scalogram"), (TAP,))
+    expected = session.run(["probabilities"], {f"tap.{TAP}": taps[TAP]})[0]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)

@@ -1,16 +1,20 @@
-"""The bridged graph as one ONNX file: new-modality images (B, 3, 224, 224) in, the old head's class probabilities
-(B, C) out; FP32 or FP16, TensorRT-parsable operators only, checked against PyTorch with ONNX Runtime.
+"""The served bridge as one ONNX file: the new modality's pooled features at the bridge's input position (``tap``,
+(B, d_new)) in, the old head's class probabilities (B, C) out; FP32 or FP16, TensorRT-parsable operators only,
+checked against PyTorch with ONNX Runtime.
 
-How: the bridged model (new model up to the input position, pooling, the bridge, the old model from the entry
-points) goes through the SDK's own export path (``biomoe_edge.export.onnx_export``: BatchNorm folded, SpectFormer's
-FFT gating in its exact DFT-free MatMul form, ``torch.onnx.export(dynamo=True)`` at the SDK's opset) to a graph
-whose output is the 192-D embedding; the head's ``head.onnx`` is appended after it with ``onnx.compose``
-(its input ``input_0`` wired to that embedding, its nodes prefixed ``head/``); FP16 is the SDK's conversion
-(``biomoe_edge.export.fp16``: LayerNorms, Softmax and reductions stay FP32, I/O stays FP32).
+The graph holds the bridge and the old model from its entry point(s) on, not the frozen backbone up to the input
+position: the gateway's engine returns those features from the run that embeds the window (an engine graph
+exported with ``taps``, runtime/engines/taps.py), so serving a bridge never runs the backbone twice.
 
-The check runs both graphs on held-out new-modality images with ONNX Runtime: the embedding graph against the
-PyTorch bridged model (torch.fft form), and the written graph's probabilities against the PyTorch embedding fed
-to the head as given (``head.onnx``, FP32).
+How: :class:`~.protolrfc.ServedBridge` goes through the SDK's own export path (``biomoe_edge.export.onnx_export``:
+BatchNorm folded, SpectFormer's FFT gating in its exact DFT-free MatMul form, ``torch.onnx.export(dynamo=True)``
+at the SDK's opset) to a graph whose output is the 192-D embedding; the head's ``head.onnx`` is appended after it
+with ``onnx.compose`` (its input ``input_0`` wired to that embedding, its nodes prefixed ``head/``); FP16 is the
+SDK's conversion (``biomoe_edge.export.fp16``: LayerNorms, Softmax and reductions stay FP32, I/O stays FP32).
+
+The check runs the graphs on held-out new-modality images' features (the PyTorch walk's, export/model/taps.py)
+with ONNX Runtime: the embedding graph against the PyTorch bridged model on the images (torch.fft form), and the
+written graph's probabilities against the PyTorch embedding fed to the head as given (``head.onnx``, FP32).
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ import warnings
 import numpy as np
 import torch
 
+from biomoe_edge.export.model.taps import INPUT_TAPS, capture
 from biomoe_edge.export.onnx_export import OPSET, check_onnx, graph_io, prepare_for_export
 from biomoe_edge.manifest import write_manifest
-from biomoe_edge.runtime.heads.bridge import GRAPH_NAME, INPUT_NAME
+from biomoe_edge.runtime.engines.taps import tap_output_name
+from biomoe_edge.runtime.heads.bridge import GRAPH_NAME
 from biomoe_edge.runtime.heads.head import OUTPUT_NAME, graph_input_name
 from biomoe_edge.vocabulary import InputType
 
 from .fit import BridgeFit
+from .protolrfc import ServedBridge
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +45,23 @@ PRECISIONS = ("fp32", "fp16")
 HEAD_PREFIX = "head/"
 
 
-def _export_embedding_graph(bridged: torch.nn.Module, path: pathlib.Path, max_batch: int) -> None:
-    export_model = prepare_for_export(bridged)
-    example = torch.zeros((2, 3, 224, 224), dtype=torch.float32)
+def export_served_embedding_graph(served: ServedBridge, path, max_batch: int) -> None:
+    """``served`` as an ONNX graph: input ``tap.<input position>`` (B, d_new) -> ``embeddings`` (B, 192)."""
+    export_model = prepare_for_export(served)
+    d_new = INPUT_TAPS[served.bridge.input_position].dim
+    example = torch.zeros((2, d_new), dtype=torch.float32)
     batch = torch.export.Dim("batch", min=1, max=max(2, max_batch))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(export_model, (example,), dynamo=True, opset_version=OPSET,
-                                    input_names=[INPUT_NAME], output_names=[EMBEDDING_NAME],
-                                    dynamic_shapes={"images": {0: batch}}, optimize=True, verbose=False, report=False)
+                                    input_names=[tap_output_name(served.bridge.input_position)],
+                                    output_names=[EMBEDDING_NAME], dynamic_shapes={"features": {0: batch}},
+                                    optimize=True, verbose=False, report=False)
     program.save(str(path))
 
 
-def _append_head(embedding_path: pathlib.Path, head_path: pathlib.Path, out_path: pathlib.Path) -> None:
-    """embedding graph + head graph -> one graph (images -> probabilities)."""
+def append_head(embedding_path: pathlib.Path, head_path: pathlib.Path, out_path: pathlib.Path) -> None:
+    """embedding graph + head graph -> one graph (the embedding graph's input -> probabilities)."""
     import onnx
     from onnx import compose, version_converter
 
@@ -83,12 +93,19 @@ def _append_head(embedding_path: pathlib.Path, head_path: pathlib.Path, out_path
     onnx.save(merged, str(out_path))
 
 
-def _ort(path, images: np.ndarray, output: str, *, batch: int = 8) -> np.ndarray:
+def _ort(path, features: np.ndarray, input_name: str, output: str, *, batch: int = 8) -> np.ndarray:
     from biomoe_edge.runtime.engines.onnxruntime_engine import cpu_session
 
     session = cpu_session(path)
-    return np.concatenate([session.run([output], {INPUT_NAME: np.ascontiguousarray(images[i:i + batch])})[0]
-                           for i in range(0, len(images), batch)]).astype(np.float32)
+    return np.concatenate([session.run([output], {input_name: np.ascontiguousarray(features[i:i + batch])})[0]
+                           for i in range(0, len(features), batch)]).astype(np.float32)
+
+
+def tap_features(backbone: torch.nn.Module, images: np.ndarray, tap: str) -> np.ndarray:
+    """Pooled features (N, dim) of ``images`` at ``tap``, by the PyTorch walk (what a tapped engine returns)."""
+    with torch.no_grad():
+        return capture(backbone, torch.from_numpy(np.ascontiguousarray(images, np.float32)), inputs=(tap,))[0][tap] \
+            .numpy()
 
 
 def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_batch: int = 32) -> pathlib.Path:
@@ -98,27 +115,33 @@ def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_bat
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / GRAPH_NAME
-    bridged = fit.bridged_model()
+    tap = fit.bridge.input_position
+    input_name = tap_output_name(tap)
     images = np.ascontiguousarray(fit.check_images, dtype=np.float32)
     with torch.no_grad():
-        reference_embeddings = bridged(torch.from_numpy(images)).numpy()
+        reference_embeddings = fit.bridged_model()(torch.from_numpy(images)).numpy()
     reference = fit.head.predict_proba(reference_embeddings)
+    features = tap_features(fit.backbone_model, images, tap)
     with tempfile.TemporaryDirectory(prefix="biomoe-bridge-") as tmp:
         embedding_path = pathlib.Path(tmp) / "embedding.onnx"
         fp32_path = path if precision == "fp32" else pathlib.Path(tmp) / "bridge_fp32.onnx"
-        _export_embedding_graph(bridged, embedding_path, max_batch)
-        embedding_check = float(np.abs(_ort(embedding_path, images, EMBEDDING_NAME) - reference_embeddings).max())
-        _append_head(embedding_path, fit.head.onnx_path, fp32_path)
+        export_served_embedding_graph(ServedBridge(fit.backbone_model, fit.bridge).eval(), embedding_path,
+                                      max_batch)
+        embedding_check = float(np.abs(_ort(embedding_path, features, input_name, EMBEDDING_NAME)
+                                       - reference_embeddings).max())
+        append_head(embedding_path, fit.head.onnx_path, fp32_path)
         check_onnx(fp32_path)
         if precision == "fp16":
             from biomoe_edge.export.fp16 import convert_fp16
 
             convert_fp16(fp32_path, path)
             check_onnx(path)
-        got = _ort(path, images, OUTPUT_NAME)
+        got = _ort(path, features, input_name, OUTPUT_NAME)
     inputs, outputs, opset = graph_io(path)
-    onnx_check = {"reference": "PyTorch bridged model (torch.fft spectral gates) -> head.onnx on ONNX Runtime",
-                  "runtime": "onnxruntime CPU", "images": f"{len(images)} held-out {fit.new_modality} windows",
+    onnx_check = {"reference": "PyTorch bridged model on the images (torch.fft spectral gates) -> head.onnx on "
+                               "ONNX Runtime",
+                  "runtime": "onnxruntime CPU, fed the PyTorch walk's features at the tap",
+                  "images": f"{len(images)} held-out {fit.new_modality} windows",
                   "probabilities_max_abs": float(np.abs(got - reference).max()),
                   "argmax_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),
                   "embeddings_max_abs_fp32": embedding_check}
@@ -126,6 +149,8 @@ def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_bat
     write_manifest(path, {
         "kind": "bridge",
         "inputs": [str(InputType(fit.new_modality, fit.new_representation))],
+        # The engine returns these features beside the embedding (`biomoe-edge export --taps TAP`).
+        "tap": tap,
         "classes": list(fit.head.classes),
         "old_inputs": fit.head.inputs,
         "precision": precision,
@@ -151,8 +176,9 @@ def export_bridge(fit: BridgeFit, directory, *, precision: str = "fp32", max_bat
         "backbone": dict(fit.backbone),
         "head": {"path": str(fit.head.directory), "sha256": fit.head.sha256, "backbone": fit.head.backbone},
         "onnx_check": onnx_check,
-        "serving": "an image graph: the gateway renders the new modality's windows as `inputs` names them and "
-                   "feeds `images`; it replaces engine + head for this modality and emits PredictionRecords with "
-                   "via_bridge=true",
+        "serving": "a graph on the engine's features: the gateway renders the new modality's windows as `inputs` "
+                   "names them, its engine (exported with the tap) returns their features at `tap` from the run "
+                   "that embeds them, and this graph (the bridge and the old model from the output position on, "
+                   "then the head) turns them into PredictionRecords with via_bridge=true",
     })
     return path

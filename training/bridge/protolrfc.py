@@ -123,3 +123,17 @@ class BridgedModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         pooled, _ = capture(self.backbone, images, inputs=(self.bridge.input_position,))
         return run_from(self.backbone, self.bridge(pooled[self.bridge.input_position]))
+
+
+class ServedBridge(nn.Module):
+    """What the served graph computes: the new modality's pooled features at the input position (B, d_new), as
+    the engine's run returns them (``export_onnx(..., taps=...)``) -> the bridge -> the old model from the entry
+    point(s) -> the 192-D embedding. The frozen backbone up to the input position is the engine's, not here."""
+
+    def __init__(self, backbone: nn.Module, bridge: Bridge):
+        super().__init__()
+        self.backbone = backbone
+        self.bridge = bridge
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return run_from(self.backbone, self.bridge(features))

@@ -54,8 +54,13 @@ def test_fit_and_evaluate_a_simulated_paired_recording(fixture_head, small_recor
     for step in ("selecting positions", "timing", "fitting the bridge", "exporting the bridged graph"):
         assert any(m.startswith(step) and "done in" in m for m in steps), (step, steps)
     metrics_path = tmp_path / "metrics.json"
-    assert main(["bridge", "evaluate", str(out), str(folder), "--labels", str(labels), "--json",
-                 str(metrics_path)]) == 0
+    evaluate = ["bridge", "evaluate", str(out), str(folder), "--labels", str(labels), "--json", str(metrics_path)]
+    # The bridge reads the backbone's features at its tap: evaluating needs the backbone it was fitted on.
+    capsys.readouterr()
+    assert main(evaluate) == 1
+    assert f"give the engine (--engine MODEL, exported with --taps {manifest['tap']}) or --checkpoint" in \
+        capsys.readouterr().err
+    assert main([*evaluate, "--checkpoint", str(reference_dir / "tiny_biomoe_seed11.pth")]) == 0
     metrics = json.loads(metrics_path.read_text())
     assert metrics["windows"] + sum(metrics["unlabelled_windows"].values()) == 52
     assert 0.0 <= metrics["accuracy"] <= 1.0 and len(metrics["confusion_matrix"]) == 3

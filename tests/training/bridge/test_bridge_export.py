@@ -1,5 +1,6 @@
-"""The bridged graph: one ONNX file from new-modality images to the old head's probabilities, FP32 and FP16, with
-TensorRT-parsable operators only, equal to PyTorch; its manifest; and evaluation through it."""
+"""The served bridge graph: one ONNX file from the new modality's features at the bridge's tap to the old head's
+probabilities (no frozen backbone before the tap in it), FP32 and FP16, with TensorRT-parsable operators only;
+fed the tap's features it equals the PyTorch bridged model run on the images; its manifest; evaluation through it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ torch = pytest.importorskip("torch", reason="the bridge trains and exports with 
 from onnx import TensorProto  # noqa: E402
 
 from biomoe_edge.export.graph_info import tensor_types  # noqa: E402
+from biomoe_edge.export.model.taps import INPUT_TAPS  # noqa: E402
 from biomoe_edge.runtime.heads.bridge import load_bridge, read_bridge_manifest  # noqa: E402
 from biomoe_edge.training.bridge import (  # noqa: E402
     Bridge, BridgedModel, BridgeError, evaluate_bridge, export_bridge, render_images)
@@ -38,16 +40,25 @@ def new_images(small_paired):
     return render_images(small_paired.new[rows], small_paired.new_fs, "bvp", "spectrogram_psd")
 
 
-def run(path, images):
+@pytest.fixture(scope="module")
+def tap_engine(stand_in_model):
+    from biomoe_edge.runtime.engines.pytorch_engine import PyTorchEngine
+
+    return PyTorchEngine(model=stand_in_model, max_batch=8)
+
+
+def run(path, images, engine, tap):
+    """The served graph fed the engine's features of ``images`` at ``tap``."""
+    _, features = engine.infer_tapped(images, (tap,))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(["probabilities"], {"images": images})[0]
+    return session.run(["probabilities"], {"tap." + tap: features[tap]})[0]
 
 
-def test_fp32_graph_equals_pytorch(exported, small_fit, new_images):
+def test_fp32_graph_equals_pytorch(exported, small_fit, new_images, tap_engine):
     with torch.no_grad():
         embeddings = small_fit.bridged_model()(torch.from_numpy(new_images)).numpy()
     reference = small_fit.head.predict_proba(embeddings)
-    got = run(exported[0], new_images)
+    got = run(exported[0], new_images, tap_engine, small_fit.bridge.input_position)
     assert got.shape == (len(new_images), 3)
     assert np.abs(got - reference).max() < 1e-4
     assert np.array_equal(got.argmax(1), reference.argmax(1))
@@ -58,15 +69,19 @@ def test_graph_io_operators_and_manifest(exported, small_fit, stand_in_backbone,
     path = exported[0]
     onnx.checker.check_model(str(path), full_check=True)
     model = onnx.load(str(path))
-    assert [i.name for i in model.graph.input] == ["images"]
+    tap = small_fit.bridge.input_position
+    assert [i.name for i in model.graph.input] == [f"tap.{tap}"]
     assert [o.name for o in model.graph.output] == ["probabilities"]
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    assert dims[1:] == [3, 224, 224] and isinstance(dims[0], str)
+    assert dims[1:] == [INPUT_TAPS[tap].dim] and isinstance(dims[0], str)
     ops = {n.op_type for n in model.graph.node}
     assert not ops & {"DFT", "STFT", "BatchNormalization"}
+    # Nothing of the backbone before the tap: no image LayerNorm weights (3, 224, 224), no conv reading RGB.
+    assert not any(list(i.dims) == [3, 224, 224] for i in model.graph.initializer)
+    assert not any(n.op_type == "Conv" and _weight_dims(model, n)[1] == 3 for n in model.graph.node)
     assert tensorrt_problems(path, reference_dir) == []
     manifest = read_bridge_manifest(path.parent)
-    assert manifest["kind"] == "bridge"
+    assert manifest["kind"] == "bridge" and manifest["tap"] == tap
     assert manifest["inputs"] == ["bvp:spectrogram_psd"] and manifest["old_inputs"] == ["ecg:spectrogram_psd"]
     assert manifest["classes"] == ["rest", "moderate", "high"]
     assert manifest["trainable_parameters"] == small_fit.trainable_parameters
@@ -79,7 +94,13 @@ def test_graph_io_operators_and_manifest(exported, small_fit, stand_in_backbone,
     assert manifest["head"]["sha256"] == small_fit.head.sha256
 
 
-def test_fp16_graph_keeps_sensitive_ops_in_fp32_and_stays_close(exported, new_images, reference_dir):
+def _weight_dims(model, node):
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    return weights.get(node.input[1], [0, 0])
+
+
+def test_fp16_graph_keeps_sensitive_ops_in_fp32_and_stays_close(exported, new_images, reference_dir, tap_engine,
+                                                                 small_fit):
     fp32, fp16 = exported
     model = onnx.load(str(fp16))
     types = tensor_types(model)
@@ -92,7 +113,8 @@ def test_fp16_graph_keeps_sensitive_ops_in_fp32_and_stays_close(exported, new_im
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
     assert tensorrt_problems(fp16, reference_dir) == []
-    assert np.abs(run(fp16, new_images) - run(fp32, new_images)).max() < 2e-2
+    tap = small_fit.bridge.input_position
+    assert np.abs(run(fp16, new_images, tap_engine, tap) - run(fp32, new_images, tap_engine, tap)).max() < 2e-2
     manifest = read_bridge_manifest(fp16.parent)
     # The graph runs in fp16; the backbone named is the one the bridge was fitted on (fp32 features), as for heads.
     assert manifest["precision"] == "fp16" and manifest["backbone"]["precision"] == "fp32"
@@ -106,20 +128,33 @@ def test_zero_initialised_bridge_feeds_the_old_model_zeros(stand_in_model, new_i
     torch.testing.assert_close(out, expected.expand(3, -1), rtol=0, atol=0)
 
 
-def test_evaluate_through_the_bridge_folder(exported, small_paired):
+def test_evaluate_through_the_bridge_folder(exported, small_paired, small_fit, tap_engine):
     rows = np.arange(1, 52, 5)
     windows, labels = small_paired.new[rows], small_paired.label[rows]
-    metrics = evaluate_bridge(exported[0].parent, windows, small_paired.new_fs, labels)
-    predicted = np.asarray(metrics["classes"], dtype=object)[
-        run(exported[0], render_images(windows, 64.0, "bvp", "spectrogram_psd")).argmax(1)]
+    metrics = evaluate_bridge(exported[0].parent, windows, small_paired.new_fs, labels, tap_engine)
+    with torch.no_grad():  # the PyTorch bridged model on the images: no tap, no served graph
+        embeddings = small_fit.bridged_model()(
+            torch.from_numpy(render_images(windows, 64.0, "bvp", "spectrogram_psd"))).numpy()
+    predicted = np.asarray(metrics["classes"], dtype=object)[small_fit.head.predict_proba(embeddings).argmax(1)]
     assert metrics["windows"] == len(rows)
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == labels))
     assert np.sum(metrics["confusion_matrix"]) == len(rows)
     with pytest.raises(ValueError, match=r"labels \['sleep'\] are not among"):
-        evaluate_bridge(exported[0].parent, windows[:2], 64.0, ["rest", "sleep"])
+        evaluate_bridge(exported[0].parent, windows[:2], 64.0, ["rest", "sleep"], tap_engine)
 
 
-def test_a_changed_bridge_folder_is_refused(exported, tmp_path):
+def test_evaluate_refuses_an_engine_of_other_weights(exported, small_paired):
+    from biomoe_edge.runtime.engines.pytorch_engine import PyTorchEngine
+    from biomoe_edge.runtime.heads import BridgeError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = PyTorchEngine(None, seed=3, max_batch=8)
+    with pytest.raises(BridgeError, match="refused"):
+        evaluate_bridge(exported[0].parent, small_paired.new[:2], 64.0, ["rest", "rest"], other)
+
+
+def test_a_changed_bridge_folder_is_refused(exported, tmp_path, tap_engine):
     folder = tmp_path / "bridge"
     shutil.copytree(exported[0].parent, folder)
     with open(folder / "bridge.onnx", "ab") as f:
@@ -128,7 +163,7 @@ def test_a_changed_bridge_folder_is_refused(exported, tmp_path):
     with pytest.raises(BridgeError, match="does not match the sha256"):
         load_bridge(folder)
     with pytest.raises(BridgeError, match="does not match the sha256"):
-        evaluate_bridge(folder, np.zeros((1, 640), np.float32), 64.0, ["rest"])
+        evaluate_bridge(folder, np.zeros((1, 640), np.float32), 64.0, ["rest"], tap_engine)
     (folder / "bridge.json").unlink()
     with pytest.raises(BridgeError, match="no bridge.json in it"):
-        evaluate_bridge(folder, np.zeros((1, 640), np.float32), 64.0, ["rest"])
+        evaluate_bridge(folder, np.zeros((1, 640), np.float32), 64.0, ["rest"], tap_engine)

@@ -1,6 +1,7 @@
 """A bridge exported by ``export_bridge`` served by the Gateway (``[[heads]]``) on a PPG-only wearable playing the
-SIMULATED subject's PPG: the served probabilities equal the PyTorch bridged model and old head on the same windows
-(the gateway's recording, replayed), and a gateway running other weights refuses the bridge."""
+SIMULATED subject's PPG, from the taps of the engine's own run (ONNX Runtime on a graph exported with the tap, and
+the PyTorch engine): the served probabilities equal the PyTorch bridged model run on the images and the old head
+on the same windows (the gateway's recording, replayed), and a gateway running other weights refuses the bridge."""
 
 from __future__ import annotations
 
@@ -75,14 +76,34 @@ def gateway_image(window):
     return image
 
 
+@pytest.fixture(scope="module")
+def tapped_graph(small_fit, stand_in_model, tmp_path_factory):
+    """The stand-in weights exported for ONNX Runtime with the bridge's tap as an extra output."""
+    from biomoe_edge.export import export_onnx
+
+    images = np.random.default_rng(0).random((2, 3, 224, 224), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return export_onnx(stand_in_model, tmp_path_factory.mktemp("tapped") / "model.onnx", max_batch=8,
+                           fidelity_images=images, taps=(small_fit.bridge.input_position,))
+
+
+@pytest.mark.parametrize("kind", ["onnxruntime", "pytorch"])
 def test_the_gateway_serves_an_exported_bridge_equal_to_pytorch(bridge_dir, small_fit, small_recording,
-                                                                 reference_dir, tmp_path):
+                                                                 reference_dir, tmp_path, kind, request):
     from biomoe_edge.runtime.engines import open_engine
     from biomoe_edge.runtime.gateway_config import parse_config
     from biomoe_edge.runtime.recording import Replay, open_recording
 
     _, _, simulated = small_recording
-    engine = open_engine("pytorch", reference_dir / "tiny_biomoe_seed11.pth", max_batch=8)
+    if kind == "onnxruntime":
+        engine = open_engine("onnxruntime", request.getfixturevalue("tapped_graph"), max_batch=8)
+        assert engine.taps == (small_fit.bridge.input_position,)
+    else:
+        engine = open_engine("pytorch", reference_dir / "tiny_biomoe_seed11.pth", max_batch=8)
+    runs = []
+    infer_tapped = engine.infer_tapped
+    engine.infer_tapped = lambda images, taps: runs.append(len(images)) or infer_tapped(images, taps)
     gateway, predictions = asyncio.run(serve(parse_config(config_dict(bridge_dir, tmp_path)), engine,
                                              simulated.ppg[:int(SECONDS * PPG_FS)]))
     assert len(predictions) >= 6
@@ -98,6 +119,8 @@ def test_the_gateway_serves_an_exported_bridge_equal_to_pytorch(bridge_dir, smal
     reference = small_fit.head.predict_proba(embeddings)
     served = np.stack([p.probabilities for p in predictions])
     assert np.abs(served - reference).max() < 1e-4
+    # One engine run per batch gave both the embeddings and the bridge's features; the engine ran nothing else.
+    assert engine.runs == len(runs) and sum(runs) == len(predictions)
 
 
 def test_a_gateway_of_other_weights_refuses_the_bridge(bridge_dir, tmp_path):
