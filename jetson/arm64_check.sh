@@ -8,7 +8,7 @@
 #      wheels (a cold cache: the full set does not fit CI's budget beside them), else the full set;
 #   4. the transforms and ONNX Runtime on the same inputs as on the host, compared against the x86 tolerances
 #      (jetson/arm64_compare.py), the ONNX files exported on the host from the reference fixtures' checkpoints;
-#   5. a 30 s `biomoe-edge demo` (the gateway on emulated wearables, Bumble) on the host-exported seed-11 graph.
+#   5. a 30 s `biomoe-edge demo` (the gateway on one emulated wearable, Bumble) on the host-exported seed-11 graph.
 # Python inside is Debian bookworm's 3.11: JetPack 6's Python 3.10 (Ubuntu 22.04) has no aarch64 build in Debian's
 # archive. The weights are the reference fixtures' stand-ins (seeded noise), not the published ones.
 #
@@ -300,7 +300,11 @@ fi
 # -- the gateway on emulated wearables, 30 s, on the host-exported graph ------------------------------------------
 if [ -s "$WORK/seed11.path" ]; then
   step "biomoe-edge demo --duration $DEMO_SECONDS on the host-exported seed-11 graph (no torch inside)"
-  in_rootfs "cd /tmp && BIOMOE_EDGE_CACHE_DIR=/build/work/cache $VENV/bin/biomoe-edge demo --quiet \
+  # One wearable's EDA, a window every 10 s: under emulation one Tiny-BioMoE image costs tens of seconds, and the
+  # demo runs every queued window before it reports (the default two wearables' eight streams did not finish in
+  # 11 min). The limit makes a hang a failure, not a stuck CI.
+  in_rootfs "cd /tmp && BIOMOE_EDGE_CACHE_DIR=/build/work/cache timeout --signal=INT --kill-after=60 900 \
+    $VENV/bin/biomoe-edge demo --quiet --devices 1 --modalities eda --window 10 --hop 10 \
     --checkpoint /build/shared/reference/tiny_biomoe_seed11.pth --duration $DEMO_SECONDS \
     --report /build/work/demo-report.json" >"$OUT/demo.log" 2>&1 || status_demo=$?
   if [ "$status_demo" -eq 0 ]; then
