@@ -537,7 +537,18 @@ def _sink(table: _Table, base) -> SinkConfig:
 
 def _check_sink_names(sinks: tuple[SinkConfig, ...]) -> None:
     """Two sinks of one kind writing the same prefix into the same folder would take each other's files (their
-    recovery, their rotation): refused, naming both."""
+    recovery, their rotation), and two MQTT sinks sharing an outbox would each send, and delete on acknowledgement,
+    the other's records: refused, naming both."""
+    outboxes: dict[pathlib.Path, int] = {}
+    for i, sink in enumerate(sinks):
+        outbox = sink.options.get("outbox_dir") if sink.kind == "mqtt" else None
+        if outbox is None:
+            continue
+        outbox = pathlib.Path(outbox).resolve()
+        if outbox in outboxes:
+            raise ConfigError(f"sinks[{i}].outbox_dir", f"sinks[{outboxes[outbox]}] already keeps its outbox in "
+                              f"{outbox}; give each MQTT sink its own outbox_dir")
+        outboxes[outbox] = i
     seen: dict[tuple, int] = {}
     for i, sink in enumerate(sinks):
         if "directory" not in sink.options or "prefix" not in sink.options:

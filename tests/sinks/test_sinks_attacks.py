@@ -55,6 +55,17 @@ def test_two_sinks_writing_the_same_names_are_refused_at_configuration(tmp_path)
     parse_config({"sinks": sinks[:2]})  # one of each kind is fine
 
 
+def test_two_mqtt_sinks_sharing_an_outbox_are_refused_at_configuration(tmp_path):
+    mqtt = {"kind": "mqtt", "host": "127.0.0.1", "qos": 1}
+    sinks = [{**mqtt, "outbox_dir": str(tmp_path / "outbox")},
+             {**mqtt, "outbox_dir": str(tmp_path / "other")},
+             {**mqtt, "outbox_dir": str(tmp_path / "other" / ".." / "outbox")}]
+    with pytest.raises(ConfigError) as info:
+        parse_config({"sinks": sinks})
+    assert info.value.key_path == "sinks[2].outbox_dir" and "sinks[0]" in str(info.value)
+    parse_config({"sinks": sinks[:2]})  # one outbox each is fine
+
+
 def test_reading_an_npz_file_reads_each_array_once(tmp_path, monkeypatch):
     """Quadratic before: every record re-read (and decompressed) every array of the file."""
     with NpzSink(tmp_path, prefix="emb", max_bytes=None, max_age_s=None) as sink:

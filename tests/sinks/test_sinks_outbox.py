@@ -131,3 +131,14 @@ def test_a_killed_gateways_outbox_is_sent_by_the_next_run(make_broker, tmp_path)
     ordered = list(dict.fromkeys(_ids(subscriber.messages)))
     assert ordered == [r.record_id for r in make_records(25)]  # in the order written
     assert collections.Counter(_ids(subscriber.messages)).most_common(1)[0][1] <= 2
+
+
+def test_a_corrupt_outbox_fails_its_sink_alone_naming_the_file(tmp_path):
+    from biomoe_edge.runtime.sinks import GuardedSink
+
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "outbox" / "outbox.sqlite3").write_bytes(b"not a database" * 100)
+    with pytest.raises(ValueError, match=r"outbox_dir .*outbox: cannot open outbox.sqlite3"):
+        Outbox(tmp_path / "outbox", 1 << 20)
+    guard = GuardedSink.start(lambda: Outbox(tmp_path / "outbox", 1 << 20), kind="mqtt", path=str(tmp_path / "outbox"))
+    assert guard.state == "failed" and "outbox.sqlite3" in guard.reason
