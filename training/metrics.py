@@ -45,11 +45,11 @@ def classification_metrics(y_true, y_pred, classes) -> dict:
 def write_confusion_png(metrics: dict, path, *, title: str) -> pathlib.Path:
     """The confusion matrix of ``metrics`` (rows: true class, columns: predicted) as a PNG, counts and row
     shares in each cell; ``title`` says what was evaluated (and, for stand-in weights, that it is not the paper's)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on a gateway or in CI
-    import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
+
+    from biomoe_edge.training.plots import pyplot, save_figure
+
+    plt = pyplot()
 
     matrix = np.asarray(metrics["confusion_matrix"], dtype=np.int64)
     classes = metrics["classes"]
@@ -63,9 +63,4 @@ def write_confusion_png(metrics: dict, path, *, title: str) -> pathlib.Path:
     width = max(40, int(12 * (1.6 + 1.1 * len(classes))))  # characters per title line at this figure width
     axes.set_title("\n".join(textwrap.wrap(title, width)) + f"\nbalanced accuracy {metrics['balanced_accuracy']:.1%}, "
                    f"macro F1 {metrics['macro_f1']:.3f}", fontsize=7)
-    figure.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -15,7 +15,8 @@ UNLABELLED = "(unlabelled)"
 MAX_POINTS = 5000
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display on a gateway or in CI)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a gateway or in CI
@@ -24,10 +25,20 @@ def _pyplot():
     return plt
 
 
+def save_figure(figure, path) -> pathlib.Path:
+    """``figure`` laid out, written to ``path`` (its folder made) and closed; returns the path."""
+    figure.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    pyplot().close(figure)
+    return path
+
+
 def _scatter_by(ax, points: np.ndarray, groups, title: str) -> None:
     names = sorted({str(g) for g in groups} - {UNLABELLED})
     groups = np.asarray([str(g) for g in groups], dtype=object)
-    colours = _pyplot().get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colours = pyplot().get_cmap("tab10" if len(names) <= 10 else "tab20")
     for colour, name in [("lightgrey", UNLABELLED)] + [(colours(i % colours.N), n) for i, n in enumerate(names)]:
         mask = groups == name
         if mask.any():
@@ -47,7 +58,7 @@ def write_embedding_projection_png(frame, path, *, title: str = "") -> pathlib.P
 
     if len(frame) < 3:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     inputs = sorted(set(frame["modality"].astype(str) + ":" + frame["representation"].astype(str)))
     figure, axes = plt.subplots(len(inputs), 2, figsize=(10, 4.2 * len(inputs)), squeeze=False, dpi=110)
     rng = np.random.default_rng(0)
@@ -72,19 +83,14 @@ def write_embedding_projection_png(frame, path, *, title: str = "") -> pathlib.P
     random_weights = "random_weights" in frame and bool(frame["random_weights"].any())
     caveat = "RANDOM weights: the embeddings are meaningless; this shows the pipeline" if random_weights else ""
     figure.suptitle("; ".join(part for part in (title, caveat) if part), fontsize=10)
-    figure.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def write_bridge_fit_png(positions: dict, curve: list, path, *, title: str = "") -> pathlib.Path:
     """A bridge fit in three panels: the probe macro F1 of each candidate input position (the chosen one
     highlighted), the linear CKA of each old-model entry point, and the fit curve (training and held-out loss per
     epoch). ``positions`` and ``curve`` as bridge.json holds them."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=110)
     inputs = positions.get("input_candidates", [])
     chosen_input = positions.get("input", {}).get("name")
@@ -112,9 +118,4 @@ def write_bridge_fit_png(positions: dict, curve: list, path, *, title: str = "")
     axes[2].set_title("fit curve", fontsize=9)
     axes[2].legend(fontsize=8)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
