@@ -96,6 +96,8 @@ for tool in debootstrap unshare chroot flock sha256sum; do
   command -v "$tool" >/dev/null || { echo "arm64_check: $tool not found (apt-get install debootstrap util-linux)" >&2; exit 2; }
 done
 [ -x "$HOST_PYTHON" ] || { echo "arm64_check: no host Python at $HOST_PYTHON (--host-python)" >&2; exit 2; }
+# Absolute (the build below runs in another folder), without resolving the venv's symlink to its base Python.
+HOST_PYTHON=$(cd "$(dirname "$HOST_PYTHON")" && pwd)/$(basename "$HOST_PYTHON")
 [ -d "$SHARED/reference" ] || { echo "arm64_check: no reference fixtures at $SHARED/reference (--shared)" >&2; exit 2; }
 SHARED=$(cd "$SHARED" && pwd)
 
