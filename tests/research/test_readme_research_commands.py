@@ -15,12 +15,13 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.torch
+
 pytest.importorskip("bumble", reason="the demo's wearables run on Bumble")
 pytest.importorskip("torch", reason="train-head and bridge fit need PyTorch (the export extra)")
 pytest.importorskip("pyedflib", reason="export-edf needs pyEDFlib (the recordings extra)")
 pytest.importorskip("sklearn")
 pytest.importorskip("neurokit2", reason="demo --head plays simulated sessions")
-pytestmark = pytest.mark.torch
 
 from biomoe_edge.cli import main  # noqa: E402
 from biomoe_edge.dataset import load_dataset  # noqa: E402
