@@ -47,6 +47,10 @@ def _connection_tasks():
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("ble-connection") and not t.done()]
 
 
+# A known race, not yet fixed: on Python 3.10/3.12 (not seen on 3.11), about one run in five, the gateway started
+# right after one stopped 0.01 s into a reconnection finds neither emulated board advertising for 10 s (seen on main
+# before this change too). Rerun twice; three failures in a row still fail. docs/reliability.md, "Known flaky".
+@pytest.mark.flaky(reruns=2)
 async def test_stopping_mid_reconnect_ends_at_once_and_leaves_nothing_scanning():
     """Wearables that drop their link every 0.4 s; the gateway is stopped at several points of a reconnection
     (link just lost, backing off, scanning, connecting)."""
