@@ -47,22 +47,6 @@ def test_every_single_bit_flip_in_a_segment_reads_or_is_a_recording_error(tmp_pa
     assert outcomes["refused"] > 50  # most flips are caught (zip CRCs); the rest hit fields nobody reads
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 kB tmpfs mounted for this test (needs CAP_SYS_ADMIN: root on CI and here; skipped elsewhere)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    try:
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount_point)],
-                                capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.skip("no mount command here: cannot make a small real file system to fill")
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {result.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
 
 
 def _fill(directory) -> pathlib.Path:

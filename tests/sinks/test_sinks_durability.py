@@ -24,22 +24,6 @@ from biomoe_edge.runtime.sinks import GuardedSink, JsonlSink, NpzSink, read_json
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 kB tmpfs mounted for this test (needs CAP_SYS_ADMIN: root on CI and here; skipped elsewhere)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    try:
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount_point)],
-                                capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.skip("no mount command here: cannot make a small real file system to fill")
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {result.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
 
 
 def _fill(disk: pathlib.Path, leave_bytes: int) -> pathlib.Path:
